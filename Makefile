@@ -1,0 +1,40 @@
+# migrun — see README.md. `make demo` and `make test` are the two set-up commands.
+GO      ?= go
+BIN     := bin/migrun
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build test unit lint fuzz bench demo clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/migrun
+
+# test: what CI runs. Unit tests (the fuzz target's seed corpus runs as part
+# of them), vet and formatting.
+test: lint unit
+
+unit:
+	$(GO) test -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# fuzz: a longer run of the plan loader's fuzz target (FUZZTIME=30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./plan
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# demo: build migrun and run the bundled local demo plan: dry run, apply,
+# status, and the refused second apply.
+demo: build
+	@scripts/demo.sh $(BIN)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/migrun/migrun/runner"
+)
+
+var errNotConfirmed = errors.New("apply not confirmed; nothing was changed")
+
+func runApply(ctx context.Context, args []string, e env) error {
+	var (
+		c               commonFlags
+		sel             selection
+		yes             bool
+		resume, restart bool
+	)
+	fs := newFlagSet("apply", "apply [flags] PLAN")
+	c.add(fs)
+	sel.add(fs)
+	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.BoolVar(&resume, "resume", false, "continue an interrupted or failed run: skip steps recorded done, re-check the one in progress")
+	fs.BoolVar(&restart, "restart", false, "start over even though the journal records an earlier run")
+	files, err := parseFlags(fs, args, e.stderr)
+	if err != nil {
+		return err
+	}
+	if err := oneFile("apply", files); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if resume && restart {
+		return usagef("--resume and --restart exclude each other")
+	}
+	p, err := loadPlan(files[0], &c, e)
+	if err != nil {
+		return err
+	}
+	sec, err := resolveSecrets(p, e)
+	if err != nil {
+		return err
+	}
+	opts := runner.Options{Resume: resume, Restart: restart, From: sel.from, Only: sel.only()}
+
+	// On a terminal, show the dry run and ask, as terraform apply does.
+	if !yes && isTerminal(e.stdin) && isTerminal(e.stdout) {
+		preview, err := newRunner(p, &c, sec, e, opts)
+		if err != nil {
+			return err
+		}
+		if _, err := preview.Plan(ctx); err != nil {
+			return reported{err}
+		}
+		fmt.Fprintf(e.stdout, "\nApply plan %s to its hosts? Only 'yes' is accepted: ", p.Name)
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		if strings.TrimSpace(answer) != "yes" {
+			return errNotConfirmed
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	r, err := newRunner(p, &c, sec, e, opts)
+	if err != nil {
+		return err
+	}
+	_, err = r.Apply(ctx)
+	if err != nil {
+		var (
+			runErr  *runner.RunError
+			stepErr *runner.StepError
+		)
+		if errors.As(err, &runErr) || errors.As(err, &stepErr) || errors.Is(err, context.Canceled) {
+			return reported{err} // the events said it already
+		}
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/migrun/migrun/runner"
+)
+
+func runStatus(ctx context.Context, args []string, e env) error {
+	var c commonFlags
+	fs := newFlagSet("status", "status [flags] PLAN")
+	c.add(fs)
+	files, err := parseFlags(fs, args, e.stderr)
+	if err != nil {
+		return err
+	}
+	if err := oneFile("status", files); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	p, err := loadPlan(files[0], &c, e)
+	if err != nil {
+		return err
+	}
+	dir := c.stateDir
+	if dir == "" {
+		dir = runner.DefaultStateDir(p.File)
+	}
+	path := runner.JournalPath(dir, p.Name)
+	j, err := runner.ReadJournal(path)
+	if err != nil {
+		return err
+	}
+	if c.output == "json" {
+		if j == nil {
+			fmt.Fprintln(e.stdout, "null")
+			return nil
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(j)
+	}
+	if j == nil {
+		fmt.Fprintf(e.stdout, "Plan %s has never been applied (no journal at %s).\n", p.Name, path)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Plan %s: %s (run %s by %s on %s, started %s)\n",
+		j.Plan, j.Status, j.RunID, j.User, j.Workstation, j.Started.Local().Format(time.DateTime))
+	if j.PlanDigest != p.Digest {
+		fmt.Fprintln(e.stdout, "The plan file has changed since this run.")
+	}
+	if j.FailedStep != "" {
+		fmt.Fprintf(e.stdout, "Failed step: %s: %s\n", j.FailedStep, j.Error)
+	}
+	fmt.Fprintln(e.stdout)
+	printRecords(e, j.Steps)
+	if len(j.OnFailure) > 0 {
+		fmt.Fprintln(e.stdout, "\non_failure:")
+		printRecords(e, j.OnFailure)
+	}
+	fmt.Fprintf(e.stdout, "\nHistory:\n")
+	for _, h := range j.History {
+		fmt.Fprintf(e.stdout, "  %s  %-8s %-12s %s@%s\n", h.Started.Local().Format(time.DateTime), h.Mode, h.Status, h.User, h.From)
+	}
+	return nil
+}
+
+func printRecords(e env, recs []*runner.StepRecord) {
+	for _, s := range recs {
+		dur := ""
+		if !s.Ended.IsZero() && !s.Started.IsZero() {
+			dur = round(s.Ended.Sub(s.Started))
+		}
+		status := s.Status
+		if s.Status == runner.StatusDone && s.Changed {
+			status = "done (changed)"
+		}
+		fmt.Fprintf(e.stdout, "  %-28s %-14s %-15s %s\n", s.ID, s.Host, status, dur)
+		if s.Error != "" {
+			fmt.Fprintf(e.stdout, "      error: %s\n", s.Error)
+		} else if s.Reason != "" {
+			fmt.Fprintf(e.stdout, "      %s\n", s.Reason)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// commonFlags are the flags every plan-reading command takes.
+type commonFlags struct {
+	vars     varFlag
+	stateDir string
+	output   string
+	verbose  bool
+	// SSH
+	knownHosts  string
+	acceptNew   bool
+	sshConfig   string
+	identity    string
+	connTimeout string
+}
+
+func (c *commonFlags) add(fs *flag.FlagSet) {
+	c.vars = varFlag{}
+	fs.Var(&c.vars, "var", "set a plan variable: `key=value` (repeatable)")
+	fs.StringVar(&c.stateDir, "state-dir", "", "journal and lock `directory` (default .migrun/ beside the plan)")
+	fs.StringVar(&c.output, "output", "text", "output `format`: text or json (JSON lines events)")
+	fs.BoolVar(&c.verbose, "v", false, "verbose: stream command output")
+	fs.StringVar(&c.knownHosts, "known-hosts", "", "known_hosts `file` (default ~/.ssh/known_hosts)")
+	fs.BoolVar(&c.acceptNew, "accept-new-host-keys", false, "trust and record the keys of hosts not yet in known_hosts (a changed key is always refused)")
+	fs.StringVar(&c.sshConfig, "ssh-config", "", "ssh config `file` (default ~/.ssh/config; \"none\" to ignore it)")
+	fs.StringVar(&c.identity, "identity", "", "private key `file` to offer to every SSH host, before the agent's keys")
+	fs.StringVar(&c.connTimeout, "connect-timeout", "15s", "SSH connect and handshake `timeout`")
+}
+
+func (c *commonFlags) validate() error {
+	if c.output != "text" && c.output != "json" {
+		return usagef("--output must be text or json, not %q", c.output)
+	}
+	return nil
+}
+
+// varFlag collects --var key=value.
+type varFlag map[string]string
+
+func (v varFlag) String() string { return "" }
+
+func (v varFlag) Set(s string) error {
+	k, val, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	if _, dup := v[k]; dup {
+		return fmt.Errorf("variable %q given twice", k)
+	}
+	v[k] = val
+	return nil
+}
+
+// parseFlags parses flags given before or after the positional arguments
+// ("migrun apply plan.yaml --yes" works like "migrun apply --yes plan.yaml").
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
+	fs.SetOutput(stderr)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, reported{usagef("help requested")}
+			}
+			return nil, reported{usagef("%v", err)}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: migrun %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,129 @@
+// Command migrun runs declarative migration plans: ordered steps, locally
+// or over SSH, with a dry run, a journal and resume.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/migrun/migrun/plan"
+	"github.com/migrun/migrun/runner"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK          = 0
+	exitFailed      = 1 // a step failed (or a host could not be reached)
+	exitInvalid     = 2 // invalid plan or usage
+	exitRefused     = 3 // lock held, plan completed, resume refused
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
+	os.Exit(exitCode(err))
+}
+
+// env is the process's outside world, passed in so tests run the CLI
+// in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// usageError is a bad command line: exit 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// reported wraps an error that was already shown to the user (as events
+// or plan problems), so main prints nothing more.
+type reported struct{ err error }
+
+func (e reported) Error() string { return e.err.Error() }
+func (e reported) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var (
+		perrs plan.Errors
+		uerr  usageError
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &perrs), errors.As(err, &uerr):
+		return exitInvalid
+	case errors.Is(err, runner.ErrLocked), errors.Is(err, runner.ErrCompleted),
+		errors.Is(err, runner.ErrUnfinished), errors.Is(err, runner.ErrPlanChanged),
+		errors.Is(err, runner.ErrNothingToResume), errors.Is(err, errNotConfirmed):
+		return exitRefused
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return exitFailed
+}
+
+const usage = `migrun runs migration plans: ordered steps on local and SSH hosts,
+with a dry run, a journal, resume and rollback.
+
+Usage:
+  migrun validate PLAN...        check plans without contacting any host
+  migrun plan PLAN               dry run: checks and exact actions, changes nothing
+  migrun apply PLAN              run the plan (asks first on a terminal unless --yes)
+  migrun status PLAN             show the journal of the last run
+  migrun steps                   list the step kinds
+  migrun doc KIND                document a step kind's fields
+  migrun version
+
+Run 'migrun COMMAND -h' for a command's flags.
+Exit codes: 0 done, 1 a step failed, 2 invalid plan or usage,
+3 refused (lock held, plan completed, resume refused), 130 interrupted.
+`
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+func run(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "validate":
+		err = runValidate(ctx, rest, e)
+	case "plan":
+		err = runPlan(ctx, rest, e)
+	case "apply":
+		err = runApply(ctx, rest, e)
+	case "status":
+		err = runStatus(ctx, rest, e)
+	case "steps":
+		err = runSteps(ctx, rest, e)
+	case "doc":
+		err = runDoc(ctx, rest, e)
+	case "version", "--version":
+		fmt.Fprintln(e.stdout, "migrun", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, usage)
+	default:
+		fmt.Fprint(e.stderr, usage)
+		err = usagef("unknown command %q", cmd)
+	}
+	var rep reported
+	if err != nil && !errors.As(err, &rep) {
+		fmt.Fprintln(e.stderr, "migrun:", err)
+	}
+	return err
+}

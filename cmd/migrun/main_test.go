@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs migrun in-process and returns its exit code and output.
+func cli(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	err := run(context.Background(), args, env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: getenv})
+	return exitCode(err), stdout.String(), stderr.String()
+}
+
+const localPlan = `version: 1
+name: cli-test
+vars:
+  dir: /nonexistent
+secrets:
+  pw: {env: TEST_PW}
+hosts:
+  here: {local: true}
+steps:
+  - id: make-dir
+    host: here
+    command:
+      argv: [mkdir, -p, "${dir}/out"]
+      creates: ${dir}/out
+  - id: write-secret
+    host: here
+    description: secret on stdin
+    command:
+      script: cat > "${dir}/out/secret"
+      stdin: ${pw}
+      creates: ${dir}/out/secret
+  - id: copy-it
+    copy: {from: "here:${dir}/out/secret", to: "${dir}/copy", mode: "0600"}
+`
+
+func writePlan(t *testing.T, text string) (planFile, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	planFile = filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(planFile, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return planFile, dir
+}
+
+func TestCLIApplyLifecycle(t *testing.T) {
+	planFile, dir := writePlan(t, localPlan)
+	getenv := func(k string) string {
+		if k == "TEST_PW" {
+			return "very-secret-value"
+		}
+		return ""
+	}
+	vars := []string{"--var", "dir=" + dir}
+
+	code, out, errOut := cli(t, getenv, append([]string{"validate"}, append(vars, planFile)...)...)
+	if code != 0 || !strings.Contains(out, "ok: plan cli-test, 3 step(s)") {
+		t.Fatalf("validate: %d %q %q", code, out, errOut)
+	}
+
+	// Dry run: every step shown, nothing written (not even the state dir).
+	code, out, errOut = cli(t, getenv, append([]string{"plan"}, append(vars, planFile)...)...)
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"make-dir", "write-secret", "copy-it", "would change"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("dry run wrote into %s: %v", dir, entries)
+	}
+
+	code, out, errOut = cli(t, getenv, append([]string{"apply", planFile, "--yes"}, vars...)...)
+	if code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "copy")); string(got) != "very-secret-value" {
+		t.Fatalf("copied file holds %q", got)
+	}
+	if !strings.Contains(out, "completed") {
+		t.Fatalf("apply output:\n%s", out)
+	}
+
+	// One-shot: a second apply is refused with exit 3.
+	code, _, errOut = cli(t, getenv, append([]string{"apply", "--yes", planFile}, vars...)...)
+	if code != 3 || !strings.Contains(errOut, "already completed") {
+		t.Fatalf("second apply: exit %d, %q", code, errOut)
+	}
+
+	code, out, _ = cli(t, getenv, append([]string{"status", planFile}, vars...)...)
+	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, "copy-it") {
+		t.Fatalf("status: %d\n%s", code, out)
+	}
+
+	// The secret is nowhere in migrun's state.
+	filepath.Walk(filepath.Join(dir, ".migrun"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte("very-secret-value")) {
+				t.Errorf("%s holds the secret", p)
+			}
+		}
+		return nil
+	})
+}
+
+func TestCLIJSONEvents(t *testing.T) {
+	planFile, dir := writePlan(t, localPlan)
+	getenv := func(k string) string { return map[string]string{"TEST_PW": "pw-value"}[k] }
+	code, out, errOut := cli(t, getenv, "apply", "--yes", "--output", "json", "--var", "dir="+dir, planFile)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var types []string
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var e struct{ Type, Step, Status string }
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		types = append(types, e.Type)
+	}
+	if types[0] != "run_start" || types[len(types)-1] != "run_end" || strings.Count(strings.Join(types, " "), "step_end") != 3 {
+		t.Fatalf("event types %v", types)
+	}
+	if strings.Contains(out, "pw-value") {
+		t.Fatal("secret in JSON events")
+	}
+}
+
+func TestCLIInvalidPlanExit2(t *testing.T) {
+	planFile, _ := writePlan(t, `version: 1
+name: bad
+hosts:
+  here: {local: true}
+steps:
+  - id: one
+    host: nowhere
+    command: "true"
+    bogus: 1
+`)
+	code, _, errOut := cli(t, nil, "plan", planFile)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, errOut)
+	}
+	for _, want := range []string{"plan.yaml:7:", "nowhere", "plan.yaml:9:", "bogus", `"one"`} {
+		if !strings.Contains(errOut, want) {
+			t.Fatalf("errors lack %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	tests := [][]string{
+		{},
+		{"frobnicate"},
+		{"plan"},
+		{"apply", "a.yaml", "b.yaml"},
+		{"apply", "--resume", "--restart", "a.yaml"},
+		{"plan", "--output", "xml", "a.yaml"},
+		{"plan", "--var", "novalue", "a.yaml"},
+		{"doc", "no-such-kind"},
+	}
+	for _, args := range tests {
+		if code, _, errOut := cli(t, nil, args...); code != 2 {
+			t.Errorf("migrun %v: exit %d, want 2 (%s)", args, code, errOut)
+		}
+	}
+}
+
+func TestCLIDoc(t *testing.T) {
+	code, out, _ := cli(t, nil, "steps")
+	if code != 0 || !strings.Contains(out, "command") || !strings.Contains(out, "copy") {
+		t.Fatalf("steps: %d %s", code, out)
+	}
+	code, out, _ = cli(t, nil, "doc", "copy")
+	if code != 0 || !strings.Contains(out, "from") || !strings.Contains(out, "required") {
+		t.Fatalf("doc copy: %d %s", code, out)
+	}
+}

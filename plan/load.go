@@ -1,0 +1,104 @@
+package plan
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/migrun/migrun/steps"
+)
+
+// Load reads the plan at path; see Parse.
+func Load(path string, reg *steps.Registry, overrides map[string]string) (*Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, reg, overrides)
+}
+
+// Parse decodes, interpolates and validates the plan in data; file names it
+// in messages. reg lists the step kinds the plan may use (nil: the builtin
+// ones). overrides are --var values; each must name a declared var.
+//
+// When anything is wrong, Parse returns a nil plan and Errors listing every
+// problem found, in file order.
+func Parse(file string, data []byte, reg *steps.Registry, overrides map[string]string) (*Plan, error) {
+	if reg == nil {
+		reg = steps.Builtin()
+	}
+	l := &loader{file: file, reg: reg}
+	root := l.parseYAML(data)
+	if root == nil {
+		return nil, l.errs.sorted()
+	}
+	p := l.document(root, overrides)
+	if len(l.errs) > 0 {
+		return nil, l.errs.sorted()
+	}
+	p.setDigests()
+	return p, nil
+}
+
+// yamlLineRE pulls the line out of yaml.v3's syntax errors, which are plain
+// strings like "yaml: line 3: could not find expected ':'".
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseYAML parses data into the root node of its single document, or
+// records why it cannot and returns nil.
+func (l *loader) parseYAML(data []byte) (root *yaml.Node) {
+	defer func() {
+		// yaml.v3 turns its own failures into errors but lets other panics
+		// through; a malformed plan must never crash migrun.
+		if r := recover(); r != nil {
+			l.errorf(nil, "", "the YAML parser failed on this file: %v", r)
+			root = nil
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			l.errorf(nil, "", "the plan is empty")
+		} else {
+			l.yamlError(err)
+		}
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		l.yamlError(err)
+		return nil
+	default:
+		l.errorf(&next, "", "a plan is one YAML document; this is a second one")
+		return nil
+	}
+	if len(doc.Content) == 0 {
+		l.errorf(nil, "", "the plan is empty")
+		return nil
+	}
+	return doc.Content[0]
+}
+
+func (l *loader) yamlError(err error) {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if strings.HasPrefix(m[2], "did not find expected") {
+			// yaml.v3 numbers lines from 0 in its parser's errors (and
+			// from 1 in its scanner's); those all start this way.
+			line++
+		}
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Msg: "YAML: " + m[2]})
+		return
+	}
+	l.errorf(nil, "", "%s", msg)
+}

@@ -1,0 +1,66 @@
+// Package plan loads a migrun plan from YAML: strict decoding (unknown keys,
+// wrong types and duplicates are errors), variable and secret interpolation,
+// and validation. Every problem is reported at once, each naming
+// file:line:column and the step id.
+package plan
+
+import (
+	"time"
+
+	"github.com/migrun/migrun/steps"
+)
+
+// Version is the plan format version this migrun reads.
+const Version = 1
+
+// Plan is a loaded, interpolated and validated plan.
+type Plan struct {
+	File        string // path as given
+	Name        string // [a-z0-9-]; names the journal
+	Description string
+	Vars        map[string]string // after --var overrides
+	Secrets     map[string]SecretSource
+	Hosts       map[string]Host
+	Steps       []Step
+	OnFailure   []Step
+	// Digest is the hex sha256 of the resolved plan (vars interpolated,
+	// secrets as tokens): it changes when anything that would run changes.
+	Digest string
+}
+
+// SecretSource says where a secret's value comes from; exactly one is set.
+type SecretSource struct {
+	Env    string // environment variable name
+	File   string // file whose first line is the value
+	Prompt string // text of a no-echo prompt on the terminal
+}
+
+// Host is a machine the plan touches.
+type Host struct {
+	Name         string // the key under hosts:
+	Local        bool   // the workstation itself
+	Address      string // host name or IP; ~/.ssh/config may map it
+	User         string
+	Port         int    // 0: from ~/.ssh/config, else 22
+	IdentityFile string // private key path
+	Jump         string // ProxyJump: [user@]host[:port][,...]
+	Become       string // how steps' `become:` switches user: sudo (default) or su
+	Line, Column int    // where the host was defined
+}
+
+// Step is one step of the plan (or of on_failure).
+type Step struct {
+	ID          string
+	Kind        string // the step-kind key, e.g. "copy"
+	Spec        steps.Spec
+	Host        string // "" when the kind names its hosts itself
+	Description string
+	Become      string
+	Timeout     time.Duration // 0: none
+	Retries     int
+	When        string // var name, optionally prefixed by "!" to negate
+	// Digest is the hex sha256 of this step's resolved definition; resume
+	// refuses when a step recorded done has a different digest now.
+	Digest       string
+	Line, Column int
+}

@@ -1,0 +1,135 @@
+package plan
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/migrun/migrun/internal/secret"
+)
+
+// Prompter asks the user for a secret on the terminal without echo.
+type Prompter func(prompt string) (string, error)
+
+// UsedSecrets lists the secrets that steps and on_failure refer to, sorted.
+// Secrets declared but unused are never asked for.
+func (p *Plan) UsedSecrets() []string {
+	seen := map[string]bool{}
+	for _, list := range [][]Step{p.Steps, p.OnFailure} {
+		for _, st := range list {
+			specStrings(st.Spec, func(_, s string) {
+				for _, name := range secret.Names(s) {
+					seen[name] = true
+				}
+			})
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// maxSecretLine bounds what is read of a secret file: its first line is
+// the value, and a huge file is a mistake.
+const maxSecretLine = 64 << 10
+
+// ResolveSecrets reads the values of the secrets the plan uses. getenv
+// reads the environment (nil: os.Getenv); prompt asks on the terminal (nil
+// in non-interactive runs, which then cannot use prompt secrets).
+//
+// A file secret is the first line of the file, without its line ending; a
+// relative path is taken from the plan's directory, and "~/" is the home
+// directory. A file every user may read is refused.
+//
+// Environment and file secrets are read first and every problem with them
+// is reported at once, before anyone is asked to type a password for a run
+// that cannot start anyway.
+func (p *Plan) ResolveSecrets(getenv func(string) string, prompt Prompter) (secret.Values, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	vals := secret.Values{}
+	var errs []error
+	var prompts []string
+	for _, name := range p.UsedSecrets() {
+		src := p.Secrets[name] // the loader made sure it is declared
+		switch {
+		case src.Env != "":
+			if val := getenv(src.Env); val != "" {
+				vals[name] = val
+			} else {
+				errs = append(errs, fmt.Errorf("secret %s: environment variable %s is not set or empty", name, src.Env))
+			}
+		case src.File != "":
+			if val, err := readSecretFile(p.secretPath(src.File)); err == nil {
+				vals[name] = val
+			} else {
+				errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
+			}
+		case prompt == nil:
+			errs = append(errs, fmt.Errorf("secret %s needs a terminal prompt; use env or file in non-interactive runs", name))
+		default:
+			prompts = append(prompts, name)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	for _, name := range prompts {
+		val, err := prompt(p.Secrets[name].Prompt)
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", name, err)
+		}
+		if val = strings.TrimRight(val, "\r\n"); val == "" {
+			return nil, fmt.Errorf("secret %s: the answer is empty", name)
+		}
+		vals[name] = val
+	}
+	return vals, nil
+}
+
+// secretPath resolves a secret file path as ResolveSecrets documents.
+func (p *Plan) secretPath(path string) string {
+	if rest, ok := strings.CutPrefix(path, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(p.File), path)
+}
+
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("file %s is a directory", path)
+	}
+	// Group-readable is a deliberate choice on some systems (a service
+	// group); readable by everyone is not.
+	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o004 != 0 {
+		return "", fmt.Errorf("file %s is readable by every user (mode %04o); run chmod o-r %s", path, perm, path)
+	}
+	line, err := bufio.NewReader(io.LimitReader(f, maxSecretLine)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if line = strings.TrimRight(line, "\r\n"); line == "" {
+		return "", fmt.Errorf("file %s: the first line is empty", path)
+	}
+	return line, nil
+}

@@ -1,0 +1,344 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/plan"
+	"github.com/migrun/migrun/steps"
+)
+
+// Apply runs the plan. A migration is one-shot: a plan whose journal says
+// completed is refused (ErrCompleted) unless Restart, and an unfinished one
+// needs Resume or Restart (ErrUnfinished). On a step failure the on_failure
+// steps run and a *RunError is returned; on cancel the journal is left
+// resumable and ctx.Err() is returned.
+func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
+	if err := r.checkSelection(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(r.opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	lk, err := acquireLock(lockPath(r.opts.StateDir, r.plan.Name), r.opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+
+	path := JournalPath(r.opts.StateDir, r.plan.Name)
+	old, err := ReadJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	j, mode, err := r.prepareJournal(old)
+	if err != nil {
+		return old, err
+	}
+
+	hosts := newPool(r.plan.Hosts, r.connect, false, false)
+	defer hosts.close()
+	r.emit(Event{Type: EventRunStart, Mode: mode})
+	if err := connectAll(ctx, hosts, hostsOf(r.plan.Steps, r.plan.OnFailure)); err != nil {
+		// Nothing ran: leave an existing journal as it was.
+		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
+		return old, err
+	}
+	if err := j.save(path, r.opts.Now()); err != nil {
+		return j, err
+	}
+
+	a := &applier{Runner: r, j: j, path: path, hosts: hosts}
+	runErr := a.run(ctx)
+
+	hist := &j.History[len(j.History)-1]
+	now := r.opts.Now()
+	switch {
+	case runErr == nil:
+		j.Status = StatusCompleted
+		j.Ended = now
+	case ctx.Err() != nil:
+		j.Status = StatusInterrupted
+		runErr = fmt.Errorf("interrupted: %w (resume with --resume)", ctx.Err())
+	default:
+		j.Status = StatusFailed
+		j.Ended = now
+	}
+	hist.Status, hist.Ended = j.Status, now
+	if err := j.save(path, now); err != nil && runErr == nil {
+		runErr = err
+	}
+	end := Event{Type: EventRunEnd, Mode: mode, Status: j.Status}
+	if runErr != nil {
+		end.Error = runErr.Error()
+	}
+	r.emit(end)
+	return j, runErr
+}
+
+// prepareJournal decides how this apply relates to the last one and
+// returns the journal to run with and the mode: fresh, resume or restart.
+func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
+	mode := "fresh"
+	switch {
+	case r.opts.Restart:
+		mode = "restart"
+	case r.opts.Resume:
+		if old == nil {
+			return nil, "", ErrNothingToResume
+		}
+		if old.Status == StatusCompleted {
+			return nil, "", fmt.Errorf("%w at %s; nothing to resume (--restart runs it again)", ErrCompleted, old.Ended.Format(time.RFC3339))
+		}
+		mode = "resume"
+	case old != nil && old.Status == StatusCompleted:
+		return nil, "", fmt.Errorf("%w at %s; running it again could overwrite newer data (use --restart if you mean it)", ErrCompleted, old.Ended.Format(time.RFC3339))
+	case old != nil:
+		return nil, "", fmt.Errorf("%w (status %s, failed step %q); use --resume to continue it or --restart to start over", ErrUnfinished, old.Status, old.FailedStep)
+	}
+
+	who, ws := whoAmI()
+	now := r.opts.Now()
+	runID := newRunID(now)
+	var j *Journal
+	if mode == "resume" {
+		var err error
+		if j, err = r.reconcile(old); err != nil {
+			return nil, "", err
+		}
+	} else {
+		j = &Journal{Version: journalVersion, Started: now}
+		if old != nil {
+			j.History = old.History
+		}
+		for _, st := range r.plan.Steps {
+			j.Steps = append(j.Steps, newRecord(st))
+		}
+	}
+	j.Plan, j.PlanFile, j.PlanDigest = r.plan.Name, r.plan.File, r.plan.Digest
+	j.RunID, j.Status, j.User, j.Workstation = runID, StatusRunning, who, ws
+	j.FailedStep, j.Error, j.Ended = "", "", time.Time{}
+	j.OnFailure = nil
+	j.History = append(j.History, RunRecord{RunID: runID, Mode: mode, Started: now, Status: StatusRunning, User: who, From: ws})
+	return j, mode, nil
+}
+
+// reconcile lines the old journal up with the plan as it is now. A step
+// recorded done whose definition changed refuses the resume: the work done
+// is not the work the plan now asks for.
+func (r *Runner) reconcile(old *Journal) (*Journal, error) {
+	j := *old
+	j.Steps = nil
+	var changed []string
+	for _, st := range r.plan.Steps {
+		rec := old.step(st.ID)
+		if rec == nil {
+			rec = newRecord(st)
+		} else if rec.Digest != st.Digest {
+			if rec.Status == StatusDone {
+				changed = append(changed, st.ID)
+			}
+			rec.Digest, rec.Kind, rec.Host = st.Digest, st.Kind, stepHost(st)
+		}
+		j.Steps = append(j.Steps, rec)
+	}
+	if len(changed) > 0 {
+		return nil, fmt.Errorf("cannot resume: %w: %s (use --restart to run the plan from the start)", ErrPlanChanged, strings.Join(changed, ", "))
+	}
+	return &j, nil
+}
+
+func newRecord(st plan.Step) *StepRecord {
+	return &StepRecord{ID: st.ID, Kind: st.Kind, Host: stepHost(st), Digest: st.Digest, Status: StatusPending}
+}
+
+func newRunID(now time.Time) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// applier is one apply in progress.
+type applier struct {
+	*Runner
+	j     *Journal
+	path  string
+	hosts *pool
+}
+
+func (a *applier) save() error { return a.j.save(a.path, a.opts.Now()) }
+
+func (a *applier) run(ctx context.Context) error {
+	for i, st := range a.plan.Steps {
+		rec := a.j.Steps[i]
+		if rec.Status == StatusDone || (rec.Status == StatusSkipped && a.opts.Resume) {
+			continue // recorded done by an earlier run
+		}
+		if !a.selected(i, st.ID) {
+			a.finish(rec, StatusSkipped, "not selected (--from/--only)")
+			if err := a.save(); err != nil {
+				return err
+			}
+			a.emit(Event{Type: EventStepEnd, Step: st.ID, Kind: st.Kind, Host: rec.Host, Status: StatusSkipped, Reason: rec.Reason})
+			continue
+		}
+		err := a.step(ctx, st, rec, false)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		a.j.FailedStep = st.ID
+		a.j.Error = a.clean(err.Error())
+		if serr := a.save(); serr != nil {
+			return errors.Join(err, serr)
+		}
+		var stepErr *StepError
+		if !errors.As(err, &stepErr) {
+			return err // the journal could not be written: stop here
+		}
+		return a.rollback(ctx, stepErr)
+	}
+	return nil
+}
+
+// rollback runs every on_failure step in order, even after one of them
+// fails: each is an independent attempt to put things back.
+func (a *applier) rollback(ctx context.Context, failed *StepError) error {
+	runErr := &RunError{Failed: failed}
+	if len(a.plan.OnFailure) == 0 {
+		return runErr
+	}
+	a.emit(Event{Type: EventRollbackStart, Step: failed.Step, Reason: "step " + failed.Step + " failed"})
+	for _, st := range a.plan.OnFailure {
+		rec := newRecord(st)
+		a.j.OnFailure = append(a.j.OnFailure, rec)
+		if err := a.step(ctx, st, rec, true); err != nil {
+			runErr.RollbackErrs = append(runErr.RollbackErrs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return runErr
+}
+
+func (a *applier) finish(rec *StepRecord, status, reason string) {
+	rec.Status, rec.Reason = status, a.clean(reason)
+	rec.Ended = a.opts.Now()
+}
+
+// step checks and, unless already done, applies one step, recording every
+// transition in the journal before moving on.
+func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollback bool) error {
+	ev := Event{Step: st.ID, Kind: st.Kind, Host: rec.Host, Rollback: rollback, Description: st.Description}
+	fail := func(err error) error {
+		status := StatusFailed
+		if errors.Is(err, executors.ErrOutcomeUnknown) || ctx.Err() != nil {
+			status = StatusUnknown
+		}
+		rec.Error = a.clean(err.Error())
+		a.finish(rec, status, "")
+		serr := a.save()
+		e := ev
+		e.Type, e.Status, e.Error, e.Duration = EventStepEnd, status, rec.Error, rec.Ended.Sub(rec.Started)
+		a.emit(e)
+		stepErr := &StepError{Step: st.ID, Host: rec.Host, Err: err}
+		if serr != nil {
+			return errors.Join(stepErr, serr)
+		}
+		return stepErr
+	}
+	start := a.opts.Now()
+	rec.Started, rec.Error, rec.Reason = start, "", ""
+	if ok, why := a.whenTrue(st); !ok {
+		a.finish(rec, StatusSkipped, why)
+		e := ev
+		e.Type, e.Status, e.Reason = EventStepEnd, StatusSkipped, why
+		a.emit(e)
+		return a.save()
+	}
+	e := ev
+	e.Type = EventStepStart
+	a.emit(e)
+
+	rt := a.runtime(st, a.hosts, false)
+	check, err := st.Spec.Check(ctx, rt)
+	if err != nil {
+		return fail(fmt.Errorf("check: %w", err))
+	}
+	if check.Done {
+		a.finish(rec, StatusDone, "already done: "+check.Reason)
+		e := ev
+		e.Type, e.Status, e.Reason, e.Duration = EventStepEnd, StatusDone, rec.Reason, rec.Ended.Sub(start)
+		a.emit(e)
+		return a.save()
+	}
+
+	// Record "running" durably before touching anything: after a crash
+	// the journal then says which step may be half done.
+	rec.Status = StatusRunning
+	if err := a.save(); err != nil {
+		return err
+	}
+	out, err := a.applyWithRetries(ctx, st, rt, rec)
+	if err != nil {
+		return fail(err)
+	}
+	rec.Changed, rec.Output = out.Changed, a.clean(tail(out.Output, 4096))
+	a.finish(rec, StatusDone, "")
+	e = ev
+	e.Type, e.Status, e.Changed, e.Duration = EventStepEnd, StatusDone, out.Changed, rec.Ended.Sub(start)
+	a.emit(e)
+	return a.save()
+}
+
+func (a *applier) applyWithRetries(ctx context.Context, st plan.Step, rt *steps.Runtime, rec *StepRecord) (steps.Outcome, error) {
+	for attempt := 1; ; attempt++ {
+		rec.Attempts++
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if st.Timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, st.Timeout)
+		}
+		out, err := st.Spec.Apply(actx, rt)
+		timedOut := actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return out, nil
+		}
+		if timedOut {
+			err = fmt.Errorf("timed out after %s: %w", st.Timeout, err)
+		}
+		// An unknown outcome is not retried blindly: the step may have
+		// taken effect, and a retry of e.g. a restore could do harm.
+		if attempt > st.Retries || ctx.Err() != nil || errors.Is(err, executors.ErrOutcomeUnknown) {
+			return out, err
+		}
+		a.emit(Event{Type: EventStepRetry, Step: st.ID, Kind: st.Kind, Host: rec.Host, Attempt: attempt + 1, Error: err.Error()})
+		select {
+		case <-time.After(time.Duration(attempt) * a.opts.RetryDelay):
+		case <-ctx.Done():
+			return out, err
+		}
+	}
+}
+
+// tail keeps the last n bytes of s, cut at a line start where possible.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+		s = s[i+1:]
+	}
+	return "…" + s
+}

@@ -1,0 +1,41 @@
+package runner
+
+import (
+	"time"
+
+	"github.com/migrun/migrun/steps"
+)
+
+// Event types, in the order a run emits them.
+const (
+	EventRunStart      = "run_start"
+	EventStepStart     = "step_start"
+	EventStepPlan      = "step_plan" // dry run: check result and actions
+	EventStepRetry     = "step_retry"
+	EventStepEnd       = "step_end"
+	EventRollbackStart = "rollback_start"
+	EventRunEnd        = "run_end"
+)
+
+// Event is one thing that happened during a dry run or an apply. The CLI
+// renders events as text lines or as JSON lines (--output json), so CI gets
+// the same facts a person sees. Events never hold secret values.
+type Event struct {
+	Time     time.Time      `json:"time"`
+	Type     string         `json:"type"`
+	Plan     string         `json:"plan"`
+	Mode     string         `json:"mode,omitempty"` // plan, fresh, resume, restart
+	Step     string         `json:"step,omitempty"`
+	Kind     string         `json:"kind,omitempty"`
+	Host     string         `json:"host,omitempty"`
+	Rollback bool           `json:"rollback,omitempty"` // an on_failure step
+	Status   string         `json:"status,omitempty"`
+	Changed  bool           `json:"changed,omitempty"`
+	Reason   string         `json:"reason,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Attempt  int            `json:"attempt,omitempty"`
+	Duration time.Duration  `json:"duration_ns,omitempty"`
+	Actions  []steps.Action `json:"actions,omitempty"`
+	// Description is the step's `description:` from the plan.
+	Description string `json:"description,omitempty"`
+}

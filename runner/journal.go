@@ -1,0 +1,155 @@
+package runner
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Step and run statuses as the journal records them.
+const (
+	StatusPending     = "pending"
+	StatusRunning     = "running"   // Apply started, not yet finished
+	StatusDone        = "done"      // Apply succeeded or Check found it done
+	StatusSkipped     = "skipped"   // `when` was false, or outside --from/--only
+	StatusFailed      = "failed"    // Apply returned an error
+	StatusUnknown     = "unknown"   // the connection died mid-step: outcome unknown
+	StatusCompleted   = "completed" // run: every step done or skipped
+	StatusInterrupted = "interrupted"
+)
+
+// journalVersion is the journal file format version.
+const journalVersion = 1
+
+// Journal is the durable record of one plan's run: what ran, when, how it
+// ended. It is rewritten atomically at every transition, so after a crash it
+// says exactly which step was in progress.
+type Journal struct {
+	Version     int           `json:"version"`
+	Plan        string        `json:"plan"`
+	PlanFile    string        `json:"plan_file"`
+	PlanDigest  string        `json:"plan_digest"`
+	RunID       string        `json:"run_id"`
+	Status      string        `json:"status"`
+	Started     time.Time     `json:"started"`
+	Updated     time.Time     `json:"updated"`
+	Ended       time.Time     `json:"ended,omitzero"`
+	User        string        `json:"user,omitempty"`
+	Workstation string        `json:"workstation,omitempty"`
+	FailedStep  string        `json:"failed_step,omitempty"`
+	Error       string        `json:"error,omitempty"`
+	Steps       []*StepRecord `json:"steps"`
+	OnFailure   []*StepRecord `json:"on_failure,omitempty"`
+	// History keeps one line per apply invocation (fresh, resume, restart),
+	// oldest first: an audit trail that survives resumes.
+	History []RunRecord `json:"history"`
+}
+
+// StepRecord is one step's entry in the journal.
+type StepRecord struct {
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`
+	Host     string    `json:"host,omitempty"`
+	Digest   string    `json:"digest"`
+	Status   string    `json:"status"`
+	Changed  bool      `json:"changed,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Ended    time.Time `json:"ended,omitzero"`
+	Reason   string    `json:"reason,omitempty"` // why done/skipped
+	Output   string    `json:"output,omitempty"` // tail of output, redacted
+	Error    string    `json:"error,omitempty"`
+}
+
+// RunRecord is one apply invocation in Journal.History.
+type RunRecord struct {
+	RunID   string    `json:"run_id"`
+	Mode    string    `json:"mode"` // fresh, resume, restart
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+	Status  string    `json:"status"`
+	User    string    `json:"user,omitempty"`
+	From    string    `json:"workstation,omitempty"`
+}
+
+// step finds a step record by id.
+func (j *Journal) step(id string) *StepRecord {
+	for _, s := range j.Steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// ReadJournal loads a journal; a missing file returns (nil, nil).
+func ReadJournal(path string) (*Journal, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	var j Journal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("journal %s is corrupt: %w (move it aside to start over)", path, err)
+	}
+	if j.Version != journalVersion {
+		return nil, fmt.Errorf("journal %s has format version %d; this migrun reads %d", path, j.Version, journalVersion)
+	}
+	return &j, nil
+}
+
+// writeFileAtomic replaces path with data so that a crash at any moment
+// leaves either the old or the new file, never a torn one: write a
+// temporary file, fsync it, rename it over path, fsync the directory.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// save writes the journal durably.
+func (j *Journal) save(path string, now time.Time) error {
+	j.Updated = now
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write journal %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,279 @@
+// Package runner runs a plan's steps in order against its hosts: the dry
+// run (check + describe, writing nothing anywhere), the apply with its
+// journal, lock, resume and on_failure rollback.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/plan"
+	"github.com/migrun/migrun/steps"
+)
+
+// Errors that refuse to start a run; the CLI maps them to exit code 3.
+var (
+	ErrCompleted       = errors.New("the plan already completed")
+	ErrUnfinished      = errors.New("an earlier run of this plan did not finish")
+	ErrPlanChanged     = errors.New("steps recorded done have changed since")
+	ErrNothingToResume = errors.New("nothing to resume: no journal for this plan")
+)
+
+// Options tune a run. The zero value is a fresh apply with no output.
+type Options struct {
+	// StateDir holds the journal and the lock; default ".migrun" beside the plan.
+	StateDir string
+	// Resume continues an interrupted or failed run; Restart discards its
+	// journal and starts over. At most one may be set.
+	Resume, Restart bool
+	// From starts at this step id; Only runs just these ids.
+	From string
+	Only []string
+	// Offline renders a dry run without connecting to any host.
+	Offline bool
+	// Events receives every event; nil drops them.
+	Events func(Event)
+	// Output receives the streamed output of commands (already redacted);
+	// nil discards it.
+	Output io.Writer
+	// Progress reports long transfers; nil means none.
+	Progress steps.Progress
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RetryDelay is the pause before retry n (n*RetryDelay); default 2s.
+	RetryDelay time.Duration
+}
+
+// Runner runs one loaded plan.
+type Runner struct {
+	plan    *plan.Plan
+	connect Connector
+	secrets secret.Values
+	opts    Options
+}
+
+// New returns a runner for p. secrets are the resolved values of the
+// secrets p uses; connect opens executors for its hosts.
+func New(p *plan.Plan, connect Connector, secrets secret.Values, opts Options) *Runner {
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir(p.File)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Events == nil {
+		opts.Events = func(Event) {}
+	}
+	if opts.Output == nil {
+		opts.Output = io.Discard
+	}
+	if opts.Progress == nil {
+		opts.Progress = steps.NopProgress{}
+	}
+	if opts.RetryDelay == 0 {
+		opts.RetryDelay = 2 * time.Second
+	}
+	return &Runner{plan: p, connect: connect, secrets: secrets, opts: opts}
+}
+
+// DefaultStateDir is ".migrun" in the plan file's directory.
+func DefaultStateDir(planFile string) string {
+	return filepath.Join(filepath.Dir(planFile), ".migrun")
+}
+
+// JournalPath is where the journal of the plan called name lives.
+func JournalPath(stateDir, name string) string {
+	return filepath.Join(stateDir, name+".journal.json")
+}
+
+func lockPath(stateDir, name string) string {
+	return filepath.Join(stateDir, name+".lock")
+}
+
+// StepError is a step that failed; it names the step and its host.
+type StepError struct {
+	Step string
+	Host string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	where := "step " + e.Step
+	if e.Host != "" {
+		where += " on " + e.Host
+	}
+	return where + ": " + e.Err.Error()
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// RunError is a failed apply: the step that failed and how the rollback went.
+type RunError struct {
+	Failed       *StepError
+	RollbackErrs []error // on_failure steps that failed in turn
+}
+
+func (e *RunError) Error() string {
+	msg := e.Failed.Error()
+	if len(e.RollbackErrs) > 0 {
+		msg += fmt.Sprintf(" (and %d on_failure step(s) failed: %v)", len(e.RollbackErrs), errors.Join(e.RollbackErrs...))
+	}
+	return msg
+}
+
+func (e *RunError) Unwrap() error { return e.Failed }
+
+// selected reports whether a step is picked by --from/--only.
+func (r *Runner) selected(i int, id string) bool {
+	if len(r.opts.Only) > 0 {
+		return slices.Contains(r.opts.Only, id)
+	}
+	if r.opts.From != "" {
+		for j := range r.plan.Steps[:i+1] {
+			if r.plan.Steps[j].ID == r.opts.From {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// checkSelection refuses --from/--only ids the plan does not have.
+func (r *Runner) checkSelection() error {
+	if r.opts.Resume && r.opts.Restart {
+		return errors.New("--resume and --restart exclude each other")
+	}
+	if r.opts.From != "" && len(r.opts.Only) > 0 {
+		return errors.New("--from and --only exclude each other")
+	}
+	ids := map[string]bool{}
+	for _, s := range r.plan.Steps {
+		ids[s.ID] = true
+	}
+	for _, id := range append([]string{r.opts.From}, r.opts.Only...) {
+		if id != "" && !ids[id] {
+			return fmt.Errorf("no step %q in plan %s", id, r.plan.Name)
+		}
+	}
+	return nil
+}
+
+// whenTrue evaluates a step's `when:` against the plan's vars.
+func (r *Runner) whenTrue(st plan.Step) (bool, string) {
+	if st.When == "" {
+		return true, ""
+	}
+	name, negate := strings.CutPrefix(st.When, "!")
+	v, _ := strconv.ParseBool(normalizeBool(r.plan.Vars[name]))
+	if negate {
+		v = !v
+	}
+	if v {
+		return true, ""
+	}
+	return false, "when: " + st.When + " is false"
+}
+
+func normalizeBool(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "yes", "on", "y":
+		return "true"
+	case "no", "off", "n", "":
+		return "false"
+	}
+	return s
+}
+
+// runtime builds what a step sees.
+func (r *Runner) runtime(st plan.Step, hosts *pool, dryRun bool) *steps.Runtime {
+	return &steps.Runtime{
+		StepID:   st.ID,
+		Host:     st.Host,
+		Become:   st.Become,
+		DryRun:   dryRun,
+		Executor: hosts.get,
+		Secrets:  r.secrets,
+		Output:   r.opts.Output,
+		Progress: r.opts.Progress,
+	}
+}
+
+// hostsOf lists the hosts the given steps touch, sorted, "" excluded.
+func hostsOf(list ...[]plan.Step) []string {
+	seen := map[string]bool{}
+	for _, stepsList := range list {
+		for _, st := range stepsList {
+			for _, h := range st.Spec.Hosts(st.Host) {
+				seen[h] = true
+			}
+		}
+	}
+	delete(seen, "")
+	names := make([]string, 0, len(seen))
+	for h := range seen {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// connectAll dials every host before the first step runs, so a refused
+// host key or a wrong password stops the run before anything changed.
+func connectAll(ctx context.Context, hosts *pool, names []string) error {
+	var errs []error
+	for _, h := range names {
+		if _, err := hosts.get(ctx, h); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// clean renders an error for people and files: secret tokens masked and
+// any secret value that slipped into command output redacted.
+func (r *Runner) clean(s string) string {
+	return r.secrets.Redact(secret.Mask(s))
+}
+
+func (r *Runner) emit(e Event) {
+	e.Time = r.opts.Now()
+	e.Plan = r.plan.Name
+	e.Error = r.clean(e.Error)
+	e.Reason = r.clean(e.Reason)
+	r.opts.Events(e)
+}
+
+func whoAmI() (userName, host string) {
+	if u, err := user.Current(); err == nil {
+		userName = u.Username
+	}
+	host, _ = os.Hostname()
+	return userName, host
+}
+
+// stepHost is the host shown for a step: its `host:`, or the hosts its
+// kind names joined ("engine->db" for a copy).
+func stepHost(st plan.Step) string {
+	if st.Host != "" {
+		return st.Host
+	}
+	hs := st.Spec.Hosts("")
+	for i, h := range hs {
+		if h == "" {
+			hs[i] = Workstation
+		}
+	}
+	return strings.Join(hs, "->")
+}
