@@ -150,17 +150,19 @@ func (s *SSH) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stopKeep)
 		<-s.keepDone
+		// The connection goes first: closing the SFTP client waits for
+		// the server's goodbye, which a dead peer never sends.
+		err := s.client.Close()
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			err = nil // already closed by keepalive or the peer
+		}
+		s.closeErr = err
 		s.sftpMu.Lock()
 		if s.sftp != nil {
 			s.sftp.Close()
 			s.sftp = nil
 		}
 		s.sftpMu.Unlock()
-		err := s.client.Close()
-		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-			err = nil // already closed by keepalive or the peer
-		}
-		s.closeErr = err
 		for i := len(s.jumps) - 1; i >= 0; i-- {
 			s.jumps[i].Close()
 		}

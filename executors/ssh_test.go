@@ -624,6 +624,9 @@ func TestSSHCancelOnSilentConnection(t *testing.T) {
 	cfg := f.config(t)
 	cfg.KeepaliveInterval = time.Hour
 	s := f.dial(t, cfg)
+	if _, err := s.Stat(t.Context(), "/"); err != nil { // opens the SFTP client
+		t.Fatal(err)
+	}
 	f.srv.Freeze()
 	for _, cmd := range []Command{{Argv: []string{"true"}}, {Argv: []string{"sleep", "30"}}} {
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -636,5 +639,10 @@ func TestSSHCancelOnSilentConnection(t *testing.T) {
 		if d := time.Since(start); d > killGrace+time.Second {
 			t.Errorf("cancelled Run returned after %v", d)
 		}
+	}
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close on a silent connection took %v", d)
 	}
 }

@@ -76,10 +76,16 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 
+	// Host key refusals are returned as they are, without the library's
+	// "ssh: handshake failed:" prefix: they are complete messages.
+	var hostKeyErr error
 	config := &ssh.ClientConfig{
-		User:              h.user,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeysCallback(auth.signers)},
-		HostKeyCallback:   callback,
+		User: h.user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(auth.signers)},
+		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			hostKeyErr = callback(hostname, remote, key)
+			return hostKeyErr
+		},
 		HostKeyAlgorithms: algos,
 		Timeout:           d.timeout,
 	}
@@ -106,6 +112,9 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 		if interrupted || errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("ssh handshake with %s did not finish within %s (is an SSH server listening there?): %w",
 				addr, d.timeout, context.DeadlineExceeded)
+		}
+		if hostKeyErr != nil {
+			return nil, hostKeyErr
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			err = fmt.Errorf("%w (user %s; %s)", err, h.user, auth.describe())
