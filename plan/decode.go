@@ -166,8 +166,8 @@ func (l *loader) expand(n *yaml.Node, path, step string, lookup func(string) (st
 	return out, len(problems) == 0
 }
 
-// plainText is expand for strings that are printed or name things (host
-// fields, descriptions, become): vars and host fields only, no secrets.
+// plainText is expand for step fields that are printed or name things
+// (description, become, host): vars and ${hosts...}, no secrets.
 func (l *loader) plainText(n *yaml.Node, path, step string) (string, bool) {
 	n = deref(n)
 	out, ok := l.expand(n, path, step, l.refs.lookup)

@@ -94,7 +94,7 @@ func (p *Plan) stepDigest(st *Step) string {
 	if st.Timeout > 0 {
 		d.Timeout = st.Timeout.String()
 	}
-	for _, name := range append(st.Spec.Hosts(st.Host), st.Host) {
+	for _, name := range append([]string{st.Host}, st.Spec.Hosts(st.Host)...) {
 		if h, ok := p.Hosts[name]; ok {
 			d.Hosts[name] = digestOfHost(h)
 		}

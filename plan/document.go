@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/migrun/migrun/internal/secret"
 )
 
 var topKeys = []string{"version", "name", "description", "vars", "secrets", "hosts", "steps", "on_failure"}
@@ -136,6 +138,10 @@ func (l *loader) applyOverrides(defs map[string]*varDef, overrides map[string]st
 		if !ok {
 			// Typo protection: an unknown --var would silently do nothing.
 			l.errorf(nil, "", "--var %s: the plan has no var %q%s", name, name, didYouMean(name, keysOf(defs)))
+			continue
+		}
+		if secret.Contains(overrides[name]) {
+			l.errorf(nil, "", "--var %s: holds the control character U+001E, which migrun reserves for secret placeholders", name)
 			continue
 		}
 		d.raw, d.override = overrides[name], true

@@ -63,6 +63,9 @@ func TestParseErrors(t *testing.T) {
 			`plan.yaml:5:5: step "a": merge keys (<<) are not supported; repeat the keys, or use an alias for the whole value`,
 			`plan.yaml:5:5: step "a": no step kind; give one of: shell, svc, xfer`,
 		}},
+		{"alias bomb", "version: 1\nname: t\na: &a [" + strings.Repeat("x,", 1000) + "x]\nb: &b [" + strings.Repeat("*a,", 1000) + "*a]\nsteps: []\n", nil, []string{
+			"plan.yaml: YAML aliases expand this plan to more than 1000000 nodes",
+		}},
 		{"steps not a list", "version: 1\nname: t\nsteps: {id: a}\n", nil, []string{
 			"plan.yaml:3:8: steps: want a list, got a mapping",
 		}},
@@ -70,6 +73,10 @@ func TestParseErrors(t *testing.T) {
 			`plan.yaml: --var flga: the plan has no var "flga" (did you mean "flag"?)`,
 			`plan.yaml: --var zzz: the plan has no var "zzz"`,
 			`plan.yaml:12:28: step "a": svc: want a mapping of its fields, got a string`,
+		}},
+
+		{"forged token in an override", header + "  - {id: a, host: db, shell: \"${word}\"}\n", map[string]string{"word": "\x1esecret:pw\x1e"}, []string{
+			"plan.yaml: --var word: holds the control character U+001E, which migrun reserves for secret placeholders",
 		}},
 
 		// Vars and secrets.

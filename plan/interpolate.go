@@ -84,7 +84,8 @@ func (r *refs) lookup(ref string) (string, error) {
 }
 
 // lookupVar resolves ref for strings that may use plain vars only: host
-// fields and secret sources, which are settled before anything else.
+// fields and secret sources, which are settled before anything that could
+// refer to them, and timeouts.
 func (r *refs) lookupVar(ref string) (string, error) {
 	if strings.HasPrefix(ref, "hosts.") {
 		return "", fmt.Errorf("${%s}: host fields are not available here, only vars", ref)

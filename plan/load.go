@@ -85,7 +85,37 @@ func (l *loader) parseYAML(data []byte) (root *yaml.Node) {
 		l.errorf(nil, "", "the plan is empty")
 		return nil
 	}
+	if expandedSize(doc.Content[0]) > maxExpandedNodes {
+		l.errorf(nil, "", "YAML aliases expand this plan to more than %d nodes", maxExpandedNodes)
+		return nil
+	}
 	return doc.Content[0]
+}
+
+// maxExpandedNodes bounds the size of a plan with its aliases expanded. A
+// few kilobytes of aliases of aliases can stand for billions of nodes, and
+// the decoder walks each use of an alias; no real plan comes near this.
+const maxExpandedNodes = 1_000_000
+
+// expandedSize counts the nodes under root as if every alias were written
+// out, stopping early once past maxExpandedNodes.
+func expandedSize(root *yaml.Node) int {
+	memo := map[*yaml.Node]int{}
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		n = deref(n)
+		if s, ok := memo[n]; ok {
+			return s
+		}
+		memo[n] = 1 // an alias inside its own anchor: the decoder does not recurse there
+		total := 1
+		for _, c := range n.Content {
+			total = min(total+size(c), maxExpandedNodes+1)
+		}
+		memo[n] = total
+		return total
+	}
+	return size(root)
 }
 
 func (l *loader) yamlError(err error) {

@@ -57,8 +57,10 @@ func (p *Plan) ResolveSecrets(getenv func(string) string, prompt Prompter) (secr
 	var errs []error
 	var prompts []string
 	for _, name := range p.UsedSecrets() {
-		src := p.Secrets[name] // the loader made sure it is declared
+		src, declared := p.Secrets[name]
 		switch {
+		case !declared: // only in a Plan not made by Load
+			errs = append(errs, fmt.Errorf("secret %s is not declared under secrets:", name))
 		case src.Env != "":
 			if val := getenv(src.Env); val != "" {
 				vals[name] = val

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -176,7 +175,7 @@ func (r *Runner) whenTrue(st plan.Step) (bool, string) {
 		return true, ""
 	}
 	name, negate := strings.CutPrefix(st.When, "!")
-	v, _ := strconv.ParseBool(normalizeBool(r.plan.Vars[name]))
+	v, _ := plan.ParseBool(r.plan.Vars[name]) // the loader checked it is a bool word
 	if negate {
 		v = !v
 	}
@@ -184,16 +183,6 @@ func (r *Runner) whenTrue(st plan.Step) (bool, string) {
 		return true, ""
 	}
 	return false, "when: " + st.When + " is false"
-}
-
-func normalizeBool(s string) string {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "yes", "on", "y":
-		return "true"
-	case "no", "off", "n", "":
-		return "false"
-	}
-	return s
 }
 
 // runtime builds what a step sees.

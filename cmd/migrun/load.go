@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/migrun/migrun/executors"
@@ -52,7 +53,8 @@ func terminalPrompter(e env) plan.Prompter {
 			return "", err
 		}
 		defer tty.Close()
-		fmt.Fprintf(tty, "%s: ", prompt)
+		// Plans write prompts as they like ("Password", "Password: ").
+		fmt.Fprintf(tty, "%s: ", strings.TrimRight(strings.TrimSpace(prompt), ":"))
 		b, err := term.ReadPassword(int(tty.Fd()))
 		fmt.Fprintln(tty)
 		return string(b), err
