@@ -48,6 +48,7 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	r.emit(Event{Type: EventRunStart, Mode: mode})
 	if err := connectAll(ctx, hosts, hostsOf(r.plan.Steps, r.plan.OnFailure)); err != nil {
 		// Nothing ran: leave an existing journal as it was.
+		err = fmt.Errorf("%w; nothing was changed", err)
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
 		return old, err
 	}

@@ -64,7 +64,7 @@ func (p *pool) get(ctx context.Context, name string) (executors.Executor, error)
 	}
 	e, err := p.connect(ctx, h)
 	if err != nil {
-		err = fmt.Errorf("connect to %s: %w", h.Name, err)
+		err = fmt.Errorf("connect: %w", err) // executors name the host
 		p.failed[name] = err
 		return nil, err
 	}

@@ -50,12 +50,12 @@ func runApply(ctx context.Context, args []string, e env) error {
 
 	// On a terminal, show the dry run and ask, as terraform apply does.
 	if !yes && isTerminal(e.stdin) && isTerminal(e.stdout) {
-		preview, err := newRunner(p, &c, sec, e, opts)
+		preview, pr, err := newRunner(p, &c, sec, e, opts)
 		if err != nil {
 			return err
 		}
 		if _, err := preview.Plan(ctx); err != nil {
-			return reported{err}
+			return pr.shown(err)
 		}
 		fmt.Fprintf(e.stdout, "\nApply plan %s to its hosts? Only 'yes' is accepted: ", p.Name)
 		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
@@ -64,19 +64,10 @@ func runApply(ctx context.Context, args []string, e env) error {
 		}
 		fmt.Fprintln(e.stdout)
 	}
-	r, err := newRunner(p, &c, sec, e, opts)
+	r, pr, err := newRunner(p, &c, sec, e, opts)
 	if err != nil {
 		return err
 	}
 	_, err = r.Apply(ctx)
-	if err != nil {
-		var (
-			runErr  *runner.RunError
-			stepErr *runner.StepError
-		)
-		if errors.As(err, &runErr) || errors.As(err, &stepErr) || errors.Is(err, context.Canceled) {
-			return reported{err} // the events said it already
-		}
-	}
-	return err
+	return pr.shown(err)
 }

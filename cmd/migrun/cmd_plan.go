@@ -40,15 +40,12 @@ func runPlan(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	r, err := newRunner(p, &c, sec, e, runner.Options{Offline: offline, From: sel.from, Only: sel.only()})
+	r, pr, err := newRunner(p, &c, sec, e, runner.Options{Offline: offline, From: sel.from, Only: sel.only()})
 	if err != nil {
 		return err
 	}
 	_, err = r.Plan(ctx)
-	if err != nil {
-		return reported{err}
-	}
-	return nil
+	return pr.shown(err)
 }
 
 // selection is --from / --only.

@@ -67,10 +67,11 @@ func isTerminal(f any) bool {
 }
 
 // newRunner wires a runner to the CLI's output, connector and flags.
-func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runner.Options) (*runner.Runner, error) {
+// The printer tells whether the run's outcome was already shown.
+func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runner.Options) (*runner.Runner, *eventPrinter, error) {
 	timeout, err := time.ParseDuration(c.connTimeout)
 	if err != nil || timeout <= 0 {
-		return nil, usagef("--connect-timeout: want a duration like 15s, got %q", c.connTimeout)
+		return nil, nil, usagef("--connect-timeout: want a duration like 15s, got %q", c.connTimeout)
 	}
 	pr := &eventPrinter{w: e.stdout, json: c.output == "json", total: len(p.Steps)}
 	opts.StateDir = c.stateDir
@@ -82,7 +83,7 @@ func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runn
 		opts.Progress = &lineProgress{w: e.stderr, tty: isTerminal(e.stderr), interval: 5 * time.Second, now: time.Now}
 	}
 	conn := connector{flags: c, timeout: timeout, e: e}
-	return runner.New(p, conn.connect, sec, opts), nil
+	return runner.New(p, conn.connect, sec, opts), pr, nil
 }
 
 // connector opens executors for plan hosts.

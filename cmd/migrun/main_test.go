@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cli runs migrun in-process and returns its exit code and output.
@@ -193,5 +194,28 @@ func TestCLIDoc(t *testing.T) {
 	code, out, _ = cli(t, nil, "doc", "copy")
 	if code != 0 || !strings.Contains(out, "from") || !strings.Contains(out, "required") {
 		t.Fatalf("doc copy: %d %s", code, out)
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(0, 0)
+	p := &lineProgress{w: &buf, interval: 5 * time.Second, now: func() time.Time { return now }}
+	b := p.Start("engine:/a -> db:/a", 100<<20, 10<<20) // resumed at 10 MiB
+	for i := 0; i < 9; i++ {
+		now = now.Add(time.Second)
+		b.Add(10 << 20)
+	}
+	b.Done(nil)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	// Not a terminal: a line every 5 s of the 9 s, plus the final one.
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines:\n%s", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[1], "100.0 MiB / 100.0 MiB (100%)") || !strings.Contains(lines[1], "10.0 MiB/s") {
+		t.Fatalf("final line %q: want totals and the rate of this run's bytes only", lines[1])
+	}
+	if got := bar(50, 100, 10); got != "[=====>    ]" {
+		t.Fatalf("bar = %q", got)
 	}
 }

@@ -19,11 +19,25 @@ type eventPrinter struct {
 	json  bool
 	total int // steps in the plan, for [n/total]
 	n     int
+	ended bool // a run_end event was shown: the outcome is on screen
+}
+
+// shown wraps err as already reported when the run's end was printed.
+func (p *eventPrinter) shown(err error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil && p.ended {
+		return reported{err}
+	}
+	return err
 }
 
 func (p *eventPrinter) event(e runner.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if e.Type == runner.EventRunEnd {
+		p.ended = true
+	}
 	if p.json {
 		b, _ := json.Marshal(e)
 		p.w.Write(append(b, '\n'))

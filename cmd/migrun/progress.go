@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +77,9 @@ func (b *lineBar) print(now time.Time, final bool) {
 		line += ", ETA " + eta.Round(time.Second).String()
 	}
 	if b.p.tty {
+		if b.total > 0 {
+			line += " " + bar(b.done, b.total, 24)
+		}
 		end := ""
 		if final {
 			end = "\n"
@@ -97,4 +101,14 @@ func byteSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// bar draws [=====>     ] for done of total in width cells.
+func bar(done, total int64, width int) string {
+	filled := int(float64(width) * float64(min(done, total)) / float64(total))
+	s := strings.Repeat("=", filled)
+	if filled < width {
+		s += ">" + strings.Repeat(" ", width-filled-1)
+	}
+	return "[" + s + "]"
 }
