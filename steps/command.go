@@ -2,8 +2,6 @@ package steps
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
@@ -142,7 +139,7 @@ func (c *Command) Check(ctx context.Context, rt *Runtime) (Check, error) {
 }
 
 // scriptFileGlob stands for the random name in the dry run.
-const scriptFileGlob = "/tmp/migrun-*.sh"
+const scriptFileGlob = secretFilePattern + ".sh"
 
 // Describe renders the command as a shell line, secret references masked.
 // A multi-line script does not fit the one-line summary; it follows as
@@ -273,7 +270,7 @@ func (c *Command) run(ctx context.Context, rt *Runtime, ex executors.Executor, c
 	}
 	cmd.Argv = []string{"sh", file}
 	_, err = ex.Run(ctx, cmd)
-	if rerr := removeScript(ctx, ex, file); rerr != nil {
+	if rerr := removeSecretFile(ctx, ex, file); rerr != nil {
 		// The command ran: failing the step for this would run it again
 		// on resume. Tell the user loudly instead.
 		fmt.Fprintf(w, "migrun: warning: could not remove %s:%s, which holds secrets: %v\n", ex.Name(), file, rerr)
@@ -281,35 +278,19 @@ func (c *Command) run(ctx context.Context, rt *Runtime, ex executors.Executor, c
 	return err
 }
 
-// shipScript writes the script, secrets revealed, to a new file in /tmp
-// that only the user the script runs as can read, and returns its path.
-// A random name keeps two runs (or another user) from racing for it.
+// shipScript writes the script, secrets revealed, to a 0600 file that
+// the user the script runs as owns (with mode 0600 nobody else can read
+// it, the login user included), and returns its path.
 func (c *Command) shipScript(ctx context.Context, rt *Runtime, ex executors.Executor) (string, error) {
 	text, err := rt.Secrets.Reveal(c.Script)
 	if err != nil {
 		return "", fmt.Errorf("script: %w", err)
 	}
-	var b [12]byte
-	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
-	file := "/tmp/migrun-" + hex.EncodeToString(b[:]) + ".sh"
-	// The become user runs sh FILE, so it must own the file: with mode
-	// 0600 nobody else can read it, the login user included.
-	attrs := executors.FileAttrs{Mode: 0o600, Owner: rt.Become}
-	if err := ex.WriteFile(ctx, file, []byte(text), attrs); err != nil {
-		// WriteFile is atomic, but a half-applied write must not leave
-		// secrets behind either way.
-		removeScript(ctx, ex, file)
-		return "", fmt.Errorf("write script file %s:%s: %w", ex.Name(), file, err)
+	file, err := writeSecretFile(ctx, ex, text, rt.Become, ".sh")
+	if err != nil {
+		return "", fmt.Errorf("script file: %w", err)
 	}
 	return file, nil
-}
-
-// removeScript removes a script file even when ctx was cancelled: an
-// interrupt is exactly when a secret file would otherwise be left behind.
-func removeScript(ctx context.Context, ex executors.Executor, file string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	return ex.Remove(ctx, file)
 }
 
 // wrap adds the step's context to an error. An *executors.ExitError stays

@@ -7,6 +7,7 @@ func builtin() []Kind {
 	return []Kind{
 		commandKind,
 		copyKind,
+		engineBackupKind,
 	}
 }
 

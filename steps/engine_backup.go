@@ -1,0 +1,438 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/secret"
+)
+
+var engineBackupKind = Kind{
+	Name:      "engine_backup",
+	Summary:   "back up, restore or verify an oVirt engine with engine-backup",
+	NeedsHost: true,
+	New:       func() Spec { return new(EngineBackup) },
+}
+
+var _ Spec = (*EngineBackup)(nil)
+
+// EngineBackup runs oVirt's engine-backup on the Manager host.
+//
+// What the guide leaves out and this kind gets right (checked against the
+// oVirt 4.5 script):
+//   - engine-backup re-executes itself under `env -i`, so passwords go in
+//     --*-passfile files (0600, removed after), never the environment or
+//     --*-password=;
+//   - its help says --db-secured-validation but its parser only accepts
+//     --db-sec-validation;
+//   - a restore of a custom-format dump dies after restoring the files
+//     unless told --restore-permissions or --no-restore-permissions, and
+//     --restore-permissions fails with new credentials;
+//   - a restore needs the same X.Y as the installed engine (4.3 and 4.4
+//     archives restore on 4.5), a stopped engine and an empty database;
+//   - a backup silently leaves the database out when otopi-config-query is
+//     missing, so the archive is checked for db/ before it counts.
+type EngineBackup struct {
+	Mode               string   `yaml:"mode" required:"true" enum:"backup|restore|verify" doc:"what engine-backup does"`
+	Scope              []string `yaml:"scope" doc:"what to back up or restore: all, files, db, dwhdb, reportsdb, cinderlibdb, keycloakdb, grafanadb (default all)"`
+	File               string   `yaml:"file" required:"true" doc:"absolute path of the archive on the host"`
+	Log                string   `yaml:"log" doc:"absolute path of engine-backup's log (default FILE.log)"`
+	ProvisionDB        bool     `yaml:"provision_db" doc:"restore: create the engine database and its user on a local PostgreSQL (--provision-db)"`
+	ProvisionDWHDB     bool     `yaml:"provision_dwh_db" doc:"restore: the same for the DWH database (--provision-dwh-db)"`
+	RestorePermissions string   `yaml:"restore_permissions" enum:"true|false" doc:"restore of a database: restore its grants (--restore-permissions) or not (--no-restore-permissions); required then, and false with changed credentials"`
+	InstalledVersion   string   `yaml:"installed_version" doc:"restore: the installed engine's version (X.Y[.Z]); default: asked from rpm -q ovirt-engine on the host"`
+
+	ChangeDBCredentials      EngineDBCredentials `yaml:"change_db_credentials" doc:"restore the engine database with other credentials than the backup's"`
+	ChangeDWHCredentials     EngineDBCredentials `yaml:"change_dwh_db_credentials" doc:"the same for the DWH database"`
+	ChangeReportsCredentials EngineDBCredentials `yaml:"change_reports_db_credentials" doc:"the same for the Reports database (oVirt 3.x)"`
+}
+
+// EngineDBCredentials are the --change-*-db-credentials options. Setting
+// host turns them on.
+type EngineDBCredentials struct {
+	Host              string `yaml:"host" doc:"database host (required when changing credentials)"`
+	Port              int    `yaml:"port" default:"5432" doc:"database port"`
+	User              string `yaml:"user" doc:"database user"`
+	Password          string `yaml:"password" secret:"allowed" doc:"the user's password; passed in a 0600 passfile"`
+	Name              string `yaml:"name" doc:"database name"`
+	Secured           bool   `yaml:"secured" doc:"connect with SSL (--*-db-secured)"`
+	SecuredValidation bool   `yaml:"secured_validation" doc:"validate the server's certificate (--*-db-sec-validation)"`
+}
+
+func (c EngineDBCredentials) set() bool { return c.Host != "" }
+
+var engineBackupScopes = []string{"all", "files", "db", "dwhdb", "reportsdb", "cinderlibdb", "keycloakdb", "grafanadb"}
+
+// credentialSets pairs each credentials block with its option prefix.
+func (b *EngineBackup) credentialSets() []struct {
+	key, prefix string
+	c           EngineDBCredentials
+} {
+	return []struct {
+		key, prefix string
+		c           EngineDBCredentials
+	}{
+		{"change_db_credentials", "db", b.ChangeDBCredentials},
+		{"change_dwh_db_credentials", "dwh-db", b.ChangeDWHCredentials},
+		{"change_reports_db_credentials", "reports-db", b.ChangeReportsCredentials},
+	}
+}
+
+func (b *EngineBackup) scopes() []string {
+	if len(b.Scope) == 0 {
+		return []string{"all"}
+	}
+	return b.Scope
+}
+
+func (b *EngineBackup) hasScope(names ...string) bool {
+	for _, s := range b.scopes() {
+		if s == "all" || slices.Contains(names, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *EngineBackup) logFile() string {
+	if b.Log != "" {
+		return b.Log
+	}
+	return b.File + ".log"
+}
+
+// Validate refuses the combinations engine-backup would reject late.
+func (b *EngineBackup) Validate() []Problem {
+	var ps []Problem
+	if b.File != "" && !path.IsAbs(b.File) {
+		ps = append(ps, Problem{"file", fmt.Sprintf("%q is not an absolute path", b.File)})
+	}
+	if b.Log != "" && !path.IsAbs(b.Log) {
+		ps = append(ps, Problem{"log", fmt.Sprintf("%q is not an absolute path", b.Log)})
+	}
+	for _, s := range b.Scope {
+		if !slices.Contains(engineBackupScopes, s) {
+			ps = append(ps, Problem{"scope", fmt.Sprintf("unknown scope %q (want one of %s)", s, strings.Join(engineBackupScopes, ", "))})
+		}
+	}
+	restore := b.Mode == "restore"
+	for _, cs := range b.credentialSets() {
+		c := cs.c
+		given := c.set() || c.User != "" || c.Password != "" || c.Name != "" || c.Port != 0 || c.Secured || c.SecuredValidation
+		switch {
+		case given && !restore:
+			ps = append(ps, Problem{cs.key, "only a restore changes database credentials"})
+		case given && (c.Host == "" || c.User == "" || c.Name == "" || c.Password == ""):
+			ps = append(ps, Problem{cs.key, "needs host, user, name and password"})
+		case c.Port < 0 || c.Port > 65535:
+			ps = append(ps, Problem{cs.key, fmt.Sprintf("port %d is out of range", c.Port)})
+		case c.SecuredValidation && !c.Secured:
+			ps = append(ps, Problem{cs.key, "secured_validation needs secured: true"})
+		}
+	}
+	if !restore && (b.ProvisionDB || b.ProvisionDWHDB || b.RestorePermissions != "" || b.InstalledVersion != "") {
+		ps = append(ps, Problem{"mode", "provision_db, provision_dwh_db, restore_permissions and installed_version apply to restores only"})
+	}
+	if restore && b.hasScope("db", "dwhdb", "reportsdb", "cinderlibdb", "keycloakdb", "grafanadb") && b.RestorePermissions == "" {
+		ps = append(ps, Problem{"restore_permissions", "a restore of a database needs restore_permissions: true or false (engine-backup dies after restoring the files without one)"})
+	}
+	if b.RestorePermissions == "true" && (b.ChangeDBCredentials.set() || b.ChangeDWHCredentials.set()) {
+		ps = append(ps, Problem{"restore_permissions", "must be false with changed credentials: the new user is not a member of the backup's roles (\"must be member of role engine\")"})
+	}
+	if b.InstalledVersion != "" && !versionRE.MatchString(b.InstalledVersion) {
+		ps = append(ps, Problem{"installed_version", fmt.Sprintf("%q is not a version like 4.5 or 4.5.6", b.InstalledVersion)})
+	}
+	return ps
+}
+
+var versionRE = regexp.MustCompile(`^\d+\.\d+(\.\d+)*$`)
+
+func (b *EngineBackup) Hosts(stepHost string) []string { return []string{stepHost} }
+
+// argv is the engine-backup command line; passfiles maps each credentials
+// prefix to its passfile path (placeholders in dry runs).
+func (b *EngineBackup) argv(passfiles map[string]string) []string {
+	file := b.File
+	if b.Mode == "backup" {
+		file = partPath(b.File) // renamed into place once verified
+	}
+	argv := []string{"engine-backup", "--mode=" + b.Mode, "--file=" + file, "--log=" + b.logFile()}
+	if b.Mode != "verify" {
+		for _, s := range b.scopes() {
+			argv = append(argv, "--scope="+s)
+		}
+	}
+	if b.Mode != "restore" {
+		return argv
+	}
+	if b.ProvisionDB {
+		argv = append(argv, "--provision-db")
+	}
+	if b.ProvisionDWHDB {
+		argv = append(argv, "--provision-dwh-db")
+	}
+	switch b.RestorePermissions {
+	case "true":
+		argv = append(argv, "--restore-permissions")
+	case "false":
+		argv = append(argv, "--no-restore-permissions")
+	}
+	for _, cs := range b.credentialSets() {
+		c := cs.c
+		if !c.set() {
+			continue
+		}
+		p := "--" + cs.prefix
+		port := c.Port
+		if port == 0 {
+			port = 5432
+		}
+		argv = append(argv, "--change-"+cs.prefix+"-credentials",
+			p+"-host="+c.Host, p+"-port="+strconv.Itoa(port), p+"-user="+c.User,
+			p+"-passfile="+passfiles[cs.prefix], p+"-name="+c.Name)
+		if c.Secured {
+			argv = append(argv, p+"-secured")
+		}
+		if c.SecuredValidation {
+			// Not --*-secured-validation: the help text says so, but the
+			// parser only knows this spelling.
+			argv = append(argv, p+"-sec-validation")
+		}
+	}
+	return argv
+}
+
+// partPath is where a backup is written before it is verified.
+func partPath(file string) string { return file + ".migrun-part" }
+
+// restoredMarker records which archive a restore completed from.
+func restoredMarker(file string) string { return file + ".migrun-restored" }
+
+func (b *EngineBackup) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Check{}, err
+	}
+	switch b.Mode {
+	case "verify":
+		return Check{Reason: "a verification always runs"}, nil
+	case "backup":
+		if _, err := ex.Stat(ctx, b.File); errors.Is(err, fs.ErrNotExist) {
+			return Check{Reason: "no archive at " + b.File + " yet"}, nil
+		} else if err != nil {
+			return Check{}, err
+		}
+		if err := b.verifyArchive(ctx, ex, b.File); err != nil {
+			return Check{}, fmt.Errorf("%s:%s exists but %w; move it aside or name another file", ex.Name(), b.File, err)
+		}
+		return Check{Done: true, Reason: "archive " + b.File + " exists and holds " + strings.Join(b.scopes(), ", ")}, nil
+	}
+	// restore
+	if _, err := ex.Stat(ctx, b.File); errors.Is(err, fs.ErrNotExist) {
+		return Check{Unknown: true, Reason: "archive " + b.File + " does not exist yet"}, nil
+	} else if err != nil {
+		return Check{}, err
+	}
+	marker, err := ex.ReadFile(ctx, restoredMarker(b.File))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Check{Reason: "not restored from " + b.File + " yet"}, nil
+	} else if err != nil {
+		return Check{}, err
+	}
+	sum, err := ex.Checksum(ctx, b.File)
+	if err != nil {
+		return Check{}, err
+	}
+	if strings.TrimSpace(string(marker)) == sum {
+		return Check{Done: true, Reason: "restored from this archive (sha256 " + sum[:12] + ") by an earlier run"}, nil
+	}
+	return Check{Reason: "the archive changed since the last restore from " + b.File}, nil
+}
+
+func (b *EngineBackup) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	passfiles := map[string]string{}
+	var notes []string
+	for _, cs := range b.credentialSets() {
+		if cs.c.set() {
+			passfiles[cs.prefix] = secretFilePattern + ".pass"
+			notes = append(notes, fmt.Sprintf("--%s-passfile is a 0600 file holding %s, removed after", cs.prefix, secret.Mask(cs.c.Password)))
+		}
+	}
+	summary := "run on " + rt.Host + ": " + executors.QuoteArgv(b.argv(passfiles))
+	acts := []Action{{Host: rt.Host, Summary: summary}}
+	for _, n := range notes {
+		acts = append(acts, Action{Host: rt.Host, Summary: "  " + n})
+	}
+	switch b.Mode {
+	case "backup":
+		acts = append(acts, Action{Host: rt.Host, Summary: "then check the archive holds " + strings.Join(b.archiveMembers(), ", ") + " and rename it to " + b.File})
+	case "restore":
+		acts = append([]Action{{Host: rt.Host, Summary: "first: the archive's version must match the installed engine's X.Y, and ovirt-engine must be stopped"}}, acts...)
+	}
+	return acts, nil
+}
+
+// archiveMembers are the members a backup of the scopes must hold.
+func (b *EngineBackup) archiveMembers() []string {
+	m := []string{"./version"}
+	if b.hasScope("files") {
+		m = append(m, "./files")
+	}
+	if b.hasScope("db") {
+		m = append(m, "./db/engine_backup.db")
+	}
+	return m
+}
+
+// verifyArchive lists the archive and checks the scopes' members are in.
+func (b *EngineBackup) verifyArchive(ctx context.Context, ex executors.Executor, file string) error {
+	res, err := ex.Run(ctx, executors.Command{Argv: []string{"tar", "-tf", file}, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("is not a readable archive: %w", err)
+	}
+	listing := "\n" + string(res.Stdout)
+	for _, m := range b.archiveMembers() {
+		name := strings.TrimPrefix(m, "./")
+		if !strings.Contains(listing, "\n"+m) && !strings.Contains(listing, "\n"+name) {
+			return fmt.Errorf("the archive lacks %s (engine-backup leaves the database out when otopi-config-query is missing)", m)
+		}
+	}
+	return nil
+}
+
+func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if b.Mode == "restore" {
+		if err := b.preflight(ctx, ex); err != nil {
+			return Outcome{}, fmt.Errorf("%s: %w", ex.Name(), err)
+		}
+	}
+	passfiles := map[string]string{}
+	defer func() {
+		for _, f := range passfiles {
+			removeSecretFile(ctx, ex, f)
+		}
+	}()
+	for _, cs := range b.credentialSets() {
+		if !cs.c.set() {
+			continue
+		}
+		pw, err := rt.Secrets.Reveal(cs.c.Password)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("%s: %w", cs.key, err)
+		}
+		// engine-backup reads the first line of the passfile.
+		f, err := writeSecretFile(ctx, ex, pw+"\n", "", ".pass")
+		if err != nil {
+			return Outcome{}, fmt.Errorf("%s passfile: %w", cs.key, err)
+		}
+		passfiles[cs.prefix] = f
+	}
+
+	out := rt.Output
+	if out == nil {
+		out = io.Discard
+	}
+	red := rt.Secrets.Writer(out)
+	tail := &tailBuffer{max: outputTail}
+	w := io.MultiWriter(red, tail)
+	argv := b.argv(passfiles)
+	_, runErr := ex.Run(ctx, executors.Command{Argv: argv, Stdout: w, Stderr: w})
+	red.Flush()
+	o := Outcome{Changed: true, Output: rt.Secrets.Redact(tail.String())}
+	if runErr != nil {
+		return o, fmt.Errorf("%s: engine-backup --mode=%s: %w%s", ex.Name(), b.Mode, runErr, b.logHint(ctx, ex))
+	}
+	switch b.Mode {
+	case "backup":
+		part := partPath(b.File)
+		if err := b.verifyArchive(ctx, ex, part); err != nil {
+			return o, fmt.Errorf("%s: the new archive %s %w", ex.Name(), part, err)
+		}
+		if err := ex.Rename(ctx, part, b.File); err != nil {
+			return o, err
+		}
+		o.Output += fmt.Sprintf("\narchive %s holds %s; log %s", b.File, strings.Join(b.archiveMembers(), ", "), b.logFile())
+	case "restore":
+		sum, err := ex.Checksum(ctx, b.File)
+		if err != nil {
+			return o, err
+		}
+		if err := ex.WriteFile(ctx, restoredMarker(b.File), []byte(sum+"\n"), executors.FileAttrs{Mode: 0o600}); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// preflight checks what engine-backup would otherwise find late: the
+// archive's version against the installed engine, and a stopped engine.
+func (b *EngineBackup) preflight(ctx context.Context, ex executors.Executor) error {
+	res, err := ex.Run(ctx, executors.Command{Argv: []string{"tar", "-xOf", b.File, "./version"}, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read the version in %s: %w", b.File, err)
+	}
+	archived := strings.TrimSpace(string(res.Stdout))
+	installed := b.InstalledVersion
+	if installed == "" {
+		res, err := ex.Run(ctx, executors.Command{Argv: []string{"rpm", "-q", "--qf", "%{VERSION}", "ovirt-engine"}, ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("cannot tell the installed engine's version (rpm -q ovirt-engine: %w); set installed_version", err)
+		}
+		installed = strings.TrimSpace(string(res.Stdout))
+	}
+	if err := restorableVersion(archived, installed); err != nil {
+		return err
+	}
+	if _, err := ex.Run(ctx, executors.Command{Argv: []string{"systemctl", "is-active", "--quiet", "ovirt-engine"}, ReadOnly: true}); err == nil {
+		return errors.New("ovirt-engine is running: stop it before a restore (a service step with state: stopped)")
+	}
+	return nil
+}
+
+// restorableVersion applies engine-backup's rule: the archive's X.Y must be
+// the installed X.Y, except that 4.3 and 4.4 archives restore on 4.5.
+func restorableVersion(archived, installed string) error {
+	xy := func(v string) string {
+		parts := strings.SplitN(v, ".", 3)
+		if len(parts) < 2 {
+			return v
+		}
+		return parts[0] + "." + parts[1]
+	}
+	a, i := xy(archived), xy(installed)
+	if a == i || i == "4.5" && (a == "4.3" || a == "4.4") {
+		return nil
+	}
+	return fmt.Errorf("the archive is from engine %s but %s is installed: engine-backup restores only the same X.Y (or 4.3/4.4 onto 4.5)", archived, installed)
+}
+
+// logHint adds the end of engine-backup's log to a failure, where it says
+// why; and explains the known late failure of --change-db-credentials.
+func (b *EngineBackup) logHint(ctx context.Context, ex executors.Executor) string {
+	data, err := ex.ReadFile(ctx, b.logFile())
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	hint := "\nlast lines of " + b.logFile() + ":\n  " + strings.Join(lines, "\n  ")
+	if b.ChangeDBCredentials.set() {
+		hint += "\nnote: with change_db_credentials, engine-backup also rewrites the DWH, Managed Block and Keycloak configs; when one is missing it fails at the very end, after the database and the engine's config were already changed"
+	}
+	return hint
+}

@@ -1,0 +1,241 @@
+package steps
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/secret"
+)
+
+// fakeEngineBackup puts stand-ins for engine-backup, rpm and systemctl
+// first on PATH. engine-backup records its argv and, for a passfile,
+// its mode and first line; a backup writes an archive with the real
+// layout (minus db/ when ENGINE_BACKUP_NO_DB is set).
+func fakeEngineBackup(t *testing.T, engineActive bool, version string) (dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	active := "exit 3"
+	if engineActive {
+		active = "exit 0"
+	}
+	scripts := map[string]string{
+		"engine-backup": `#!/bin/sh
+set -e
+echo "$@" >> "` + dir + `/argv"
+for a in "$@"; do
+  case "$a" in
+    --db-secured-validation) echo "FATAL: Unknown option $a" >&2; exit 1 ;;
+    --db-passfile=*) f=${a#--db-passfile=}; stat -c %a "$f" > "` + dir + `/passfile-mode"; head -n1 "$f" > "` + dir + `/passfile-line" ;;
+    --file=*) file=${a#--file=} ;;
+    --mode=*) mode=${a#--mode=} ;;
+    --log=*) log=${a#--log=} ;;
+  esac
+done
+echo "log of $mode" > "$log"
+if [ "$mode" = backup ]; then
+  tmp=$(mktemp -d); mkdir -p "$tmp/files" "$tmp/db"
+  echo 4.5.6 > "$tmp/version"
+  [ -n "$ENGINE_BACKUP_NO_DB" ] || echo dump > "$tmp/db/engine_backup.db"
+  tar -C "$tmp" -cf "$file" .
+  rm -rf "$tmp"
+fi
+echo "Done."
+`,
+		"rpm":       "#!/bin/sh\nprintf '%s' '" + version + "'\n",
+		"systemctl": "#!/bin/sh\n" + active + "\n",
+	}
+	for name, text := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return dir
+}
+
+func engineBackupRuntime(t *testing.T, readOnly bool) *Runtime {
+	ex := executors.Executor(executors.NewLocal("engine"))
+	if readOnly {
+		ex = executors.ReadOnly(ex)
+	}
+	return &Runtime{
+		StepID: "backup", Host: "engine",
+		Executor: func(ctx context.Context, host string) (executors.Executor, error) { return ex, nil },
+		Secrets:  secret.Values{"db_pw": "n3w-pa$$ 'word"},
+		Progress: NopProgress{},
+	}
+}
+
+func TestEngineBackupBackupThenCheck(t *testing.T) {
+	dir := fakeEngineBackup(t, true, "4.5.6")
+	file := filepath.Join(t.TempDir(), "engine.backup")
+	b := &EngineBackup{Mode: "backup", Scope: []string{"all"}, File: file}
+	if ps := b.Validate(); len(ps) != 0 {
+		t.Fatal(ps)
+	}
+	ctx := context.Background()
+	if c, err := b.Check(ctx, engineBackupRuntime(t, true)); err != nil || c.Done {
+		t.Fatalf("check before: %+v %v", c, err)
+	}
+	if _, err := b.Apply(ctx, engineBackupRuntime(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	argv, _ := os.ReadFile(filepath.Join(dir, "argv"))
+	want := "--mode=backup --file=" + file + ".migrun-part --log=" + file + ".log --scope=all\n"
+	if string(argv) != want {
+		t.Fatalf("argv %q, want %q", argv, want)
+	}
+	if _, err := os.Stat(partPath(file)); !os.IsNotExist(err) {
+		t.Fatal("the part file is left behind")
+	}
+	if c, err := b.Check(ctx, engineBackupRuntime(t, true)); err != nil || !c.Done {
+		t.Fatalf("check after: %+v %v", c, err)
+	}
+}
+
+func TestEngineBackupRefusesArchiveWithoutDB(t *testing.T) {
+	fakeEngineBackup(t, true, "4.5.6")
+	t.Setenv("ENGINE_BACKUP_NO_DB", "1")
+	file := filepath.Join(t.TempDir(), "engine.backup")
+	b := &EngineBackup{Mode: "backup", File: file}
+	_, err := b.Apply(context.Background(), engineBackupRuntime(t, false))
+	if err == nil || !strings.Contains(err.Error(), "db/engine_backup.db") || !strings.Contains(err.Error(), "otopi-config-query") {
+		t.Fatalf("err = %v, want the missing db/ named", err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatal("an incomplete archive was put in place")
+	}
+}
+
+func TestEngineBackupRestoreWithNewCredentials(t *testing.T) {
+	dir := fakeEngineBackup(t, false, "4.5.2")
+	file := filepath.Join(t.TempDir(), "engine.backup")
+	// An archive to restore, made by the stand-in.
+	if _, err := (&EngineBackup{Mode: "backup", File: file}).Apply(context.Background(), engineBackupRuntime(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "argv"))
+	b := &EngineBackup{
+		Mode: "restore", Scope: []string{"files", "db"}, File: file, RestorePermissions: "false",
+		ChangeDBCredentials: EngineDBCredentials{Host: "db.example.com", User: "engine", Name: "engine",
+			Password: secret.Token("db_pw"), Secured: true, SecuredValidation: true},
+	}
+	if ps := b.Validate(); len(ps) != 0 {
+		t.Fatal(ps)
+	}
+	acts, err := b.Describe(context.Background(), engineBackupRuntime(t, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	for _, a := range acts {
+		text += a.Summary + "\n"
+	}
+	if strings.Contains(text, "n3w-pa") || !strings.Contains(text, "<secret:db_pw>") || !strings.Contains(text, "--db-passfile=/tmp/migrun-*.pass") {
+		t.Fatalf("describe:\n%s", text)
+	}
+	if _, err := b.Apply(context.Background(), engineBackupRuntime(t, false)); err != nil {
+		t.Fatal(err)
+	}
+	argv, _ := os.ReadFile(filepath.Join(dir, "argv"))
+	for _, want := range []string{"--no-restore-permissions", "--change-db-credentials", "--db-host=db.example.com", "--db-port=5432", "--db-secured", "--db-sec-validation", "--db-passfile=/tmp/migrun-"} {
+		if !strings.Contains(string(argv), want) {
+			t.Fatalf("argv %q lacks %s", argv, want)
+		}
+	}
+	if strings.Contains(string(argv), "n3w-pa") {
+		t.Fatal("password in argv")
+	}
+	mode, _ := os.ReadFile(filepath.Join(dir, "passfile-mode"))
+	line, _ := os.ReadFile(filepath.Join(dir, "passfile-line"))
+	if strings.TrimSpace(string(mode)) != "600" || strings.TrimSpace(string(line)) != "n3w-pa$$ 'word" {
+		t.Fatalf("passfile mode %q first line %q", mode, line)
+	}
+	pf := strings.TrimSuffix(strings.SplitN(strings.SplitN(string(argv), "--db-passfile=", 2)[1], " ", 2)[0], "\n")
+	if _, err := os.Stat(pf); !os.IsNotExist(err) {
+		t.Fatalf("passfile %s left behind", pf)
+	}
+	if c, err := b.Check(context.Background(), engineBackupRuntime(t, true)); err != nil || !c.Done {
+		t.Fatalf("check after restore: %+v %v", c, err)
+	}
+}
+
+func TestEngineBackupRestorePreflight(t *testing.T) {
+	tests := []struct {
+		name      string
+		active    bool
+		installed string
+		want      string
+	}{
+		{"engine running", true, "4.5.1", "ovirt-engine is running"},
+		{"other minor", false, "4.4.10", "from engine 4.5.6 but 4.4.10 is installed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := fakeEngineBackup(t, tt.active, tt.installed)
+			file := filepath.Join(t.TempDir(), "engine.backup")
+			if _, err := (&EngineBackup{Mode: "backup", File: file}).Apply(context.Background(), engineBackupRuntime(t, false)); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(dir, "argv"))
+			b := &EngineBackup{Mode: "restore", File: file, RestorePermissions: "true"}
+			_, err := b.Apply(context.Background(), engineBackupRuntime(t, false))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "argv")); !os.IsNotExist(err) {
+				t.Fatal("engine-backup ran despite the failed preflight")
+			}
+		})
+	}
+}
+
+func TestEngineBackupValidate(t *testing.T) {
+	creds := EngineDBCredentials{Host: "h", User: "u", Name: "n", Password: "p"}
+	tests := []struct {
+		name string
+		b    EngineBackup
+		want string
+	}{
+		{"relative file", EngineBackup{Mode: "backup", File: "x"}, "not an absolute path"},
+		{"bad scope", EngineBackup{Mode: "backup", File: "/x", Scope: []string{"everything"}}, "unknown scope"},
+		{"credentials on backup", EngineBackup{Mode: "backup", File: "/x", ChangeDBCredentials: creds}, "only a restore"},
+		{"db restore without permissions choice", EngineBackup{Mode: "restore", File: "/x"}, "restore_permissions"},
+		{"permissions with new credentials", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "true", ChangeDBCredentials: creds}, "must be false"},
+		{"incomplete credentials", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "false", ChangeDBCredentials: EngineDBCredentials{Host: "h"}}, "needs host, user, name and password"},
+		{"validation without ssl", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "false", ChangeDBCredentials: EngineDBCredentials{Host: "h", User: "u", Name: "n", Password: "p", SecuredValidation: true}}, "needs secured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var msgs []string
+			for _, p := range tt.b.Validate() {
+				msgs = append(msgs, p.Field+": "+p.Message)
+			}
+			if !strings.Contains(strings.Join(msgs, "\n"), tt.want) {
+				t.Fatalf("problems %q, want one containing %q", msgs, tt.want)
+			}
+		})
+	}
+	// A files-only restore needs no permissions choice.
+	if ps := (&EngineBackup{Mode: "restore", File: "/x", Scope: []string{"files"}}).Validate(); len(ps) != 0 {
+		t.Fatalf("files-only restore: %v", ps)
+	}
+}
+
+func TestRestorableVersion(t *testing.T) {
+	for _, tt := range []struct {
+		archived, installed string
+		ok                  bool
+	}{
+		{"4.5.6", "4.5.1", true}, {"4.4.10", "4.5.0", true}, {"4.3.9", "4.5", true},
+		{"4.5.0", "4.4.10", false}, {"4.2.8", "4.5.0", false}, {"4.4.1", "4.4.9", true},
+	} {
+		if err := restorableVersion(tt.archived, tt.installed); (err == nil) != tt.ok {
+			t.Errorf("%s onto %s: err = %v", tt.archived, tt.installed, err)
+		}
+	}
+}
