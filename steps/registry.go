@@ -7,7 +7,14 @@ func builtin() []Kind {
 	return []Kind{
 		commandKind,
 		copyKind,
+		ovirtDbConfKind,
+		configSetKind,
+		lineKind,
 		engineBackupKind,
+		serviceKind,
+		packageKind,
+		waitKind,
+		firewallKind,
 	}
 }
 

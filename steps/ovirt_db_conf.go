@@ -1,0 +1,578 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+var ovirtDbConfKind = Kind{
+	Name:      "ovirt_db_conf",
+	Summary:   "point an oVirt engine or DWH config file at a database, regenerating its JDBC URL",
+	NeedsHost: true,
+	New:       func() Spec { return new(OvirtDbConf) },
+}
+
+var _ Spec = (*OvirtDbConf)(nil)
+
+// OvirtDbConf points one oVirt configuration file at a PostgreSQL
+// database: /etc/ovirt-engine/engine.conf.d/10-setup-database.conf
+// (ENGINE_DB_*), the DWH's ovirt-engine-dwhd.conf.d/10-setup-database.conf
+// (ENGINE_DB_* and DWH_DB_*), engine.conf.d/10-setup-dwh-database.conf
+// (DWH_DB_*), or the internal login domain's aaa/internal.properties.
+//
+// Since oVirt 3.6 engine-setup writes nine keys per database, and the
+// engine connects with PREFIX_URL alone: changing PREFIX_HOST without the
+// URL leaves the engine on the old database. So the URL is always
+// regenerated, from the resulting host, port and database (the file's for
+// those the step does not give), exactly as engine-setup builds it.
+type OvirtDbConf struct {
+	File              string `yaml:"file" required:"true" doc:"absolute path of the file to edit, e.g. /etc/ovirt-engine/engine.conf.d/10-setup-database.conf"`
+	Format            string `yaml:"format" enum:"shell|properties" doc:"file format: shell (KEY=\"value\", the *.conf files) or properties (aaa/internal.properties); default: properties when file ends in .properties, else shell"`
+	Prefix            string `yaml:"prefix" enum:"ENGINE_DB|DWH_DB" default:"ENGINE_DB" doc:"which database's keys to set in a shell file: ENGINE_DB_* or DWH_DB_*"`
+	Host              string `yaml:"host" doc:"database host name or address (default: keep the file's)"`
+	Port              int    `yaml:"port" default:"5432" doc:"database port"`
+	Database          string `yaml:"database" doc:"database name (default: keep the file's)"`
+	User              string `yaml:"user" doc:"database user (default: keep the file's)"`
+	Password          string `yaml:"password" secret:"allowed" doc:"database password, normally a ${secret} (default: keep the file's); never shown"`
+	Secured           bool   `yaml:"secured" doc:"connect with TLS (ssl=true in the URL)"`
+	SecuredValidation bool   `yaml:"secured_validation" doc:"with secured: also validate the server's certificate and host name"`
+}
+
+const (
+	ovirtFormatShell      = "shell"
+	ovirtFormatProperties = "properties"
+	ovirtDefaultPort      = 5432
+	ovirtDriver           = "org.postgresql.Driver"
+	// propsPrefix is the key prefix of aaa/internal.properties, as the
+	// aaa-jdbc extension's DataSourceProvider reads it.
+	propsPrefix = "config.datasource."
+)
+
+// format is the file format, given or told by the file name.
+func (c *OvirtDbConf) format() string {
+	if c.Format != "" {
+		return c.Format
+	}
+	if strings.HasSuffix(c.File, ".properties") {
+		return ovirtFormatProperties
+	}
+	return ovirtFormatShell
+}
+
+func (c *OvirtDbConf) prefix() string {
+	if c.Prefix == "" {
+		return "ENGINE_DB"
+	}
+	return c.Prefix
+}
+
+func (c *OvirtDbConf) port() int {
+	if c.Port == 0 {
+		return ovirtDefaultPort
+	}
+	return c.Port
+}
+
+// Validate checks what the tags cannot: paths, ports, and values that
+// cannot go into a JDBC URL.
+func (c *OvirtDbConf) Validate() []Problem {
+	ps := validateFile("file", c.File)
+	if c.format() == ovirtFormatProperties && c.Prefix == "DWH_DB" {
+		ps = append(ps, Problem{"prefix", "a properties file holds the engine database's datasource only; prefix applies to shell files"})
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		ps = append(ps, Problem{"port", fmt.Sprintf("%d is not a TCP port (1-65535)", c.Port)})
+	}
+	// Host and database end up inside jdbc:postgresql://HOST:PORT/DB?...;
+	// these characters would change what the URL means.
+	if c.Host != "" && (strings.ContainsAny(c.Host, "/?#@ \t\r\n\"\\$") || !utf8.ValidString(c.Host)) {
+		ps = append(ps, Problem{"host", fmt.Sprintf("%q is not a host name or address", c.Host)})
+	}
+	if c.Database != "" && (strings.ContainsAny(c.Database, "/?#&: \t\r\n\"\\$") || !utf8.ValidString(c.Database)) {
+		ps = append(ps, Problem{"database", fmt.Sprintf("%q cannot be used in a JDBC URL as it stands", c.Database)})
+	}
+	if strings.ContainsAny(c.User, "\r\n") {
+		ps = append(ps, Problem{"user", "the user name holds a line break"})
+	}
+	// A secret's value is checked when it is revealed, before writing.
+	if strings.ContainsAny(c.Password, "\r\n") {
+		ps = append(ps, Problem{"password", "the password holds a line break, which the file cannot hold"})
+	}
+	if c.SecuredValidation && !c.Secured {
+		// engine-setup forces validation off without TLS: there is no
+		// certificate to validate.
+		ps = append(ps, Problem{"secured_validation", "needs secured: true (there is no certificate to validate without TLS)"})
+	}
+	return ps
+}
+
+// Hosts is the step's host.
+func (c *OvirtDbConf) Hosts(stepHost string) []string { return []string{stepHost} }
+
+// Check reports done when the file already parses, as the engine reads
+// it, to the wanted values and URL. A password is compared in memory.
+func (c *OvirtDbConf) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	e, err := c.textEdit(rt)
+	if err != nil {
+		return Check{}, err
+	}
+	return e.check(ctx, rt)
+}
+
+// Describe shows the edit as a diff, passwords masked on both sides.
+func (c *OvirtDbConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	e, err := c.textEdit(rt)
+	if err != nil {
+		return []Action{{Host: rt.Host, Summary: "edit " + location{rt.Host, c.File}.String()}}, err
+	}
+	return e.describe(ctx, rt)
+}
+
+// Apply edits the file (after a backup) and re-reads it to verify.
+func (c *OvirtDbConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	e, err := c.textEdit(rt)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return e.apply(ctx, rt)
+}
+
+// textEdit builds the edit, with the password revealed.
+func (c *OvirtDbConf) textEdit(rt *Runtime) (*textEdit, error) {
+	loc := location{rt.Host, c.File}
+	var pw revealed
+	if c.Password != "" {
+		var err error
+		if pw, err = reveal(rt, c.Password, true); err != nil {
+			return nil, fmt.Errorf("%s: password: %w", loc, err)
+		}
+	}
+	e := &textEdit{path: c.File}
+	// The wanted keys depend on the file (the host, port and database it
+	// keeps), so edit and verify share what edit worked out.
+	var want []wantedKey
+	if c.format() == ovirtFormatProperties {
+		e.edit = func(old string) (res editResult, err error) {
+			res, want, err = c.editProperties(old, pw)
+			return res, err
+		}
+		e.verify = func(written string) error {
+			doc, err := parseProperties(written)
+			if err != nil {
+				return err
+			}
+			return checkKeys(propertyValues(doc), want)
+		}
+		return e, nil
+	}
+	e.edit = func(old string) (res editResult, err error) {
+		res, want, err = c.editShell(old, pw)
+		return res, err
+	}
+	e.verify = func(written string) error {
+		conf, err := parseShellConf(written)
+		if err != nil {
+			return err
+		}
+		if err := conf.resolved(want); err != nil {
+			return err
+		}
+		return checkKeys(conf.values, want)
+	}
+	return e, nil
+}
+
+// editShell works out the edit of a shell-like file and the keys it sets.
+func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []wantedKey, error) {
+	conf, err := parseShellConf(old)
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	p := c.prefix() + "_"
+	// current returns a value the URL is built from: given, or the file's.
+	current := func(given, key, field string) (string, error) {
+		if given != "" {
+			return given, nil
+		}
+		if names := conf.unresolved[p+key]; len(names) > 0 {
+			return "", fmt.Errorf("%s%s refers to ${%s}, which is not set earlier in the file, so its value is not known here; give %s", p, key, names[0], field)
+		}
+		v, ok := conf.values[p+key]
+		if !ok || v == "" {
+			return "", fmt.Errorf("the file does not set %s%s, which the URL needs; give %s", p, key, field)
+		}
+		return v, nil
+	}
+	host, err := current(c.Host, "HOST", "host")
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	db, err := current(c.Database, "DATABASE", "database")
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	port := strconv.Itoa(c.port())
+
+	// The order engine-setup writes them in (OvirtUtils.getDBConfig), which
+	// is where keys the file lacks are appended.
+	plain := func(k, v string) wantedKey { return wantedKey{key: p + k, value: v, show: v} }
+	var want []wantedKey
+	if c.Host != "" {
+		want = append(want, plain("HOST", c.Host))
+	}
+	want = append(want, plain("PORT", port))
+	if c.User != "" {
+		want = append(want, plain("USER", c.User))
+	}
+	if c.Password != "" {
+		want = append(want, wantedKey{key: p + "PASSWORD", value: pw.value, show: pw.show, secret: true})
+	}
+	if c.Database != "" {
+		want = append(want, plain("DATABASE", c.Database))
+	}
+	want = append(want, ovirtBool(p+"SECURED", c.Secured), ovirtBool(p+"SECURED_VALIDATION", c.SecuredValidation))
+	// Only a file that lacks the driver gets it: there is one to choose.
+	if _, ok := conf.values[p+"DRIVER"]; !ok {
+		want = append(want, plain("DRIVER", ovirtDriver))
+	}
+	want = append(want, plain("URL", jdbcURL(host, port, db, c.Secured, c.SecuredValidation)))
+
+	cur := conf.effective()
+	ed, err := setKeys(conf.doc, "", want, cur, shellCodec, looksSecret)
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	add, err := newKeyLines(ed.missing, shellCodec, fileEOL(conf.doc.lines))
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	lines := appendLines(compact(ed.lines), fileEOL(conf.doc.lines), add...)
+	return editResult{
+		text:    joinText(lines),
+		oldShow: ed.oldShow,
+		newShow: joinShow(lines),
+		what:    ed.what,
+	}, want, nil
+}
+
+// editProperties works out the edit of aaa/internal.properties, which
+// engine-setup writes (config/aaajdbc.py, _setupAuth) as
+//
+//	config.datasource.jdbcurl=URL
+//	config.datasource.dbuser=USER
+//	config.datasource.dbpassword=PASSWORD
+//	config.datasource.jdbcdriver=org.postgresql.Driver
+//	config.datasource.schemaname=aaa_jdbc
+//
+// Host and database live in the URL only; those not given come from it.
+func (c *OvirtDbConf) editProperties(old string, pw revealed) (editResult, []wantedKey, error) {
+	doc, err := parseProperties(old)
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	cur := propertyValues(doc)
+	host, db := c.Host, c.Database
+	if host == "" || db == "" {
+		u, ok := cur[propsPrefix+"jdbcurl"]
+		if !ok {
+			return editResult{}, nil, fmt.Errorf("the file does not set %sjdbcurl; give host and database", propsPrefix)
+		}
+		h, _, d, err := parseJdbcURL(u)
+		if err != nil {
+			return editResult{}, nil, fmt.Errorf("%sjdbcurl: %w; give host and database", propsPrefix, err)
+		}
+		if host == "" {
+			host = h
+		}
+		if db == "" {
+			db = d
+		}
+	}
+	url := jdbcURL(host, strconv.Itoa(c.port()), db, c.Secured, c.SecuredValidation)
+	want := []wantedKey{{key: propsPrefix + "jdbcurl", value: url, show: url}}
+	if c.User != "" {
+		want = append(want, wantedKey{key: propsPrefix + "dbuser", value: c.User, show: c.User})
+	}
+	if c.Password != "" {
+		want = append(want, wantedKey{key: propsPrefix + "dbpassword", value: pw.value, show: pw.show, secret: true})
+	}
+	if _, ok := cur[propsPrefix+"jdbcdriver"]; !ok {
+		want = append(want, wantedKey{key: propsPrefix + "jdbcdriver", value: ovirtDriver, show: ovirtDriver})
+	}
+	ed, err := setKeys(doc, "", want, cur, propertiesCodec, looksSecret)
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	add, err := newKeyLines(ed.missing, propertiesCodec, fileEOL(doc.lines))
+	if err != nil {
+		return editResult{}, nil, err
+	}
+	lines := appendLines(compact(ed.lines), fileEOL(doc.lines), add...)
+	return editResult{
+		text:    joinText(lines),
+		oldShow: ed.oldShow,
+		newShow: joinShow(lines),
+		what:    ed.what,
+	}, want, nil
+}
+
+// ovirtBool wants a boolean key spelled as engine-setup spells it (Python's
+// str(bool): "True", "False"), accepting any spelling the engine reads the
+// same way.
+func ovirtBool(key string, v bool) wantedKey {
+	s := "False"
+	if v {
+		s = "True"
+	}
+	return wantedKey{key: key, value: s, show: s, equal: func(cur string) bool {
+		b, ok := engineBool(cur)
+		return ok && b == v
+	}}
+}
+
+// engineBool reads a boolean as the engine does (ShellLikeConfd.getBoolean):
+// trimmed, case-insensitive 1/t/true/y/yes or 0/f/false/n/no.
+func engineBool(s string) (v, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "t", "true", "y", "yes":
+		return true, true
+	case "0", "f", "false", "n", "no":
+		return false, true
+	}
+	return false, false
+}
+
+// jdbcURL builds the URL the way engine-setup does (ovirt-engine,
+// packaging/setup/ovirt_engine_setup/engine_common/database.py,
+// OvirtUtils.getJdbcUrl):
+//
+//	'jdbc:postgresql://{host}:{port}/{database}?{jdbcTlsOptions}'
+//
+// where the options, joined by '&', are 'ssl=true' when secured and
+// 'sslfactory=org.postgresql.ssl.NonValidatingFactory' when the host is
+// not validated. engine-setup forces validation off without TLS, so the
+// three URLs are ?sslfactory=... (plain), ?ssl=true&sslfactory=...
+// (secured, not validated) and ?ssl=true (secured and validated).
+//
+// One departure: an IPv6 address is bracketed, as the PostgreSQL JDBC
+// driver requires; engine-setup would write it bare and break the URL.
+func jdbcURL(host, port, db string, secured, validated bool) string {
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		host = "[" + host + "]"
+	}
+	var opts []string
+	if secured {
+		opts = append(opts, "ssl=true")
+	}
+	if !validated {
+		opts = append(opts, "sslfactory=org.postgresql.ssl.NonValidatingFactory")
+	}
+	return "jdbc:postgresql://" + host + ":" + port + "/" + db + "?" + strings.Join(opts, "&")
+}
+
+// parseJdbcURL takes host, port and database out of a PostgreSQL JDBC URL.
+func parseJdbcURL(u string) (host, port, db string, err error) {
+	rest, ok := strings.CutPrefix(u, "jdbc:postgresql://")
+	if !ok {
+		return "", "", "", fmt.Errorf("%q is not a jdbc:postgresql:// URL", u)
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	hostport, db, ok := strings.Cut(rest, "/")
+	if !ok || db == "" {
+		return "", "", "", fmt.Errorf("%q names no database", u)
+	}
+	host, port = hostport, ""
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
+		host, port = hostport[:i], hostport[i+1:]
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return "", "", "", fmt.Errorf("%q names no host", u)
+	}
+	return host, port, db, nil
+}
+
+// The engine reads its shell-like files with ShellLikeConfd (Java) and
+// engine-setup with ovirt_engine.configfile.ConfigFile (Python), which
+// follow the same rules; parseShellConf implements them:
+//
+//   - a line that is blank or whose first non-blank character is # is a
+//     comment;
+//   - any other line must be KEY=VALUE: optional leading blanks, a key of
+//     [A-Za-z0-9_], = with nothing around it; anything else is an error;
+//   - in VALUE, " toggles quoting (and is dropped), \ takes the next
+//     character literally, ${NAME} expands to NAME's value so far, any
+//     other $ is an error, and an unquoted space or # ends the value
+//     (what follows is ignored);
+//   - a later assignment of a key replaces an earlier one.
+//
+// ${NAME} of a key set in no earlier line expands to nothing here; the
+// engine would look in the files read before this one, so parseShellConf
+// records such names instead of guessing.
+var (
+	shellBlankRE  = regexp.MustCompile(`^[ \t\n\v\f\r]*(#.*)?$`)
+	shellAssignRE = regexp.MustCompile(`^([ \t\n\v\f\r]*)([A-Za-z0-9_]+)=(.*)$`)
+	shellKeyRE    = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+)
+
+// shellConf is a parsed shell-like file.
+type shellConf struct {
+	doc    kvDoc
+	values map[string]string
+	// unresolved lists, for each key whose final value used ${NAME} of a
+	// key the file does not set before it, those names.
+	unresolved map[string][]string
+}
+
+// parseShellConf parses s as the engine would. Errors name the line.
+func parseShellConf(s string) (*shellConf, error) {
+	conf := &shellConf{
+		doc:        kvDoc{lines: rawLines(s)},
+		values:     map[string]string{},
+		unresolved: map[string][]string{},
+	}
+	for i, l := range conf.doc.lines {
+		body, _ := lineBody(l)
+		if shellBlankRE.MatchString(body) {
+			continue
+		}
+		m := shellAssignRE.FindStringSubmatch(body)
+		if m == nil {
+			return nil, fmt.Errorf("line %d: not KEY=VALUE (no blanks around =), a comment or a blank line", i+1)
+		}
+		key, raw := m[2], m[3]
+		value, end, missing, err := expandShellValue(raw, func(name string) (string, bool) {
+			v, ok := conf.values[name]
+			return v, ok
+		})
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %s: %w", i+1, key, err)
+		}
+		conf.values[key] = value
+		// A later line may reassign a key: only the final one counts.
+		if len(missing) > 0 {
+			conf.unresolved[key] = missing
+		} else {
+			delete(conf.unresolved, key)
+		}
+		head := m[1] + key + "="
+		conf.doc.entries = append(conf.doc.entries, kvEntry{
+			key: key, value: value, first: i, end: i + 1,
+			head: head, tail: raw[end:],
+		})
+	}
+	return conf, nil
+}
+
+// effective is the values an edit compares against: a value that used an
+// unknown ${NAME} is taken as not known, so it is rewritten.
+func (c *shellConf) effective() map[string]string {
+	cur := make(map[string]string, len(c.values))
+	for k, v := range c.values {
+		if len(c.unresolved[k]) == 0 {
+			cur[k] = v
+		}
+	}
+	return cur
+}
+
+// resolved fails when a wanted key's value used an unknown ${NAME}.
+func (c *shellConf) resolved(want []wantedKey) error {
+	for _, w := range want {
+		if names := c.unresolved[w.key]; len(names) > 0 {
+			return fmt.Errorf("%s refers to ${%s}, not set earlier in the file", w.key, names[0])
+		}
+	}
+	return nil
+}
+
+// errShellDollar is the engine's "Malformed variable assignment".
+var errShellDollar = errors.New(`a $ must start ${NAME} (write \$ for a literal $)`)
+
+// expandShellValue expands raw, the text after KEY=, by the rules above.
+// It returns the value, the offset in raw where the value ended (the
+// unquoted space or # that ended it, or len(raw)), and the ${NAME}s lookup
+// did not know. It walks bytes, not runes: every special character is
+// ASCII, and UTF-8 never uses ASCII bytes inside a multi-byte character.
+func expandShellValue(raw string, lookup func(string) (string, bool)) (value string, end int, unresolved []string, err error) {
+	var b strings.Builder
+	escape, quoted := false, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if escape {
+			escape = false
+			b.WriteByte(c)
+			continue
+		}
+		switch c {
+		case '\\':
+			escape = true
+		case '$':
+			if i+1 >= len(raw) || raw[i+1] != '{' {
+				return "", 0, nil, errShellDollar
+			}
+			j := strings.IndexByte(raw[i+2:], '}')
+			if j < 0 {
+				return "", 0, nil, errors.New("${ without a closing }")
+			}
+			name := raw[i+2 : i+2+j]
+			if v, ok := lookup(name); ok {
+				b.WriteString(v)
+			} else {
+				unresolved = append(unresolved, name)
+			}
+			i += 2 + j
+		case '"':
+			quoted = !quoted
+		case ' ', '#':
+			if !quoted {
+				return b.String(), i, unresolved, nil
+			}
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	// A trailing lone \ and an unclosed quote are dropped, as the engine
+	// does; neither is an error there.
+	return b.String(), len(raw), unresolved, nil
+}
+
+// quoteShellValue renders v so that expandShellValue gives v back: in
+// double quotes, with ", \ and $ escaped. It refuses what a line-based,
+// UTF-8 file cannot hold. Errors name key, never the value (a password).
+func quoteShellValue(key, v string) (string, error) {
+	if strings.ContainsAny(v, "\r\n") {
+		return "", fmt.Errorf("the value of %s holds a line break, which a line-based file cannot hold", key)
+	}
+	if !utf8.ValidString(v) {
+		return "", fmt.Errorf("the value of %s is not valid UTF-8, which the engine reads the file as", key)
+	}
+	var b strings.Builder
+	b.Grow(len(v) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '"' || c == '\\' || c == '$' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String(), nil
+}
+
+// shellCodec writes KEY="value".
+var shellCodec = kvCodec{
+	encode: func(key, v string) (string, error) {
+		if !shellKeyRE.MatchString(key) {
+			return "", fmt.Errorf("%q is not a shell-style key ([A-Za-z0-9_]+)", key)
+		}
+		return quoteShellValue(key, v)
+	},
+	newLine: func(key, enc string) string { return key + "=" + enc },
+}

@@ -1,0 +1,569 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+)
+
+var serviceKind = Kind{
+	Name:      "service",
+	Summary:   "start, stop, restart or reload a service and enable or disable it at boot (systemd or SysV)",
+	NeedsHost: true,
+	New:       func() Spec { return new(Service) },
+}
+
+var _ Spec = (*Service)(nil)
+
+// Service puts a system service in a state: running or not, started at
+// boot or not. It drives systemctl where the host has it and the SysV
+// service command (with chkconfig or update-rc.d for boot) where it does
+// not.
+type Service struct {
+	Name    string `yaml:"name" required:"true" doc:"the service (systemd unit or SysV init script), e.g. ovirt-engine or postgresql.service"`
+	State   string `yaml:"state" enum:"started|stopped|restarted|reloaded" doc:"started and stopped are states (done when already so); restarted and reloaded are actions that run every time"`
+	Enabled string `yaml:"enabled" enum:"true|false" doc:"start the service at boot (true) or not (false); left as it is when not given"`
+	Manager string `yaml:"manager" enum:"auto|systemd|sysv" default:"auto" doc:"how to drive the service: auto uses systemctl when the host has it, else the SysV service command"`
+
+	// settle bounds how long Apply waits for a started service to be
+	// running, and pollEvery how often it looks; tests shorten both.
+	settle, pollEvery time.Duration
+}
+
+// Service states and managers.
+const (
+	svcStarted   = "started"
+	svcStopped   = "stopped"
+	svcRestarted = "restarted"
+	svcReloaded  = "reloaded"
+
+	mgrSystemd = "systemd"
+	mgrSysV    = "sysv"
+)
+
+const (
+	defaultServiceSettle = 5 * time.Second
+	defaultServicePoll   = 500 * time.Millisecond
+)
+
+// serviceName accepts systemd unit names (with their \x2d escapes and
+// template @) and init script names. A leading '-' would read as an option.
+var serviceName = regexp.MustCompile(`^[A-Za-z0-9_@\\][A-Za-z0-9_@.:\\-]*$`)
+
+// Validate checks the name and that the step asks for something.
+func (s *Service) Validate() []Problem {
+	var ps []Problem
+	if s.Name != "" && !serviceName.MatchString(s.Name) {
+		ps = append(ps, Problem{"name", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", s.Name)})
+	}
+	if s.State == "" && s.Enabled == "" {
+		ps = append(ps, Problem{"", "give state, enabled or both: the step would do nothing"})
+	}
+	return ps
+}
+
+// Hosts is the step's host.
+func (s *Service) Hosts(stepHost string) []string { return []string{stepHost} }
+
+// servicePlan is what the service needs, found by read-only probes: the
+// state command and the boot command, either of which may be absent.
+type servicePlan struct {
+	manager string
+	state   *hostCmd // start/stop/restart/reload; nil when already so
+	boot    *hostCmd // enable/disable; nil when already so
+	// verify: after the state command, wait until the service runs.
+	verify  bool
+	reasons []string
+}
+
+// done reports that nothing needs to run.
+func (p *servicePlan) done() bool { return p.state == nil && p.boot == nil }
+
+// Check probes the service: done when it already runs (or not) and
+// starts at boot (or not) as asked. restarted and reloaded are never done.
+func (s *Service) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	h, err := openHost(ctx, rt, s.what())
+	if err != nil {
+		return Check{}, err
+	}
+	p, err := s.plan(ctx, h)
+	if err != nil {
+		return Check{}, h.wrap(err)
+	}
+	return Check{Done: p.done(), Reason: strings.Join(p.reasons, "; ")}, nil
+}
+
+// Describe lists the commands Apply would run, chosen by the same probes.
+func (s *Service) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	h, err := openHost(ctx, rt, s.what())
+	if err != nil {
+		// Offline or unreachable: still say what the step is for.
+		return []Action{{Host: rt.Host, Summary: s.intent()}}, err
+	}
+	p, err := s.plan(ctx, h)
+	if err != nil {
+		return []Action{{Host: rt.Host, Summary: s.intent()}}, h.wrap(err)
+	}
+	// In Apply's order: the wait follows the state command directly.
+	var acts []Action
+	if p.state != nil {
+		acts = append(acts, h.action(*p.state))
+		if p.verify {
+			acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("then wait up to %s for %s to be running", s.settleTime(), s.Name)})
+		}
+	}
+	if p.boot != nil {
+		acts = append(acts, h.action(*p.boot))
+	}
+	return acts, nil
+}
+
+// Apply runs the commands the probes call for and, after a start or a
+// restart, waits until the service runs: systemctl returns before a
+// simple service has had the chance to fail.
+func (s *Service) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	h, err := openHost(ctx, rt, s.what())
+	if err != nil {
+		return Outcome{}, err
+	}
+	p, err := s.plan(ctx, h)
+	if err != nil {
+		return Outcome{}, h.wrap(err)
+	}
+	if p.state != nil {
+		if err := h.run(ctx, *p.state); err != nil {
+			return h.outcome(true), h.wrap(err)
+		}
+		if p.verify {
+			if err := s.waitRunning(ctx, h, p.manager); err != nil {
+				return h.outcome(true), h.wrap(err)
+			}
+		}
+	}
+	if p.boot != nil {
+		if err := h.run(ctx, *p.boot); err != nil {
+			return h.outcome(true), h.wrap(err)
+		}
+	}
+	return h.outcome(!p.done()), nil
+}
+
+func (s *Service) what() string { return "service " + s.Name }
+
+// intent says what the step is for when the host cannot be asked.
+func (s *Service) intent() string {
+	var parts []string
+	if s.State != "" {
+		parts = append(parts, "make "+s.Name+" "+s.State)
+	}
+	switch s.Enabled {
+	case "true":
+		parts = append(parts, "enable it at boot")
+	case "false":
+		parts = append(parts, "disable it at boot")
+	}
+	return strings.Join(parts, ", ") + " (commands chosen on the host)"
+}
+
+func (s *Service) settleTime() time.Duration {
+	if s.settle > 0 {
+		return s.settle
+	}
+	return defaultServiceSettle
+}
+
+// manager resolves auto: systemctl when the host has it, else service.
+func (s *Service) manager(ctx context.Context, h *hostSession) (string, error) {
+	switch s.Manager {
+	case mgrSystemd, mgrSysV:
+		return s.Manager, nil
+	}
+	found, err := h.first(ctx, "systemctl", "service")
+	switch {
+	case err != nil:
+		return "", err
+	case found == "systemctl":
+		return mgrSystemd, nil
+	case found == "service":
+		return mgrSysV, nil
+	}
+	return "", errors.New("neither systemctl nor service found on the PATH: cannot manage services")
+}
+
+// plan probes the host and decides what to run.
+func (s *Service) plan(ctx context.Context, h *hostSession) (*servicePlan, error) {
+	mgr, err := s.manager(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	p := &servicePlan{manager: mgr}
+	if err := s.planState(ctx, h, p); err != nil {
+		return nil, err
+	}
+	if err := s.planBoot(ctx, h, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// stateCmd is the command that performs action (start, stop, ...).
+func (s *Service) stateCmd(mgr, action string) *hostCmd {
+	if mgr == mgrSysV {
+		return &hostCmd{cmd: executors.Command{Argv: []string{"service", s.Name, action}}}
+	}
+	return &hostCmd{cmd: executors.Command{Argv: []string{"systemctl", action, s.Name}}}
+}
+
+func (s *Service) planState(ctx context.Context, h *hostSession, p *servicePlan) error {
+	switch s.State {
+	case "":
+		return nil
+	case svcRestarted:
+		p.state, p.verify = s.stateCmd(p.manager, "restart"), true
+		p.reasons = append(p.reasons, "restart always runs")
+		return nil
+	case svcReloaded:
+		p.state = s.stateCmd(p.manager, "reload")
+		p.reasons = append(p.reasons, "reload always runs")
+		return nil
+	}
+	r, status, err := s.running(ctx, h, p.manager)
+	if err != nil {
+		return err
+	}
+	running := r.ok()
+	switch {
+	case s.State == svcStarted && running:
+		p.reasons = append(p.reasons, s.Name+" is running")
+	case s.State == svcStarted:
+		p.state, p.verify = s.stateCmd(p.manager, "start"), true
+		p.reasons = append(p.reasons, s.Name+" is not running"+status)
+	case s.State == svcStopped && running:
+		p.state = s.stateCmd(p.manager, "stop")
+		p.reasons = append(p.reasons, s.Name+" is running")
+	default:
+		p.reasons = append(p.reasons, s.Name+" is not running"+status)
+	}
+	return nil
+}
+
+// running asks whether the service runs. The result carries the probe's
+// exit for errors; note is for reasons, such as " (failed)".
+func (s *Service) running(ctx context.Context, h *hostSession, mgr string) (r probeResult, note string, err error) {
+	// is-active without --quiet prints the state (inactive, failed,
+	// activating), worth showing; its exit status is the answer.
+	probe := executors.Command{Argv: []string{"systemctl", "is-active", s.Name}}
+	if mgr == mgrSysV {
+		probe = executors.Command{Argv: []string{"service", s.Name, "status"}}
+	}
+	r, err = h.probe(ctx, probe)
+	if err != nil {
+		return r, "", err
+	}
+	if st := firstNonBlankLine(string(r.Stdout)); mgr == mgrSystemd && st != "" {
+		note = " (" + st + ")"
+	}
+	return r, note, nil
+}
+
+func (s *Service) planBoot(ctx context.Context, h *hostSession, p *servicePlan) error {
+	if s.Enabled == "" {
+		return nil
+	}
+	want := s.Enabled == "true"
+	if p.manager == mgrSysV {
+		return s.planBootSysV(ctx, h, p, want)
+	}
+	r, err := h.probe(ctx, executors.Command{Argv: []string{"systemctl", "is-enabled", s.Name}})
+	if err != nil {
+		return err
+	}
+	state := firstNonBlankLine(string(r.Stdout))
+	// is-enabled exits 0 for static, indirect and alias units too: they
+	// start when something else pulls them in and cannot be disabled,
+	// so only enabled units are ones "disable" can change.
+	enabled := r.ok()
+	if !want {
+		enabled = state == "enabled" || state == "enabled-runtime"
+	}
+	note := ""
+	if state != "" {
+		note = " (" + state + ")"
+	}
+	switch {
+	case want && enabled:
+		p.reasons = append(p.reasons, s.Name+" is enabled at boot"+note)
+	case want:
+		p.boot = &hostCmd{cmd: executors.Command{Argv: []string{"systemctl", "enable", s.Name}}}
+		p.reasons = append(p.reasons, s.Name+" is not enabled at boot"+note)
+	case enabled:
+		p.boot = &hostCmd{cmd: executors.Command{Argv: []string{"systemctl", "disable", s.Name}}}
+		p.reasons = append(p.reasons, s.Name+" is enabled at boot"+note)
+	default:
+		p.reasons = append(p.reasons, s.Name+" is not enabled at boot"+note)
+	}
+	return nil
+}
+
+// planBootSysV uses chkconfig (Red Hat) or update-rc.d (Debian).
+func (s *Service) planBootSysV(ctx context.Context, h *hostSession, p *servicePlan, want bool) error {
+	tool, err := h.first(ctx, "chkconfig", "update-rc.d")
+	if err != nil {
+		return err
+	}
+	var probe executors.Command
+	var on, off []string
+	switch tool {
+	case "chkconfig":
+		// chkconfig NAME exits 0 when the service starts in the current
+		// runlevel.
+		probe = executors.Command{Argv: []string{"chkconfig", s.Name}}
+		on, off = []string{"chkconfig", s.Name, "on"}, []string{"chkconfig", s.Name, "off"}
+	case "update-rc.d":
+		// update-rc.d has no query: a start link in a multi-user runlevel
+		// is what it would have made.
+		probe = executors.Command{Script: "ls /etc/rc[2345].d/S[0-9][0-9]" + executors.Quote(s.Name) + " >/dev/null 2>&1"}
+		on, off = []string{"update-rc.d", s.Name, "enable"}, []string{"update-rc.d", s.Name, "disable"}
+	default:
+		return errors.New("neither chkconfig nor update-rc.d found: cannot change whether " + s.Name + " starts at boot")
+	}
+	r, err := h.probe(ctx, probe)
+	if err != nil {
+		return err
+	}
+	switch {
+	case want && r.ok():
+		p.reasons = append(p.reasons, s.Name+" is enabled at boot")
+	case want:
+		p.boot = &hostCmd{cmd: executors.Command{Argv: on}}
+		p.reasons = append(p.reasons, s.Name+" is not enabled at boot")
+	case r.ok():
+		p.boot = &hostCmd{cmd: executors.Command{Argv: off}}
+		p.reasons = append(p.reasons, s.Name+" is enabled at boot")
+	default:
+		p.reasons = append(p.reasons, s.Name+" is not enabled at boot")
+	}
+	return nil
+}
+
+// waitRunning polls until the service runs, for at most settle. On
+// failure the error carries the service's status, which usually says why,
+// and wraps the last probe's *executors.ExitError.
+func (s *Service) waitRunning(ctx context.Context, h *hostSession, mgr string) error {
+	every := s.pollEvery
+	if every <= 0 {
+		every = defaultServicePoll
+	}
+	deadline := time.Now().Add(s.settleTime())
+	for {
+		r, note, err := s.running(ctx, h, mgr)
+		if err != nil {
+			return err
+		}
+		if r.ok() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			status := executors.Command{Argv: []string{"systemctl", "status", s.Name, "--no-pager", "-n", "20"}}
+			if mgr == mgrSysV {
+				status = executors.Command{Argv: []string{"service", s.Name, "status"}}
+			}
+			// status exits non-zero for a stopped service: its output is
+			// the point, not its exit status.
+			st, err := h.probe(ctx, status)
+			if err != nil {
+				return err
+			}
+			detail := ""
+			if out := st.output(); out != "" {
+				detail = "\n" + h.show(status) + ":\n" + out
+			}
+			return fmt.Errorf("%s is not running%s %s after it was started: %w%s", s.Name, note, s.settleTime(), r.exit, detail)
+		}
+		if err := sleepOrDone(ctx, every); err != nil {
+			return fmt.Errorf("waiting for %s to run: %w", s.Name, err)
+		}
+	}
+}
+
+// ---------------------------------------------------------------------
+// What the host kinds (service, package, wait, firewall) share: one
+// session on the step's host per call, read-only probes, and commands
+// whose output streams to the user and ends up in the journal.
+
+// hostCmd is a command a host kind would run, with a note Describe adds.
+type hostCmd struct {
+	cmd  executors.Command
+	note string
+}
+
+// hostSession is the step's host for one Check, Describe or Apply. It
+// holds no state beyond that call, so nothing is cached across steps.
+type hostSession struct {
+	rt   *Runtime
+	ex   executors.Executor
+	what string      // "service nginx": names the work in errors
+	tail *tailBuffer // output of the commands run, for the Outcome
+	out  io.Writer   // rt.Output, never nil
+}
+
+func openHost(ctx context.Context, rt *Runtime, what string) (*hostSession, error) {
+	h := &hostSession{rt: rt, what: what, tail: &tailBuffer{max: 2 * outputTail}, out: rt.Output}
+	if h.out == nil {
+		h.out = io.Discard
+	}
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return h, h.wrap(err)
+	}
+	h.ex = ex
+	return h, nil
+}
+
+// where names the host (and user) for messages.
+func (h *hostSession) where() string {
+	if h.rt.Become != "" {
+		return h.rt.Host + " as " + h.rt.Become
+	}
+	return h.rt.Host
+}
+
+// wrap names the step, the work and the host. An *executors.ExitError
+// stays reachable with errors.As.
+func (h *hostSession) wrap(err error) error {
+	if h.rt.StepID != "" {
+		return fmt.Errorf("step %s: %s on %s: %w", h.rt.StepID, h.what, h.where(), err)
+	}
+	return fmt.Errorf("%s on %s: %w", h.what, h.where(), err)
+}
+
+// probeResult is a read-only command that ran to completion.
+type probeResult struct {
+	executors.Result
+	// exit is set when the probe exited non-zero: an answer, not an error.
+	exit *executors.ExitError
+}
+
+func (r probeResult) ok() bool { return r.exit == nil }
+
+// output is stdout and stderr, trimmed, for messages.
+func (r probeResult) output() string {
+	out := strings.TrimSpace(string(r.Stdout))
+	if e := strings.TrimSpace(string(r.Stderr)); e != "" {
+		if out != "" {
+			out += "\n"
+		}
+		out += e
+	}
+	return out
+}
+
+// probe runs cmd read-only, as the step's become user. A non-zero exit is
+// the probe's answer (probeResult.exit); the error is for a probe that
+// could not run: a lost connection, a cancel, a missing program.
+func (h *hostSession) probe(ctx context.Context, cmd executors.Command) (probeResult, error) {
+	cmd.ReadOnly = true
+	cmd.Become = h.rt.Become
+	res, err := h.ex.Run(ctx, cmd)
+	var exit *executors.ExitError
+	switch {
+	case err == nil:
+		return probeResult{Result: res}, nil
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		if res.ExitCode == 0 {
+			res.ExitCode = exit.ExitCode
+		}
+		return probeResult{Result: res, exit: exit}, nil
+	}
+	return probeResult{Result: res}, fmt.Errorf("probe %s: %w", h.show(cmd), err)
+}
+
+// has reports whether the host has program on the PATH of the user the
+// step runs as (sudo's secure_path includes /usr/sbin, a login's may not).
+func (h *hostSession) has(ctx context.Context, program string) (bool, error) {
+	r, err := h.probe(ctx, executors.Command{Script: "command -v " + executors.Quote(program)})
+	return r.ok() && err == nil, err
+}
+
+// first returns the first of programs the host has, "" if none.
+func (h *hostSession) first(ctx context.Context, programs ...string) (string, error) {
+	for _, p := range programs {
+		ok, err := h.has(ctx, p)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return "", nil
+}
+
+// run runs a command that changes the host, streaming its output
+// (redacted) to the user and keeping its tail for the journal.
+func (h *hostSession) run(ctx context.Context, c hostCmd) error {
+	cmd := c.cmd
+	cmd.Become = h.rt.Become
+	red := h.rt.Secrets.Writer(h.out)
+	w := io.MultiWriter(red, h.tail)
+	cmd.Stdout, cmd.Stderr = w, w
+	_, err := h.ex.Run(ctx, cmd)
+	red.Flush()
+	return err
+}
+
+// outcome reports the commands' output; changed is false when nothing ran.
+func (h *hostSession) outcome(changed bool) Outcome {
+	return Outcome{Changed: changed, Output: lastBytes(h.rt.Secrets.Redact(h.tail.String()), outputTail)}
+}
+
+// show renders a command as a person would type it.
+func (h *hostSession) show(cmd executors.Command) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(cmd.Env) {
+		b.WriteString(k + "=" + executors.Quote(cmd.Env[k]) + " ")
+	}
+	if cmd.Script != "" {
+		b.WriteString(cmd.Script)
+	} else {
+		b.WriteString(executors.QuoteArgv(cmd.Argv))
+	}
+	return b.String()
+}
+
+// action is the dry-run line for c, in the words of the command kind.
+func (h *hostSession) action(c hostCmd) Action {
+	s := "run on " + h.where() + ": " + h.show(c.cmd)
+	if c.note != "" {
+		s += " (" + c.note + ")"
+	}
+	return Action{Host: h.rt.Host, Summary: s}
+}
+
+// sleepOrDone waits d, or less when ctx ends first (then its error).
+func sleepOrDone(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// firstNonBlankLine is the first non-blank line of s, trimmed.
+func firstNonBlankLine(s string) string {
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			return line
+		}
+	}
+	return ""
+}
