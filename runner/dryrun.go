@@ -98,10 +98,15 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 			ev.Status = "known after earlier steps"
 		case rollback:
 			ev.Status = "on failure"
+		case r.opts.Offline:
+			ev.Status = "not checked (offline)"
 		default:
 			ev.Status = "would change"
 		}
-		if sp.DescribeErr != nil && ev.Error == "" {
+		switch {
+		case errors.Is(sp.DescribeErr, ErrOffline):
+			ev.Reason = "details need a connection to the host"
+		case sp.DescribeErr != nil && ev.Error == "":
 			ev.Error = sp.DescribeErr.Error()
 		}
 		r.emit(ev)
@@ -115,6 +120,9 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 	err := errors.Join(errs...)
 	end := Event{Type: EventRunEnd, Mode: "plan", Status: "planned",
 		Reason: fmt.Sprintf("%d step(s) would change", pv.Pending())}
+	if r.opts.Offline {
+		end.Reason = fmt.Sprintf("%d step(s) shown; nothing checked (--offline)", len(r.plan.Steps))
+	}
 	if err != nil {
 		end.Status, end.Error = "error", err.Error()
 	}

@@ -99,6 +99,8 @@ func bullet(status string) string {
 		return "-"
 	case "error":
 		return "!"
+	case "not checked (offline)":
+		return "~"
 	}
 	return "?"
 }
