@@ -4,7 +4,7 @@ BIN     := bin/migrun
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test unit lint fuzz bench demo clean
+.PHONY: all build test unit lint fuzz bench demo clean e2e
 
 all: build
 
@@ -12,8 +12,11 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/migrun
 
 # test: what CI runs. Unit tests (the fuzz target's seed corpus runs as part
-# of them), vet and formatting.
+# of them), vet and formatting; as root on Linux also the end-to-end tests
+# on throwaway namespace hosts (they need root to create them).
 test: lint unit
+	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory e2e; \
+	  else echo "e2e: skipped (needs root on Linux)"; fi
 
 unit:
 	$(GO) test -count=1 ./...
@@ -27,6 +30,11 @@ lint:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./plan
+
+# e2e: end-to-end tests against the throwaway hosts engine and db that
+# e2e/hosts/up.sh brings up on this machine (root only); down.sh after.
+e2e:
+	$(GO) test -tags e2e -count=1 -v ./e2e/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,369 @@
+#!/bin/bash
+# up.sh — bring up the e2e test hosts `engine` and `db` on this machine.
+#
+# Each host is a network namespace (migrun-engine, migrun-db) on the bridge
+# migrun-br0 and a PID 1 (hostinit.sh) in its own mount, UTS, IPC and PID
+# namespaces that runs the host's sshd and PostgreSQL 15 with private /tmp,
+# /root, /etc (copy-on-write), /etc/ovirt-engine ... See README.md here.
+# Idempotent: when the hosts are already up it only says so. Root only.
+# Undo with down.sh.
+set -euo pipefail
+user_subnet=${MIGRUN_E2E_SUBNET:-} # before env.sh reads what is up now
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_root
+export LC_ALL=C
+
+case $MIGRUN_E2E_SUBNET in
+*.0/24) ;;
+*) die "MIGRUN_E2E_SUBNET must be a /24 written as A.B.C.0/24, not $MIGRUN_E2E_SUBNET" ;;
+esac
+
+hosts_up() {
+	local h
+	for h in $MIGRUN_E2E_HOSTS; do
+		pid_alive "$(host_dir "$h")/init.pid" && [ -e "$(host_dir "$h")/ready" ] || return 1
+	done
+	[ -r "$MIGRUN_E2E_SSH_CONFIG" ] && [ -r "$MIGRUN_E2E_ROOT/hosts.env" ]
+}
+if hosts_up; then
+	log "test hosts are already up (down.sh takes them down)"
+	exit 0
+fi
+if [ -e "$MIGRUN_E2E_ROOT" ] || ip netns list | grep -q '^migrun-'; then
+	log "a partial set-up is there: taking it down first"
+	"$E2E_HOSTS_DIR/down.sh"
+	MIGRUN_E2E_SUBNET=$user_subnet exec "$E2E_HOSTS_DIR/up.sh"
+fi
+t0=$(date +%s)
+
+# --- packages -----------------------------------------------------------------
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] && [ -x /usr/lib/postgresql/15/bin/psql ] || missing+=(postgresql)
+[ -r /usr/share/postgresql/15/extension/uuid-ossp.control ] || missing+=(postgresql-contrib)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v locale-gen >/dev/null || missing+=(locales)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v pgrep >/dev/null || missing+=(procps)
+{ command -v unshare && command -v runuser && command -v setsid && command -v findmnt; } >/dev/null || missing+=(util-linux)
+command -v sudo >/dev/null || missing+=(sudo) # migrun's default `become`
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]}"
+	# Keep apt from starting a system-wide sshd or the Debian `main` cluster.
+	made_policy=0
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\n# migrun e2e up.sh: no service starts during apt-get\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 0755 /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	sshd_before=$(pgrep -x sshd --ns 1 --nslist net 2>/dev/null | sort || true)
+	pg_before=$(pgrep -x postgres --ns 1 --nslist net 2>/dev/null | sort || true)
+	export DEBIAN_FRONTEND=noninteractive
+	apt_ok=1
+	{ apt-get -q update && apt-get -q install -y --no-install-recommends "${missing[@]}"; } >"/tmp/migrun-e2e-apt.log" 2>&1 || apt_ok=0
+	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+	[ "$apt_ok" = 1 ] || { tail -n 30 /tmp/migrun-e2e-apt.log >&2; die "apt-get install ${missing[*]} failed (log: /tmp/migrun-e2e-apt.log)"; }
+	rm -f /tmp/migrun-e2e-apt.log
+	# Should something have started anyway: stop what the install started.
+	if [ -d /run/systemd/system ]; then
+		for u in ssh.service ssh.socket postgresql.service postgresql@15-main.service; do
+			case " ${missing[*]} " in *" openssh-server "*) ;; *) [[ $u == ssh* ]] && continue ;; esac
+			case " ${missing[*]} " in *" postgresql "*) ;; *) [[ $u == postgresql* ]] && continue ;; esac
+			systemctl disable --now "$u" >/dev/null 2>&1 || true
+		done
+	fi
+	for p in $(comm -13 <(echo "$pg_before") <(pgrep -x postgres --ns 1 --nslist net 2>/dev/null | sort || true)); do
+		log "stopping the Debian cluster the install started"
+		pg_ctlcluster 15 main stop >/dev/null 2>&1 || kill "$p" 2>/dev/null || true
+		break
+	done
+	for p in $(comm -13 <(echo "$sshd_before") <(pgrep -x sshd --ns 1 --nslist net 2>/dev/null | sort || true)); do
+		log "stopping the system sshd the install started (pid $p)"
+		kill "$p" 2>/dev/null || true
+	done
+fi
+if ! locale -a 2>/dev/null | grep -qiE '^en_US\.utf-?8$'; then
+	log "generating the en_US.UTF-8 locale"
+	if ! grep -qE '^en_US\.UTF-8 UTF-8' /etc/locale.gen; then
+		if grep -qE '^# *en_US\.UTF-8 UTF-8' /etc/locale.gen; then
+			sed -i -E 's/^# *(en_US\.UTF-8 UTF-8)/\1/' /etc/locale.gen
+		else
+			echo 'en_US.UTF-8 UTF-8' >>/etc/locale.gen
+		fi
+	fi
+	locale-gen >/dev/null
+fi
+t_pkgs=$(date +%s)
+
+# --- state directories --------------------------------------------------------
+install -d -m 0755 "$MIGRUN_E2E_ROOT"
+install -d -m 0700 "$MIGRUN_E2E_CLIENT_DIR"
+{
+	echo "# written by up.sh $(date -Is); read by env.sh"
+	echo "MIGRUN_E2E_SUBNET=$MIGRUN_E2E_SUBNET"
+	echo "MIGRUN_E2E_BRIDGE=$MIGRUN_E2E_BRIDGE"
+} >"$MIGRUN_E2E_ROOT/hosts.env"
+# Mount points and dirs this machine lacked, for down.sh to remove.
+created=$MIGRUN_E2E_ROOT/created-paths
+: >"$created"
+[ -d /run/netns ] || echo /run/netns >>"$created"
+if [ ! -d /run/sshd ]; then install -d -m 0755 /run/sshd; echo /run/sshd >>"$created"; fi
+for d in $E2E_PRIVATE_DIRS; do
+	case $d in /etc/*) continue ;; esac # made inside the host's /etc overlay
+	if [ ! -e "$d" ]; then mkdir -p "$d"; echo "$d" >>"$created"; fi
+done
+
+# --- network ------------------------------------------------------------------
+log "network $MIGRUN_E2E_SUBNET on bridge $MIGRUN_E2E_BRIDGE"
+if ip -4 addr show | grep -qF "inet $MIGRUN_E2E_NET_PREFIX."; then
+	die "$MIGRUN_E2E_SUBNET is already in use on this machine: pick another with MIGRUN_E2E_SUBNET"
+fi
+ip link add "$MIGRUN_E2E_BRIDGE" type bridge
+ip addr add "$MIGRUN_E2E_GATEWAY_IP/24" dev "$MIGRUN_E2E_BRIDGE"
+ip link set "$MIGRUN_E2E_BRIDGE" up
+for h in $MIGRUN_E2E_HOSTS; do
+	ns=$(host_ns "$h") veth=$(host_veth "$h")
+	ip netns add "$ns"
+	ip link add "$veth" type veth peer name eth0 netns "$ns"
+	ip link set "$veth" master "$MIGRUN_E2E_BRIDGE" up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$(host_ip "$h")/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" route add default via "$MIGRUN_E2E_GATEWAY_IP"
+done
+# With br_netfilter, frames between the hosts cross this machine's FORWARD
+# chain: let them through should its policy drop.
+if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" = 1 ] &&
+	iptables -S FORWARD 2>/dev/null | grep -qE '^-P FORWARD (DROP|REJECT)'; then
+	iptables -I FORWARD -i "$MIGRUN_E2E_BRIDGE" -o "$MIGRUN_E2E_BRIDGE" -m comment --comment migrun-e2e -j ACCEPT
+	echo forward-rule >"$MIGRUN_E2E_ROOT/forward-rule"
+fi
+
+# --- client key -----------------------------------------------------------------
+ssh-keygen -q -t ed25519 -N '' -C migrun-e2e-client -f "$MIGRUN_E2E_IDENTITY"
+( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE" )
+engine_db_password=$(cat "$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE")
+
+# --- hosts ----------------------------------------------------------------------
+pg_uid=$(id -u postgres) pg_gid=$(id -g postgres)
+setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
+	local h=$1 hd ip
+	hd=$(host_dir "$h") ip=$(host_ip "$h")
+	install -d -m 0755 "$hd" "$hd/fs" "$hd/log" "$hd/state" "$hd/state/enabled" "$hd/etc-upper" "$hd/etc-work"
+	install -d -m 0700 "$hd/ssh"
+	local d
+	for d in $E2E_PRIVATE_DIRS; do install -d -m 0755 "$hd/fs$d"; done
+	chmod 1777 "$hd/fs/tmp" "$hd/fs/var/tmp"
+	chmod 0700 "$hd/fs/root"
+	install -d -m 0700 "$hd/fs/root/.ssh"
+	install -m 0600 "$MIGRUN_E2E_IDENTITY.pub" "$hd/fs/root/.ssh/authorized_keys"
+	chown "$pg_uid:$pg_gid" "$hd/fs/run/postgresql" "$hd/fs/var/lib/postgresql"
+	chmod 2775 "$hd/fs/run/postgresql"
+
+	ssh-keygen -q -t ed25519 -N '' -C "root@$h" -f "$hd/ssh/ssh_host_ed25519_key"
+	cat >"$hd/sshd_config" <<-CONF
+		# sshd of the e2e test host $h (up.sh)
+		ListenAddress $ip:22
+		HostKey $hd/ssh/ssh_host_ed25519_key
+		PidFile $hd/sshd.pid
+		PermitRootLogin prohibit-password
+		PubkeyAuthentication yes
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		AuthorizedKeysFile .ssh/authorized_keys
+		UsePAM no
+		UseDNS no
+		PrintMotd no
+		PrintLastLog no
+		X11Forwarding no
+		AcceptEnv LANG LC_*
+		Subsystem sftp /usr/lib/openssh/sftp-server
+	CONF
+
+	# The host's environment for hostinit.sh and the stand-in init.
+	local svcs en
+	eval "svcs=\$E2E_SERVICES_$h en=\$E2E_ENABLED_$h"
+	cat >"$hd/host.env" <<-ENV
+		E2E_HOST=$h
+		E2E_HOST_IP=$ip
+		E2E_HOST_DIR=$hd
+		E2E_HOSTS_DIR=$E2E_HOSTS_DIR
+		E2E_ENGINE_IP=$MIGRUN_E2E_ENGINE_IP
+		E2E_DB_IP=$MIGRUN_E2E_DB_IP
+		E2E_GATEWAY_IP=$MIGRUN_E2E_GATEWAY_IP
+		E2E_SERVICES="$svcs"
+		E2E_PRIVATE_DIRS="$E2E_PRIVATE_DIRS"
+		PGBIN=$MIGRUN_E2E_PGBIN
+		PGDATA=$MIGRUN_E2E_PGDATA
+		PGLOG=$MIGRUN_E2E_PGLOG
+	ENV
+	local s
+	for s in $en; do : >"$hd/state/enabled/$s"; done
+	# systemctl and service, first on the PATH of SSH sessions (inside the
+	# host this dir is /usr/local/sbin).
+	for s in systemctl service; do
+		printf '#!/bin/sh\n# migrun e2e stand-in init (see %s/initctl.sh)\nE2E_HOST_ENV=%s exec %s/initctl.sh %s "$@"\n' \
+			"$E2E_HOSTS_DIR" "$hd/host.env" "$E2E_HOSTS_DIR" "$s" >"$hd/fs/usr/local/sbin/$s"
+		chmod 0755 "$hd/fs/usr/local/sbin/$s"
+	done
+
+	# PostgreSQL 15 cluster, /var/lib/postgresql/15/main inside the host.
+	local pgdata=$hd/fs$MIGRUN_E2E_PGDATA
+	install -d -o "$pg_uid" -g "$pg_gid" -m 0755 "$(dirname "$pgdata")"
+	runuser -u postgres -- "$MIGRUN_E2E_PGBIN/initdb" -D "$pgdata" -U postgres \
+		--locale=en_US.UTF-8 --encoding=UTF8 --auth-local=peer --auth-host=scram-sha-256 \
+		>"$hd/log/initdb.log" 2>&1 || { cat "$hd/log/initdb.log" >&2; return 1; }
+	{
+		echo
+		echo "# --- migrun e2e (up.sh) ---"
+		echo "unix_socket_directories = '$MIGRUN_E2E_PGSOCKET_DIR'"
+		echo "port = $MIGRUN_E2E_PGPORT"
+		if [ "$h" = engine ]; then
+			echo "listen_addresses = 'localhost,$ip'"
+		fi
+		# db starts as a fresh server: listen_addresses is left at 'localhost'.
+	} >>"$pgdata/postgresql.conf"
+	if [ "$h" = engine ]; then
+		printf 'host\tengine\tengine\t%s\tscram-sha-256\n' "$MIGRUN_E2E_SUBNET" >>"$pgdata/pg_hba.conf"
+	fi
+}
+
+firewall_db() { # RHEL-like INPUT chain on db: PostgreSQL is rejected (rule 5)
+	local ns
+	ns=$(host_ns db)
+	ip netns exec "$ns" iptables -P INPUT ACCEPT
+	ip netns exec "$ns" iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+	ip netns exec "$ns" iptables -A INPUT -p icmp -j ACCEPT
+	ip netns exec "$ns" iptables -A INPUT -i lo -j ACCEPT
+	ip netns exec "$ns" iptables -A INPUT -p tcp -m conntrack --ctstate NEW -m tcp --dport 22 -j ACCEPT
+	ip netns exec "$ns" iptables -A INPUT -p tcp -m tcp --dport 5432 -j REJECT --reject-with icmp-host-prohibited
+	ip netns exec "$ns" iptables -A INPUT -j REJECT --reject-with icmp-host-prohibited
+	# As iptables-persistent keeps them (db's /etc is its own).
+	install -d -m 0755 "$(host_dir db)/etc-upper/iptables"
+	ip netns exec "$ns" iptables-save >"$(host_dir db)/etc-upper/iptables/rules.v4"
+}
+
+start_host() { # HOST: PID 1 of the host, in its namespaces
+	local h=$1 hd upid ipid i
+	hd=$(host_dir "$h")
+	setsid ip netns exec "$(host_ns "$h")" \
+		unshare --mount --propagation private --uts --ipc --pid --fork --mount-proc --kill-child=SIGTERM \
+		"$E2E_HOSTS_DIR/hostinit.sh" "$hd/host.env" </dev/null >>"$hd/log/init.log" 2>&1 &
+	upid=$!
+	echo "$upid" >"$hd/unshare.pid"
+	for i in $(seq 100); do
+		ipid=$(pgrep -P "$upid" || true)
+		[ -n "$ipid" ] && break
+		kill -0 "$upid" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -n "${ipid:-}" ] || { cat "$hd/log/init.log" >&2; die "$h: the host's init did not start"; }
+	echo "$ipid" >"$hd/init.pid"
+}
+
+wait_ready() { # HOST
+	local h=$1 hd i
+	hd=$(host_dir "$h")
+	for i in $(seq 600); do
+		[ -e "$hd/ready" ] && return 0
+		pid_alive "$hd/init.pid" || break
+		sleep 0.1
+	done
+	cat "$hd/log/init.log" >&2
+	die "$h did not come up (logs in $hd/log)"
+}
+
+log "hosts: keys, sshd, PostgreSQL clusters"
+pids=()
+for h in $MIGRUN_E2E_HOSTS; do
+	setup_host "$h" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || die "setting up a host failed"; done
+firewall_db
+for h in $MIGRUN_E2E_HOSTS; do start_host "$h"; done
+for h in $MIGRUN_E2E_HOSTS; do wait_ready "$h"; done
+
+# --- engine database ----------------------------------------------------------------
+log "engine database"
+ehd=$(host_dir engine)
+for i in $(seq 100); do
+	runuser -u postgres -- "$MIGRUN_E2E_PGBIN/pg_isready" -q -h "$ehd/fs/run/postgresql" && break
+	sleep 0.1
+done
+epsql() { runuser -u postgres -- "$MIGRUN_E2E_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$ehd/fs/run/postgresql" "$@"; }
+# The password travels on stdin, never in argv.
+epsql -d postgres <<-SQL
+	\set pw '$engine_db_password'
+	CREATE ROLE engine LOGIN PASSWORD :'pw';
+	CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'
+	    LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
+	ALTER DATABASE engine SET lc_messages = 'en_US.UTF-8';
+SQL
+epsql -d engine <<-'SQL'
+	CREATE EXTENSION "uuid-ossp";
+	SET ROLE engine;
+	CREATE TABLE schema_version (
+	    id serial PRIMARY KEY, version text NOT NULL, script text NOT NULL,
+	    checksum text, installed_by text NOT NULL DEFAULT 'engine',
+	    started_at timestamptz NOT NULL DEFAULT now(), state text NOT NULL DEFAULT 'INSTALLED');
+	INSERT INTO schema_version (version, script, checksum)
+	SELECT '04_05_' || lpad(g::text, 4, '0'), 'upgrade/04_05_' || lpad(g::text, 4, '0') || '.sql', md5(g::text)
+	FROM generate_series(10, 400, 10) g;
+	CREATE TABLE vds_static (
+	    vds_id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), vds_name text NOT NULL UNIQUE,
+	    host_name text NOT NULL, port integer NOT NULL DEFAULT 54321, created timestamptz NOT NULL DEFAULT now());
+	INSERT INTO vds_static (vds_name, host_name)
+	SELECT 'host' || g, 'host' || g || '.example.com' FROM generate_series(1, 5) g;
+	CREATE TABLE vm_static (
+	    vm_guid uuid PRIMARY KEY DEFAULT uuid_generate_v4(), vm_name text NOT NULL,
+	    mem_size_mb integer NOT NULL, num_of_cpus integer NOT NULL,
+	    run_on_vds uuid REFERENCES vds_static (vds_id), description text);
+	INSERT INTO vm_static (vm_name, mem_size_mb, num_of_cpus, run_on_vds, description)
+	SELECT 'vm' || g, 1024 * (1 + g % 8), 1 + g % 4,
+	       (SELECT vds_id FROM vds_static ORDER BY vds_name OFFSET g % 5 LIMIT 1), 'Ünïcödé VM ' || g
+	FROM generate_series(1, 200) g;
+	CREATE INDEX vm_static_run_on_vds ON vm_static (run_on_vds);
+	CREATE TABLE audit_log (
+	    audit_log_id bigserial PRIMARY KEY, log_time timestamptz NOT NULL, severity integer NOT NULL,
+	    message text NOT NULL, vm_id uuid);
+	INSERT INTO audit_log (log_time, severity, message, vm_id)
+	SELECT now() - g * interval '1 minute', g % 4, 'event number ' || g || ' ' || md5(g::text),
+	       CASE WHEN g % 3 = 0 THEN uuid_generate_v4() END
+	FROM generate_series(1, 20000) g;
+	CREATE INDEX audit_log_time ON audit_log (log_time);
+	RESET ROLE;
+	ANALYZE;
+SQL
+
+# --- client files -------------------------------------------------------------------
+: >"$MIGRUN_E2E_KNOWN_HOSTS"
+: >"$MIGRUN_E2E_SSH_CONFIG"
+for h in $MIGRUN_E2E_HOSTS; do
+	echo "$(host_ip "$h") $(cut -d' ' -f1,2 "$(host_dir "$h")/ssh/ssh_host_ed25519_key.pub")" >>"$MIGRUN_E2E_KNOWN_HOSTS"
+	cat >>"$MIGRUN_E2E_SSH_CONFIG" <<-CONF
+		Host $h
+		    HostName $(host_ip "$h")
+		    User root
+		    IdentityFile $MIGRUN_E2E_IDENTITY
+		    IdentitiesOnly yes
+		    UserKnownHostsFile $MIGRUN_E2E_KNOWN_HOSTS
+		    GlobalKnownHostsFile /dev/null
+		    StrictHostKeyChecking yes
+		    BatchMode yes
+		    ConnectTimeout 10
+		    LogLevel ERROR
+
+	CONF
+done
+chmod 0644 "$MIGRUN_E2E_KNOWN_HOSTS" "$MIGRUN_E2E_SSH_CONFIG"
+
+# --- check ----------------------------------------------------------------------------
+for h in $MIGRUN_E2E_HOSTS; do
+	got=$(ssh -F "$MIGRUN_E2E_SSH_CONFIG" "$h" 'hostname; systemctl is-active postgresql') ||
+		die "ssh to $h failed (logs in $(host_dir "$h")/log)"
+	[ "$got" = "$h"$'\n'active ] || die "$h: unexpected answer from the host: $got"
+done
+t1=$(date +%s)
+log "up in $((t1 - t0))s (packages $((t_pkgs - t0))s): ssh -F $MIGRUN_E2E_SSH_CONFIG engine|db"
