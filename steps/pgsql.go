@@ -102,7 +102,7 @@ func pgIdent(s string) string {
 }
 
 // pgLiteral quotes an SQL string literal. Standard-conforming strings are
-// on by default since PostgreSQL 9.1, so only quotes need doubling; the E''
+// on by default since PostgreSQL 9.1, so only quotes need doubling; the E'...'
 // form is avoided on purpose so a backslash stays a backslash.
 func pgLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
