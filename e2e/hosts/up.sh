@@ -288,10 +288,16 @@ for h in $MIGRUN_E2E_HOSTS; do wait_ready "$h"; done
 # --- engine database ----------------------------------------------------------------
 log "engine database"
 ehd=$(host_dir engine)
-for i in $(seq 100); do
-	runuser -u postgres -- "$MIGRUN_E2E_PGBIN/pg_isready" -q -h "$ehd/fs/run/postgresql" && break
+# A loaded machine (CI, parallel tests) can take a while to start a cluster.
+pg_up=
+for i in $(seq 600); do
+	if runuser -u postgres -- "$MIGRUN_E2E_PGBIN/pg_isready" -q -h "$ehd/fs/run/postgresql"; then pg_up=1; break; fi
 	sleep 0.1
 done
+if [ -z "$pg_up" ]; then
+	cat "$ehd/log/"*.log "$ehd/fs$MIGRUN_E2E_PGLOG" >&2 2>/dev/null || true
+	die "engine's PostgreSQL did not accept connections within 60 s"
+fi
 epsql() { runuser -u postgres -- "$MIGRUN_E2E_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$ehd/fs/run/postgresql" "$@"; }
 # The password travels on stdin, never in argv.
 epsql -d postgres <<-SQL
