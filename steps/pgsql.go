@@ -3,7 +3,10 @@ package steps
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -106,4 +109,134 @@ func pgIdent(s string) string {
 // form is avoided on purpose so a backslash stays a backslash.
 func pgLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// PgConnection is how a PostgreSQL kind's client programs (psql, pg_dump,
+// pg_restore) reach the server from the host they run on. Kinds inline it
+// so every pg_* step spells these keys the same way; they map one to one
+// onto pgTarget.
+type PgConnection struct {
+	OSUser    string `yaml:"os_user" default:"postgres" doc:"OS user the PostgreSQL client programs run as (peer authentication on the local socket); the step's become is not used"`
+	SocketDir string `yaml:"socket_dir" doc:"absolute directory of the server's unix socket (default: the client's built-in one, /var/run/postgresql on Debian and RHEL)"`
+	Port      int    `yaml:"port" default:"5432" doc:"the server's port, which also names its socket file"`
+}
+
+// target is the pgTarget for database on this connection.
+func (c PgConnection) target(database string) pgTarget {
+	return pgTarget{OSUser: c.OSUser, Host: c.SocketDir, Port: c.Port, Database: database}
+}
+
+// validate checks the connection keys; prefix is "" for inlined keys or
+// "source." for a nested object, so problems name the key's full path.
+func (c PgConnection) validate(prefix string) []Problem {
+	var ps []Problem
+	if c.SocketDir != "" && !path.IsAbs(c.SocketDir) {
+		// psql takes a -h without a leading slash for a TCP host name:
+		// a relative directory would silently become a network address.
+		ps = append(ps, Problem{prefix + "socket_dir", fmt.Sprintf("%q is not an absolute path", c.SocketDir)})
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		ps = append(ps, Problem{prefix + "port", fmt.Sprintf("port %d is out of range", c.Port)})
+	}
+	if c.OSUser != "" && strings.ContainsAny(c.OSUser, " \t\n/:") {
+		ps = append(ps, Problem{prefix + "os_user", fmt.Sprintf("%q is not a user name", c.OSUser)})
+	}
+	return ps
+}
+
+// connArgv is the -h/-p/-U options shared by pg_dump and pg_restore (psql
+// builds its own in psqlArgv).
+func (t pgTarget) connArgv() []string {
+	var argv []string
+	if t.Host != "" {
+		argv = append(argv, "-h", t.Host)
+	}
+	if t.Port != 0 {
+		argv = append(argv, "-p", strconv.Itoa(t.Port))
+	}
+	if t.User != "" {
+		argv = append(argv, "-U", t.User)
+	}
+	return argv
+}
+
+// clientCommand runs a PostgreSQL client program (pg_dump, pg_restore) as
+// the target's OS user, with messages in English like psqlCommand so the
+// kinds can parse them. serverOptions are extra "-c name=value" settings
+// for the server session, added to PGOPTIONS.
+func (t pgTarget) clientCommand(argv []string, readOnly bool, serverOptions ...string) executors.Command {
+	opts := append([]string{"-c lc_messages=C"}, serverOptions...)
+	return executors.Command{
+		Argv:     argv,
+		Become:   t.osUser(),
+		ReadOnly: readOnly,
+		Env:      map[string]string{"LC_MESSAGES": "C", "PGOPTIONS": strings.Join(opts, " ")},
+	}
+}
+
+// pgMissingDatabaseRE matches the server refusing a connection to a
+// database that does not exist.
+var pgMissingDatabaseRE = regexp.MustCompile(`FATAL: +database ".*" does not exist`)
+
+// pgNotReady reports whether err is psql failing because the server or
+// the database is not there yet: psql missing (exit 127), no server on the
+// socket, or no such database. In a dry run those are what earlier steps
+// (install, initdb, start, createdb) provide, so a check answers
+// "unknown"; under apply the step's own Apply then fails with the error.
+func pgNotReady(err error) bool {
+	var exit *executors.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	return exit.ExitCode == 127 || pgMissingDatabaseRE.MatchString(exit.Stderr) || pgNoServerRE.MatchString(exit.Stderr)
+}
+
+// pgNoServerRE matches libpq's "connection to server on socket
+// \"/run/postgresql/.s.PGSQL.5432\" failed: No such file or directory"
+// (the server is not running) and the same refused over TCP.
+var pgNoServerRE = regexp.MustCompile(`connection to server .* failed: (No such file or directory|Connection refused)`)
+
+// pgDatabaseOID returns the OID of database name, or 0 when there is no
+// such database. The OID tells a database from one dropped and recreated
+// under the same name, which restore markers rely on.
+func pgDatabaseOID(ctx context.Context, e executors.Executor, c PgConnection, name string) (int64, error) {
+	rows, err := pgQuery(ctx, e, c.target("postgres"), "SELECT oid FROM pg_database WHERE datname = "+pgLiteral(name)+";\n")
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	oid, err := strconv.ParseInt(rows[0][0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: unexpected oid %q for database %s", e.Name(), rows[0][0], name)
+	}
+	return oid, nil
+}
+
+// pgUserSchemasSQL is the WHERE condition, on pg_namespace n, that keeps
+// the schemas a dump holds: not the catalogs, not TOAST or temporary ones.
+const pgUserSchemasSQL = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`
+
+// normLocale brings a locale name to the form `locale -a` lists, the way
+// glibc normalises codesets: en_US.UTF-8, en_US.utf8 and en_US.UTF8 are the
+// same locale. The codeset is lowercased with punctuation dropped; the
+// language and any @modifier are kept as written.
+func normLocale(name string) string {
+	lang, rest, ok := strings.Cut(name, ".")
+	if !ok {
+		return name
+	}
+	codeset, modifier, hasMod := strings.Cut(rest, "@")
+	var b strings.Builder
+	for _, r := range strings.ToLower(codeset) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	out := lang + "." + b.String()
+	if hasMod {
+		out += "@" + modifier
+	}
+	return out
 }

@@ -15,6 +15,9 @@ func builtin() []Kind {
 		packageKind,
 		waitKind,
 		firewallKind,
+		pgDumpKind,
+		pgRestoreKind,
+		pgVerifyKind,
 	}
 }
 

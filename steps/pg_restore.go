@@ -1,0 +1,576 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+)
+
+var pgRestoreKind = Kind{
+	Name:      "pg_restore",
+	Summary:   "restore a pg_dump archive into an empty PostgreSQL database, classifying pg_restore's errors",
+	NeedsHost: true,
+	New:       func() Spec { return new(PgRestore) },
+}
+
+var _ Spec = (*PgRestore)(nil)
+
+// PgRestore runs pg_restore on the database host as the PostgreSQL OS user.
+//
+// pg_restore keeps going after an error and exits non-zero at the end, so
+// its exit status says little: the kind reads its stderr, accepts errors
+// known to be harmless (a non-superuser cannot comment on or own the
+// extensions the target database already has) and fails on anything else,
+// listing the first few.
+//
+// Restoring twice into the same database, or into one that holds data, is
+// the classic way to end up with duplicate rows or a mix of two databases:
+// the target must have no tables unless clean: true. Progress is recorded
+// in a marker file beside the archive, FILE.migrun-restore.DATABASE (JSON:
+// the database's name and OID, the archive's sha256, state started or
+// done). The marker lives on the host rather than in the database so that
+// the restored database carries no trace of migrun; the OID stands in for
+// the database's identity, since a database dropped and recreated under the
+// same name gets a new one.
+//
+// An attempt interrupted midway leaves a partly restored database and a
+// "started" marker. The next attempt, seeing that marker for this archive
+// and this very database, restores with --clean --if-exists: that drops
+// exactly the objects the archive creates, which are the only ones a
+// partial restore of it can have made, and restores them from scratch. It
+// keeps the database itself, with its owner, encoding, locale and
+// per-database settings (ALTER DATABASE ... SET lc_messages, which the
+// oVirt engine wants), none of which dropdb/createdb would preserve.
+type PgRestore struct {
+	Database    string   `yaml:"database" required:"true" doc:"the database to restore into; it must exist (createdb with the owner, encoding and locale the application wants)"`
+	File        string   `yaml:"file" required:"true" doc:"absolute path of the pg_dump archive on the host: a custom-format file or a directory"`
+	Jobs        int      `yaml:"jobs" doc:"objects restored in parallel (pg_restore -j): data loads and index builds spread over cores"`
+	Clean       bool     `yaml:"clean" doc:"restore into a database that is not empty, dropping the archive's objects first (--clean --if-exists); objects not in the archive stay"`
+	NoOwner     bool     `yaml:"no_owner" doc:"do not give objects their archived owners (--no-owner): everything belongs to the restoring role"`
+	Role        string   `yaml:"role" doc:"role to restore as (pg_restore --role, SET ROLE after connecting)"`
+	AllowErrors []string `yaml:"allow_errors" doc:"extra regular expressions of pg_restore errors to accept as harmless, matched against the error and its \"Command was:\" line"`
+
+	PgConnection `yaml:",inline"`
+}
+
+// Validate checks the path, the job count and the extra error patterns.
+func (r *PgRestore) Validate() []Problem {
+	ps := validateArchivePath("file", r.File)
+	if r.Jobs < 0 {
+		ps = append(ps, Problem{"jobs", fmt.Sprintf("jobs %d is negative", r.Jobs)})
+	}
+	for i, re := range r.AllowErrors {
+		if _, err := regexp.Compile(re); err != nil {
+			ps = append(ps, Problem{fmt.Sprintf("allow_errors[%d]", i), err.Error()})
+		}
+	}
+	return append(ps, r.PgConnection.validate("")...)
+}
+
+func (r *PgRestore) Hosts(stepHost string) []string { return []string{stepHost} }
+
+func (r *PgRestore) target() pgTarget { return r.PgConnection.target(r.Database) }
+
+// restoreMarkerPath is the marker of restores of file into database.
+// The name is escaped so that any database name makes one file name.
+func restoreMarkerPath(file, database string) string {
+	return file + ".migrun-restore." + url.PathEscape(database)
+}
+
+// restoreMarker is the marker's content.
+type restoreMarker struct {
+	State       string    `json:"state"` // "started" or "done"
+	Database    string    `json:"database"`
+	DatabaseOID int64     `json:"database_oid"`
+	SocketDir   string    `json:"socket_dir,omitempty"`
+	Port        int       `json:"port,omitempty"`
+	SHA256      string    `json:"sha256"`
+	Size        int64     `json:"size"`
+	Time        time.Time `json:"time"`
+}
+
+// sameRestore reports whether m is about restoring this archive into this
+// very database (same cluster, same OID).
+func (m restoreMarker) sameRestore(r *PgRestore, oid int64, dg archiveDigest) bool {
+	return m.Database == r.Database && m.DatabaseOID == oid && m.SocketDir == r.SocketDir && m.Port == r.Port &&
+		m.SHA256 == dg.SHA256 && m.Size == dg.Size
+}
+
+func (r *PgRestore) readMarker(ctx context.Context, ex executors.Executor) (*restoreMarker, error) {
+	data, err := ex.ReadFile(ctx, restoreMarkerPath(r.File, r.Database))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var m restoreMarker
+	if err := json.Unmarshal(data, &m); err != nil {
+		// A torn or foreign file proves nothing: treat it as absent.
+		return nil, nil
+	}
+	return &m, nil
+}
+
+func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, oid int64, dg archiveDigest) error {
+	m := restoreMarker{State: state, Database: r.Database, DatabaseOID: oid, SocketDir: r.SocketDir, Port: r.Port,
+		SHA256: dg.SHA256, Size: dg.Size, Time: time.Now().UTC().Truncate(time.Second)}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return ex.WriteFile(ctx, restoreMarkerPath(r.File, r.Database), append(data, '\n'), executors.FileAttrs{Mode: 0o644})
+}
+
+// Check reports the restore done when the marker says this archive was
+// restored completely into the database that exists now.
+func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Check{}, err
+	}
+	wrap := func(err error) error {
+		return fmt.Errorf("%s: restore into database %s: %w", ex.Name(), r.Database, err)
+	}
+	if _, err := ex.Stat(ctx, r.File); errors.Is(err, fs.ErrNotExist) {
+		return Check{Unknown: true, Reason: "archive " + r.File + " does not exist yet"}, nil
+	} else if err != nil {
+		return Check{}, wrap(err)
+	}
+	m, err := r.readMarker(ctx, ex)
+	if err != nil {
+		return Check{}, wrap(err)
+	}
+	if m == nil {
+		return Check{Reason: "no restore of " + r.File + " into " + r.Database + " recorded"}, nil
+	}
+	oid, err := pgDatabaseOID(ctx, ex, r.PgConnection, r.Database)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: "the server is not reachable yet: " + firstLine(err)}, nil
+	} else if err != nil {
+		return Check{}, wrap(err)
+	}
+	if oid == 0 {
+		return Check{Unknown: true, Reason: "database " + r.Database + " does not exist yet"}, nil
+	}
+	dg, err := digestArchive(ctx, ex, r.File)
+	if err != nil {
+		return Check{}, wrap(err)
+	}
+	switch {
+	case !m.sameRestore(r, oid, dg):
+		return Check{Reason: restoreMarkerPath(r.File, r.Database) + " is about another archive or another database of that name: restoring"}, nil
+	case m.State != "done":
+		return Check{Reason: "an earlier restore of " + r.File + " into " + r.Database + " was interrupted: its objects will be dropped and restored again (--clean --if-exists)"}, nil
+	}
+	return Check{Done: true, Reason: "restored from " + r.File + " (sha256 " + shortSum(dg.SHA256) + ") into " + r.Database + " at " + m.Time.Format(time.RFC3339)}, nil
+}
+
+// argv is the pg_restore command line; clean adds --clean --if-exists.
+func (r *PgRestore) argv(clean bool) []string {
+	argv := append([]string{"pg_restore", "-d", r.Database}, r.target().connArgv()...)
+	if r.Jobs > 1 {
+		argv = append(argv, "-j", strconv.Itoa(r.Jobs))
+	}
+	if r.NoOwner {
+		argv = append(argv, "--no-owner")
+	}
+	if r.Role != "" {
+		argv = append(argv, "--role="+r.Role)
+	}
+	if clean {
+		argv = append(argv, "--clean", "--if-exists")
+	}
+	return append(argv, r.File)
+}
+
+// restoreOptions speed up the restore session (field notes): index and
+// constraint builds dominate, and nothing is lost by not waiting for each
+// commit's WAL flush, since an interrupted restore is redone anyway.
+var restoreOptions = []string{"-c maintenance_work_mem=512MB", "-c synchronous_commit=off"}
+
+func (r *PgRestore) command(clean bool) executors.Command {
+	return r.target().clientCommand(r.argv(clean), false, restoreOptions...)
+}
+
+func (r *PgRestore) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	cmd := r.command(r.Clean)
+	acts := []Action{}
+	if r.Clean {
+		acts = append(acts, Action{Host: rt.Host, Summary: "the database " + r.Database + " may hold data: the archive's objects are dropped first"})
+	} else {
+		acts = append(acts, Action{Host: rt.Host, Summary: "refuse unless database " + r.Database + " has no tables (or an interrupted restore of this archive left them: then add --clean --if-exists)"})
+	}
+	acts = append(acts,
+		Action{Host: rt.Host, Summary: "record the start in " + restoreMarkerPath(r.File, r.Database)},
+		Action{Host: rt.Host, Summary: "run on " + rt.Host + " as " + r.target().osUser() + ": " + describeEnv(cmd.Env) + executors.QuoteArgv(cmd.Argv)},
+		Action{Host: rt.Host, Summary: "accept only errors known to be harmless (" + strings.Join(r.harmlessDescriptions(), "; ") + "), then record the restore as done"},
+	)
+	return acts, nil
+}
+
+// Apply refuses a non-empty target (unless clean or redoing an interrupted
+// attempt of this step), marks the restore started, runs pg_restore,
+// classifies its errors and marks the restore done.
+func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Outcome{}, err
+	}
+	wrap := func(err error) error {
+		return fmt.Errorf("%s: restore into database %s: %w", ex.Name(), r.Database, err)
+	}
+	harmless, err := r.harmless()
+	if err != nil {
+		return Outcome{}, wrap(err)
+	}
+	dg, err := digestArchive(ctx, ex, r.File)
+	if err != nil {
+		return Outcome{}, wrap(err)
+	}
+	oid, err := pgDatabaseOID(ctx, ex, r.PgConnection, r.Database)
+	if err != nil {
+		return Outcome{}, wrap(err)
+	}
+	if oid == 0 {
+		return Outcome{}, wrap(fmt.Errorf("the database does not exist: create it first, with the owner, encoding and locale it needs (createdb -O OWNER -E UTF8 --locale=en_US.UTF-8 -T template0 %s)", r.Database))
+	}
+	tables, err := r.userTables(ctx, ex)
+	if err != nil {
+		return Outcome{}, wrap(err)
+	}
+	clean, note := r.Clean, ""
+	if len(tables) > 0 && !clean {
+		m, err := r.readMarker(ctx, ex)
+		if err != nil {
+			return Outcome{}, wrap(err)
+		}
+		if m == nil || !m.sameRestore(r, oid, dg) {
+			return Outcome{}, wrap(fmt.Errorf("the database is not empty (%s): restore into an empty database, or set clean: true to drop the archive's objects first", describeTables(tables)))
+		}
+		// Ours, half done (or done and forced again): redo from scratch.
+		clean, note = true, "an earlier restore of this archive into this database did not finish: its objects were dropped and restored again\n"
+	}
+	if err := r.writeMarker(ctx, ex, "started", oid, dg); err != nil {
+		return Outcome{}, wrap(err)
+	}
+
+	cmd := r.command(clean)
+	errs := &restoreErrors{}
+	out := &tailBuffer{max: outputTail}
+	var w io.Writer = out
+	if rt.Output != nil {
+		w = io.MultiWriter(rt.Output, out)
+	}
+	cmd.Stdout, cmd.Stderr = w, io.MultiWriter(w, errs)
+	_, runErr := ex.Run(ctx, cmd)
+	errs.flush()
+	o := Outcome{Changed: true, Output: note + strings.TrimSpace(out.String())}
+
+	var exit *executors.ExitError
+	if runErr != nil && !errors.As(runErr, &exit) {
+		// Cancelled or connection lost: the marker stays "started".
+		return o, wrap(runErr)
+	}
+	report := errs.classify(harmless)
+	switch {
+	case len(report.failures) > 0:
+		return o, wrap(report.err())
+	case runErr != nil && report.total() == 0:
+		// A non-zero exit with no error line at all: nothing to classify,
+		// so nothing to call harmless.
+		return o, wrap(fmt.Errorf("pg_restore failed: %w", runErr))
+	}
+	if err := r.writeMarker(ctx, ex, "done", oid, dg); err != nil {
+		return o, wrap(err)
+	}
+	o.Output = strings.TrimSpace(o.Output + "\n" + report.summary(r.File, r.Database, dg))
+	return o, nil
+}
+
+// userTables lists up to a few tables outside the system schemas, and
+// their total count, to tell an empty database from one holding data.
+func (r *PgRestore) userTables(ctx context.Context, ex executors.Executor) ([]string, error) {
+	rows, err := pgQuery(ctx, ex, r.target(), `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND `+pgUserSchemasSQL+` ORDER BY 1;
+`)
+	if err != nil {
+		return nil, err
+	}
+	tables := make([]string, len(rows))
+	for i, row := range rows {
+		tables[i] = row[0]
+	}
+	return tables, nil
+}
+
+func describeTables(tables []string) string {
+	const show = 3
+	if len(tables) <= show {
+		return plural(len(tables), "table", "tables") + ": " + strings.Join(tables, ", ")
+	}
+	return fmt.Sprintf("%d tables: %s, …", len(tables), strings.Join(tables[:show], ", "))
+}
+
+// defaultHarmless are the pg_restore errors that leave a complete restore:
+// the target already has the extension (CREATE EXTENSION IF NOT EXISTS
+// succeeded) but the restoring role does not own it, so it cannot comment
+// on it; and the public schema that every new database already has.
+var defaultHarmless = []struct {
+	re   *regexp.Regexp
+	desc string
+}{
+	{regexp.MustCompile(`must be owner of extension (plpgsql|uuid-ossp)\b`), "must be owner of extension plpgsql/uuid-ossp"},
+	{regexp.MustCompile(`schema "public" already exists`), `schema "public" already exists`},
+	{regexp.MustCompile(`(?m)^Command was: COMMENT ON EXTENSION `), "errors of COMMENT ON EXTENSION"},
+}
+
+func (r *PgRestore) harmlessDescriptions() []string {
+	var d []string
+	for _, h := range defaultHarmless {
+		d = append(d, h.desc)
+	}
+	for _, a := range r.AllowErrors {
+		d = append(d, "/"+a+"/")
+	}
+	return d
+}
+
+// harmless compiles the accepted error patterns, defaults first.
+func (r *PgRestore) harmless() ([]*regexp.Regexp, error) {
+	var res []*regexp.Regexp
+	for _, h := range defaultHarmless {
+		res = append(res, h.re)
+	}
+	for _, a := range r.AllowErrors {
+		re, err := regexp.Compile(a)
+		if err != nil {
+			return nil, fmt.Errorf("allow_errors %q: %w", a, err)
+		}
+		res = append(res, re)
+	}
+	return res, nil
+}
+
+// restoreError is one error pg_restore reported.
+type restoreError struct {
+	Entry   string // "from TOC entry 215; 1259 16386 TABLE t engine", if given
+	Message string // "could not execute query: ERROR:  role \"engine\" does not exist" (+ DETAIL/HINT lines)
+	Command string // the first line of "Command was: ..."
+}
+
+// text is what the harmless patterns are matched against.
+func (e restoreError) text() string {
+	s := e.Message
+	if e.Command != "" {
+		s += "\nCommand was: " + e.Command
+	}
+	return s
+}
+
+func (e restoreError) String() string {
+	s := e.Message
+	if e.Entry != "" {
+		s = e.Entry + ": " + s
+	}
+	if e.Command != "" {
+		s += "\nCommand was: " + e.Command
+	}
+	return s
+}
+
+// restoreErrors parses pg_restore's stderr as it streams, keeping every
+// error (with its TOC entry and command) and the count pg_restore reports
+// at the end. pg_restore 15 writes:
+//
+//	pg_restore: while PROCESSING TOC:
+//	pg_restore: from TOC entry 215; 1259 16386 TABLE t engine
+//	pg_restore: error: could not execute query: ERROR:  role "engine" does not exist
+//	Command was: ALTER TABLE public.t OWNER TO engine;
+//	pg_restore: warning: errors ignored on restore: 1
+type restoreErrors struct {
+	mu       sync.Mutex
+	partial  []byte
+	entry    string
+	cur      *restoreError // the error whose continuation lines may follow
+	inCmd    bool          // cur's "Command was:" started: further lines are its SQL
+	errors   []restoreError
+	reported int // "errors ignored on restore: N"
+}
+
+func (p *restoreErrors) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			break
+		}
+		p.line(string(p.partial[:i]))
+		p.partial = p.partial[i+1:]
+	}
+	// A pathological line without newlines must not grow without bound.
+	if len(p.partial) > 64<<10 {
+		p.line(string(p.partial))
+		p.partial = p.partial[:0]
+	}
+	return len(b), nil
+}
+
+// flush parses a last line that had no newline.
+func (p *restoreErrors) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.partial) > 0 {
+		p.line(string(p.partial))
+		p.partial = nil
+	}
+	p.end()
+}
+
+const (
+	restorePrefix   = "pg_restore: "
+	restoreErrorPfx = "pg_restore: error: "
+	restoreEntryPfx = "pg_restore: from TOC entry "
+	restoreIgnored  = "pg_restore: warning: errors ignored on restore: "
+	restoreCmdPfx   = "Command was: "
+)
+
+// maxContinuation bounds the DETAIL/HINT lines kept per error.
+const maxContinuation = 4
+
+func (p *restoreErrors) line(l string) {
+	l = strings.TrimRight(l, "\r")
+	switch {
+	case strings.HasPrefix(l, restoreErrorPfx):
+		p.end()
+		p.cur = &restoreError{Entry: p.entry, Message: strings.TrimPrefix(l, restoreErrorPfx)}
+		p.entry = ""
+	case strings.HasPrefix(l, restoreEntryPfx):
+		p.end()
+		p.entry = strings.TrimPrefix(l, restorePrefix)
+	case strings.HasPrefix(l, restoreIgnored):
+		p.end()
+		p.reported, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(l, restoreIgnored)))
+	case strings.HasPrefix(l, restorePrefix):
+		p.end() // "while PROCESSING TOC:", warnings, progress
+	case p.cur == nil:
+	case strings.HasPrefix(l, restoreCmdPfx):
+		p.cur.Command = strings.TrimPrefix(l, restoreCmdPfx)
+		p.inCmd = true
+	case l == "" || p.inCmd:
+		// The blank line that ends an error, or the rest of a multi-line
+		// command: the first line identifies it well enough.
+	case strings.Count(p.cur.Message, "\n") < maxContinuation:
+		p.cur.Message += "\n" + l // DETAIL:, HINT:, LINE 1: ...
+	}
+}
+
+// end closes the error being read, if any.
+func (p *restoreErrors) end() {
+	if p.cur != nil {
+		p.errors = append(p.errors, *p.cur)
+		p.cur, p.inCmd = nil, false
+	}
+}
+
+// restoreReport is the classification of one restore's errors.
+type restoreReport struct {
+	accepted map[string]int // harmless errors by first message line
+	failures []restoreError
+	unparsed int // errors pg_restore counted that no error line matched
+}
+
+// classify splits the errors into accepted and failures. When pg_restore
+// counted more errors than were parsed, the difference counts as failed:
+// an error not understood is not an error known to be harmless.
+func (p *restoreErrors) classify(harmless []*regexp.Regexp) restoreReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rep := restoreReport{accepted: map[string]int{}}
+	for _, e := range p.errors {
+		ok := false
+		for _, re := range harmless {
+			if re.MatchString(e.text()) {
+				ok = true
+				break
+			}
+		}
+		if ok {
+			first, _, _ := strings.Cut(e.Message, "\n")
+			rep.accepted[first]++
+		} else {
+			rep.failures = append(rep.failures, e)
+		}
+	}
+	// The count covers errors of the query phase only ("ignored"); fatal
+	// errors come on top, so only a larger count reveals a missed line.
+	if n := p.reported - len(p.errors); n > 0 {
+		rep.unparsed = n
+		rep.failures = append(rep.failures, restoreError{Message: fmt.Sprintf("%d more errors counted by pg_restore that migrun could not read; see the output", n)})
+	}
+	return rep
+}
+
+// maxListed is how many failing errors an error message lists.
+const maxListed = 5
+
+func (rep restoreReport) err() error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pg_restore reported %s not known to be harmless", plural(len(rep.failures), "error", "errors"))
+	if n := rep.total(); n > len(rep.failures) {
+		fmt.Fprintf(&b, " (of %d)", n)
+	}
+	b.WriteString(":")
+	for i, e := range rep.failures {
+		if i == maxListed {
+			fmt.Fprintf(&b, "\n  … and %d more", len(rep.failures)-maxListed)
+			break
+		}
+		b.WriteString("\n  - " + strings.ReplaceAll(e.String(), "\n", "\n    "))
+	}
+	for _, e := range rep.failures {
+		if missingRoleRE.MatchString(e.Message) {
+			b.WriteString("\nhint: create the archive's roles on the target first (CREATE ROLE), or restore with no_owner: true")
+			break
+		}
+	}
+	b.WriteString("\nthe database is partly restored; accept a harmless error with allow_errors, or fix the cause and apply again (the restore is then redone from scratch)")
+	return errors.New(b.String())
+}
+
+var missingRoleRE = regexp.MustCompile(`role ".*" does not exist`)
+
+func (rep restoreReport) total() int {
+	n := len(rep.failures)
+	for _, c := range rep.accepted {
+		n += c
+	}
+	return n
+}
+
+func (rep restoreReport) summary(file, database string, dg archiveDigest) string {
+	s := fmt.Sprintf("restored %s (%s, sha256 %s) into %s", file, formatBytes(dg.Size), shortSum(dg.SHA256), database)
+	if len(rep.accepted) == 0 {
+		return s
+	}
+	msgs := make([]string, 0, len(rep.accepted))
+	for m, c := range rep.accepted {
+		msgs = append(msgs, fmt.Sprintf("%s (×%d)", m, c))
+	}
+	sort.Strings(msgs)
+	return s + "\naccepted as harmless: " + strings.Join(msgs, "; ")
+}

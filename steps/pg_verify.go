@@ -1,0 +1,317 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/migrun/migrun/executors"
+)
+
+var pgVerifyKind = Kind{
+	Name:    "pg_verify",
+	Summary: "compare two PostgreSQL databases (tables, exact row counts, sequences, extensions), read-only",
+	// The two databases name their hosts; the step's host: is not used.
+	NeedsHost: false,
+	New:       func() Spec { return new(PgVerify) },
+}
+
+var _ Spec = (*PgVerify)(nil)
+
+// PgVerify compares two databases, typically the source and the restored
+// copy of a migration: the tables (schema-qualified) and their exact row
+// counts, the sequences' last values and the extensions with their
+// versions. It only reads: psql runs on each database's host as the
+// PostgreSQL OS user, inside a read-only repeatable-read transaction so all
+// the numbers of one side come from one snapshot.
+//
+// Check and Apply do the same comparison: Check says done when the
+// databases match, Apply fails listing every difference. Counting rows
+// reads every table, so on a large database it takes a while.
+type PgVerify struct {
+	Source PgEndpoint `yaml:"source" required:"true" doc:"the database to compare against (the original)"`
+	Target PgEndpoint `yaml:"target" required:"true" doc:"the database that must match it (the copy)"`
+
+	// Strings rather than bools so that an absent key can default to true.
+	Tables     string `yaml:"tables" enum:"true|false" default:"true" doc:"compare the tables and their exact row counts (count(*))"`
+	Sequences  string `yaml:"sequences" enum:"true|false" default:"true" doc:"compare the sequences' last values"`
+	Extensions string `yaml:"extensions" enum:"true|false" default:"true" doc:"compare the installed extensions and their versions"`
+}
+
+// PgEndpoint is one database of a comparison: the plan host psql runs on
+// and how it reaches the server there.
+type PgEndpoint struct {
+	Host     string `yaml:"host" required:"true" doc:"plan host the database's psql runs on"`
+	Database string `yaml:"database" required:"true" doc:"database name"`
+
+	PgConnection `yaml:",inline"`
+}
+
+func (v *PgVerify) Validate() []Problem {
+	ps := v.Source.PgConnection.validate("source.")
+	ps = append(ps, v.Target.PgConnection.validate("target.")...)
+	if v.Source == v.Target {
+		ps = append(ps, Problem{"target", "source and target are the same database"})
+	}
+	if !v.tables() && !v.sequences() && !v.extensions() {
+		ps = append(ps, Problem{"", "tables, sequences and extensions are all false: nothing to compare"})
+	}
+	return ps
+}
+
+func (v *PgVerify) tables() bool     { return v.Tables != "false" }
+func (v *PgVerify) sequences() bool  { return v.Sequences != "false" }
+func (v *PgVerify) extensions() bool { return v.Extensions != "false" }
+
+// Hosts are the two databases' hosts.
+func (v *PgVerify) Hosts(string) []string { return []string{v.Source.Host, v.Target.Host} }
+
+// inventorySQL lists what one side has, one row per object: kind ("t",
+// "s", "e"), name, value. The row counts use query_to_xml so that one
+// statement counts every table, without a round trip per table.
+func (v *PgVerify) inventorySQL() string {
+	var b strings.Builder
+	b.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n")
+	if v.tables() {
+		// ONLY: a parent's rows are its own, not its partitions' or
+		// children's, which are listed on their own lines.
+		b.WriteString(`SELECT 't', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+  (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND ` + pgUserSchemasSQL + `;
+`)
+	}
+	if v.sequences() {
+		// last_value is NULL for a sequence never used (or setval(.., false)).
+		b.WriteString(`SELECT 's', quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value::text, 'unused') FROM pg_sequences;
+`)
+	}
+	if v.extensions() {
+		b.WriteString("SELECT 'e', extname, extversion FROM pg_extension;\n")
+	}
+	b.WriteString("COMMIT;\n")
+	return b.String()
+}
+
+// inventory is what one side holds: object name -> value, per kind.
+type inventory struct {
+	tables, sequences, extensions map[string]string
+}
+
+func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inventory, error) {
+	inv := inventory{tables: map[string]string{}, sequences: map[string]string{}, extensions: map[string]string{}}
+	ex, err := rt.Executor(ctx, ep.Host)
+	if err != nil {
+		return inv, err
+	}
+	rows, err := pgQuery(ctx, ex, ep.target(ep.Database), v.inventorySQL())
+	if err != nil {
+		return inv, fmt.Errorf("database %s: %w", ep.Database, err)
+	}
+	for _, row := range rows {
+		if len(row) != 3 {
+			return inv, fmt.Errorf("%s: database %s: unexpected psql output %q", ex.Name(), ep.Database, strings.Join(row, " "))
+		}
+		switch row[0] {
+		case "t":
+			inv.tables[row[1]] = row[2]
+		case "s":
+			inv.sequences[row[1]] = row[2]
+		case "e":
+			inv.extensions[row[1]] = row[2]
+		}
+	}
+	return inv, nil
+}
+
+// comparison is the result of comparing two inventories.
+type comparison struct {
+	diffs                   []string
+	tables, sequences, exts int    // objects on the source
+	rows                    int64  // rows in the source's tables
+	source, target          string // "engine on db", for messages
+	tablesOn, seqOn, extsOn bool
+	unknown                 bool // a database does not exist (yet)
+	unknownReason           string
+}
+
+// compare runs the inventory on both sides at once and compares them.
+// missingOK turns a missing server or database into an unknown result
+// (for Check).
+func (v *PgVerify) compare(ctx context.Context, rt *Runtime, missingOK bool) (comparison, error) {
+	var (
+		wg       sync.WaitGroup
+		src, dst inventory
+		se, de   error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); src, se = v.collect(ctx, rt, v.Source) }()
+	go func() { defer wg.Done(); dst, de = v.collect(ctx, rt, v.Target) }()
+	wg.Wait()
+	c := comparison{
+		source:   v.Source.Database + " on " + v.Source.Host,
+		target:   v.Target.Database + " on " + v.Target.Host,
+		tablesOn: v.tables(), seqOn: v.sequences(), extsOn: v.extensions(),
+	}
+	if missingOK {
+		for _, e := range []struct {
+			err  error
+			name string
+		}{{se, c.source}, {de, c.target}} {
+			if pgNotReady(e.err) {
+				c.unknown, c.unknownReason = true, "database "+e.name+" is not reachable yet: "+firstLine(e.err)
+				return c, nil
+			}
+		}
+	}
+	if se != nil {
+		return c, fmt.Errorf("source %s: %w", c.source, se)
+	}
+	if de != nil {
+		return c, fmt.Errorf("target %s: %w", c.target, de)
+	}
+	c.diffs = append(c.diffs, diffSide("table", src.tables, dst.tables, "rows", func(n int) { c.tables = n })...)
+	for _, n := range src.tables {
+		rows, _ := strconv.ParseInt(n, 10, 64)
+		c.rows += rows
+	}
+	c.diffs = append(c.diffs, diffSide("sequence", src.sequences, dst.sequences, "last_value", func(n int) { c.sequences = n })...)
+	c.diffs = append(c.diffs, diffSide("extension", src.extensions, dst.extensions, "version", func(n int) { c.exts = n })...)
+	return c, nil
+}
+
+// diffSide compares one kind of object, one line per difference, sorted
+// by name; count receives the number of objects on the source.
+func diffSide(kind string, src, dst map[string]string, what string, count func(int)) []string {
+	count(len(src))
+	names := make([]string, 0, len(src)+len(dst))
+	for n := range src {
+		names = append(names, n)
+	}
+	for n := range dst {
+		if _, ok := src[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var diffs []string
+	for _, n := range names {
+		s, inSrc := src[n]
+		d, inDst := dst[n]
+		switch {
+		case !inDst:
+			diffs = append(diffs, fmt.Sprintf("%s %s: missing on the target (source: %s %s)", kind, n, what, s))
+		case !inSrc:
+			diffs = append(diffs, fmt.Sprintf("%s %s: only on the target (%s %s)", kind, n, what, d))
+		case s != d:
+			diffs = append(diffs, fmt.Sprintf("%s %s: %s %s on the source, %s on the target", kind, n, what, s, d))
+		}
+	}
+	return diffs
+}
+
+// summary says what matched: "42 tables, 1,234,567 rows, 17 sequences, 3 extensions match".
+func (c comparison) summary() string {
+	var parts []string
+	if c.tablesOn {
+		parts = append(parts, plural(c.tables, "table", "tables"), groupDigits(c.rows)+" rows")
+	}
+	if c.seqOn {
+		parts = append(parts, plural(c.sequences, "sequence", "sequences"))
+	}
+	if c.extsOn {
+		parts = append(parts, plural(c.exts, "extension", "extensions"))
+	}
+	return strings.Join(parts, ", ") + " match between " + c.source + " and " + c.target
+}
+
+// maxDiffsListed bounds the differences an error lists; the rest are counted.
+const maxDiffsListed = 50
+
+func (c comparison) err() error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s differs from %s (%s):", c.target, c.source, plural(len(c.diffs), "difference", "differences"))
+	for i, d := range c.diffs {
+		if i == maxDiffsListed {
+			fmt.Fprintf(&b, "\n  … and %d more", len(c.diffs)-maxDiffsListed)
+			break
+		}
+		b.WriteString("\n  " + d)
+	}
+	return fmt.Errorf("%s", b.String())
+}
+
+// groupDigits renders 1234567 as "1,234,567".
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// Check compares the databases: done when they match.
+func (v *PgVerify) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	c, err := v.compare(ctx, rt, true)
+	switch {
+	case err != nil:
+		return Check{}, err
+	case c.unknown:
+		return Check{Unknown: true, Reason: c.unknownReason}, nil
+	case len(c.diffs) > 0:
+		first := c.diffs[0]
+		if len(c.diffs) > 1 {
+			first += fmt.Sprintf(" (and %d more)", len(c.diffs)-1)
+		}
+		return Check{Reason: "the databases differ: " + first}, nil
+	}
+	return Check{Done: true, Reason: c.summary()}, nil
+}
+
+func (v *PgVerify) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	var what []string
+	if v.tables() {
+		what = append(what, "tables with exact row counts")
+	}
+	if v.sequences() {
+		what = append(what, "sequences' last values")
+	}
+	if v.extensions() {
+		what = append(what, "extensions")
+	}
+	var acts []Action
+	for _, ep := range []PgEndpoint{v.Source, v.Target} {
+		t := ep.target(ep.Database)
+		acts = append(acts, Action{Host: ep.Host, Summary: "run on " + ep.Host + " as " + t.osUser() + ": " +
+			executors.QuoteArgv(t.psqlArgv()) + " (read-only transaction listing " + strings.Join(what, ", ") + ")"})
+	}
+	acts = append(acts, Action{Summary: "fail when " + v.Target.Database + " on " + v.Target.Host + " differs from " + v.Source.Database + " on " + v.Source.Host})
+	return acts, nil
+}
+
+// Apply compares the databases and fails listing every difference. It
+// changes nothing: Outcome.Changed is always false.
+func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	c, err := v.compare(ctx, rt, false)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(c.diffs) > 0 {
+		return Outcome{Output: strings.Join(c.diffs, "\n")}, c.err()
+	}
+	return Outcome{Output: c.summary()}, nil
+}
+
+// firstLine is the first line of err's message, for one-line reasons.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
