@@ -124,7 +124,11 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 		}
 	}
 	j.Plan, j.PlanFile, j.PlanDigest = r.plan.Name, r.plan.File, r.plan.Digest
-	j.RunID, j.Status, j.User, j.Workstation = runID, StatusRunning, who, ws
+	if mode != "resume" {
+		// A resume continues the same run; only fresh runs get a new id.
+		j.RunID = runID
+	}
+	j.Status, j.User, j.Workstation = StatusRunning, who, ws
 	j.FailedStep, j.Error, j.Ended = "", "", time.Time{}
 	j.OnFailure = nil
 	j.History = append(j.History, RunRecord{RunID: runID, Mode: mode, Started: now, Status: StatusRunning, User: who, From: ws})
@@ -272,6 +276,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 	a.emit(e)
 
 	rt := a.runtime(st, a.hosts, false)
+	rt.RunID = a.j.RunID
 	check, err := st.Spec.Check(ctx, rt)
 	if err != nil {
 		return fail(fmt.Errorf("check: %w", err))

@@ -67,8 +67,8 @@ type StepRecord struct {
 
 // RunRecord is one apply invocation in Journal.History.
 type RunRecord struct {
-	RunID   string    `json:"run_id"`
-	Mode    string    `json:"mode"` // fresh, resume, restart
+	RunID   string    `json:"run_id"` // this invocation's own id
+	Mode    string    `json:"mode"`   // fresh, resume, restart
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended,omitzero"`
 	Status  string    `json:"status"`

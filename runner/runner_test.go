@@ -260,6 +260,9 @@ func TestCompletedPlanIsRefusedUnlessRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := f.journal()
+	if j.RunID != j.History[1].RunID || j.RunID == j.History[0].RunID {
+		t.Fatalf("restart kept the old run id: %q, history %+v", j.RunID, j.History)
+	}
 	if len(j.History) != 2 || j.History[1].Mode != "restart" {
 		t.Fatalf("history %+v", j.History)
 	}
@@ -297,6 +300,7 @@ func TestFailureRunsOnFailureAndResumeContinues(t *testing.T) {
 	if _, err := f.apply(Options{}); !errors.Is(err, ErrUnfinished) {
 		t.Fatalf("plain apply after a failure: err = %v, want ErrUnfinished", err)
 	}
+	failedRun := j.RunID
 	if _, err := f.apply(Options{Resume: true}); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
@@ -309,6 +313,10 @@ func TestFailureRunsOnFailureAndResumeContinues(t *testing.T) {
 	}
 	if len(j.History) != 2 || j.History[0].Status != StatusFailed || j.History[1].Mode != "resume" {
 		t.Fatalf("history %+v", j.History)
+	}
+	// A resume continues the same run: artefacts of the run stay its own.
+	if j.RunID != failedRun || j.History[1].RunID == j.History[0].RunID {
+		t.Fatalf("run id %q after resume, want %q kept (history %+v)", j.RunID, failedRun, j.History)
 	}
 }
 

@@ -214,6 +214,9 @@ func (b *EngineBackup) argv(passfiles map[string]string) []string {
 // partPath is where a backup is written before it is verified.
 func partPath(file string) string { return file + ".migrun-part" }
 
+// backupRunMarker records which run made the archive (Runtime.RunID).
+func backupRunMarker(file string) string { return file + ".migrun-run" }
+
 // restoredMarker records which archive a restore completed from.
 func restoredMarker(file string) string { return file + ".migrun-restored" }
 
@@ -231,10 +234,15 @@ func (b *EngineBackup) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		} else if err != nil {
 			return Check{}, err
 		}
+		// Only this run's archive counts: one left by an earlier run is a
+		// backup of an older state.
+		if run, err := ex.ReadFile(ctx, backupRunMarker(b.File)); err != nil || rt.RunID == "" || strings.TrimSpace(string(run)) != rt.RunID {
+			return Check{Reason: "the archive at " + b.File + " is from an earlier run; a new backup replaces it"}, nil
+		}
 		if err := b.verifyArchive(ctx, ex, b.File); err != nil {
 			return Check{}, fmt.Errorf("%s:%s exists but %w; move it aside or name another file", ex.Name(), b.File, err)
 		}
-		return Check{Done: true, Reason: "archive " + b.File + " exists and holds " + strings.Join(b.scopes(), ", ")}, nil
+		return Check{Done: true, Reason: "archive " + b.File + " made by this run holds " + strings.Join(b.scopes(), ", ")}, nil
 	}
 	// restore
 	if _, err := ex.Stat(ctx, b.File); errors.Is(err, fs.ErrNotExist) {
@@ -362,6 +370,9 @@ func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) 
 			return o, fmt.Errorf("%s: the new archive %s %w", ex.Name(), part, err)
 		}
 		if err := ex.Rename(ctx, part, b.File); err != nil {
+			return o, err
+		}
+		if err := ex.WriteFile(ctx, backupRunMarker(b.File), []byte(rt.RunID+"\n"), executors.FileAttrs{Mode: 0o600}); err != nil {
 			return o, err
 		}
 		o.Output += fmt.Sprintf("\narchive %s holds %s; log %s", b.File, strings.Join(b.archiveMembers(), ", "), b.logFile())

@@ -63,7 +63,7 @@ func engineBackupRuntime(t *testing.T, readOnly bool) *Runtime {
 		ex = executors.ReadOnly(ex)
 	}
 	return &Runtime{
-		StepID: "backup", Host: "engine",
+		StepID: "backup", Host: "engine", RunID: "run-1",
 		Executor: func(ctx context.Context, host string) (executors.Executor, error) { return ex, nil },
 		Secrets:  secret.Values{"db_pw": "n3w-pa$$ 'word"},
 		Progress: NopProgress{},
@@ -94,6 +94,12 @@ func TestEngineBackupBackupThenCheck(t *testing.T) {
 	}
 	if c, err := b.Check(ctx, engineBackupRuntime(t, true)); err != nil || !c.Done {
 		t.Fatalf("check after: %+v %v", c, err)
+	}
+	// Another run (or a dry run) never takes an old archive for its own.
+	rt := engineBackupRuntime(t, true)
+	rt.RunID = "run-2"
+	if c, err := b.Check(ctx, rt); err != nil || c.Done || !strings.Contains(c.Reason, "earlier run") {
+		t.Fatalf("check from another run: %+v %v", c, err)
 	}
 }
 

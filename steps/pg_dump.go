@@ -88,10 +88,12 @@ func metaPath(file string) string { return file + ".migrun-meta" }
 // dumpMeta is the sidecar's content. Finished is for people; it takes no
 // part in the comparison.
 type dumpMeta struct {
-	Database string    `json:"database"`
-	Format   string    `json:"format"`
-	Size     int64     `json:"size"`
-	SHA256   string    `json:"sha256"`
+	Database string `json:"database"`
+	Format   string `json:"format"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	// RunID is the run that made the dump (see Runtime.RunID).
+	RunID    string    `json:"run_id"`
 	Finished time.Time `json:"finished"`
 }
 
@@ -155,7 +157,7 @@ func (d *PgDump) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	why, err := d.reusable(ctx, ex)
+	why, err := d.reusable(ctx, ex, rt.RunID)
 	if err != nil {
 		return Check{}, fmt.Errorf("%s: dump of %s: %w", ex.Name(), d.Database, err)
 	}
@@ -167,7 +169,12 @@ func (d *PgDump) Check(ctx context.Context, rt *Runtime) (Check, error) {
 
 // reusable returns "" when the archive at FILE is a complete dump this
 // step would make, else the reason it is not.
-func (d *PgDump) reusable(ctx context.Context, ex executors.Executor) (string, error) {
+//
+// A dump is reused only by the run that made it (a resume): a dump left by
+// an earlier rehearsal is complete but stale, and restoring it would lose
+// everything written since. A dry run has no run yet, so it says it would
+// dump again.
+func (d *PgDump) reusable(ctx context.Context, ex executors.Executor, runID string) (string, error) {
 	if _, err := ex.Stat(ctx, d.File); errors.Is(err, fs.ErrNotExist) {
 		return "no dump at " + d.File + " yet", nil
 	} else if err != nil {
@@ -194,6 +201,9 @@ func (d *PgDump) reusable(ctx context.Context, ex executors.Executor) (string, e
 	}
 	if why := m.mismatch(d.Database, d.format(), got); why != "" {
 		return d.File + ": " + why + "; dumping again", nil
+	}
+	if runID == "" || m.RunID != runID {
+		return fmt.Sprintf("%s is a complete dump from an earlier run (finished %s); a migration dumps afresh", d.File, m.Finished.Format(time.RFC3339)), nil
 	}
 	return "", nil
 }
@@ -275,7 +285,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err := ex.Rename(ctx, part, d.File); err != nil {
 		return Outcome{Changed: true}, wrap(err)
 	}
-	m := dumpMeta{Database: d.Database, Format: d.format(), Size: dg.Size, SHA256: dg.SHA256, Finished: time.Now().UTC().Truncate(time.Second)}
+	m := dumpMeta{Database: d.Database, Format: d.format(), Size: dg.Size, SHA256: dg.SHA256, RunID: rt.RunID, Finished: time.Now().UTC().Truncate(time.Second)}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Outcome{Changed: true}, wrap(err)

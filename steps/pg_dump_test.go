@@ -87,7 +87,7 @@ func writeMeta(t *testing.T, ex executors.Executor, file, database, format strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(dumpMeta{Database: database, Format: format, Size: dg.Size, SHA256: dg.SHA256})
+	data, _ := json.Marshal(dumpMeta{Database: database, Format: format, Size: dg.Size, SHA256: dg.SHA256, RunID: "run-1"})
 	if err := os.WriteFile(metaPath(file), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +100,7 @@ func TestPgDumpCheckSidecar(t *testing.T) {
 	dir := t.TempDir()
 	ex := executors.NewLocal("db")
 	rt := testRuntime(hosts{"db": executors.ReadOnly(ex)}, nil, nil)
+	rt.RunID = "run-1"
 	file := filepath.Join(dir, "engine.dump")
 	d := &PgDump{Database: "engine", File: file}
 
@@ -118,6 +119,13 @@ func TestPgDumpCheckSidecar(t *testing.T) {
 	check(false, "migrun-meta does not")
 	writeMeta(t, ex, file, "engine", "custom")
 	check(true, "complete dump of engine")
+	// Complete, but from another run (a rehearsal) or seen by a dry run:
+	// never reused, it would restore stale data.
+	for _, other := range []string{"run-0", ""} {
+		rt.RunID = other
+		check(false, "from an earlier run")
+	}
+	rt.RunID = "run-1"
 
 	// Same size, other bytes: the sha256 tells.
 	writeFile(t, file, []byte("PGDMP fake archivX"), 0o644)

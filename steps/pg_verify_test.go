@@ -96,6 +96,7 @@ func pgDir(t *testing.T) string {
 func pgRuntime(h hosts) *Runtime {
 	rt := testRuntime(h, nil, nil)
 	rt.StepID = "pg"
+	rt.RunID = "run-1"
 	return rt
 }
 

@@ -88,6 +88,11 @@ type Outcome struct {
 // Runtime is what a step sees of the world while it runs.
 type Runtime struct {
 	StepID string
+	// RunID names this run of the plan: the same across resumes of it, new
+	// on a fresh apply or --restart, "" in a dry run. Kinds that leave
+	// artefacts for later steps (a dump) record it, so that an artefact left
+	// by an earlier rehearsal is never mistaken for this run's.
+	RunID  string
 	Host   string // the step's `host:`, "" if none
 	Become string // the step's `become:`, "" if none
 	DryRun bool
