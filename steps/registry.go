@@ -18,6 +18,12 @@ func builtin() []Kind {
 		pgDumpKind,
 		pgRestoreKind,
 		pgVerifyKind,
+		pgInitKind,
+		pgRoleKind,
+		pgDatabaseKind,
+		pgConfKind,
+		pgHbaKind,
+		pgCheckKind,
 	}
 }
 

@@ -1,0 +1,416 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/secret"
+)
+
+var pgCheckKind = Kind{
+	Name:      "pg_check",
+	Summary:   "assert facts about a PostgreSQL server before the downtime (settings, extensions, versions, an empty database, a login); changes nothing",
+	NeedsHost: true,
+	New:       func() Spec { return new(PgCheck) },
+}
+
+var _ Spec = (*PgCheck)(nil)
+
+// PgCheck asserts what a migration needs of the target server, so that a
+// wrong setting is found before the source is stopped, not halfway through
+// the downtime. It never changes the server. Apply runs every assertion
+// and fails with the list of all that do not hold.
+//
+// settings is a map of conditions, since the plan schema has no maps of
+// objects: ">=150", "<=0.01", ">8", "<8", "=en_US.UTF-8", "!=off", or a
+// bare value meaning "=". Numbers compare in the setting's base unit from
+// pg_settings (work_mem in kB: ">=8192" or ">=8MB"). Values are those a
+// new session of os_user in database sees, database-level settings (ALTER
+// DATABASE ... SET lc_messages) included.
+//
+// engine-setup's requirements for a remote database read:
+//
+//	settings: {max_connections: ">=150", work_mem: ">=8192", maintenance_work_mem: ">=65536",
+//	  autovacuum_vacuum_scale_factor: "<=0.01", autovacuum_analyze_scale_factor: "<=0.075",
+//	  autovacuum_max_workers: ">=6", lc_messages: "=en_US.UTF-8", server_encoding: "=UTF8"}
+//	extensions: [uuid-ossp]
+type PgCheck struct {
+	Database                   string            `yaml:"database" default:"postgres" doc:"database whose settings and extensions are checked, e.g. engine"`
+	Settings                   map[string]string `yaml:"settings" doc:"parameter -> condition: \">=150\", \"<=0.01\", \"=en_US.UTF-8\", \"!=off\" (a bare value means =); numbers in the setting's unit or with one (\">=8MB\")"`
+	Extensions                 []string          `yaml:"extensions" doc:"extensions that must be created in database, e.g. [uuid-ossp]"`
+	ClientVersionAtLeastServer bool              `yaml:"client_version_at_least_server" default:"false" doc:"the psql on the step's host is of the server's major version or newer (pg_dump refuses a server of a newer major version)"`
+	DatabaseEmpty              string            `yaml:"database_empty" doc:"a database that must exist and hold no user tables, views or sequences (the restore target)"`
+	Login                      PgCheckLogin      `yaml:"login" doc:"a password login that must succeed from the step's host (as the application will log in)"`
+
+	PgConnection `yaml:",inline"`
+}
+
+// PgCheckLogin is a login to try with psql, the password in a 0600
+// PGPASSFILE (never in argv or the environment).
+type PgCheckLogin struct {
+	Host     string `yaml:"host" doc:"server host name or address as the application uses it (psql -h); required to check a login"`
+	Port     int    `yaml:"port" default:"5432" doc:"server port"`
+	User     string `yaml:"user" doc:"role to log in as"`
+	Password string `yaml:"password" secret:"allowed" doc:"its password, normally \"${secret}\""`
+	Database string `yaml:"database" doc:"database to connect to (default: user's name)"`
+}
+
+// pgCondRE splits a condition into operator and value.
+var pgCondRE = regexp.MustCompile(`^\s*(>=|<=|!=|=|>|<)?\s*(.*?)\s*$`)
+
+// Validate checks what the tags cannot.
+func (c *PgCheck) Validate() []Problem {
+	var ps []Problem
+	for _, k := range sortedKeys(c.Settings) {
+		if !pgParamName.MatchString(k) {
+			ps = append(ps, Problem{"settings", fmt.Sprintf("%q is not a parameter name", k)})
+			continue
+		}
+		op, v := parseCond(c.Settings[k])
+		if v == "" {
+			ps = append(ps, Problem{"settings", fmt.Sprintf("%s: condition %q has no value", k, c.Settings[k])})
+		}
+		if op != "=" && op != "!=" {
+			if _, ok := pgNumeric(v, "kB"); !ok {
+				ps = append(ps, Problem{"settings", fmt.Sprintf("%s: %s needs a number, not %q", k, op, v)})
+			}
+		}
+	}
+	l := c.Login
+	if l != (PgCheckLogin{}) {
+		if l.Host == "" {
+			ps = append(ps, Problem{"login.host", "give the host to log in to"})
+		}
+		if l.User == "" {
+			ps = append(ps, Problem{"login.user", "give the role to log in as"})
+		}
+		if l.Port < 0 || l.Port > 65535 {
+			ps = append(ps, Problem{"login.port", fmt.Sprintf("port %d is out of range", l.Port)})
+		}
+		if strings.ContainsAny(l.Host+l.User+l.Database, "\n\r") {
+			ps = append(ps, Problem{"login", "host, user and database must be one line each"})
+		}
+	}
+	if len(c.Settings) == 0 && len(c.Extensions) == 0 && !c.ClientVersionAtLeastServer && c.DatabaseEmpty == "" && l == (PgCheckLogin{}) {
+		ps = append(ps, Problem{"", "nothing to check: give settings, extensions, client_version_at_least_server, database_empty or login"})
+	}
+	return append(ps, c.PgConnection.validate("")...)
+}
+
+func parseCond(s string) (op, value string) {
+	m := pgCondRE.FindStringSubmatch(s)
+	op = m[1]
+	if op == "" {
+		op = "="
+	}
+	return op, m[2]
+}
+
+// Hosts is the step's host.
+func (c *PgCheck) Hosts(stepHost string) []string { return []string{stepHost} }
+
+func (c *PgCheck) database() string {
+	if c.Database == "" {
+		return "postgres"
+	}
+	return c.Database
+}
+
+// assertions runs every read-only assertion and returns what holds and
+// what does not. Login needs a password file, a write, so it is left to
+// evaluate (with withLogin) by Apply only.
+func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Executor, withLogin bool) (ok, violated []string, err error) {
+	pass := func(cond bool, good, bad string) {
+		if cond {
+			ok = append(ok, good)
+		} else {
+			violated = append(violated, bad)
+		}
+	}
+	if len(c.Settings) > 0 {
+		have, err := pgSettings(ctx, ex, c.PgConnection, c.database(), sortedKeys(c.Settings))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, k := range sortedKeys(c.Settings) {
+			s, found := have[strings.ToLower(k)]
+			if !found {
+				violated = append(violated, k+": no such parameter on the server")
+				continue
+			}
+			op, want := parseCond(c.Settings[k])
+			shown := s.setting + s.unitSuffix()
+			pass(condHolds(s, op, want), fmt.Sprintf("%s = %s (%s %s)", k, shown, op, want),
+				fmt.Sprintf("%s is %s, want %s %s", k, shown, op, want))
+		}
+	}
+	if len(c.Extensions) > 0 {
+		rows, err := pgQuery(ctx, ex, c.target(c.database()), "SELECT extname FROM pg_extension;\n")
+		if err != nil {
+			return nil, nil, err
+		}
+		have := map[string]bool{}
+		for _, r := range rows {
+			have[r[0]] = true
+		}
+		for _, e := range c.Extensions {
+			pass(have[e], "extension "+e+" exists in "+c.database(), "extension "+e+" is not created in database "+c.database())
+		}
+	}
+	if c.ClientVersionAtLeastServer {
+		good, bad, err := c.clientVersion(ctx, ex)
+		if err != nil {
+			return nil, nil, err
+		}
+		pass(bad == "", good, bad)
+	}
+	if c.DatabaseEmpty != "" {
+		good, bad, err := c.databaseEmpty(ctx, ex)
+		if err != nil {
+			return nil, nil, err
+		}
+		pass(bad == "", good, bad)
+	}
+	if withLogin && c.Login != (PgCheckLogin{}) {
+		bad, err := c.login(ctx, rt, ex)
+		if err != nil {
+			return nil, nil, err
+		}
+		pass(bad == "", "login as "+c.Login.User+" to "+c.loginWhere()+" works", bad)
+	}
+	return ok, violated, nil
+}
+
+func (s pgSetting) unitSuffix() string {
+	if s.unit == "" {
+		return ""
+	}
+	if s.unit[0] >= '0' && s.unit[0] <= '9' {
+		return " × " + s.unit
+	}
+	return s.unit
+}
+
+// condHolds compares a setting with a condition: numerically in the
+// setting's unit for numbers, else as pgValueEquals does.
+func condHolds(s pgSetting, op, want string) bool {
+	if op == "=" || op == "!=" {
+		eq := pgValueEquals(s, want)
+		return eq == (op == "=")
+	}
+	w, ok1 := pgNumeric(want, s.unit)
+	h, ok2 := pgNumeric(s.setting, s.unit)
+	if !ok1 || !ok2 {
+		return false
+	}
+	switch op {
+	case ">=":
+		return h >= w
+	case "<=":
+		return h <= w
+	case ">":
+		return h > w
+	}
+	return h < w
+}
+
+var psqlVersionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(?:\.([0-9]+))?`)
+
+// clientVersion compares the host's psql major version with the server's.
+// Majors are what matter: pg_dump refuses a server of a newer major, and
+// minor releases never change formats.
+func (c *PgCheck) clientVersion(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
+	res, err := ex.Run(ctx, executors.Command{Argv: []string{"psql", "--version"}, Become: c.target("").osUser(), ReadOnly: true})
+	if err != nil {
+		return "", "", fmt.Errorf("psql --version: %w", err)
+	}
+	m := psqlVersionRE.FindStringSubmatch(string(res.Stdout))
+	if m == nil {
+		return "", "", fmt.Errorf("%s: cannot read the version in psql --version output %q", ex.Name(), strings.TrimSpace(string(res.Stdout)))
+	}
+	client, _ := strconv.Atoi(m[1])
+	rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT current_setting('server_version_num');\n")
+	if err != nil {
+		return "", "", err
+	}
+	if len(rows) != 1 {
+		return "", "", fmt.Errorf("%s: no server_version_num", ex.Name())
+	}
+	num, err := strconv.Atoi(rows[0][0])
+	if err != nil {
+		return "", "", fmt.Errorf("%s: server_version_num %q: %w", ex.Name(), rows[0][0], err)
+	}
+	server := num / 10000
+	if num < 100000 {
+		server = num / 100 // 9.6 is 90600: compare 96 with a client's 9.6 below
+		if m[2] != "" {
+			minor, _ := strconv.Atoi(m[2])
+			client = client*10 + minor
+		}
+	}
+	if client < server {
+		return "", fmt.Sprintf("psql on %s is version %s, older than the server's major version (server_version_num %d)", ex.Name(), strings.TrimSpace(m[0]), num), nil
+	}
+	return fmt.Sprintf("psql %s is at least the server's version (%d)", strings.TrimPrefix(m[0], "(PostgreSQL) "), num), "", nil
+}
+
+// databaseEmpty checks the restore target holds no user relations.
+func (c *PgCheck) databaseEmpty(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
+	oid, err := pgDatabaseOID(ctx, ex, c.PgConnection, c.DatabaseEmpty)
+	if err != nil {
+		return "", "", err
+	}
+	if oid == 0 {
+		return "", "database " + c.DatabaseEmpty + " does not exist", nil
+	}
+	rows, err := pgQuery(ctx, ex, c.target(c.DatabaseEmpty), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+pgUserSchemasSQL+" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e');\n")
+	if err != nil {
+		return "", "", err
+	}
+	if len(rows) != 1 || rows[0][0] != "0" {
+		n := "?"
+		if len(rows) == 1 {
+			n = rows[0][0]
+		}
+		return "", fmt.Sprintf("database %s is not empty: %s user tables, views or sequences", c.DatabaseEmpty, n), nil
+	}
+	return "database " + c.DatabaseEmpty + " is empty", "", nil
+}
+
+func (c *PgCheck) loginPort() int {
+	if c.Login.Port == 0 {
+		return 5432
+	}
+	return c.Login.Port
+}
+
+func (c *PgCheck) loginDatabase() string {
+	if c.Login.Database == "" {
+		return c.Login.User
+	}
+	return c.Login.Database
+}
+
+func (c *PgCheck) loginWhere() string {
+	return fmt.Sprintf("%s:%d/%s", c.Login.Host, c.loginPort(), c.loginDatabase())
+}
+
+// loginArgv is psql connecting as the application would; -w: never
+// prompt, a missing or wrong password must fail, not hang.
+func (c *PgCheck) loginArgv() []string {
+	return []string{"psql", "-X", "-w", "-q", "-A", "-t", "-h", c.Login.Host, "-p", strconv.Itoa(c.loginPort()),
+		"-U", c.Login.User, "-d", c.loginDatabase(), "-c", "SELECT 1"}
+}
+
+// passfileEscape escapes a .pgpass field: \ and : are special there.
+func passfileEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s)
+}
+
+// login tries the login with the password in a 0600 PGPASSFILE owned by
+// the user psql runs as, removed afterwards. bad is the failure to report
+// (a login refused is a violation, not an error of the step).
+func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor) (bad string, err error) {
+	password, err := rt.Secrets.Reveal(c.Login.Password)
+	if err != nil {
+		return "", fmt.Errorf("login.password: %w", err)
+	}
+	l := c.Login
+	entry := strings.Join([]string{passfileEscape(l.Host), strconv.Itoa(c.loginPort()), passfileEscape(c.loginDatabase()),
+		passfileEscape(l.User), passfileEscape(password)}, ":") + "\n"
+	osUser := c.target("").osUser()
+	file, err := writeSecretFile(ctx, ex, entry, osUser, ".pgpass")
+	if err != nil {
+		return "", err
+	}
+	defer removeSecretFile(ctx, ex, file)
+	_, err = ex.Run(ctx, executors.Command{
+		Argv:     c.loginArgv(),
+		Become:   osUser,
+		ReadOnly: true,
+		Env:      map[string]string{"PGPASSFILE": file, "LC_MESSAGES": "C", "PGCONNECT_TIMEOUT": "15"},
+	})
+	var exit *executors.ExitError
+	if errors.As(err, &exit) {
+		return fmt.Sprintf("login as %s to %s fails: %s", l.User, c.loginWhere(), rt.Secrets.Redact(strings.Join(strings.Fields(exit.Stderr), " "))), nil
+	}
+	return "", err
+}
+
+// Check is done when every assertion holds. The login needs a password
+// file, which a read-only check cannot write: with login given, the
+// check leaves the step to Apply, which only reads too.
+func (c *PgCheck) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Check{}, err
+	}
+	ok, violated, err := c.assertions(ctx, rt, ex, false)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: "the server is not reachable yet: " + err.Error()}, nil
+	}
+	if err != nil {
+		return Check{}, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	if len(violated) > 0 {
+		return Check{Reason: strings.Join(violated, "; ")}, nil
+	}
+	if c.Login != (PgCheckLogin{}) {
+		return Check{Reason: fmt.Sprintf("%d assertions hold; the login is tried on apply", len(ok))}, nil
+	}
+	return Check{Done: true, Reason: fmt.Sprintf("all %d assertions hold", len(ok))}, nil
+}
+
+// Describe lists the assertions.
+func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	var items []string
+	for _, k := range sortedKeys(c.Settings) {
+		op, v := parseCond(c.Settings[k])
+		items = append(items, k+" "+op+" "+v)
+	}
+	for _, e := range c.Extensions {
+		items = append(items, "extension "+e+" in "+c.database())
+	}
+	if c.ClientVersionAtLeastServer {
+		items = append(items, "psql --version >= server_version_num")
+	}
+	if c.DatabaseEmpty != "" {
+		items = append(items, "database "+c.DatabaseEmpty+" empty")
+	}
+	acts := []Action{{Host: rt.Host, Summary: fmt.Sprintf("check on %s (read-only): %s", rt.Host, strings.Join(items, "; "))}}
+	if c.Login != (PgCheckLogin{}) {
+		acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: PGPASSFILE=%s.pgpass %s (password %s in the 0600 file, removed after)",
+			rt.Host, c.target("").osUser(), secretFilePattern, executors.QuoteArgv(c.loginArgv()), pgCheckMaskedSecret(c.Login.Password))})
+	}
+	return acts, nil
+}
+
+func pgCheckMaskedSecret(s string) string {
+	if secret.Contains(s) {
+		return secret.Mask(s)
+	}
+	return hiddenValue
+}
+
+// Apply runs every assertion and fails listing all that do not hold.
+func (c *PgCheck) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Outcome{}, err
+	}
+	ok, violated, err := c.assertions(ctx, rt, ex, true)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	if len(violated) > 0 {
+		return Outcome{Output: strings.Join(ok, "\n")}, fmt.Errorf("%s: %d of %d checks failed:\n  - %s",
+			rt.Host, len(violated), len(ok)+len(violated), strings.Join(violated, "\n  - "))
+	}
+	return Outcome{Output: strings.Join(ok, "\n")}, nil
+}

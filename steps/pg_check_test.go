@@ -1,0 +1,128 @@
+package steps
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/migrun/migrun/internal/secret"
+)
+
+func TestPgCheckConditions(t *testing.T) {
+	workMem := pgSetting{name: "work_mem", setting: "4096", unit: "kB", vartype: "integer"}
+	for cond, want := range map[string]bool{">=4096": true, ">=8192": false, ">=4MB": true, "<4MB": false, "=4MB": true, "4096": true, "!=4MB": false} {
+		op, v := parseCond(cond)
+		if got := condHolds(workMem, op, v); got != want {
+			t.Errorf("work_mem 4096kB %s: %v, want %v", cond, got, want)
+		}
+	}
+	sf := pgSetting{name: "autovacuum_vacuum_scale_factor", setting: "0.2", vartype: "real"}
+	if condHolds(sf, "<=", "0.01") || !condHolds(sf, "<=", "0.2") {
+		t.Error("real comparison")
+	}
+	lc := pgSetting{name: "lc_messages", setting: "en_US.utf8", vartype: "string"}
+	if !condHolds(lc, "=", "en_US.UTF-8") {
+		t.Error("locale spellings")
+	}
+	if ps := (&PgCheck{Settings: map[string]string{"work_mem": ">=lots"}}).Validate(); len(ps) != 1 {
+		t.Errorf("problems %v", ps)
+	}
+	if ps := (&PgCheck{}).Validate(); len(ps) != 1 {
+		t.Errorf("empty check: %v", ps)
+	}
+}
+
+// engineRequirements are engine-setup's checks of a remote database.
+func engineRequirements(locale string) map[string]string {
+	return map[string]string{
+		"max_connections": ">=150", "work_mem": ">=8192", "maintenance_work_mem": ">=65536",
+		"autovacuum_vacuum_scale_factor": "<=0.01", "autovacuum_analyze_scale_factor": "<=0.075",
+		"autovacuum_max_workers": ">=6", "lc_messages": "=" + locale, "server_encoding": "=UTF8",
+	}
+}
+
+func TestPgCheckServer(t *testing.T) {
+	pg := startPostgres(t)
+	ctx := context.Background()
+	pg.psql(t, "CREATE ROLE engine LOGIN PASSWORD 'engine-pw'")
+	pg.psql(t, "CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'")
+	// The server's own lc_messages is right; the database's overrides it,
+	// and that is what the engine's sessions get.
+	pg.psql(t, "ALTER DATABASE engine SET lc_messages = 'C'")
+	c := &PgCheck{Database: "engine", Settings: engineRequirements(pg.Locale), Extensions: []string{"uuid-ossp"},
+		ClientVersionAtLeastServer: true, DatabaseEmpty: "engine", PgConnection: pg.pgConn()}
+	if ps := c.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	dry := pgStepRuntime(secret.Values{}, true)
+	rt := pgStepRuntime(secret.Values{}, false)
+
+	// A stock server fails every requirement but the encoding: all listed.
+	if ck, err := c.Check(ctx, dry); err != nil || ck.Done {
+		t.Fatalf("check on stock server: %+v %v", ck, err)
+	}
+	_, err := c.Apply(ctx, rt)
+	if err == nil {
+		t.Fatal("stock server passed")
+	}
+	for _, w := range []string{"max_connections is 100, want >= 150", "work_mem is 4096kB, want >= 8192",
+		"autovacuum_vacuum_scale_factor is 0.2, want <= 0.01", "autovacuum_analyze_scale_factor is 0.1", "autovacuum_max_workers is 3",
+		"lc_messages is C, want = " + pg.Locale, "extension uuid-ossp is not created in database engine", "7 of 11 checks failed"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "server_encoding is") || strings.Contains(err.Error(), "not empty") || strings.Contains(err.Error(), "maintenance_work_mem") {
+		t.Errorf("holding assertions reported as violated:\n%v", err)
+	}
+
+	// Meet them (maintenance_work_mem is 64MB by default: it holds).
+	conf := "max_connections = 150\nwork_mem = 8MB\nautovacuum_vacuum_scale_factor = 0.01\n" +
+		"autovacuum_analyze_scale_factor = 0.075\nautovacuum_max_workers = 6\n"
+	// Rewriting the existing file keeps its postgres owner.
+	if err := os.WriteFile(filepath.Join(pg.DataDir, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pg.restart(t)
+	pg.psql(t, "ALTER DATABASE engine SET lc_messages = '"+pg.Locale+"'")
+	pg.psql(t, `CREATE EXTENSION "uuid-ossp"`, "engine")
+	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done {
+		t.Fatalf("check after meeting the requirements: %+v %v", ck, err)
+	}
+	if out, err := c.Apply(ctx, rt); err != nil || !strings.Contains(out.Output, "max_connections = 150") {
+		t.Fatalf("apply: %+v %v", out, err)
+	}
+
+	// database_empty fails once the database holds a table.
+	pg.psql(t, "CREATE TABLE t (id int)", "engine")
+	if ck, _ := c.Check(ctx, dry); ck.Done || !strings.Contains(ck.Reason, "database engine is not empty: 1") {
+		t.Fatalf("not empty: %+v", ck)
+	}
+	pg.psql(t, "DROP TABLE t", "engine")
+
+	// A password login over the socket, with a scram rule placed by pg_hba.
+	h := &PgHba{Type: "local", Database: "engine", User: "engine", Method: "scram-sha-256", Reload: true, PgConnection: pg.pgConn()}
+	if _, err := h.Apply(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	login := &PgCheck{Login: PgCheckLogin{Host: pg.SocketDir, Port: pg.Port, User: "engine", Password: secret.Token("pw"), Database: "engine"},
+		PgConnection: pg.pgConn()}
+	if ps := login.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	if ck, err := login.Check(ctx, pgStepRuntime(secret.Values{"pw": "engine-pw"}, true)); err != nil || ck.Done {
+		t.Fatalf("login check: %+v %v", ck, err)
+	}
+	if _, err := login.Apply(ctx, pgStepRuntime(secret.Values{"pw": "engine-pw"}, false)); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	_, err = login.Apply(ctx, pgStepRuntime(secret.Values{"pw": "wrong-pw"}, false))
+	if err == nil || !strings.Contains(err.Error(), "password authentication failed") || strings.Contains(err.Error(), "wrong-pw") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if left, _ := filepath.Glob("/tmp/migrun-*.pgpass"); len(left) > 0 {
+		t.Fatalf("password files left behind: %v", left)
+	}
+}

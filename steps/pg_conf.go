@@ -1,0 +1,575 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+)
+
+var pgConfKind = Kind{
+	Name:      "pg_conf",
+	Summary:   "set parameters in postgresql.conf and report whether the server needs a reload or a restart",
+	NeedsHost: true,
+	New:       func() Spec { return new(PgConf) },
+}
+
+var _ Spec = (*PgConf)(nil)
+
+// PgConf sets parameters in postgresql.conf. It edits the line that is in
+// force (the last uncommented one for the parameter), or else uncomments
+// the stock `#name = default` line, so the file never collects duplicates;
+// only a parameter with no line at all is appended.
+//
+// The file is what the step owns; the running server is reported on:
+// Check and Apply say for each parameter whether the server already uses
+// the value, or needs a reload (context sighup, user, ...) or a restart
+// (context postmaster). The step reloads only with apply_with: reload and
+// never restarts: a service step does that, in the downtime window.
+type PgConf struct {
+	Settings  map[string]string `yaml:"settings" required:"true" doc:"parameter name -> value, e.g. {max_connections: \"150\", listen_addresses: \"*\"}; values are quoted in the file when they need it (a value already in single quotes is written as is)"`
+	File      string            `yaml:"file" doc:"absolute path of postgresql.conf (default: the server's SHOW config_file)"`
+	ApplyWith string            `yaml:"apply_with" enum:"none|reload" default:"none" doc:"reload: run SELECT pg_reload_conf() after the edit (parameters of context postmaster still need a restart)"`
+
+	PgConnection `yaml:",inline"`
+}
+
+// pgParamName is a parameter name, custom ones (module.name) included.
+var pgParamName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
+
+// Validate checks what the tags cannot.
+func (c *PgConf) Validate() []Problem {
+	var ps []Problem
+	if len(c.Settings) == 0 {
+		ps = append(ps, Problem{"settings", "give at least one parameter"})
+	}
+	for _, k := range sortedKeys(c.Settings) {
+		if !pgParamName.MatchString(k) {
+			ps = append(ps, Problem{"settings", fmt.Sprintf("%q is not a parameter name", k)})
+		}
+		if strings.ContainsAny(c.Settings[k], "\n\r") {
+			ps = append(ps, Problem{"settings", fmt.Sprintf("the value of %s spans lines", k)})
+		}
+	}
+	if c.File != "" {
+		ps = append(ps, validateFile("file", c.File)...)
+	}
+	return append(ps, c.PgConnection.validate("")...)
+}
+
+// Hosts is the step's host: the database server.
+func (c *PgConf) Hosts(stepHost string) []string { return []string{stepHost} }
+
+// file returns the file to edit: file:, or the server's config_file.
+// ok is false when the server cannot tell yet (dry run before it exists).
+func (c *PgConf) file(ctx context.Context, ex executors.Executor) (string, bool, error) {
+	if c.File != "" {
+		return c.File, true, nil
+	}
+	return pgShowFile(ctx, ex, c.PgConnection, "config_file")
+}
+
+// pgShowFile asks the server for a file parameter (config_file, hba_file).
+func pgShowFile(ctx context.Context, ex executors.Executor, conn PgConnection, param string) (string, bool, error) {
+	rows, err := pgQuery(ctx, ex, conn.target("postgres"), "SELECT current_setting("+pgLiteral(param)+");\n")
+	if pgNotReady(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("SHOW %s: %w", param, err)
+	}
+	if len(rows) != 1 || rows[0][0] == "" {
+		return "", false, fmt.Errorf("%s: SHOW %s: no answer", ex.Name(), param)
+	}
+	return rows[0][0], true, nil
+}
+
+func (c *PgConf) textEdit(path string) *textEdit {
+	return &textEdit{
+		path: path,
+		edit: func(old string) (editResult, error) {
+			text, what, notes := setConfParams(old, c.Settings)
+			return editResult{text: text, oldShow: old, newShow: text, what: what, notes: notes}, nil
+		},
+		verify: func(written string) error {
+			have := confValues(written)
+			for _, k := range sortedKeys(c.Settings) {
+				if v, ok := have[strings.ToLower(k)]; !ok || v != unquoteConf(c.Settings[k]) {
+					return fmt.Errorf("%s reads back as %q, want %q", k, v, unquoteConf(c.Settings[k]))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// confLineRE matches a parameter line of postgresql.conf: indentation, an
+// optional comment mark (a commented-out default), the name, = or blanks,
+// the value (quoted, with ” or \' inside, or a bare word) and the rest (a
+// trailing comment). A commented line counts only in the `name = value`
+// form, so prose in comments is not taken for a parameter.
+var confLineRE = regexp.MustCompile(`^(\s*)(#\s*)?([A-Za-z_][A-Za-z0-9_.]*)(\s*=\s*|\s+)('(?:[^'\\]|''|\\.)*'|[^\s#']*)(.*)$`)
+
+// confLine is one parsed line.
+type confLine struct {
+	indent, name, value, rest string
+	commented                 bool
+}
+
+func parseConfLine(body string) (confLine, bool) {
+	m := confLineRE.FindStringSubmatch(body)
+	if m == nil {
+		return confLine{}, false
+	}
+	l := confLine{indent: m[1], commented: m[2] != "", name: m[3], value: m[5], rest: m[6]}
+	if l.commented && !strings.Contains(m[4], "=") {
+		return confLine{}, false
+	}
+	// What follows the value must be blank or a comment, or this is not a
+	// line PostgreSQL would read as name = value.
+	if r := strings.TrimSpace(l.rest); r != "" && !strings.HasPrefix(r, "#") {
+		return confLine{}, false
+	}
+	return l, true
+}
+
+// confValues returns the value in force for each parameter the text sets
+// (the last uncommented line wins, as in PostgreSQL), keyed by lower-case
+// name, unquoted.
+func confValues(text string) map[string]string {
+	out := map[string]string{}
+	for _, raw := range rawLines(text) {
+		body, _ := lineBody(raw)
+		if l, ok := parseConfLine(body); ok && !l.commented {
+			out[strings.ToLower(l.name)] = unquoteConf(l.value)
+		}
+	}
+	return out
+}
+
+// setConfParams sets each parameter in text: on its last uncommented line,
+// else on its first commented `#name = ...` line, else on a new line at
+// the end. Trailing comments and indentation stay. what names the
+// parameters changed, notes what the user should know.
+func setConfParams(text string, settings map[string]string) (out string, what, notes []string) {
+	lines := rawLines(text)
+	eol := fileEOL(lines)
+	var appended []string
+	for _, name := range sortedKeys(settings) {
+		want := settings[name]
+		active, commented := -1, -1
+		for i, raw := range lines {
+			body, _ := lineBody(raw)
+			l, ok := parseConfLine(body)
+			if !ok || !strings.EqualFold(l.name, name) {
+				continue
+			}
+			if !l.commented {
+				active = i
+			} else if commented < 0 {
+				commented = i
+			}
+		}
+		at := active
+		if at < 0 {
+			at = commented
+		}
+		if at < 0 {
+			appended = append(appended, name+" = "+pgConfValue(want)+eol)
+			what = append(what, "set "+name)
+			notes = append(notes, "no line for "+name+": appending it at the end")
+			continue
+		}
+		body, lineEOL := lineBody(lines[at])
+		l, _ := parseConfLine(body)
+		if !l.commented && unquoteConf(l.value) == unquoteConf(want) {
+			continue
+		}
+		rest := l.rest
+		if rest != "" && !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "\t") {
+			rest = " " + rest
+		}
+		lines[at] = l.indent + name + " = " + pgConfValue(want) + rest + lineEOL
+		if lineEOL == "" {
+			// The edited line was the last one, without a newline; a line
+			// appended below must not run into it.
+			lines[at] += eol
+		}
+		what = append(what, "set "+name)
+	}
+	if len(appended) > 0 && len(lines) > 0 {
+		if _, e := lineBody(lines[len(lines)-1]); e == "" {
+			lines[len(lines)-1] += eol
+		}
+	}
+	return strings.Join(append(lines, appended...), ""), what, notes
+}
+
+// pgConfBareRE is a value postgresql.conf reads the same without quotes:
+// a number with an optional unit, or a plain word.
+var pgConfBareRE = regexp.MustCompile(`^(-?[0-9]+(\.[0-9]+)?[A-Za-z]*|[A-Za-z_][A-Za-z0-9_]*)$`)
+
+// pgConfValue renders v for postgresql.conf: as is when it is already
+// single-quoted or needs no quotes, else quoted with ' doubled.
+func pgConfValue(v string) string {
+	if len(v) >= 2 && strings.HasPrefix(v, "'") && strings.HasSuffix(v, "'") {
+		return v
+	}
+	if pgConfBareRE.MatchString(v) {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+}
+
+// unquoteConf is the value a postgresql.conf value stands for.
+func unquoteConf(v string) string {
+	if len(v) < 2 || !strings.HasPrefix(v, "'") || !strings.HasSuffix(v, "'") {
+		return v
+	}
+	in := v[1 : len(v)-1]
+	var b strings.Builder
+	for i := 0; i < len(in); i++ {
+		switch {
+		case in[i] == '\'' && i+1 < len(in) && in[i+1] == '\'':
+			b.WriteByte('\'')
+			i++
+		case in[i] == '\\' && i+1 < len(in):
+			b.WriteByte(in[i+1])
+			i++
+		default:
+			b.WriteByte(in[i])
+		}
+	}
+	return b.String()
+}
+
+// pgSetting is a row of pg_settings.
+type pgSetting struct {
+	name, setting, unit, context, vartype string
+	pendingRestart                        bool
+}
+
+// pgSettings reads pg_settings for names as a new session of the os_user
+// in database sees them. The session does not override lc_messages (as
+// pgQuery does, to parse messages): its value is one callers ask about.
+func pgSettings(ctx context.Context, ex executors.Executor, conn PgConnection, database string, names []string) (map[string]pgSetting, error) {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pgLiteral(strings.ToLower(n))
+	}
+	cmd := conn.target(database).psqlCommand("SELECT name, setting, coalesce(unit, ''), context, vartype, pending_restart FROM pg_settings WHERE lower(name) IN ("+strings.Join(quoted, ", ")+");\n", true)
+	cmd.Env = map[string]string{"LC_MESSAGES": "C"}
+	res, err := ex.Run(ctx, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: psql: %w", ex.Name(), err)
+	}
+	out := map[string]pgSetting{}
+	for _, r := range parseRows(res.Stdout) {
+		if len(r) != 6 {
+			return nil, fmt.Errorf("%s: unexpected pg_settings row %q", ex.Name(), r)
+		}
+		out[strings.ToLower(r[0])] = pgSetting{name: r[0], setting: r[1], unit: r[2], context: r[3], vartype: r[4], pendingRestart: r[5] == "t"}
+	}
+	return out, nil
+}
+
+// pgUnitFactors are the units PostgreSQL accepts, in bytes and in
+// milliseconds.
+var pgUnitFactors = map[string]float64{
+	"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40,
+	"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000,
+}
+
+var pgNumberUnitRE = regexp.MustCompile(`^\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$`)
+
+// pgNumeric converts v (e.g. "8MB", "150", "0.01") to a number in unit, a
+// pg_settings unit such as "kB" or "8kB" ("" for unitless). A v without a
+// unit is already in unit, as PostgreSQL reads it.
+func pgNumeric(v, unit string) (float64, bool) {
+	m := pgNumberUnitRE.FindStringSubmatch(v)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, false
+	}
+	if m[2] == "" {
+		return n, true
+	}
+	from, ok := pgUnitFactors[m[2]]
+	if !ok || unit == "" {
+		return 0, false
+	}
+	um := pgNumberUnitRE.FindStringSubmatch(unit)
+	if um == nil {
+		um = []string{unit, "1", unit}
+	}
+	mult := 1.0
+	if strings.TrimSpace(um[1]) != "" {
+		mult, _ = strconv.ParseFloat(um[1], 64)
+	}
+	base, ok := pgUnitFactors[um[2]]
+	if !ok || mult == 0 {
+		return 0, false
+	}
+	return n * from / (base * mult), true
+}
+
+// pgValueEquals reports whether want (as written in a plan) is the value
+// s has: numerically in the setting's unit, booleans by meaning, locales
+// by normalised name, anything else ignoring case as PostgreSQL does for
+// enums.
+func pgValueEquals(s pgSetting, want string) bool {
+	want = unquoteConf(want)
+	switch s.vartype {
+	case "integer", "real":
+		w, ok1 := pgNumeric(want, s.unit)
+		h, ok2 := pgNumeric(s.setting, s.unit)
+		return ok1 && ok2 && math.Abs(w-h) <= 1e-9*math.Max(1, math.Abs(h))
+	case "bool":
+		return pgBool(want) == pgBool(s.setting) && pgBool(want) != ""
+	}
+	if strings.HasPrefix(s.name, "lc_") {
+		return normLocale(want) == normLocale(s.setting)
+	}
+	if s.vartype == "enum" {
+		return strings.EqualFold(want, s.setting)
+	}
+	return want == s.setting
+}
+
+// pgBool reads PostgreSQL's boolean spellings; "" if v is none.
+func pgBool(v string) string {
+	switch strings.ToLower(v) {
+	case "on", "true", "yes", "1", "t", "y":
+		return "on"
+	case "off", "false", "no", "0", "f", "n":
+		return "off"
+	}
+	return ""
+}
+
+// serverNeeds tells, per parameter, what the running server needs to use
+// the wanted value: "" (it already does), "reload" or "restart".
+func (c *PgConf) serverNeeds(have map[string]pgSetting) (map[string]string, error) {
+	needs := map[string]string{}
+	var unknown []string
+	for _, k := range sortedKeys(c.Settings) {
+		s, ok := have[strings.ToLower(k)]
+		switch {
+		case !ok && !strings.Contains(k, "."):
+			unknown = append(unknown, k)
+		case !ok:
+			needs[k] = "reload" // a custom parameter its module has not defined yet
+		case s.context == "internal":
+			return nil, fmt.Errorf("%s cannot be set in postgresql.conf (context internal)", k)
+		case s.pendingRestart || s.context == "postmaster" && !pgValueEquals(s, c.Settings[k]):
+			needs[k] = "restart"
+		case !pgValueEquals(s, c.Settings[k]):
+			needs[k] = "reload"
+		default:
+			needs[k] = ""
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown parameter %s (not in pg_settings)", strings.Join(unknown, ", "))
+	}
+	return needs, nil
+}
+
+// summarizeNeeds renders the report: "reload needed for a, b; restart
+// needed for c", or that the server already runs with the values.
+func summarizeNeeds(needs map[string]string) string {
+	var reload, restart []string
+	for _, k := range sortedKeys(needs) {
+		switch needs[k] {
+		case "reload":
+			reload = append(reload, k)
+		case "restart":
+			restart = append(restart, k)
+		}
+	}
+	var parts []string
+	if len(reload) > 0 {
+		parts = append(parts, "reload needed for "+strings.Join(reload, ", "))
+	}
+	if len(restart) > 0 {
+		parts = append(parts, "restart needed for "+strings.Join(restart, ", ")+" (context postmaster)")
+	}
+	if len(parts) == 0 {
+		return "the running server already uses these values"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// server asks the running server about the parameters.
+func (c *PgConf) server(ctx context.Context, ex executors.Executor) (map[string]string, error) {
+	have, err := pgSettings(ctx, ex, c.PgConnection, "postgres", sortedKeys(c.Settings))
+	if err != nil {
+		return nil, err
+	}
+	return c.serverNeeds(have)
+}
+
+// Check is done when the file has every value and, with apply_with:
+// reload, the server runs with every value a reload can bring in.
+func (c *PgConf) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Check{}, err
+	}
+	file, ok, err := c.file(ctx, ex)
+	if err != nil {
+		return Check{}, err
+	}
+	if !ok {
+		return Check{Unknown: true, Reason: "the server is not reachable yet to tell its config_file"}, nil
+	}
+	fc, err := c.textEdit(file).check(ctx, rt)
+	if err != nil || fc.Unknown {
+		return fc, err
+	}
+	needs, err := c.server(ctx, ex)
+	if pgNotReady(err) {
+		return fc, nil
+	}
+	if err != nil {
+		return Check{}, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	fc.Reason += "; " + summarizeNeeds(needs)
+	if fc.Done && c.ApplyWith == "reload" {
+		for _, n := range needs {
+			if n == "reload" {
+				fc.Done = false
+			}
+		}
+	}
+	return fc, nil
+}
+
+// Describe shows the diff, the reload if asked and what the server needs.
+func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return nil, err
+	}
+	file, ok, err := c.file(ctx, ex)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return []Action{{Host: rt.Host, Summary: "edit the server's config_file (server not reachable yet): set " + strings.Join(sortedKeys(c.Settings), ", ")}}, nil
+	}
+	acts, err := c.textEdit(file).describe(ctx, rt)
+	if err != nil {
+		return acts, err
+	}
+	if needs, err := c.server(ctx, ex); err == nil {
+		acts[0].Summary += "; " + summarizeNeeds(needs)
+	} else if !pgNotReady(err) {
+		return acts, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	if c.ApplyWith == "reload" {
+		acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: %s <<< SELECT pg_reload_conf();",
+			rt.Host, c.target("").osUser(), executors.QuoteArgv(c.target("postgres").psqlArgv()))})
+	}
+	return acts, nil
+}
+
+// Apply edits the file (backup, atomic write, mode and owner kept),
+// reloads when asked, and reports what the server still needs.
+func (c *PgConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	ex, err := rt.Executor(ctx, rt.Host)
+	if err != nil {
+		return Outcome{}, err
+	}
+	file, ok, err := c.file(ctx, ex)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !ok {
+		return Outcome{}, fmt.Errorf("%s: the server is not reachable to tell its config_file; start it or give file:", rt.Host)
+	}
+	out, err := c.textEdit(file).apply(ctx, rt)
+	if err != nil {
+		return out, err
+	}
+	if c.ApplyWith == "reload" {
+		if err := pgReload(ctx, ex, c.PgConnection, "pg_file_settings", "error <> 'setting could not be applied'"); err != nil {
+			return out, err
+		}
+		out.Changed = true
+		out.Output += "; reloaded"
+	}
+	needs, err := c.waitApplied(ctx, ex)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	out.Output += "; " + summarizeNeeds(needs)
+	return out, nil
+}
+
+// waitApplied reads what the server needs. After a reload the postmaster
+// re-reads the file asynchronously, so a new session may briefly still
+// see old values: poll for a few seconds before reporting "reload needed".
+func (c *PgConf) waitApplied(ctx context.Context, ex executors.Executor) (map[string]string, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		needs, err := c.server(ctx, ex)
+		if err != nil || c.ApplyWith != "reload" || time.Now().After(deadline) {
+			return needs, err
+		}
+		pending := false
+		for _, n := range needs {
+			pending = pending || n == "reload"
+		}
+		if !pending {
+			return needs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// pgReload checks that the files parse (view is pg_file_settings or
+// pg_hba_file_rules, which read the files on disk, not what is loaded)
+// and only then asks the server to reload: a reload of a broken file
+// would be refused with nothing but a line in the server log.
+func pgReload(ctx context.Context, ex executors.Executor, conn PgConnection, view, errorCond string) error {
+	q := "SELECT coalesce(" + pgViewWhere(view) + ", ''), error FROM " + view + " WHERE error IS NOT NULL"
+	if errorCond != "" {
+		q += " AND " + errorCond
+	}
+	rows, err := pgQuery(ctx, ex, conn.target("postgres"), q+";\n")
+	if err != nil {
+		return fmt.Errorf("check the edited file before reloading: %w", err)
+	}
+	if len(rows) > 0 {
+		var msgs []string
+		for _, r := range rows {
+			msgs = append(msgs, strings.Join(r, ": "))
+		}
+		return fmt.Errorf("%s: the server would not load the edited file (%s): %s; not reloaded", ex.Name(), view, strings.Join(msgs, "; "))
+	}
+	if _, err := pgExec(ctx, ex, conn.target("postgres"), "SELECT pg_reload_conf();\n"); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	return nil
+}
+
+// pgViewWhere is the "where in the file" column text of a view's row.
+func pgViewWhere(view string) string {
+	if view == "pg_hba_file_rules" {
+		return "'line ' || line_number"
+	}
+	return "sourcefile || ':' || sourceline"
+}
