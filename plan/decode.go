@@ -178,8 +178,30 @@ func (l *loader) plainText(n *yaml.Node, path, step string) (string, bool) {
 	return out, ok
 }
 
+// interpolatedScalar expands a quoted scalar such as "${db_port}" that
+// stands for an integer or a bool, so plans can take numbers and flags
+// from vars. It returns the expanded text and whether n was one.
+func (l *loader) interpolatedScalar(n *yaml.Node, path, step string) (text string, isRef, ok bool) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || !strings.Contains(n.Value, "${") {
+		return "", false, false
+	}
+	text, ok = l.plainText(n, path, step)
+	return strings.TrimSpace(text), true, ok
+}
+
 func (l *loader) integer(n *yaml.Node, path, step string) (int, bool) {
 	n = deref(n)
+	if text, isRef, ok := l.interpolatedScalar(n, path, step); isRef {
+		if !ok {
+			return 0, false
+		}
+		i, err := strconv.Atoi(text)
+		if err != nil {
+			l.errorf(n, step, "%swant an integer, got %q from %s", prefix(path), text, n.Value)
+			return 0, false
+		}
+		return i, true
+	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
 		l.errorf(n, step, "%swant an integer, got %s", prefix(path), what(n))
 		return 0, false
@@ -194,6 +216,16 @@ func (l *loader) integer(n *yaml.Node, path, step string) (int, bool) {
 
 func (l *loader) boolean(n *yaml.Node, path, step string) (bool, bool) {
 	n = deref(n)
+	if text, isRef, ok := l.interpolatedScalar(n, path, step); isRef {
+		if !ok {
+			return false, false
+		}
+		b, known := ParseBool(text)
+		if !known {
+			l.errorf(n, step, "%swant true or false, got %q from %s", prefix(path), text, n.Value)
+		}
+		return b, known
+	}
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
 		l.errorf(n, step, "%swant true or false, got %s", prefix(path), what(n))
 		return false, false

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/plan"
 )
 
 // interpolationPlan puts run and stdin (quoted) on line 19 and 20.
@@ -194,5 +195,34 @@ func TestOverrides(t *testing.T) {
 	}
 	if p.Digest == base.Digest {
 		t.Error("plan digest unchanged by an override")
+	}
+}
+
+// TestInterpolatedNumbersAndFlags: "${var}" may stand for an int or a bool
+// field, so plans take ports and switches from vars.
+func TestInterpolatedNumbersAndFlags(t *testing.T) {
+	base := `version: 1
+name: p
+vars: {port: "5433", on: "yes", bad: "x"}
+hosts:
+  h: {address: example.com, port: "${port}"}
+steps:
+  - id: s
+    host: h
+    svc: {name: x, enabled: "${on}", wait: "${port}"}
+`
+	p, err := plan.Parse("plan.yaml", []byte(base), testRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hosts["h"].Port != 5433 {
+		t.Fatalf("port %d", p.Hosts["h"].Port)
+	}
+	if got := fmt.Sprintf("%+v", p.Steps[0].Spec); !strings.Contains(got, "Enabled:true") || !strings.Contains(got, "Wait:5433") {
+		t.Fatalf("spec %s", got)
+	}
+	_, err = plan.Parse("plan.yaml", []byte(strings.Replace(base, "${port}", "${bad}", 1)), testRegistry(), nil)
+	if err == nil || !strings.Contains(err.Error(), `plan.yaml:5:35: hosts.h.port: want an integer, got "x" from ${bad}`) {
+		t.Fatalf("err = %v", err)
 	}
 }
