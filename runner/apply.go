@@ -180,6 +180,14 @@ type applier struct {
 
 func (a *applier) save() error { return a.j.save(a.path, a.opts.Now()) }
 
+// saveThenEmit records a transition durably before announcing it, so that
+// whoever sees "step done" can rely on the journal saying so too.
+func (a *applier) saveThenEmit(e Event) error {
+	err := a.save()
+	a.emit(e)
+	return err
+}
+
 func (a *applier) run(ctx context.Context) error {
 	for i, st := range a.plan.Steps {
 		rec := a.j.Steps[i]
@@ -268,8 +276,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		a.finish(rec, StatusSkipped, why)
 		e := ev
 		e.Type, e.Status, e.Reason = EventStepEnd, StatusSkipped, why
-		a.emit(e)
-		return a.save()
+		return a.saveThenEmit(e)
 	}
 	e := ev
 	e.Type = EventStepStart
@@ -285,8 +292,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		a.finish(rec, StatusDone, "already done: "+check.Reason)
 		e := ev
 		e.Type, e.Status, e.Reason, e.Duration = EventStepEnd, StatusDone, rec.Reason, rec.Ended.Sub(start)
-		a.emit(e)
-		return a.save()
+		return a.saveThenEmit(e)
 	}
 
 	// Record "running" durably before touching anything: after a crash
@@ -303,8 +309,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 	a.finish(rec, StatusDone, "")
 	e = ev
 	e.Type, e.Status, e.Changed, e.Duration = EventStepEnd, StatusDone, out.Changed, rec.Ended.Sub(start)
-	a.emit(e)
-	return a.save()
+	return a.saveThenEmit(e)
 }
 
 func (a *applier) applyWithRetries(ctx context.Context, st plan.Step, rt *steps.Runtime, rec *StepRecord) (steps.Outcome, error) {
