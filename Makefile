@@ -4,7 +4,7 @@ BIN     := bin/migrun
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test unit lint fuzz bench demo clean e2e
+.PHONY: all build test unit lint fuzz bench demo demo-local clean e2e
 
 all: build
 
@@ -39,9 +39,14 @@ e2e:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# demo: build migrun and run the bundled local demo plan: dry run, apply,
-# status, and the refused second apply.
+# demo: build migrun, bring up the two test hosts, dry-run and apply the
+# headline plan (the engine database moves to db), show the engine writing
+# to the new database, and take the hosts down. Root on Linux only.
 demo: build
+	@scripts/demo-hosts.sh $(BIN)
+
+# demo-local: the same shape of runbook on this machine alone, no root.
+demo-local: build
 	@scripts/demo.sh $(BIN)
 
 clean:

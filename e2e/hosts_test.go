@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -518,5 +519,229 @@ name: e2e-hostkey-`+id+`
 	assertAbsent(t, "engine", marker)
 	if after, _ := os.ReadFile(tampered); string(after) != strings.Join(lines, "\n")+"\n" {
 		t.Errorf("known_hosts was rewritten:\n%s", after)
+	}
+}
+
+// --- the stand-ins on engine (e2e/standin) --------------------------------------------
+
+// engineHeartbeats counts the heartbeat rows in a database on a host.
+func engineHeartbeats(t *testing.T, host, db string) int {
+	t.Helper()
+	out := sshOut(t, host, fmt.Sprintf(`cd / && runuser -u postgres -- psql -X -At -d %s -c "select count(*) from heartbeat"`, db))
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		t.Fatalf("heartbeat count on %s/%s: %q", host, db, out)
+	}
+	return n
+}
+
+func engineHealth(t *testing.T) string {
+	t.Helper()
+	out, _ := sshRun("engine", `curl -s -m 5 -o /dev/null -w '%{http_code}' http://localhost/ovirt-engine/services/health`)
+	return strings.TrimSpace(out)
+}
+
+// waitHealth waits up to 10 s for the health URL to answer code.
+func waitHealth(t *testing.T, code string) {
+	t.Helper()
+	var got string
+	for i := 0; i < 50; i++ {
+		if got = engineHealth(t); got == code {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("health answered %q, want %s", got, code)
+}
+
+// saveEngineConfig keeps engine's oVirt config and restores it, restarting
+// the engine, when the test ends.
+func saveEngineConfig(t *testing.T) {
+	t.Helper()
+	save := "/var/tmp/e2e-etc-" + uniq(t)
+	sshOut(t, "engine", "mkdir -p "+save+" && cp -a /etc/ovirt-engine "+save+"/engine && cp -a /etc/ovirt-engine-dwh "+save+"/dwh")
+	t.Cleanup(func() {
+		out, err := sshRun("engine", "rm -rf /etc/ovirt-engine/* /etc/ovirt-engine-dwh/* && cp -a "+save+"/engine/. /etc/ovirt-engine/ && cp -a "+save+"/dwh/. /etc/ovirt-engine-dwh/ && rm -rf "+save+" && systemctl restart ovirt-engine")
+		if err != nil {
+			t.Errorf("restoring engine's config: %v\n%s", err, out)
+		}
+	})
+}
+
+func TestStandinEngineHeartbeatAndHealth(t *testing.T) {
+	waitHealth(t, "200")
+	if got := sshOut(t, "engine", "curl -s http://localhost/ovirt-engine/services/health"); got != "DB Up!Welcome to Health Status!" {
+		t.Errorf("health body %q", got)
+	}
+	before := engineHeartbeats(t, "engine", "engine")
+	time.Sleep(2 * time.Second)
+	if d := engineHeartbeats(t, "engine", "engine") - before; d < 7 || d > 13 {
+		t.Errorf("%d heartbeats in 2 s, want about 10 (one per 200 ms)", d)
+	}
+	if got := sshOut(t, "engine", `cd / && runuser -u postgres -- psql -X -At -d engine -c "select tableowner from pg_tables where tablename = 'heartbeat'"`); got != "engine" {
+		t.Errorf("heartbeat table owner %q, want engine", got)
+	}
+	// Stopped: no process, no health, no heartbeats; started: back.
+	sshOut(t, "engine", "systemctl stop ovirt-engine")
+	if got := engineHealth(t); got == "200" {
+		t.Error("health answers 200 with the engine stopped")
+	}
+	n := engineHeartbeats(t, "engine", "engine")
+	time.Sleep(500 * time.Millisecond)
+	if m := engineHeartbeats(t, "engine", "engine"); m != n {
+		t.Errorf("heartbeats went on after stop: %d -> %d", n, m)
+	}
+	sshOut(t, "engine", "systemctl start ovirt-engine && pgrep -x ovirt-engine >/dev/null")
+	waitHealth(t, "200")
+	// Its database down: 500, and it recovers by itself when it is back.
+	sshOut(t, "engine", "systemctl stop postgresql")
+	waitHealth(t, "500")
+	sshOut(t, "engine", "systemctl start postgresql")
+	waitHealth(t, "200")
+}
+
+// The engine connects where ENGINE_DB_URL says: editing only ENGINE_DB_HOST
+// (the guide's mistake) leaves it on the old database.
+func TestStandinEngineFollowsURLNotHost(t *testing.T) {
+	saveEngineConfig(t)
+	sshOut(t, "engine", `sed -i 's/^ENGINE_DB_HOST=.*/ENGINE_DB_HOST="db"/' /etc/ovirt-engine/engine.conf.d/10-setup-database.conf && systemctl restart ovirt-engine`)
+	waitHealth(t, "200")
+	before := engineHeartbeats(t, "engine", "engine")
+	time.Sleep(time.Second)
+	if after := engineHeartbeats(t, "engine", "engine"); after <= before {
+		t.Errorf("with only ENGINE_DB_HOST=db, heartbeats stopped landing in engine's database (%d -> %d)", before, after)
+	}
+	if out, err := sshRun("db", `cd / && runuser -u postgres -- psql -X -At -d engine -c "select 1"`); err == nil {
+		t.Errorf("db has an engine database: %s", out)
+	}
+	// A later file overrides an earlier one, as in the engine: a URL in
+	// 99-*.conf that names another database wins (and fails here: 500).
+	sshOut(t, "engine", `echo 'ENGINE_DB_URL="jdbc:postgresql://localhost:5432/nosuchdb?sslfactory=org.postgresql.ssl.NonValidatingFactory"' > /etc/ovirt-engine/engine.conf.d/99-e2e.conf && systemctl restart ovirt-engine`)
+	waitHealth(t, "500")
+	if log := sshOut(t, "engine", "tail -n 3 /var/log/ovirt-engine/engine.log"); !strings.Contains(log, "nosuchdb") {
+		t.Errorf("engine.log does not name the URL it tried:\n%s", log)
+	}
+}
+
+func TestStandinEngineBackup(t *testing.T) {
+	id := uniq(t)
+	dir := "/var/tmp/e2e-backup-" + id
+	archive := dir + "/engine.backup"
+	t.Cleanup(func() { _, _ = sshRun("engine", "rm -rf "+dir) })
+	sshOut(t, "engine", "mkdir -p "+dir)
+
+	// Backup: the real layout.
+	out := sshOut(t, "engine", "engine-backup --mode=backup --scope=all --file="+archive+" --log="+dir+"/backup.log")
+	if !strings.Contains(out, "- Engine database 'engine'") || !strings.HasSuffix(out, "Done.") {
+		t.Errorf("backup output:\n%s", out)
+	}
+	list := "\n" + sshOut(t, "engine", "tar -tzf "+archive) + "\n"
+	for _, m := range []string{"./version", "./config", "./os_version", "./files", "./sha256sum", "./db/engine_backup.db", "./db/dwh_backup.db"} {
+		if !strings.Contains(list, "\n"+m+"\n") {
+			t.Errorf("the archive lacks %s:%s", m, list)
+		}
+	}
+	if got := sshOut(t, "engine", "tar -xzOf "+archive+" ./version"); got != env["MIGRUN_E2E_ENGINE_VERSION"] {
+		t.Errorf("./version = %q", got)
+	}
+	if got := sshOut(t, "engine", "tar -xzOf "+archive+" ./files | tar -tzf - | grep -c 10-setup-database.conf"); got != "2" {
+		t.Errorf("./files holds %s 10-setup-database.conf, want 2 (engine's and the DWH's)", got)
+	}
+	sshOut(t, "engine", "engine-backup --mode=verify --file="+archive+" --log="+dir+"/verify.log")
+
+	// The parser as the real one: --db-sec-validation, not the help's spelling.
+	pwFile := env["MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE"]
+	pw, err := os.ReadFile(pwFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSpace(string(pw))
+	sshOut(t, "engine", fmt.Sprintf("umask 077; printf '%%s\\n' '%s' > %s/pass && cp %s/pass %s/pass644 && chmod 0644 %s/pass644", password, dir, dir, dir, dir))
+	out, err = sshRun("engine", "engine-backup --mode=restore --file="+archive+" --log="+dir+"/r.log --db-secured-validation")
+	if exitCode(err) != 1 || !strings.Contains(out, "FATAL: Unknown option --db-secured-validation") {
+		t.Errorf("--db-secured-validation: exit %d\n%s", exitCode(err), out)
+	}
+	out, err = sshRun("engine", "engine-backup --mode=restore --file="+archive+" --log="+dir+"/r.log --change-db-credentials --db-host=localhost --db-user=engine --db-name=x --db-passfile="+dir+"/pass644")
+	if exitCode(err) != 1 || !strings.Contains(out, "FATAL:") || !strings.Contains(out, "0600") {
+		t.Errorf("a 0644 passfile: exit %d\n%s", exitCode(err), out)
+	}
+	// env -i: a password in the environment is lost.
+	out, err = sshRun("engine", "OVIRT_ENGINE_DATABASE_PASSWORD=x engine-backup --mode=restore --file="+archive+" --log="+dir+"/r.log --change-db-credentials --db-host=localhost --db-user=engine --db-name=x")
+	if exitCode(err) != 1 || !strings.Contains(out, "password") {
+		t.Errorf("password in the environment: exit %d\n%s", exitCode(err), out)
+	}
+	// The engine must be stopped.
+	out, err = sshRun("engine", "engine-backup --mode=restore --file="+archive+" --log="+dir+"/r.log --no-restore-permissions")
+	if exitCode(err) != 1 || !strings.Contains(out, "Engine service is active") {
+		t.Errorf("restore with the engine running: exit %d\n%s", exitCode(err), out)
+	}
+
+	saveEngineConfig(t)
+	dbs := []string{"engine_e2e_" + id, "engine_e2e2_" + id, "engine_e2e3_" + id}
+	t.Cleanup(func() {
+		for _, d := range dbs {
+			_, _ = sshRun("engine", "cd / && runuser -u postgres -- psql -X -q -c 'drop database if exists "+d+" with (force)'")
+		}
+		_, _ = sshRun("engine", "cd / && runuser -u postgres -- psql -X -q -c 'drop role if exists e2e_other'")
+	})
+	sshOut(t, "engine", "systemctl stop ovirt-engine")
+	restore := func(db, user, pass, extra string) (string, error) {
+		return sshRun("engine", "engine-backup --mode=restore --scope=db --file="+archive+" --log="+dir+"/restore-"+db+".log"+
+			" --provision-db --change-db-credentials --db-host=localhost --db-port=5432 --db-user="+user+" --db-name="+db+
+			" --db-passfile="+dir+"/"+pass+" "+extra)
+	}
+
+	// Without --*restore-permissions: FATAL.
+	out, err = restore(dbs[0], "engine", "pass", "")
+	if exitCode(err) != 1 || !strings.Contains(out, "--no-restore-permissions") {
+		t.Errorf("restore without --restore-permissions/--no-restore-permissions: exit %d\n%s", exitCode(err), out)
+	}
+	// aaa/internal.properties missing: the database and the engine's config
+	// are changed, then rc 1 at the very end.
+	sshOut(t, "engine", "mv /etc/ovirt-engine/aaa/internal.properties "+dir+"/")
+	out, err = restore(dbs[0], "engine", "pass", "--no-restore-permissions")
+	if exitCode(err) != 1 || !strings.Contains(out, "internal.properties") {
+		t.Errorf("restore with internal.properties missing: exit %d\n%s", exitCode(err), out)
+	}
+	if got := sshOut(t, "engine", "grep ^ENGINE_DB_DATABASE= /etc/ovirt-engine/engine.conf.d/10-setup-database.conf"); got != `ENGINE_DB_DATABASE="`+dbs[0]+`"` {
+		t.Errorf("after the late failure the engine config says %s", got)
+	}
+	if got := sshOut(t, "engine", "cd / && runuser -u postgres -- psql -X -At -d "+dbs[0]+" -c 'select count(*) from vm_static'"); got != "200" {
+		t.Errorf("restored vm_static rows: %s", got)
+	}
+	sshOut(t, "engine", "mv "+dir+"/internal.properties /etc/ovirt-engine/aaa/")
+
+	// Into an empty database with all files present: rc 0, every config
+	// rewritten, and the engine then heartbeats into the new database.
+	out = sshOut(t, "engine", "engine-backup --mode=restore --scope=db --file="+archive+" --log="+dir+"/restore2.log"+
+		" --provision-db --change-db-credentials --db-host=localhost --db-user=engine --db-name="+dbs[1]+" --db-passfile="+dir+"/pass --no-restore-permissions")
+	if !strings.Contains(out, "Done.") {
+		t.Errorf("restore output:\n%s", out)
+	}
+	wantURL := "jdbc:postgresql://localhost:5432/" + dbs[1] + "?sslfactory=org.postgresql.ssl.NonValidatingFactory"
+	for _, f := range []string{"/etc/ovirt-engine/engine.conf.d/10-setup-database.conf", "/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf"} {
+		if got := sshOut(t, "engine", "grep ^ENGINE_DB_URL= "+f); got != `ENGINE_DB_URL="`+wantURL+`"` {
+			t.Errorf("%s: %s", f, got)
+		}
+	}
+	if got := sshOut(t, "engine", "grep ^config.datasource.jdbcurl= /etc/ovirt-engine/aaa/internal.properties"); got != "config.datasource.jdbcurl="+wantURL {
+		t.Errorf("internal.properties: %s", got)
+	}
+	// Not empty any more: refused.
+	if out, err := restore(dbs[1], "engine", "pass", "--no-restore-permissions"); exitCode(err) != 1 || !strings.Contains(out, "is not empty") {
+		t.Errorf("restore into a non-empty database: exit %d\n%s", exitCode(err), out)
+	}
+	sshOut(t, "engine", "engine-setup --accept-defaults >/dev/null")
+	waitHealth(t, "200")
+	time.Sleep(500 * time.Millisecond)
+	if n := engineHeartbeats(t, "engine", dbs[1]); n == 0 {
+		t.Error("no heartbeats in the restored database after engine-setup")
+	}
+	sshOut(t, "engine", "systemctl stop ovirt-engine")
+
+	// --restore-permissions with another user: must be member of role engine.
+	out, err = restore(dbs[2], "e2e_other", "pass", "--restore-permissions")
+	if exitCode(err) != 1 || !strings.Contains(out, `must be member of role "engine"`) {
+		t.Errorf("--restore-permissions with another user: exit %d\n%s", exitCode(err), out)
 	}
 }

@@ -2,12 +2,12 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/migrun/migrun/internal/ovirtconf"
 )
 
 var ovirtDbConfKind = Kind{
@@ -47,7 +47,7 @@ const (
 	ovirtFormatShell      = "shell"
 	ovirtFormatProperties = "properties"
 	ovirtDefaultPort      = 5432
-	ovirtDriver           = "org.postgresql.Driver"
+	ovirtDriver           = ovirtconf.Driver
 	// propsPrefix is the key prefix of aaa/internal.properties, as the
 	// aaa-jdbc extension's DataSourceProvider reads it.
 	propsPrefix = "config.datasource."
@@ -335,92 +335,22 @@ func ovirtBool(key string, v bool) wantedKey {
 	}}
 }
 
-// engineBool reads a boolean as the engine does (ShellLikeConfd.getBoolean):
-// trimmed, case-insensitive 1/t/true/y/yes or 0/f/false/n/no.
-func engineBool(s string) (v, ok bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "1", "t", "true", "y", "yes":
-		return true, true
-	case "0", "f", "false", "n", "no":
-		return false, true
-	}
-	return false, false
-}
+// engineBool reads a boolean as the engine does.
+func engineBool(s string) (v, ok bool) { return ovirtconf.Bool(s) }
 
-// jdbcURL builds the URL the way engine-setup does (ovirt-engine,
-// packaging/setup/ovirt_engine_setup/engine_common/database.py,
-// OvirtUtils.getJdbcUrl):
-//
-//	'jdbc:postgresql://{host}:{port}/{database}?{jdbcTlsOptions}'
-//
-// where the options, joined by '&', are 'ssl=true' when secured and
-// 'sslfactory=org.postgresql.ssl.NonValidatingFactory' when the host is
-// not validated. engine-setup forces validation off without TLS, so the
-// three URLs are ?sslfactory=... (plain), ?ssl=true&sslfactory=...
-// (secured, not validated) and ?ssl=true (secured and validated).
-//
-// One departure: an IPv6 address is bracketed, as the PostgreSQL JDBC
-// driver requires; engine-setup would write it bare and break the URL.
+// jdbcURL builds the URL the way engine-setup does (see ovirtconf.JdbcURL).
 func jdbcURL(host, port, db string, secured, validated bool) string {
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-		host = "[" + host + "]"
-	}
-	var opts []string
-	if secured {
-		opts = append(opts, "ssl=true")
-	}
-	if !validated {
-		opts = append(opts, "sslfactory=org.postgresql.ssl.NonValidatingFactory")
-	}
-	return "jdbc:postgresql://" + host + ":" + port + "/" + db + "?" + strings.Join(opts, "&")
+	return ovirtconf.JdbcURL(host, port, db, secured, validated)
 }
 
 // parseJdbcURL takes host, port and database out of a PostgreSQL JDBC URL.
-func parseJdbcURL(u string) (host, port, db string, err error) {
-	rest, ok := strings.CutPrefix(u, "jdbc:postgresql://")
-	if !ok {
-		return "", "", "", fmt.Errorf("%q is not a jdbc:postgresql:// URL", u)
-	}
-	rest, _, _ = strings.Cut(rest, "?")
-	hostport, db, ok := strings.Cut(rest, "/")
-	if !ok || db == "" {
-		return "", "", "", fmt.Errorf("%q names no database", u)
-	}
-	host, port = hostport, ""
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
-		host, port = hostport[:i], hostport[i+1:]
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host == "" {
-		return "", "", "", fmt.Errorf("%q names no host", u)
-	}
-	return host, port, db, nil
-}
+func parseJdbcURL(u string) (host, port, db string, err error) { return ovirtconf.ParseJdbcURL(u) }
 
-// The engine reads its shell-like files with ShellLikeConfd (Java) and
-// engine-setup with ovirt_engine.configfile.ConfigFile (Python), which
-// follow the same rules; parseShellConf implements them:
-//
-//   - a line that is blank or whose first non-blank character is # is a
-//     comment;
-//   - any other line must be KEY=VALUE: optional leading blanks, a key of
-//     [A-Za-z0-9_], = with nothing around it; anything else is an error;
-//   - in VALUE, " toggles quoting (and is dropped), \ takes the next
-//     character literally, ${NAME} expands to NAME's value so far, any
-//     other $ is an error, and an unquoted space or # ends the value
-//     (what follows is ignored);
-//   - a later assignment of a key replaces an earlier one.
-//
-// ${NAME} of a key set in no earlier line expands to nothing here; the
-// engine would look in the files read before this one, so parseShellConf
-// records such names instead of guessing.
-var (
-	shellBlankRE  = regexp.MustCompile(`^[ \t\n\v\f\r]*(#.*)?$`)
-	shellAssignRE = regexp.MustCompile(`^([ \t\n\v\f\r]*)([A-Za-z0-9_]+)=(.*)$`)
-	shellKeyRE    = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
-)
+// shellKeyRE matches the keys a shell-like file can hold.
+var shellKeyRE = ovirtconf.KeyRE
 
-// shellConf is a parsed shell-like file.
+// shellConf is a shell-like file parsed as the engine reads it
+// (ovirtconf.Parse), with its lines kept for editing.
 type shellConf struct {
 	doc    kvDoc
 	values map[string]string
@@ -431,39 +361,15 @@ type shellConf struct {
 
 // parseShellConf parses s as the engine would. Errors name the line.
 func parseShellConf(s string) (*shellConf, error) {
-	conf := &shellConf{
-		doc:        kvDoc{lines: rawLines(s)},
-		values:     map[string]string{},
-		unresolved: map[string][]string{},
+	f, err := ovirtconf.Parse(s)
+	if err != nil {
+		return nil, err
 	}
-	for i, l := range conf.doc.lines {
-		body, _ := lineBody(l)
-		if shellBlankRE.MatchString(body) {
-			continue
-		}
-		m := shellAssignRE.FindStringSubmatch(body)
-		if m == nil {
-			return nil, fmt.Errorf("line %d: not KEY=VALUE (no blanks around =), a comment or a blank line", i+1)
-		}
-		key, raw := m[2], m[3]
-		value, end, missing, err := expandShellValue(raw, func(name string) (string, bool) {
-			v, ok := conf.values[name]
-			return v, ok
-		})
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %s: %w", i+1, key, err)
-		}
-		conf.values[key] = value
-		// A later line may reassign a key: only the final one counts.
-		if len(missing) > 0 {
-			conf.unresolved[key] = missing
-		} else {
-			delete(conf.unresolved, key)
-		}
-		head := m[1] + key + "="
+	conf := &shellConf{doc: kvDoc{lines: rawLines(s)}, values: f.Values, unresolved: f.Unresolved}
+	for _, a := range f.Assignments {
 		conf.doc.entries = append(conf.doc.entries, kvEntry{
-			key: key, value: value, first: i, end: i + 1,
-			head: head, tail: raw[end:],
+			key: a.Key, value: a.Value, first: a.Line, end: a.Line + 1,
+			head: a.Indent + a.Key + "=", tail: a.Raw[a.End:],
 		})
 	}
 	return conf, nil
@@ -491,80 +397,8 @@ func (c *shellConf) resolved(want []wantedKey) error {
 	return nil
 }
 
-// errShellDollar is the engine's "Malformed variable assignment".
-var errShellDollar = errors.New(`a $ must start ${NAME} (write \$ for a literal $)`)
-
-// expandShellValue expands raw, the text after KEY=, by the rules above.
-// It returns the value, the offset in raw where the value ended (the
-// unquoted space or # that ended it, or len(raw)), and the ${NAME}s lookup
-// did not know. It walks bytes, not runes: every special character is
-// ASCII, and UTF-8 never uses ASCII bytes inside a multi-byte character.
-func expandShellValue(raw string, lookup func(string) (string, bool)) (value string, end int, unresolved []string, err error) {
-	var b strings.Builder
-	escape, quoted := false, false
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if escape {
-			escape = false
-			b.WriteByte(c)
-			continue
-		}
-		switch c {
-		case '\\':
-			escape = true
-		case '$':
-			if i+1 >= len(raw) || raw[i+1] != '{' {
-				return "", 0, nil, errShellDollar
-			}
-			j := strings.IndexByte(raw[i+2:], '}')
-			if j < 0 {
-				return "", 0, nil, errors.New("${ without a closing }")
-			}
-			name := raw[i+2 : i+2+j]
-			if v, ok := lookup(name); ok {
-				b.WriteString(v)
-			} else {
-				unresolved = append(unresolved, name)
-			}
-			i += 2 + j
-		case '"':
-			quoted = !quoted
-		case ' ', '#':
-			if !quoted {
-				return b.String(), i, unresolved, nil
-			}
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	// A trailing lone \ and an unclosed quote are dropped, as the engine
-	// does; neither is an error there.
-	return b.String(), len(raw), unresolved, nil
-}
-
-// quoteShellValue renders v so that expandShellValue gives v back: in
-// double quotes, with ", \ and $ escaped. It refuses what a line-based,
-// UTF-8 file cannot hold. Errors name key, never the value (a password).
-func quoteShellValue(key, v string) (string, error) {
-	if strings.ContainsAny(v, "\r\n") {
-		return "", fmt.Errorf("the value of %s holds a line break, which a line-based file cannot hold", key)
-	}
-	if !utf8.ValidString(v) {
-		return "", fmt.Errorf("the value of %s is not valid UTF-8, which the engine reads the file as", key)
-	}
-	var b strings.Builder
-	b.Grow(len(v) + 2)
-	b.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '"' || c == '\\' || c == '$' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(v[i])
-	}
-	b.WriteByte('"')
-	return b.String(), nil
-}
+// quoteShellValue renders v as engine-setup writes values (ovirtconf.Quote).
+func quoteShellValue(key, v string) (string, error) { return ovirtconf.Quote(key, v) }
 
 // shellCodec writes KEY="value".
 var shellCodec = kvCodec{

@@ -2,6 +2,7 @@
 # down.sh — take the e2e test hosts down and leave nothing behind: the hosts'
 # processes, namespaces, veths, the bridge, the FORWARD rule if up.sh added
 # one, the dirs it created and $MIGRUN_E2E_ROOT. Idempotent. Root only.
+# The stand-in engine's build cache stays unless MIGRUN_E2E_PURGE=1.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -81,5 +82,9 @@ if [ -d "$MIGRUN_E2E_ROOT" ]; then
 		done
 	fi
 	rm -rf "$MIGRUN_E2E_ROOT"
+fi
+if [ "${MIGRUN_E2E_PURGE:-}" = 1 ] && [ -d "$E2E_STANDIN_CACHE" ]; then
+	log "removing the stand-in build cache $E2E_STANDIN_CACHE"
+	rm -rf "$E2E_STANDIN_CACHE"
 fi
 log "down"

@@ -18,7 +18,13 @@ E2E_ENABLED_db=${MIGRUN_E2E_ENABLED_DB:-postgresql}
 # a copy-on-write overlay of the workstation's /etc on top of that, so
 # /etc/ovirt-engine, /etc/ovirt-engine-dwh, /etc/hosts ... are private too.
 # Add more with MIGRUN_E2E_EXTRA_PRIVATE_DIRS="/var/log/ovirt-engine ...".
-E2E_PRIVATE_DIRS="/tmp /var/tmp /root /run/postgresql /var/lib/postgresql /usr/local/sbin /etc/ovirt-engine /etc/ovirt-engine-dwh ${MIGRUN_E2E_EXTRA_PRIVATE_DIRS:-}"
+E2E_PRIVATE_DIRS="/tmp /var/tmp /root /run/postgresql /var/lib/postgresql /usr/local/sbin /etc/ovirt-engine /etc/ovirt-engine-dwh /var/log/ovirt-engine /var/lib/ovirt-engine-backup ${MIGRUN_E2E_EXTRA_PRIVATE_DIRS:-}"
+
+# The stand-ins' binaries (e2e/standin/engine), built by up.sh and cached
+# across up/down by the hash of their sources: the one thing down.sh
+# keeps (MIGRUN_E2E_PURGE=1 down.sh removes it too).
+E2E_STANDIN_CACHE=${MIGRUN_E2E_CACHE:-/var/cache/migrun-e2e}
+E2E_REPO_DIR=$(cd "$E2E_HOSTS_DIR/../.." && pwd)
 
 log() { printf '[e2e-hosts %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'e2e-hosts: %s\n' "$*" >&2; exit 1; }

@@ -48,6 +48,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v pgrep >/dev/null || missing+=(procps)
 { command -v unshare && command -v runuser && command -v setsid && command -v findmnt; } >/dev/null || missing+=(util-linux)
 command -v sudo >/dev/null || missing+=(sudo) # migrun's default `become`
+command -v curl >/dev/null || missing+=(curl)   # health checks on engine
+command -v go >/dev/null || die "go is needed to build the stand-in engine (e2e/standin/engine)"
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing ${missing[*]}"
 	# Keep apt from starting a system-wide sshd or the Debian `main` cluster.
@@ -103,6 +105,7 @@ install -d -m 0700 "$MIGRUN_E2E_CLIENT_DIR"
 	echo "# written by up.sh $(date -Is); read by env.sh"
 	echo "MIGRUN_E2E_SUBNET=$MIGRUN_E2E_SUBNET"
 	echo "MIGRUN_E2E_BRIDGE=$MIGRUN_E2E_BRIDGE"
+	echo "MIGRUN_E2E_ENGINE_VERSION=$MIGRUN_E2E_ENGINE_VERSION"
 } >"$MIGRUN_E2E_ROOT/hosts.env"
 # Mount points and dirs this machine lacked, for down.sh to remove.
 created=$MIGRUN_E2E_ROOT/created-paths
@@ -113,6 +116,27 @@ for d in $E2E_PRIVATE_DIRS; do
 	case $d in /etc/*) continue ;; esac # made inside the host's /etc overlay
 	if [ ! -e "$d" ]; then mkdir -p "$d"; echo "$d" >>"$created"; fi
 done
+
+# --- the stand-in engine ---------------------------------------------------------
+# Built once per source hash into $E2E_STANDIN_CACHE, in the background
+# while the hosts are set up; copied to $MIGRUN_E2E_STANDIN_BIN.
+build_standin() {
+	local hash bin
+	hash=$(cd "$E2E_REPO_DIR" && { go env GOVERSION; cat go.mod go.sum e2e/standin/engine/*.go internal/ovirtconf/*.go; } | sha256sum | cut -c1-16)
+	bin=$E2E_STANDIN_CACHE/ovirt-engine-$hash
+	if [ ! -x "$bin" ]; then
+		log "building the stand-in engine ($hash)"
+		install -d -m 0755 "$E2E_STANDIN_CACHE"
+		(cd "$E2E_REPO_DIR" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" ./e2e/standin/engine) || return 1
+		mv "$bin.tmp" "$bin"
+		# Keep the newest few builds only.
+		ls -1t "$E2E_STANDIN_CACHE"/ovirt-engine-* 2>/dev/null | tail -n +4 | xargs -r rm -f
+	fi
+	install -d -m 0755 "$MIGRUN_E2E_STANDIN_BIN"
+	install -m 0755 "$bin" "$MIGRUN_E2E_STANDIN_BIN/ovirt-engine"
+}
+build_standin >"$MIGRUN_E2E_ROOT/build.log" 2>&1 &
+build_pid=$!
 
 # --- network ------------------------------------------------------------------
 log "network $MIGRUN_E2E_SUBNET on bridge $MIGRUN_E2E_BRIDGE"
@@ -143,7 +167,9 @@ fi
 # --- client key -----------------------------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -C migrun-e2e-client -f "$MIGRUN_E2E_IDENTITY"
 ( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE" )
+( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_DWH_DB_PASSWORD_FILE" )
 engine_db_password=$(cat "$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE")
+dwh_db_password=$(cat "$MIGRUN_E2E_DWH_DB_PASSWORD_FILE")
 
 # --- hosts ----------------------------------------------------------------------
 pg_uid=$(id -u postgres) pg_gid=$(id -g postgres)
@@ -197,6 +223,7 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 		PGBIN=$MIGRUN_E2E_PGBIN
 		PGDATA=$MIGRUN_E2E_PGDATA
 		PGLOG=$MIGRUN_E2E_PGLOG
+		E2E_STANDIN_BIN=$MIGRUN_E2E_STANDIN_BIN
 	ENV
 	local s
 	for s in $en; do : >"$hd/state/enabled/$s"; done
@@ -226,7 +253,53 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 	} >>"$pgdata/postgresql.conf"
 	if [ "$h" = engine ]; then
 		printf 'host\tengine\tengine\t%s\tscram-sha-256\n' "$MIGRUN_E2E_SUBNET" >>"$pgdata/pg_hba.conf"
+		printf 'host\tovirt_engine_history\tovirt_engine_history\t%s\tscram-sha-256\n' "$MIGRUN_E2E_SUBNET" >>"$pgdata/pg_hba.conf"
+		engine_files "$hd"
 	fi
+}
+
+# db_conf PREFIX USER PASSWORD DATABASE: the nine keys engine-setup 4.5
+# writes for one database (OvirtUtils.getDBConfig), on localhost.
+db_conf() {
+	cat <<-CONF
+		$1_HOST="localhost"
+		$1_PORT="$MIGRUN_E2E_PGPORT"
+		$1_USER="$2"
+		$1_PASSWORD="$3"
+		$1_DATABASE="$4"
+		$1_SECURED="False"
+		$1_SECURED_VALIDATION="False"
+		$1_DRIVER="org.postgresql.Driver"
+		$1_URL="jdbc:postgresql://localhost:$MIGRUN_E2E_PGPORT/$4?sslfactory=org.postgresql.ssl.NonValidatingFactory"
+	CONF
+}
+
+engine_files() { # HOST_DIR: engine's oVirt config files and stand-in tools
+	local hd=$1 fs=$1/fs
+	install -d -m 0755 "$fs/etc/ovirt-engine/engine.conf.d" "$fs/etc/ovirt-engine/aaa" \
+		"$fs/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d"
+	( umask 027
+	db_conf ENGINE_DB engine "$engine_db_password" engine >"$fs/etc/ovirt-engine/engine.conf.d/10-setup-database.conf"
+	db_conf DWH_DB ovirt_engine_history "$dwh_db_password" ovirt_engine_history >"$fs/etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf"
+	{
+		db_conf DWH_DB ovirt_engine_history "$dwh_db_password" ovirt_engine_history
+		db_conf ENGINE_DB engine "$engine_db_password" engine
+	} >"$fs/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf"
+	# aaa/internal.properties as engine-setup writes it (config/aaajdbc.py).
+	cat >"$fs/etc/ovirt-engine/aaa/internal.properties" <<-PROPS
+		config.datasource.jdbcurl=jdbc:postgresql://localhost:$MIGRUN_E2E_PGPORT/engine?sslfactory=org.postgresql.ssl.NonValidatingFactory
+		config.datasource.dbuser=engine
+		config.datasource.dbpassword=$engine_db_password
+		config.datasource.jdbcdriver=org.postgresql.Driver
+		config.datasource.schemaname=aaa_jdbc
+	PROPS
+	)
+	# Stand-in tools first on the PATH (engine's /usr/local/sbin).
+	local t
+	for t in engine-backup engine-setup engine-cleanup rpm; do
+		install -m 0755 "$E2E_REPO_DIR/e2e/standin/$t" "$fs/usr/local/sbin/$t"
+	done
+	printf 'ovirt-engine %s 1.el9 noarch\n' "$MIGRUN_E2E_ENGINE_VERSION" >"$fs/usr/local/sbin/rpm-standin.db"
 }
 
 firewall_db() { # RHEL-like INPUT chain on db: PostgreSQL is rejected (rule 5)
@@ -282,6 +355,7 @@ for h in $MIGRUN_E2E_HOSTS; do
 done
 for p in "${pids[@]}"; do wait "$p" || die "setting up a host failed"; done
 firewall_db
+wait "$build_pid" || { cat "$MIGRUN_E2E_ROOT/build.log" >&2; die "building the stand-in engine failed"; }
 for h in $MIGRUN_E2E_HOSTS; do start_host "$h"; done
 for h in $MIGRUN_E2E_HOSTS; do wait_ready "$h"; done
 
@@ -342,6 +416,24 @@ epsql -d engine <<-'SQL'
 	RESET ROLE;
 	ANALYZE;
 SQL
+# The DWH database, small: its owner, a history table.
+epsql -d postgres <<-SQL
+	\set pw '$dwh_db_password'
+	CREATE ROLE ovirt_engine_history LOGIN PASSWORD :'pw';
+	CREATE DATABASE ovirt_engine_history OWNER ovirt_engine_history TEMPLATE template0 ENCODING 'UTF8'
+	    LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
+	ALTER DATABASE ovirt_engine_history SET lc_messages = 'en_US.UTF-8';
+SQL
+epsql -d ovirt_engine_history <<-'SQL'
+	SET ROLE ovirt_engine_history;
+	CREATE TABLE history_configuration (var_name text PRIMARY KEY, var_value text, var_datetime timestamptz);
+	INSERT INTO history_configuration VALUES ('default_language', 'en_US', NULL), ('firstSync', 'false', now());
+	CREATE TABLE host_samples_history (history_id bigserial PRIMARY KEY, history_datetime timestamptz NOT NULL,
+	    host_id uuid NOT NULL, cpu_usage_percent smallint, memory_usage_percent smallint);
+	INSERT INTO host_samples_history (history_datetime, host_id, cpu_usage_percent, memory_usage_percent)
+	SELECT now() - g * interval '1 minute', md5((g % 5)::text)::uuid, g % 100, (g * 7) % 100
+	FROM generate_series(1, 1000) g;
+SQL
 
 # --- client files -------------------------------------------------------------------
 : >"$MIGRUN_E2E_KNOWN_HOSTS"
@@ -371,5 +463,14 @@ for h in $MIGRUN_E2E_HOSTS; do
 		die "ssh to $h failed (logs in $(host_dir "$h")/log)"
 	[ "$got" = "$h"$'\n'active ] || die "$h: unexpected answer from the host: $got"
 done
+# The stand-in engine retried while its database was being made: wait until
+# it writes heartbeats (health 200).
+ok=
+for i in $(seq 100); do
+	code=$(ssh -F "$MIGRUN_E2E_SSH_CONFIG" engine 'curl -s -o /dev/null -w "%{http_code}" http://localhost/ovirt-engine/services/health' || true)
+	[ "$code" = 200 ] && { ok=1; break; }
+	sleep 0.2
+done
+[ -n "$ok" ] || { tail -n 20 "$ehd/fs/var/log/ovirt-engine/engine.log" >&2 2>/dev/null || true; die "the stand-in engine's health did not answer 200 (last: $code)"; }
 t1=$(date +%s)
 log "up in $((t1 - t0))s (packages $((t_pkgs - t0))s): ssh -F $MIGRUN_E2E_SSH_CONFIG engine|db"

@@ -1,0 +1,456 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The headline plan, plans/ovirt-engine-remote-db.yaml, run for real
+// against the two test hosts. A migration is one-shot, so every test
+// starts from a fresh pair of hosts.
+
+// resetHosts rebuilds both hosts from scratch (about 10 s).
+func resetHosts(t *testing.T) {
+	t.Helper()
+	if err := script("down.sh"); err != nil {
+		t.Fatalf("down.sh: %v", err)
+	}
+	if err := script("up.sh"); err != nil {
+		t.Fatalf("up.sh: %v", err)
+	}
+}
+
+func headlinePlan() string { return filepath.Join(repoRoot, "plans", "ovirt-engine-remote-db.yaml") }
+
+// headlineVars point the plan at the test hosts: PostgreSQL is installed
+// already (Debian's layout), the Manager is engine, the new server db.
+func headlineVars() []string {
+	return []string{
+		"--var", "engine_host=" + ip("engine"),
+		"--var", "db_host=" + ip("db"),
+		"--var", "engine_ip=" + ip("engine"),
+		"--var", "pg_data=" + env["MIGRUN_E2E_PGDATA"],
+		"--var", "install_packages=false",
+	}
+}
+
+// enginePassword reads the engine user's password and puts it where the
+// plan's secret reads it.
+func enginePassword(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(env["MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := strings.TrimSpace(string(b))
+	t.Setenv("ENGINE_DB_PASSWORD", pw)
+	return pw
+}
+
+// psqlOn runs SQL as postgres on a host's local server and returns the
+// rows (-At output).
+func psqlOn(t *testing.T, host, db, sql string) string {
+	t.Helper()
+	// One line: psql reads a newline inside -c as the end of a command.
+	sql = strings.Join(strings.Fields(sql), " ")
+	return sshOut(t, host, fmt.Sprintf("cd / && runuser -u postgres -- psql -X -At -v ON_ERROR_STOP=1 -d %s -c %q", db, sql))
+}
+
+// fingerprint is everything the headline plan could touch on both hosts:
+// the files it edits, the PostgreSQL catalogs, the firewall, the services.
+// Heartbeat rows change by themselves and are left out.
+func fingerprint(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, h := range []string{"engine", "db"} {
+		fmt.Fprintf(&b, "== %s\n", h)
+		b.WriteString(sshOut(t, h, `
+			for f in /etc/ovirt-engine/engine.conf.d/*.conf /etc/ovirt-engine/aaa/internal.properties \
+			         /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/*.conf \
+			         `+env["MIGRUN_E2E_PGDATA"]+`/postgresql.conf `+env["MIGRUN_E2E_PGDATA"]+`/pg_hba.conf; do
+				[ -e "$f" ] && sha256sum "$f" && stat -c '%n %a %u:%g' "$f"
+			done
+			ls -la /var/tmp /etc/ovirt-engine/engine.conf.d 2>&1
+			iptables -S
+			for s in postgresql ovirt-engine ovirt-engine-dwhd; do echo "$s $(systemctl is-active $s 2>&1)"; done
+			cd / && runuser -u postgres -- psql -X -At -c "select datname, pg_get_userbyid(datdba), encoding, datcollate from pg_database order by 1" \
+				-c "select rolname, rolcanlogin, coalesce(rolpassword,'') from pg_authid order by 1" \
+				-c "select name, setting from pg_settings where source not in ('default','override') order by 1"
+		`))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// tableCounts returns "table count" lines for the engine database's tables
+// (heartbeat excluded: the engine writes it all the time) and sequences.
+func tableCounts(t *testing.T, host string) string {
+	t.Helper()
+	return psqlOn(t, host, "engine", `
+		select string_agg(format('%s %s', c.relname,
+		       (xpath('/row/n/text()', query_to_xml(format('select count(*) as n from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text), E'\n' order by c.relname)
+		from pg_class c join pg_namespace n on n.oid = c.relnamespace
+		where c.relkind = 'r' and n.nspname = 'public' and c.relname <> 'heartbeat'`) + "\n" +
+		psqlOn(t, host, "engine", `select string_agg(format('%s %s', sequencename, coalesce(last_value, 0)), E'\n' order by sequencename) from pg_sequences where sequencename not like 'heartbeat%'`)
+}
+
+// heartbeats counts the stand-in engine's heartbeat rows on a host.
+func heartbeats(t *testing.T, host string) int {
+	t.Helper()
+	out, err := sshRun(host, `cd / && runuser -u postgres -- psql -X -At -d engine -c "select count(*) from heartbeat"`)
+	if err != nil {
+		return 0 // no table yet
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(out))
+	return n
+}
+
+// growing reports whether host's heartbeat count grows within a second.
+func growing(t *testing.T, host string) bool {
+	t.Helper()
+	before := heartbeats(t, host)
+	time.Sleep(1200 * time.Millisecond)
+	return heartbeats(t, host) > before
+}
+
+func journalOf(t *testing.T, stateDir string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stateDir, "ovirt-engine-remote-db.journal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j map[string]any
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// assertMigrated checks the end state of a successful migration.
+func assertMigrated(t *testing.T, stateDir, before string) {
+	t.Helper()
+	if got := tableCounts(t, "db"); got != before {
+		t.Errorf("db's engine database differs from the source:\n%s\nwant\n%s", got, before)
+	}
+	conf := sshOut(t, "engine", "cat /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")
+	if !strings.Contains(conf, `ENGINE_DB_HOST="`+ip("db")+`"`) || !strings.Contains(conf, "jdbc:postgresql://"+ip("db")+":5432/engine") {
+		t.Errorf("10-setup-database.conf does not point at db:\n%s", conf)
+	}
+	if !growing(t, "db") {
+		t.Error("the engine's heartbeats do not land in the new database")
+	}
+	if growing(t, "engine") {
+		t.Error("heartbeats still land in the old database")
+	}
+	if got := sshOut(t, "engine", "curl -s -o /dev/null -w '%{http_code}' http://localhost/ovirt-engine/services/health"); got != "200" {
+		t.Errorf("health: %s", got)
+	}
+	if got := psqlOn(t, "db", "postgres", "show listen_addresses"); got != "*" {
+		t.Errorf("listen_addresses = %q", got)
+	}
+	hba := sshOut(t, "db", "grep -n '^host' "+env["MIGRUN_E2E_PGDATA"]+"/pg_hba.conf")
+	if !strings.HasPrefix(hba, "") || !strings.Contains(hba, ip("engine")+"/32") {
+		t.Errorf("pg_hba.conf lacks the Manager's rule:\n%s", hba)
+	}
+	// 5432 is open to the Manager only.
+	sshOut(t, "db", "iptables -C INPUT -p tcp -s "+ip("engine")+"/32 --dport 5432 -j ACCEPT")
+	if c, err := net.DialTimeout("tcp", ip("db")+":5432", 2*time.Second); err == nil {
+		c.Close()
+		t.Error("the workstation reaches db:5432; only the Manager should")
+	}
+	if j := journalOf(t, stateDir); j["status"] != "completed" {
+		t.Errorf("journal status %v", j["status"])
+	}
+}
+
+func TestHeadlineDryRunChangesNothing(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	before := fingerprint(t)
+	state := t.TempDir()
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"plan", "--state-dir", state}, headlineVars()...)...)
+	if res.code != 0 {
+		t.Fatalf("plan: exit %d", res.code)
+	}
+	for _, id := range []string{"db-settings", "db-hba", "db-firewall", "db-role", "db-database", "stop-engine", "dump", "copy-dump", "restore", "verify", "repoint-engine", "repoint-aaa", "start-engine", "wait-engine", "restart-engine-on-old-db"} {
+		if !strings.Contains(res.out, " "+id+" ") {
+			t.Errorf("the dry run does not show step %s", id)
+		}
+	}
+	if strings.Contains(res.out, enginePassword(t)) {
+		t.Error("the dry run printed the password")
+	}
+	if after := fingerprint(t); after != before {
+		t.Errorf("the dry run changed the hosts:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if entries, _ := os.ReadDir(state); len(entries) != 0 {
+		t.Errorf("the dry run wrote into the state dir: %v", entries)
+	}
+}
+
+// watchSecrets scans every process's argv and environment on this
+// machine (the hosts' processes included: their PID namespaces are
+// children of ours) for the secret until stop is closed. skip are pids
+// allowed to hold it in their environment (migrun itself reads it there).
+func watchSecrets(secretValue string, skip func(pid int) bool, stop <-chan struct{}) <-chan string {
+	found := make(chan string, 1)
+	ourNet, _ := os.Readlink("/proc/self/ns/net")
+	go func() {
+		defer close(found)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			procs, _ := filepath.Glob("/proc/[0-9]*")
+			for _, p := range procs {
+				pid, _ := strconv.Atoi(filepath.Base(p))
+				if pid == os.Getpid() || skip(pid) {
+					continue
+				}
+				// Everyone's argv; the environment of the hosts' processes
+				// (the workstation's migruns read the secret from theirs).
+				files := []string{"cmdline"}
+				if ns, err := os.Readlink(filepath.Join(p, "ns", "net")); err == nil && ns != ourNet {
+					files = append(files, "environ")
+				}
+				for _, f := range files {
+					b, err := os.ReadFile(filepath.Join(p, f))
+					if err == nil && bytes.Contains(b, []byte(secretValue)) {
+						found <- fmt.Sprintf("pid %d %s: %q", pid, f, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+						return
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return found
+}
+
+// startMigrun starts an apply in the background with JSON events on a
+// channel.
+func startMigrun(t *testing.T, args ...string) (*exec.Cmd, <-chan map[string]any, *bytes.Buffer) {
+	t.Helper()
+	argv := append(append([]string{}, args...),
+		"--output", "json",
+		"--known-hosts", env["MIGRUN_E2E_KNOWN_HOSTS"], "--identity", env["MIGRUN_E2E_IDENTITY"],
+		"--ssh-config", "none", headlinePlan())
+	cmd := exec.Command(migrun, argv...)
+	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan map[string]any, 100)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var e map[string]any
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				events <- e
+			}
+		}
+	}()
+	return cmd, events, &stderr
+}
+
+func TestHeadlineApplyMigrates(t *testing.T) {
+	resetHosts(t)
+	pw := enginePassword(t)
+	if !growing(t, "engine") {
+		t.Fatal("the stand-in engine does not write heartbeats before the migration")
+	}
+	state := t.TempDir()
+	var migrunPID int
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	leaks := watchSecrets(pw, func(pid int) bool { mu.Lock(); defer mu.Unlock(); return pid == migrunPID }, stop)
+
+	cmd, events, stderr := startMigrun(t, append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+	mu.Lock()
+	migrunPID = cmd.Process.Pid
+	mu.Unlock()
+
+	// A second apply of the same plan while the first runs is refused.
+	var out bytes.Buffer
+	for e := range events {
+		b, _ := json.Marshal(e)
+		out.Write(append(b, '\n'))
+		if e["type"] == "step_start" && e["step"] == "db-settings" {
+			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+			if res.code != 3 || !strings.Contains(res.out, "another migrun is running") {
+				t.Errorf("concurrent apply: exit %d, want 3 and the lock named", res.code)
+			}
+		}
+	}
+	err := cmd.Wait()
+	close(stop)
+	if leak := <-leaks; leak != "" {
+		t.Errorf("the password appeared in a process list: %s", leak)
+	}
+	t.Logf("apply events:\n%s%s", indent(out.String()), indent(stderr.String()))
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if strings.Contains(out.String()+stderr.String(), pw) {
+		t.Error("migrun's output holds the password")
+	}
+	if b, _ := os.ReadFile(filepath.Join(state, "ovirt-engine-remote-db.journal.json")); bytes.Contains(b, []byte(pw)) {
+		t.Error("the journal holds the password")
+	}
+
+	before := tableCounts(t, "engine")
+	assertMigrated(t, state, before)
+
+	// One-shot: a second apply is refused and changes nothing.
+	fp := fingerprint(t)
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+	if res.code != 3 || !strings.Contains(res.out, "already completed") {
+		t.Errorf("second apply: exit %d, want 3", res.code)
+	}
+	if after := fingerprint(t); after != fp {
+		t.Errorf("the refused apply changed the hosts")
+	}
+}
+
+// padEngineDB adds about mb MiB of incompressible rows, so the dump is big
+// enough to interrupt its copy midway.
+func padEngineDB(t *testing.T, mb int) {
+	t.Helper()
+	psqlOn(t, "engine", "engine", fmt.Sprintf(`
+		create table pad (id serial primary key, b bytea);
+		alter table pad owner to engine;
+		insert into pad (b) select (select decode(string_agg(md5(random()::text || g::text || i::text), ''), 'hex') from generate_series(1, 65536) i) from generate_series(1, %d) g`, mb))
+}
+
+// TestHeadlineCrashResume kills migrun with SIGKILL right after every step
+// boundary and once in the middle of the copy; each time apply --resume
+// carries on, and the end state is that of an uninterrupted run.
+func TestHeadlineCrashResume(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	padEngineDB(t, 48)
+	state := t.TempDir()
+	part := filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs", "var", "tmp", "engine.dump.migrun-part")
+	var before string
+	killedMidCopy := false
+	for round := 0; round < 60; round++ {
+		args := []string{"apply", "--yes", "--state-dir", state}
+		if round > 0 {
+			args = append(args, "--resume")
+		}
+		cmd, events, stderr := startMigrun(t, append(args, headlineVars()...)...)
+		var killedAt string
+		done := false
+		for e := range events {
+			switch {
+			case e["type"] == "step_start" && e["step"] == "copy-dump" && !killedMidCopy && killedAt == "":
+				// Kill once the part file holds a few MiB (the check
+				// before the copy hashes the source first).
+				deadline := time.Now().Add(60 * time.Second)
+				for {
+					if fi, err := os.Stat(part); err == nil && fi.Size() > 4<<20 {
+						break
+					}
+					if time.Now().After(deadline) {
+						cmd.Process.Kill()
+						t.Fatalf("the copy never wrote 4 MiB into %s", part)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				cmd.Process.Signal(syscall.SIGKILL)
+				killedMidCopy, killedAt = true, "copy-dump (midway)"
+			case e["type"] == "step_end" && killedAt == "":
+				if e["step"] == "stop-engine" {
+					before = tableCounts(t, "engine") // the engine is stopped: the source is final
+				}
+				cmd.Process.Signal(syscall.SIGKILL)
+				killedAt = fmt.Sprint(e["step"])
+			case e["type"] == "run_end":
+				done = e["status"] == "completed"
+				if !done {
+					t.Fatalf("round %d: run ended %v: %v\n%s", round, e["status"], e["error"], stderr)
+				}
+			}
+		}
+		werr := cmd.Wait()
+		if done {
+			t.Logf("completed after %d kills", round)
+			break
+		}
+		if killedAt == "" {
+			t.Fatalf("round %d: migrun exited (%v) without finishing or being killed\n%s", round, werr, stderr)
+		}
+		t.Logf("round %d: killed after %s", round, killedAt)
+	}
+	if !killedMidCopy {
+		t.Fatal("never killed during the copy")
+	}
+	j := journalOf(t, state)
+	for _, s := range j["steps"].([]any) {
+		rec := s.(map[string]any)
+		if rec["id"] == "copy-dump" && !strings.Contains(fmt.Sprint(rec["output"]), "resumed from") && !strings.Contains(fmt.Sprint(rec["reason"]), "already done") {
+			t.Errorf("the copy did not resume from the bytes already there: %v", rec)
+		}
+	}
+	if before == "" {
+		before = tableCounts(t, "engine")
+	}
+	assertMigrated(t, state, before)
+}
+
+// TestHeadlineFailureRollsBack: the restore fails (the target lacks a role
+// the dump grants to); on_failure runs and the engine is back on the old
+// database, writing heartbeats there.
+func TestHeadlineFailureRollsBack(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	psqlOn(t, "engine", "engine", "create role engine_reader; grant select on vm_static to engine_reader")
+	state := t.TempDir()
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+	if res.code != 1 {
+		t.Fatalf("apply: exit %d, want 1", res.code)
+	}
+	if !strings.Contains(res.out, "engine_reader") {
+		t.Errorf("the failure does not name the missing role")
+	}
+	j := journalOf(t, state)
+	if j["failed_step"] != "restore" || j["status"] != "failed" {
+		t.Errorf("journal: failed_step %v status %v", j["failed_step"], j["status"])
+	}
+	conf := sshOut(t, "engine", "cat /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")
+	if !strings.Contains(conf, "jdbc:postgresql://localhost:5432/engine") {
+		t.Errorf("the engine is not pointed at the old database:\n%s", conf)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil && !growing(t, "engine") {
+	}
+	if ctx.Err() != nil {
+		t.Error("no heartbeats land in the old database after the rollback")
+	}
+}
