@@ -100,6 +100,13 @@ t_pkgs=$(date +%s)
 
 # --- state directories --------------------------------------------------------
 install -d -m 0755 "$MIGRUN_E2E_ROOT"
+# The hosts run the harness's scripts (hostinit, the stand-in init and its
+# services) from inside their own mount namespaces, where a checkout under
+# /tmp or /root is hidden behind the host's private dirs: they get a copy
+# under $MIGRUN_E2E_ROOT, which every host sees.
+E2E_HOSTS_INSIDE=$MIGRUN_E2E_ROOT/harness
+rm -rf "$E2E_HOSTS_INSIDE"
+cp -a "$E2E_HOSTS_DIR" "$E2E_HOSTS_INSIDE"
 install -d -m 0700 "$MIGRUN_E2E_CLIENT_DIR"
 {
 	echo "# written by up.sh $(date -Is); read by env.sh"
@@ -214,7 +221,7 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 		E2E_HOST=$h
 		E2E_HOST_IP=$ip
 		E2E_HOST_DIR=$hd
-		E2E_HOSTS_DIR=$E2E_HOSTS_DIR
+		E2E_HOSTS_DIR=$E2E_HOSTS_INSIDE
 		E2E_ENGINE_IP=$MIGRUN_E2E_ENGINE_IP
 		E2E_DB_IP=$MIGRUN_E2E_DB_IP
 		E2E_GATEWAY_IP=$MIGRUN_E2E_GATEWAY_IP
@@ -231,7 +238,7 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 	# host this dir is /usr/local/sbin).
 	for s in systemctl service; do
 		printf '#!/bin/sh\n# migrun e2e stand-in init (see %s/initctl.sh)\nE2E_HOST_ENV=%s exec %s/initctl.sh %s "$@"\n' \
-			"$E2E_HOSTS_DIR" "$hd/host.env" "$E2E_HOSTS_DIR" "$s" >"$hd/fs/usr/local/sbin/$s"
+			"$E2E_HOSTS_INSIDE" "$hd/host.env" "$E2E_HOSTS_INSIDE" "$s" >"$hd/fs/usr/local/sbin/$s"
 		chmod 0755 "$hd/fs/usr/local/sbin/$s"
 	done
 
@@ -322,7 +329,7 @@ start_host() { # HOST: PID 1 of the host, in its namespaces
 	hd=$(host_dir "$h")
 	setsid ip netns exec "$(host_ns "$h")" \
 		unshare --mount --propagation private --uts --ipc --pid --fork --mount-proc --kill-child=SIGTERM \
-		"$E2E_HOSTS_DIR/hostinit.sh" "$hd/host.env" </dev/null >>"$hd/log/init.log" 2>&1 &
+		"$E2E_HOSTS_INSIDE/hostinit.sh" "$hd/host.env" </dev/null >>"$hd/log/init.log" 2>&1 &
 	upid=$!
 	echo "$upid" >"$hd/unshare.pid"
 	for i in $(seq 100); do
