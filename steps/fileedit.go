@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/ovirtconf"
 	"github.com/migrun/migrun/internal/secret"
 )
 
@@ -48,16 +49,7 @@ type textLine struct {
 
 // rawLines splits s into physical lines that keep their terminators; a
 // last line without one stays without. "" has no lines.
-func rawLines(s string) []string {
-	if s == "" {
-		return nil
-	}
-	lines := strings.SplitAfter(s, "\n")
-	if lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
-	return lines
-}
+func rawLines(s string) []string { return ovirtconf.Lines(s) }
 
 // lineBody splits a physical line into its content and its terminator
 // ("\n", "\r\n" or "" for a last line without one).

@@ -38,16 +38,7 @@ func (t pgTarget) psqlArgv() []string {
 		db = "postgres"
 	}
 	argv := []string{"psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-v", "ON_ERROR_STOP=1", "-d", db}
-	if t.Host != "" {
-		argv = append(argv, "-h", t.Host)
-	}
-	if t.Port != 0 {
-		argv = append(argv, "-p", strconv.Itoa(t.Port))
-	}
-	if t.User != "" {
-		argv = append(argv, "-U", t.User)
-	}
-	return argv
+	return append(argv, t.connArgv()...)
 }
 
 func (t pgTarget) osUser() string {
@@ -144,8 +135,7 @@ func (c PgConnection) validate(prefix string) []Problem {
 	return ps
 }
 
-// connArgv is the -h/-p/-U options shared by pg_dump and pg_restore (psql
-// builds its own in psqlArgv).
+// connArgv is the -h/-p/-U options shared by psql, pg_dump and pg_restore.
 func (t pgTarget) connArgv() []string {
 	var argv []string
 	if t.Host != "" {
