@@ -446,6 +446,12 @@ func TestHeadlineFailureRollsBack(t *testing.T) {
 	if !strings.Contains(conf, "jdbc:postgresql://localhost:5432/engine") {
 		t.Errorf("the engine is not pointed at the old database:\n%s", conf)
 	}
+	// The rollback restarted the engine on the old database after "stop
+	// engine" and "dump" were done: resuming past them is refused.
+	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--resume", "--state-dir", state}, headlineVars()...)...)
+	if res.code != 3 || !strings.Contains(res.out, "--restart") {
+		t.Errorf("resume after a rollback: exit %d, want 3 pointing at --restart", res.code)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for ctx.Err() == nil && !growing(t, "engine") {

@@ -98,6 +98,13 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 		if old.Status == StatusCompleted {
 			return nil, "", fmt.Errorf("%w at %s; nothing to resume (--restart runs it again)", ErrCompleted, old.Ended.Format(time.RFC3339))
 		}
+		if ran := rolledBack(old); len(ran) > 0 {
+			// on_failure undoes earlier steps (the engine restarted on the
+			// old database after "stop engine" and "dump" were recorded
+			// done): resuming would skip them and restore a stale dump.
+			return nil, "", fmt.Errorf("%w: step %s failed and on_failure ran (%s), which may have undone steps recorded done; start over with --restart",
+				ErrRolledBack, old.FailedStep, strings.Join(ran, ", "))
+		}
 		mode = "resume"
 	case old != nil && old.Status == StatusCompleted:
 		return nil, "", fmt.Errorf("%w at %s; running it again could overwrite newer data (use --restart if you mean it)", ErrCompleted, old.Ended.Format(time.RFC3339))
@@ -158,6 +165,17 @@ func (r *Runner) reconcile(old *Journal) (*Journal, error) {
 		return nil, fmt.Errorf("cannot resume: %w: %s (use --restart to run the plan from the start)", ErrPlanChanged, strings.Join(changed, ", "))
 	}
 	return &j, nil
+}
+
+// rolledBack lists the on_failure steps of j that did something.
+func rolledBack(j *Journal) []string {
+	var ran []string
+	for _, rec := range j.OnFailure {
+		if rec.Changed || rec.Status == StatusFailed || rec.Status == StatusUnknown {
+			ran = append(ran, rec.ID)
+		}
+	}
+	return ran
 }
 
 func newRecord(st plan.Step) *StepRecord {

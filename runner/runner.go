@@ -27,6 +27,7 @@ var (
 	ErrUnfinished      = errors.New("an earlier run of this plan did not finish")
 	ErrPlanChanged     = errors.New("steps recorded done have changed since")
 	ErrNothingToResume = errors.New("nothing to resume: no journal for this plan")
+	ErrRolledBack      = errors.New("the failed run was rolled back")
 )
 
 // Options tune a run. The zero value is a fresh apply with no output.

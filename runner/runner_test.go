@@ -301,6 +301,16 @@ func TestFailureRunsOnFailureAndResumeContinues(t *testing.T) {
 		t.Fatalf("plain apply after a failure: err = %v, want ErrUnfinished", err)
 	}
 	failedRun := j.RunID
+	// on_failure changed things (undo-b): steps recorded done may have been
+	// undone, so resuming past them is refused.
+	if _, err := f.apply(Options{Resume: true}); !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "undo-b") {
+		t.Fatalf("resume after a rollback: err = %v, want ErrRolledBack naming undo-b", err)
+	}
+	// Without a rollback that did anything, resume continues the run.
+	j.OnFailure = nil
+	if err := j.save(JournalPath(filepath.Join(f.dir, "state"), f.plan.Name), time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.apply(Options{Resume: true}); err != nil {
 		t.Fatalf("resume: %v", err)
 	}

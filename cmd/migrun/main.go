@@ -65,7 +65,8 @@ func exitCode(err error) int {
 		return exitInvalid
 	case errors.Is(err, runner.ErrLocked), errors.Is(err, runner.ErrCompleted),
 		errors.Is(err, runner.ErrUnfinished), errors.Is(err, runner.ErrPlanChanged),
-		errors.Is(err, runner.ErrNothingToResume), errors.Is(err, errNotConfirmed):
+		errors.Is(err, runner.ErrNothingToResume), errors.Is(err, runner.ErrRolledBack),
+		errors.Is(err, errNotConfirmed):
 		return exitRefused
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
