@@ -51,7 +51,11 @@ for h in $MIGRUN_E2E_HOSTS; do
 		ip netns del "$ns"
 	fi
 	veth=$(host_veth "$h")
-	if ip link show "$veth" >/dev/null 2>&1; then ip link del "$veth"; fi
+	# ip netns del removes the pair asynchronously: it may vanish between
+	# the show and the del.
+	if ip link show "$veth" >/dev/null 2>&1 && ! ip link del "$veth" 2>/dev/null; then
+		if ip link show "$veth" >/dev/null 2>&1; then ip link del "$veth"; fi
+	fi
 done
 if ip link show "$MIGRUN_E2E_BRIDGE" >/dev/null 2>&1; then
 	ip link del "$MIGRUN_E2E_BRIDGE"
