@@ -359,7 +359,8 @@ func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) 
 	argv := b.argv(passfiles)
 	_, runErr := ex.Run(ctx, executors.Command{Argv: argv, Stdout: w, Stderr: w})
 	red.Flush()
-	o := Outcome{Changed: true, Output: rt.Secrets.Redact(tail.String())}
+	// A verification only reads the archive.
+	o := Outcome{Changed: b.Mode != "verify", Output: rt.Secrets.Redact(tail.String())}
 	if runErr != nil {
 		return o, fmt.Errorf("%s: engine-backup --mode=%s: %w%s", ex.Name(), b.Mode, runErr, b.logHint(ctx, ex))
 	}
