@@ -130,15 +130,7 @@ func growing(t *testing.T, host string) bool {
 
 func journalOf(t *testing.T, stateDir string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(stateDir, "ovirt-engine-remote-db.journal.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var j map[string]any
-	if err := json.Unmarshal(b, &j); err != nil {
-		t.Fatal(err)
-	}
-	return j
+	return planJournal(t, stateDir, "ovirt-engine-remote-db")
 }
 
 // assertMigrated checks the end state of a successful migration.
