@@ -130,14 +130,14 @@ func (s *testSpec) Apply(ctx context.Context, rt *steps.Runtime) (steps.Outcome,
 
 // fixture builds a plan of test steps over two fake hosts.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	w      *world
 	plan   *plan.Plan
 	dir    string
 	events []Event
 }
 
-func newFixture(t *testing.T, ids ...string) *fixture {
+func newFixture(t testing.TB, ids ...string) *fixture {
 	f := &fixture{t: t, w: newWorld(), dir: t.TempDir()}
 	f.plan = &plan.Plan{
 		File:  filepath.Join(f.dir, "plan.yaml"),
