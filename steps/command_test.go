@@ -145,6 +145,15 @@ func testRuntime(h hosts, secrets secret.Values, out io.Writer) *Runtime {
 	}
 }
 
+// summaries joins the actions' one-line summaries, one a line.
+func summaries(acts []Action) string {
+	lines := make([]string, len(acts))
+	for i, a := range acts {
+		lines[i] = a.Summary
+	}
+	return strings.Join(lines, "\n")
+}
+
 func TestCommandValidate(t *testing.T) {
 	tests := []struct {
 		name string

@@ -137,10 +137,7 @@ func TestEngineBackupRestoreWithNewCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var text string
-	for _, a := range acts {
-		text += a.Summary + "\n"
-	}
+	text := summaries(acts)
 	if strings.Contains(text, "n3w-pa") || !strings.Contains(text, "<secret:db_pw>") || !strings.Contains(text, "--db-passfile=/tmp/migrun-*.pass") {
 		t.Fatalf("describe:\n%s", text)
 	}

@@ -64,11 +64,7 @@ func TestPgDumpDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all []string
-	for _, a := range acts {
-		all = append(all, a.Summary)
-	}
-	text := strings.Join(all, "\n")
+	text := summaries(acts)
 	for _, want := range []string{
 		"run on db as postgres: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C' pg_dump -F c -Z 9 -f /var/tmp/engine.dump.migrun-part engine",
 		"rename /var/tmp/engine.dump.migrun-part to /var/tmp/engine.dump",

@@ -169,11 +169,7 @@ func TestPgRestoreDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all []string
-	for _, a := range acts {
-		all = append(all, a.Summary)
-	}
-	text := strings.Join(all, "\n")
+	text := summaries(acts)
 	for _, want := range []string{
 		"refuse unless database engine has no tables",
 		"run on db as postgres: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C -c maintenance_work_mem=512MB -c synchronous_commit=off' pg_restore -d engine -j 2 /var/tmp/engine.dump",

@@ -381,13 +381,17 @@ if [ -z "$pg_up" ]; then
 fi
 epsql() { runuser -u postgres -- "$MIGRUN_E2E_PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$ehd/fs/run/postgresql" "$@"; }
 # The password travels on stdin, never in argv.
-epsql -d postgres <<-SQL
-	\set pw '$engine_db_password'
-	CREATE ROLE engine LOGIN PASSWORD :'pw';
-	CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'
-	    LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
-	ALTER DATABASE engine SET lc_messages = 'en_US.UTF-8';
-SQL
+# owned_db NAME PASSWORD: a role and its database, as engine-setup makes them.
+owned_db() {
+	epsql -d postgres <<-SQL
+		\set pw '$2'
+		CREATE ROLE $1 LOGIN PASSWORD :'pw';
+		CREATE DATABASE $1 OWNER $1 TEMPLATE template0 ENCODING 'UTF8'
+		    LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
+		ALTER DATABASE $1 SET lc_messages = 'en_US.UTF-8';
+	SQL
+}
+owned_db engine "$engine_db_password"
 epsql -d engine <<-'SQL'
 	CREATE EXTENSION "uuid-ossp";
 	SET ROLE engine;
@@ -424,13 +428,7 @@ epsql -d engine <<-'SQL'
 	ANALYZE;
 SQL
 # The DWH database, small: its owner, a history table.
-epsql -d postgres <<-SQL
-	\set pw '$dwh_db_password'
-	CREATE ROLE ovirt_engine_history LOGIN PASSWORD :'pw';
-	CREATE DATABASE ovirt_engine_history OWNER ovirt_engine_history TEMPLATE template0 ENCODING 'UTF8'
-	    LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8';
-	ALTER DATABASE ovirt_engine_history SET lc_messages = 'en_US.UTF-8';
-SQL
+owned_db ovirt_engine_history "$dwh_db_password"
 epsql -d ovirt_engine_history <<-'SQL'
 	SET ROLE ovirt_engine_history;
 	CREATE TABLE history_configuration (var_name text PRIMARY KEY, var_value text, var_datetime timestamptz);
