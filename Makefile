@@ -4,7 +4,7 @@ BIN     := bin/migrun
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test unit lint fuzz bench demo demo-local clean e2e
+.PHONY: all build test unit lint fuzz bench demo demo-local clean e2e schema
 
 all: build
 
@@ -38,6 +38,13 @@ e2e:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# schema: regenerate plans/plan.schema.json, the JSON Schema editors use for
+# the shipped plans; a unit test fails when it is out of date. Through a
+# temporary file, so a failed build leaves the committed schema alone.
+schema:
+	$(GO) run ./cmd/migrun schema > plans/plan.schema.json.tmp && \
+	  mv plans/plan.schema.json.tmp plans/plan.schema.json || { rm -f plans/plan.schema.json.tmp; exit 1; }
 
 # demo: build migrun, bring up the two test hosts, dry-run and apply the
 # headline plan (the engine database moves to db), show the engine writing

@@ -80,6 +80,14 @@ type Command struct {
 	// ReadOnly marks a probe that changes nothing (a step's check). Only
 	// read-only commands may run under a dry run (see ReadOnly).
 	ReadOnly bool
+	// Fact names the state a read-only probe observes, for the fingerprint
+	// of a reviewed plan ("postgresql db:5432: SELECT ..."); empty means the
+	// command line itself (see Recording).
+	Fact string
+	// Unstable says why a probe's output must not be fingerprinted: it
+	// changes on its own (row counts of a database in use) or derives from
+	// a secret (a password verifier). Empty means fingerprint it.
+	Unstable string
 }
 
 // Result is what a finished command left behind.

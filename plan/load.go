@@ -43,6 +43,7 @@ func Parse(file string, data []byte, reg *steps.Registry, overrides map[string]s
 		return nil, l.errs.sorted()
 	}
 	p.setDigests()
+	p.Source = data
 	return p, nil
 }
 

@@ -26,6 +26,9 @@ type Plan struct {
 	// Digest is the hex sha256 of the resolved plan (vars interpolated,
 	// secrets as tokens): it changes when anything that would run changes.
 	Digest string
+	// Source is the plan file's text as loaded (it holds no secret
+	// values, only references), kept in reviewed plans.
+	Source []byte
 }
 
 // SecretSource says where a secret's value comes from; exactly one is set.

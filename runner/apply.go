@@ -105,6 +105,9 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 			return nil, "", fmt.Errorf("%w: step %s failed and on_failure ran (%s), which may have undone steps recorded done; start over with --restart",
 				ErrRolledBack, old.FailedStep, strings.Join(ran, ", "))
 		}
+		if a, b := reviewedSHA(old.Reviewed), reviewedSHA(r.opts.Reviewed); a != b {
+			return nil, "", fmt.Errorf("%w: the journal's run applies %s, this one %s", ErrOtherReview, orNone(a), orNone(b))
+		}
 		mode = "resume"
 	case old != nil && old.Status == StatusCompleted:
 		return nil, "", fmt.Errorf("%w at %s; running it again could overwrite newer data (use --restart if you mean it)", ErrCompleted, old.Ended.Format(time.RFC3339))
@@ -138,8 +141,17 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 	j.Status, j.User, j.Workstation = StatusRunning, who, ws
 	j.FailedStep, j.Error, j.Ended = "", "", time.Time{}
 	j.OnFailure = nil
-	j.History = append(j.History, RunRecord{RunID: runID, Mode: mode, Started: now, Status: StatusRunning, User: who, From: ws})
+	j.Reviewed = r.opts.Reviewed
+	j.History = append(j.History, RunRecord{RunID: runID, Mode: mode, Started: now, Status: StatusRunning,
+		User: who, From: ws, Reviewed: r.opts.Reviewed})
 	return j, mode, nil
+}
+
+func reviewedSHA(ref *ReviewRef) string {
+	if ref == nil {
+		return ""
+	}
+	return "reviewed plan sha256 " + ref.SHA256
 }
 
 // reconcile lines the old journal up with the plan as it is now. A step
@@ -271,7 +283,18 @@ func (a *applier) finish(rec *StepRecord, status, reason string) {
 // transition in the journal before moving on.
 func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollback bool) error {
 	ev := Event{Step: st.ID, Kind: st.Kind, Host: rec.Host, Rollback: rollback, Description: st.Description}
+	var recording *executors.Recording
+	ran := func() {
+		if recording == nil {
+			return
+		}
+		rec.Ran = rec.Ran[:0]
+		for _, s := range recording.Ran() {
+			rec.Ran = append(rec.Ran, a.clean(s))
+		}
+	}
 	fail := func(err error) error {
+		ran()
 		status := StatusFailed
 		if errors.Is(err, executors.ErrOutcomeUnknown) || ctx.Err() != nil {
 			status = StatusUnknown
@@ -302,6 +325,10 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 
 	rt := a.runtime(st, a.hosts, false)
 	rt.RunID = a.j.RunID
+	// Record what the step does for the journal (the facts its check
+	// reads are recorded too, and dropped: they matter to reviews only).
+	recording = &executors.Recording{Scrub: a.secrets.Redact}
+	rt.Executor = recordingExecutor(a.hosts, recording)
 	check, err := st.Spec.Check(ctx, rt)
 	if err != nil {
 		return fail(fmt.Errorf("check: %w", err))
@@ -324,6 +351,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		return fail(err)
 	}
 	rec.Changed, rec.Output = out.Changed, a.clean(tail(out.Output, 4096))
+	ran()
 	a.finish(rec, StatusDone, "")
 	e = ev
 	e.Type, e.Status, e.Changed, e.Duration = EventStepEnd, StatusDone, out.Changed, rec.Ended.Sub(start)

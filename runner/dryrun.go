@@ -5,23 +5,74 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/plan"
 	"github.com/migrun/migrun/steps"
 )
 
+// Preview statuses: what the dry run says of a step.
+const (
+	PreviewChange   = "would change"
+	PreviewDone     = "already done"
+	PreviewLater    = "known after earlier steps"
+	PreviewSkipped  = StatusSkipped
+	PreviewError    = "error"
+	PreviewRollback = "on failure"
+	PreviewOffline  = "not checked (offline)"
+)
+
 // StepPreview is what the dry run found for one step.
 type StepPreview struct {
-	ID       string
-	Kind     string
-	Host     string
-	Rollback bool
-	Skipped  string // non-empty: why the step would not run
-	Check    steps.Check
-	CheckErr error
-	Actions  []steps.Action
+	ID          string
+	Kind        string
+	Host        string
+	Description string
+	Digest      string
+	Rollback    bool
+	Skipped     string // non-empty: why the step would not run
+	Check       steps.Check
+	CheckErr    error
+	Actions     []steps.Action
 	// DescribeErr: the step could not say what it would do (offline, or
 	// a host it needs is unreachable).
 	DescribeErr error
+	// Facts is the host state the step's check and description read: what
+	// a reviewer saw, re-read before a reviewed plan is applied.
+	Facts []executors.Fact
+	// KnownAfter names the earlier step that changes a host this step
+	// touches before it runs (a file edited twice, a database the restore
+	// fills, a service stopped then started): the check and actions shown
+	// are as of now, the real ones are known only after that step.
+	KnownAfter string
+	offline    bool
+}
+
+// Status is the dry run's verdict on the step (Preview* constants).
+func (sp *StepPreview) Status() string {
+	switch {
+	case sp.Skipped != "":
+		return PreviewSkipped
+	case sp.CheckErr != nil:
+		return PreviewError
+	case sp.Rollback:
+		return PreviewRollback
+	case sp.offline:
+		return PreviewOffline
+	case sp.Check.Unknown, sp.Check.Done && sp.KnownAfter != "":
+		return PreviewLater
+	case sp.Check.Done:
+		return PreviewDone
+	}
+	return PreviewChange
+}
+
+// pending reports whether the step may change its hosts when applied.
+func (sp *StepPreview) pending() bool {
+	switch sp.Status() {
+	case PreviewSkipped, PreviewDone, PreviewRollback:
+		return false
+	}
+	return true
 }
 
 // Preview is the whole dry run.
@@ -32,8 +83,8 @@ type Preview struct {
 // Pending counts steps that would change something.
 func (p *Preview) Pending() int {
 	n := 0
-	for _, s := range p.Steps {
-		if !s.Rollback && s.Skipped == "" && !s.Check.Done {
+	for i := range p.Steps {
+		if p.Steps[i].pending() {
 			n++
 		}
 	}
@@ -60,56 +111,54 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 		}
 	}
 	pv := &Preview{}
+	// changedBy: host -> the first step that may change it. Later steps on
+	// that host see the state as of now, not as it will be when they run.
+	changedBy := map[string]string{}
 	preview := func(st plan.Step, i int, rollback bool) {
-		sp := StepPreview{ID: st.ID, Kind: st.Kind, Host: stepHost(st), Rollback: rollback}
+		sp := StepPreview{ID: st.ID, Kind: st.Kind, Host: stepHost(st), Description: st.Description,
+			Digest: st.Digest, Rollback: rollback, offline: r.opts.Offline}
 		if ok, why := r.whenTrue(st); !ok {
 			sp.Skipped = why
 		} else if !rollback && !r.selected(i, st.ID) {
 			sp.Skipped = "not selected (--from/--only)"
 		}
+		touched := stepHosts(st)
+		if !rollback {
+			for _, h := range touched {
+				if by := changedBy[h]; by != "" && sp.KnownAfter == "" {
+					sp.KnownAfter = by
+				}
+			}
+		}
+		rec := &executors.Recording{Scrub: r.secrets.Redact}
 		rt := r.runtime(st, hosts, true)
+		rt.Executor = recordingExecutor(hosts, rec)
 		if sp.Skipped == "" && !r.opts.Offline && !rollback {
 			sp.Check, sp.CheckErr = st.Spec.Check(ctx, rt)
 			if sp.CheckErr != nil {
 				errs = append(errs, &StepError{Step: st.ID, Host: sp.Host, Err: fmt.Errorf("check: %w", sp.CheckErr)})
 			}
 		}
-		if sp.Skipped == "" && !sp.Check.Done {
+		if sp.Skipped == "" && !sp.Check.Done || sp.KnownAfter != "" && sp.Skipped == "" {
 			sp.Actions, sp.DescribeErr = st.Spec.Describe(ctx, rt)
 			if sp.DescribeErr != nil && !errors.Is(sp.DescribeErr, ErrOffline) && !r.opts.Offline {
 				errs = append(errs, &StepError{Step: st.ID, Host: sp.Host, Err: fmt.Errorf("describe: %w", sp.DescribeErr)})
 			}
 		}
+		sp.Facts = rec.Facts()
 		for i := range sp.Actions {
 			sp.Actions[i].Summary = r.clean(sp.Actions[i].Summary)
 			sp.Actions[i].Diff = r.clean(sp.Actions[i].Diff)
 		}
+		if _, verifies := st.Spec.(steps.Verifier); sp.pending() && !verifies {
+			for _, h := range touched {
+				if changedBy[h] == "" {
+					changedBy[h] = st.ID
+				}
+			}
+		}
 		pv.Steps = append(pv.Steps, sp)
-		ev := Event{Type: EventStepPlan, Step: st.ID, Kind: st.Kind, Host: sp.Host, Rollback: rollback,
-			Description: st.Description, Actions: sp.Actions, Reason: sp.Check.Reason}
-		switch {
-		case sp.Skipped != "":
-			ev.Status, ev.Reason = StatusSkipped, sp.Skipped
-		case sp.CheckErr != nil:
-			ev.Status, ev.Error = "error", sp.CheckErr.Error()
-		case sp.Check.Done:
-			ev.Status = "already done"
-		case sp.Check.Unknown:
-			ev.Status = "known after earlier steps"
-		case rollback:
-			ev.Status = "on failure"
-		case r.opts.Offline:
-			ev.Status = "not checked (offline)"
-		default:
-			ev.Status = "would change"
-		}
-		switch {
-		case errors.Is(sp.DescribeErr, ErrOffline):
-			ev.Reason = "details need a connection to the host"
-		case sp.DescribeErr != nil && ev.Error == "":
-			ev.Error = sp.DescribeErr.Error()
-		}
-		r.emit(ev)
+		r.emit(r.planEvent(st, &sp))
 	}
 	for i, st := range r.plan.Steps {
 		preview(st, i, false)
@@ -128,4 +177,50 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 	}
 	r.emit(end)
 	return pv, err
+}
+
+// planEvent announces one step's preview.
+func (r *Runner) planEvent(st plan.Step, sp *StepPreview) Event {
+	ev := Event{Type: EventStepPlan, Step: st.ID, Kind: st.Kind, Host: sp.Host, Rollback: sp.Rollback,
+		Description: st.Description, Actions: sp.Actions, Reason: sp.Check.Reason,
+		Status: sp.Status(), KnownAfter: sp.KnownAfter}
+	switch ev.Status {
+	case PreviewSkipped:
+		ev.Reason = sp.Skipped
+	case PreviewError:
+		ev.Error = sp.CheckErr.Error()
+	}
+	if sp.KnownAfter != "" && sp.Check.Done && ev.Reason != "" {
+		ev.Reason = "now: " + ev.Reason
+	}
+	switch {
+	case errors.Is(sp.DescribeErr, ErrOffline):
+		ev.Reason = "details need a connection to the host"
+	case sp.DescribeErr != nil && ev.Error == "":
+		ev.Error = sp.DescribeErr.Error()
+	}
+	return ev
+}
+
+// recordingExecutor hands a step the pool's executors, wrapped so that
+// what its check reads is recorded in rec.
+func recordingExecutor(hosts *pool, rec *executors.Recording) func(context.Context, string) (executors.Executor, error) {
+	return func(ctx context.Context, name string) (executors.Executor, error) {
+		e, err := hosts.get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return rec.Wrap(e), nil
+	}
+}
+
+// stepHosts lists the hosts a step touches, the workstation by name.
+func stepHosts(st plan.Step) []string {
+	hs := st.Spec.Hosts(st.Host)
+	for i, h := range hs {
+		if h == "" {
+			hs[i] = Workstation
+		}
+	}
+	return hs
 }

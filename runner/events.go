@@ -38,4 +38,7 @@ type Event struct {
 	Actions  []steps.Action `json:"actions,omitempty"`
 	// Description is the step's `description:` from the plan.
 	Description string `json:"description,omitempty"`
+	// KnownAfter (dry run) names the earlier step that changes this
+	// step's hosts first: what is shown is as of now.
+	KnownAfter string `json:"known_after,omitempty"`
 }

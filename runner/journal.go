@@ -29,21 +29,23 @@ const journalVersion = 1
 // ended. It is rewritten atomically at every transition, so after a crash it
 // says exactly which step was in progress.
 type Journal struct {
-	Version     int           `json:"version"`
-	Plan        string        `json:"plan"`
-	PlanFile    string        `json:"plan_file"`
-	PlanDigest  string        `json:"plan_digest"`
-	RunID       string        `json:"run_id"`
-	Status      string        `json:"status"`
-	Started     time.Time     `json:"started"`
-	Updated     time.Time     `json:"updated"`
-	Ended       time.Time     `json:"ended,omitzero"`
-	User        string        `json:"user,omitempty"`
-	Workstation string        `json:"workstation,omitempty"`
-	FailedStep  string        `json:"failed_step,omitempty"`
-	Error       string        `json:"error,omitempty"`
-	Steps       []*StepRecord `json:"steps"`
-	OnFailure   []*StepRecord `json:"on_failure,omitempty"`
+	Version     int       `json:"version"`
+	Plan        string    `json:"plan"`
+	PlanFile    string    `json:"plan_file"`
+	PlanDigest  string    `json:"plan_digest"`
+	RunID       string    `json:"run_id"`
+	Status      string    `json:"status"`
+	Started     time.Time `json:"started"`
+	Updated     time.Time `json:"updated"`
+	Ended       time.Time `json:"ended,omitzero"`
+	User        string    `json:"user,omitempty"`
+	Workstation string    `json:"workstation,omitempty"`
+	// Reviewed is the reviewed-plan file this run applies, if any.
+	Reviewed   *ReviewRef    `json:"reviewed,omitempty"`
+	FailedStep string        `json:"failed_step,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Steps      []*StepRecord `json:"steps"`
+	OnFailure  []*StepRecord `json:"on_failure,omitempty"`
 	// History keeps one line per apply invocation (fresh, resume, restart),
 	// oldest first: an audit trail that survives resumes.
 	History []RunRecord `json:"history"`
@@ -63,6 +65,15 @@ type StepRecord struct {
 	Reason   string    `json:"reason,omitempty"` // why done/skipped
 	Output   string    `json:"output,omitempty"` // tail of output, redacted
 	Error    string    `json:"error,omitempty"`
+	// Ran lists what the step's apply did on its hosts, as shown to
+	// people: commands (secrets masked) and file writes.
+	Ran []string `json:"ran,omitempty"`
+}
+
+// ReviewRef names a reviewed-plan file by its sha256.
+type ReviewRef struct {
+	SHA256 string `json:"sha256"`
+	File   string `json:"file,omitempty"`
 }
 
 // RunRecord is one apply invocation in Journal.History.
@@ -74,6 +85,8 @@ type RunRecord struct {
 	Status  string    `json:"status"`
 	User    string    `json:"user,omitempty"`
 	From    string    `json:"workstation,omitempty"`
+	// Reviewed is the reviewed-plan file applied by this invocation.
+	Reviewed *ReviewRef `json:"reviewed,omitempty"`
 }
 
 // step finds a step record by id.

@@ -28,6 +28,7 @@ var (
 	ErrPlanChanged     = errors.New("steps recorded done have changed since")
 	ErrNothingToResume = errors.New("nothing to resume: no journal for this plan")
 	ErrRolledBack      = errors.New("the failed run was rolled back")
+	ErrOtherReview     = errors.New("the run being resumed applies another reviewed plan")
 )
 
 // Options tune a run. The zero value is a fresh apply with no output.
@@ -53,6 +54,9 @@ type Options struct {
 	Now func() time.Time
 	// RetryDelay is the pause before retry n (n*RetryDelay); default 2s.
 	RetryDelay time.Duration
+	// Reviewed names the reviewed-plan file being applied; the journal
+	// records it, and a resume must continue the same one.
+	Reviewed *ReviewRef
 }
 
 // Runner runs one loaded plan.
@@ -259,11 +263,5 @@ func stepHost(st plan.Step) string {
 	if st.Host != "" {
 		return st.Host
 	}
-	hs := st.Spec.Hosts("")
-	for i, h := range hs {
-		if h == "" {
-			hs[i] = Workstation
-		}
-	}
-	return strings.Join(hs, "->")
+	return strings.Join(stepHosts(st), "->")
 }

@@ -414,3 +414,6 @@ func (c *PgCheck) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	return Outcome{Output: strings.Join(ok, "\n")}, nil
 }
+
+// VerifiesOnly: this kind changes no host (see Verifier).
+func (*PgCheck) VerifiesOnly() {}

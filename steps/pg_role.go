@@ -67,8 +67,9 @@ type pgRoleState struct {
 // state reads the role. Reading pg_authid (not pg_roles, which masks the
 // password) needs superuser, which the os_user's peer login is.
 func (r *PgRole) state(ctx context.Context, ex executors.Executor) (pgRoleState, error) {
-	rows, err := pgQuery(ctx, ex, r.target("postgres"),
-		"SELECT rolcanlogin, rolsuper, rolcreatedb, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = "+pgLiteral(r.Name)+";\n")
+	rows, err := pgProbe(ctx, ex, r.target("postgres"),
+		"SELECT rolcanlogin, rolsuper, rolcreatedb, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = "+pgLiteral(r.Name)+";\n",
+		"holds the password verifier")
 	if err != nil {
 		return pgRoleState{}, err
 	}

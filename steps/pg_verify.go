@@ -107,7 +107,7 @@ func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inv
 	if err != nil {
 		return inv, err
 	}
-	rows, err := pgQuery(ctx, ex, ep.target(ep.Database), v.inventorySQL())
+	rows, err := pgProbe(ctx, ex, ep.target(ep.Database), v.inventorySQL(), "row counts change while the database is in use")
 	if err != nil {
 		return inv, fmt.Errorf("database %s: %w", ep.Database, err)
 	}
@@ -315,3 +315,6 @@ func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
+
+// VerifiesOnly: this kind changes no host (see Verifier).
+func (*PgVerify) VerifiesOnly() {}

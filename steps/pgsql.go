@@ -51,7 +51,7 @@ func (t pgTarget) osUser() string {
 // psqlCommand builds the command that runs sql (revealed: it may carry a
 // password for ALTER ROLE, and it only ever travels on stdin).
 func (t pgTarget) psqlCommand(sql string, readOnly bool) executors.Command {
-	return executors.Command{
+	cmd := executors.Command{
 		Argv:     t.psqlArgv(),
 		Stdin:    strings.NewReader(sql),
 		Become:   t.osUser(),
@@ -59,11 +59,50 @@ func (t pgTarget) psqlCommand(sql string, readOnly bool) executors.Command {
 		// Messages the kinds parse are in English whatever the host's locale.
 		Env: map[string]string{"LC_MESSAGES": "C", "PGOPTIONS": "-c lc_messages=C"},
 	}
+	if readOnly {
+		cmd.Fact = "postgresql " + t.String() + ": " + sqlSummary(sql)
+	}
+	return cmd
+}
+
+// String names the server and database for people: "database engine on
+// 10.0.0.12:5432", "database postgres (local socket)".
+func (t pgTarget) String() string {
+	db := t.Database
+	if db == "" {
+		db = "postgres"
+	}
+	where := "local socket"
+	if t.Host != "" {
+		where = t.Host
+	}
+	if t.Port != 0 {
+		where += ":" + strconv.Itoa(t.Port)
+	}
+	return "database " + db + " (" + where + ")"
+}
+
+// sqlSummary is a query on one line, shortened, for naming what a probe
+// reads. Probes' SQL holds identifiers from the plan, never secrets.
+func sqlSummary(sql string) string {
+	s := strings.Join(strings.Fields(sql), " ")
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
 }
 
 // pgQuery runs a read-only query and returns its rows, split into fields.
 func pgQuery(ctx context.Context, e executors.Executor, t pgTarget, sql string) ([][]string, error) {
-	res, err := e.Run(ctx, t.psqlCommand(sql, true))
+	return pgProbe(ctx, e, t, sql, "")
+}
+
+// pgProbe is pgQuery for a query whose answer is not to be fingerprinted
+// in a reviewed plan; unstable says why (see executors.Command.Unstable).
+func pgProbe(ctx context.Context, e executors.Executor, t pgTarget, sql, unstable string) ([][]string, error) {
+	cmd := t.psqlCommand(sql, true)
+	cmd.Unstable = unstable
+	res, err := e.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: psql: %w", e.Name(), err)
 	}

@@ -56,6 +56,13 @@ type ScalarSpec interface {
 	ScalarField() string
 }
 
+// Verifier is implemented by kinds whose Apply only verifies (pg_check,
+// pg_verify, wait): they change no host, so a dry run does not treat the
+// state later steps read as changed by them.
+type Verifier interface {
+	VerifiesOnly()
+}
+
 // Problem is a validation failure on one field (yaml key; empty means the
 // step as a whole).
 type Problem struct {

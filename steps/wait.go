@@ -358,3 +358,6 @@ func (w *Wait) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		}
 	}
 }
+
+// VerifiesOnly: this kind changes no host (see Verifier).
+func (*Wait) VerifiesOnly() {}

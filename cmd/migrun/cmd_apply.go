@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/migrun/migrun/runner"
@@ -18,6 +19,7 @@ func runApply(ctx context.Context, args []string, e env) error {
 		sel             selection
 		yes             bool
 		resume, restart bool
+		expect          string
 	)
 	fs := newFlagSet("apply", "apply [flags] PLAN")
 	c.add(fs)
@@ -25,6 +27,7 @@ func runApply(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
 	fs.BoolVar(&resume, "resume", false, "continue an interrupted or failed run: skip steps recorded done, re-check the one in progress")
 	fs.BoolVar(&restart, "restart", false, "start over even though the journal records an earlier run")
+	fs.StringVar(&expect, "expect-sha256", "", "apply the reviewed plan FILE only if its sha256 is `SHA` (the one an approval quotes)")
 	files, err := parseFlags(fs, args, e.stderr)
 	if err != nil {
 		return err
@@ -37,6 +40,19 @@ func runApply(ctx context.Context, args []string, e env) error {
 	}
 	if resume && restart {
 		return usagef("--resume and --restart exclude each other")
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		return err
+	}
+	if runner.IsReviewed(data) {
+		if sel.from != "" || sel.only() != nil {
+			return usagef("--from and --only cannot change a reviewed plan: it runs the steps that were reviewed")
+		}
+		return applyReviewed(ctx, files[0], data, reviewedApply{flags: &c, expect: expect, resume: resume, restart: restart}, e)
+	}
+	if expect != "" {
+		return usagef("--expect-sha256 applies to a reviewed plan (migrun plan --out FILE), not to %s", files[0])
 	}
 	p, err := loadPlan(files[0], &c, e)
 	if err != nil {

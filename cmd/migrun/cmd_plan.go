@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 
 	"github.com/migrun/migrun/internal/secret"
@@ -10,14 +14,18 @@ import (
 
 func runPlan(ctx context.Context, args []string, e env) error {
 	var (
-		c       commonFlags
-		offline bool
-		sel     selection
+		c        commonFlags
+		offline  bool
+		sel      selection
+		out      string
+		detailed bool
 	)
 	fs := newFlagSet("plan", "plan [flags] PLAN")
 	c.add(fs)
 	sel.add(fs)
 	fs.BoolVar(&offline, "offline", false, "render the steps without connecting to any host (no checks)")
+	fs.StringVar(&out, "out", "", "save the dry run as a reviewed-plan `file` for `migrun show` and `migrun apply FILE`")
+	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when nothing would change, 4 when steps would change (1 and 2 stay errors)")
 	files, err := parseFlags(fs, args, e.stderr)
 	if err != nil {
 		return err
@@ -27,6 +35,9 @@ func runPlan(ctx context.Context, args []string, e env) error {
 	}
 	if err := c.validate(); err != nil {
 		return err
+	}
+	if out != "" && offline {
+		return usagef("--out needs the hosts' state: it cannot be combined with --offline")
 	}
 	p, err := loadPlan(files[0], &c, e)
 	if err != nil {
@@ -44,8 +55,42 @@ func runPlan(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.Plan(ctx)
-	return pr.shown(err)
+	pv, err := r.Plan(ctx)
+	if err != nil {
+		if out != "" {
+			fmt.Fprintf(e.stderr, "migrun: %s not written: the dry run had errors\n", out)
+		}
+		return pr.shown(err)
+	}
+	if out != "" {
+		if err := saveReview(r.Review(pv, version), out, e); err != nil {
+			return err
+		}
+	}
+	if detailed && pv.Pending() > 0 {
+		return errChangesPending
+	}
+	return nil
+}
+
+// errChangesPending is --detailed-exitcode's "steps would change": exit 4.
+var errChangesPending = reported{errors.New("changes pending")}
+
+// saveReview writes a reviewed plan and prints its sha256, which an
+// approval can quote and `apply --expect-sha256` checks.
+func saveReview(rv *runner.Reviewed, path string, e env) error {
+	data, err := rv.Marshal()
+	if err != nil {
+		return err
+	}
+	// 0644: a reviewed plan holds no secret and is meant to be shared.
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("save reviewed plan: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	fmt.Fprintf(e.stderr, "Saved the reviewed plan to %s\nsha256: %x\nApply exactly this with: migrun apply %s --expect-sha256 %x\n",
+		path, sum, path, sum)
+	return nil
 }
 
 // selection is --from / --only.

@@ -51,6 +51,9 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintf(e.stdout, "Plan %s: %s (run %s by %s on %s, started %s)\n",
 		j.Plan, j.Status, j.RunID, j.User, j.Workstation, j.Started.Local().Format(time.DateTime))
+	if j.Reviewed != nil {
+		fmt.Fprintf(e.stdout, "Applied from the reviewed plan %s (sha256 %s)\n", j.Reviewed.File, j.Reviewed.SHA256)
+	}
 	if j.PlanDigest != p.Digest {
 		fmt.Fprintln(e.stdout, "The plan file has changed since this run.")
 	}
@@ -58,19 +61,23 @@ func runStatus(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "Failed step: %s: %s\n", j.FailedStep, j.Error)
 	}
 	fmt.Fprintln(e.stdout)
-	printRecords(e, j.Steps)
+	printRecords(e, j.Steps, c.verbose)
 	if len(j.OnFailure) > 0 {
 		fmt.Fprintln(e.stdout, "\non_failure:")
-		printRecords(e, j.OnFailure)
+		printRecords(e, j.OnFailure, c.verbose)
 	}
 	fmt.Fprintf(e.stdout, "\nHistory:\n")
 	for _, h := range j.History {
-		fmt.Fprintf(e.stdout, "  %s  %-8s %-12s %s@%s\n", h.Started.Local().Format(time.DateTime), h.Mode, h.Status, h.User, h.From)
+		line := fmt.Sprintf("  %s  %-8s %-12s %s@%s", h.Started.Local().Format(time.DateTime), h.Mode, h.Status, h.User, h.From)
+		if h.Reviewed != nil {
+			line += "  reviewed " + h.Reviewed.SHA256[:min(12, len(h.Reviewed.SHA256))]
+		}
+		fmt.Fprintln(e.stdout, line)
 	}
 	return nil
 }
 
-func printRecords(e env, recs []*runner.StepRecord) {
+func printRecords(e env, recs []*runner.StepRecord, verbose bool) {
 	for _, s := range recs {
 		dur := ""
 		if !s.Ended.IsZero() && !s.Started.IsZero() {
@@ -85,6 +92,11 @@ func printRecords(e env, recs []*runner.StepRecord) {
 			fmt.Fprintf(e.stdout, "      error: %s\n", s.Error)
 		} else if s.Reason != "" {
 			fmt.Fprintf(e.stdout, "      %s\n", s.Reason)
+		}
+		if verbose {
+			for _, r := range s.Ran {
+				fmt.Fprintf(e.stdout, "      ran %s\n", r)
+			}
 		}
 	}
 }

@@ -69,9 +69,9 @@ func isTerminal(f any) bool {
 // newRunner wires a runner to the CLI's output, connector and flags.
 // The printer tells whether the run's outcome was already shown.
 func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runner.Options) (*runner.Runner, *eventPrinter, error) {
-	timeout, err := time.ParseDuration(c.connTimeout)
-	if err != nil || timeout <= 0 {
-		return nil, nil, usagef("--connect-timeout: want a duration like 15s, got %q", c.connTimeout)
+	conn, err := newConnector(c, e)
+	if err != nil {
+		return nil, nil, err
 	}
 	pr := &eventPrinter{w: e.stdout, json: c.output == "json", total: len(p.Steps)}
 	opts.StateDir = c.stateDir
@@ -82,8 +82,15 @@ func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runn
 	if c.output == "text" {
 		opts.Progress = &lineProgress{w: e.stderr, tty: isTerminal(e.stderr), interval: 5 * time.Second, now: time.Now}
 	}
-	conn := connector{flags: c, timeout: timeout, e: e}
 	return runner.New(p, conn.connect, sec, opts), pr, nil
+}
+
+func newConnector(c *commonFlags, e env) (connector, error) {
+	timeout, err := time.ParseDuration(c.connTimeout)
+	if err != nil || timeout <= 0 {
+		return connector{}, usagef("--connect-timeout: want a duration like 15s, got %q", c.connTimeout)
+	}
+	return connector{flags: c, timeout: timeout, e: e}, nil
 }
 
 // connector opens executors for plan hosts.

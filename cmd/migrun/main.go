@@ -20,7 +20,8 @@ const (
 	exitOK          = 0
 	exitFailed      = 1 // a step failed (or a host could not be reached)
 	exitInvalid     = 2 // invalid plan or usage
-	exitRefused     = 3 // lock held, plan completed, resume refused
+	exitRefused     = 3 // lock held, plan completed, resume refused, drift from a review
+	exitPending     = 4 // plan --detailed-exitcode: steps would change
 	exitInterrupted = 130
 )
 
@@ -61,12 +62,15 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, errChangesPending):
+		return exitPending
 	case errors.As(err, &perrs), errors.As(err, &uerr):
 		return exitInvalid
 	case errors.Is(err, runner.ErrLocked), errors.Is(err, runner.ErrCompleted),
 		errors.Is(err, runner.ErrUnfinished), errors.Is(err, runner.ErrPlanChanged),
 		errors.Is(err, runner.ErrNothingToResume), errors.Is(err, runner.ErrRolledBack),
-		errors.Is(err, errNotConfirmed):
+		errors.Is(err, runner.ErrOtherReview), errors.Is(err, errDrift),
+		errors.Is(err, errReviewMismatch), errors.Is(err, errNotConfirmed):
 		return exitRefused
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -79,16 +83,21 @@ with a dry run, a journal, resume and rollback.
 
 Usage:
   migrun validate PLAN...        check plans without contacting any host
-  migrun plan PLAN               dry run: checks and exact actions, changes nothing
-  migrun apply PLAN              run the plan (asks first on a terminal unless --yes)
+  migrun plan PLAN [--out FILE]  dry run: checks and exact actions, changes nothing;
+                                 --out saves it as a reviewed plan
+  migrun show FILE               render a reviewed plan (--output text|markdown|json)
+  migrun apply PLAN|FILE         run the plan (asks first on a terminal unless --yes), or
+                                 exactly a reviewed plan, refusing hosts that drifted
   migrun status PLAN             show the journal of the last run
   migrun steps                   list the step kinds
   migrun doc KIND                document a step kind's fields
+  migrun schema                  print the JSON Schema of plans (for editors)
   migrun version
 
 Run 'migrun COMMAND -h' for a command's flags.
 Exit codes: 0 done, 1 a step failed, 2 invalid plan or usage,
-3 refused (lock held, plan completed, resume refused), 130 interrupted.
+3 refused (lock held, plan completed, resume refused, drift from a review),
+4 changes pending (plan --detailed-exitcode), 130 interrupted.
 `
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -108,12 +117,16 @@ func run(ctx context.Context, args []string, e env) error {
 		err = runPlan(ctx, rest, e)
 	case "apply":
 		err = runApply(ctx, rest, e)
+	case "show":
+		err = runShow(ctx, rest, e)
 	case "status":
 		err = runStatus(ctx, rest, e)
 	case "steps":
 		err = runSteps(ctx, rest, e)
 	case "doc":
 		err = runDoc(ctx, rest, e)
+	case "schema":
+		err = runSchema(ctx, rest, e)
 	case "version", "--version":
 		fmt.Fprintln(e.stdout, "migrun", version)
 	case "help", "-h", "--help":

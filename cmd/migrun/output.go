@@ -75,6 +75,9 @@ func (p *eventPrinter) planStep(e runner.Event) {
 	if e.Reason != "" {
 		fmt.Fprintf(p.w, "    %s\n", e.Reason)
 	}
+	if e.KnownAfter != "" && e.Status == runner.PreviewLater {
+		fmt.Fprintf(p.w, "    (known after %s, which changes this host first: shown as of now)\n", e.KnownAfter)
+	}
 	for _, a := range e.Actions {
 		fmt.Fprintf(p.w, "    %s\n", a.Summary)
 		if a.Diff != "" {

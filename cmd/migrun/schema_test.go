@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"gopkg.in/yaml.v3"
+
+	"github.com/migrun/migrun/steps"
+)
+
+const (
+	schemaFile = "../../plans/plan.schema.json"
+	// schemaLine is the first line of every shipped plan: it points
+	// editors running the YAML language server at the schema.
+	schemaLine = "# yaml-language-server: $schema=plan.schema.json"
+)
+
+// TestSchemaFileUpToDate: the committed schema is what `migrun schema`
+// prints, so editors check plans against what this migrun accepts.
+func TestSchemaFileUpToDate(t *testing.T) {
+	code, out, errOut := cli(t, nil, "schema")
+	if code != 0 {
+		t.Fatalf("schema: exit %d: %s", code, errOut)
+	}
+	committed, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatalf("%v; run `make schema`", err)
+	}
+	if !bytes.Equal(committed, []byte(out)) {
+		t.Fatal("plans/plan.schema.json differs from what `migrun schema` prints: run `make schema`")
+	}
+	if code, _, _ := cli(t, nil, "schema", "extra"); code != 2 {
+		t.Errorf("schema with an argument: exit %d, want 2", code)
+	}
+}
+
+// TestShippedPlansMatchSchema: every shipped plan names the schema on its
+// first line and validates against it, converted to JSON as an editor does.
+func TestShippedPlansMatchSchema(t *testing.T) {
+	raw, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("plan.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("plan.schema.json")
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	files, err := filepath.Glob("../../plans/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no shipped plans found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first, _, _ := strings.Cut(string(src), "\n"); first != schemaLine {
+				t.Errorf("first line %q, want %q", first, schemaLine)
+			}
+			var v any
+			if err := yaml.Unmarshal(src, &v); err != nil {
+				t.Fatal(err)
+			}
+			data, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sch.Validate(inst); err != nil {
+				t.Errorf("the schema rejects it: %v", err)
+			}
+		})
+	}
+}
+
+// TestSchemaDocDrift: every field steps.SchemaOf reports for every kind is
+// in the schema (with its required and enum) and in `migrun doc KIND`, and
+// the common step keys the schema lists are the ones doc names.
+func TestSchemaDocDrift(t *testing.T) {
+	code, out, errOut := cli(t, nil, "schema")
+	if code != 0 {
+		t.Fatalf("schema: exit %d: %s", code, errOut)
+	}
+	var root struct {
+		Defs struct {
+			Step schemaNode `json:"step"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal([]byte(out), &root); err != nil {
+		t.Fatal(err)
+	}
+	step := root.Defs.Step
+	kinds := steps.Builtin().Kinds()
+	var common []string
+	for key := range step.Properties {
+		if _, isKind := steps.Builtin().Lookup(key); !isKind {
+			common = append(common, key)
+		}
+	}
+	for _, k := range kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			code, doc, _ := cli(t, nil, "doc", k.Name)
+			if code != 0 {
+				t.Fatalf("doc %s: exit %d", k.Name, code)
+			}
+			for _, key := range common {
+				if !strings.Contains(commonLine(doc), key) {
+					t.Errorf("doc does not name the common step key %s", key)
+				}
+			}
+			body := step.Properties[k.Name].body()
+			if body == nil {
+				t.Fatalf("no mapping of %s's fields in the schema", k.Name)
+			}
+			checkDocAndSchema(t, k.Name, steps.SchemaOf(k.New()), *body, doc, "  ")
+		})
+	}
+}
+
+// commonLine is doc's line listing the common step fields.
+func commonLine(doc string) string {
+	sc := bufio.NewScanner(strings.NewReader(doc))
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "Common step fields:") {
+			return sc.Text()
+		}
+	}
+	return ""
+}
+
+// schemaNode is the part of a schema node the drift test reads.
+type schemaNode struct {
+	Type       any                   `json:"type"`
+	Properties map[string]schemaNode `json:"properties"`
+	Required   []string              `json:"required"`
+	AnyOf      []schemaNode          `json:"anyOf"`
+	Enum       []any                 `json:"enum"`
+}
+
+// body is the mapping alternative of a kind's schema.
+func (n schemaNode) body() *schemaNode {
+	if n.Type == "object" {
+		return &n
+	}
+	for _, alt := range n.AnyOf {
+		if alt.Type == "object" {
+			return &alt
+		}
+	}
+	return nil
+}
+
+// checkDocAndSchema checks fields against doc, which prints each as
+// "INDENT KEY: TYPE (notes)" over its doc line, nested fields 4 deeper,
+// and against obj, their mapping in the schema.
+func checkDocAndSchema(t *testing.T, path string, fields []steps.Field, obj schemaNode, doc, indent string) {
+	t.Helper()
+	for _, f := range fields {
+		fpath := path + "." + f.Key
+		line := ""
+		for l := range strings.Lines(doc) {
+			if strings.HasPrefix(l, indent+f.Key+": "+f.Type) {
+				line = l
+				break
+			}
+		}
+		switch {
+		case line == "":
+			t.Errorf("%s: not in `migrun doc`", fpath)
+		case f.Required != strings.Contains(line, "required"):
+			t.Errorf("%s: doc line %q, required = %v", fpath, line, f.Required)
+		case f.Enum != nil && !strings.Contains(line, "one of "+strings.Join(f.Enum, ", ")):
+			t.Errorf("%s: doc line %q lacks its enum %v", fpath, line, f.Enum)
+		case f.Doc != "" && !strings.Contains(doc, f.Doc):
+			t.Errorf("%s: doc lacks %q", fpath, f.Doc)
+		}
+
+		p, ok := obj.Properties[f.Key]
+		switch {
+		case !ok:
+			t.Errorf("%s: not in the schema", fpath)
+			continue
+		case slices.Contains(obj.Required, f.Key) != f.Required:
+			t.Errorf("%s: schema required = %v, want %v", fpath, !f.Required, f.Required)
+		}
+		var enum []any
+		for _, alt := range p.AnyOf {
+			enum = append(enum, alt.Enum...)
+		}
+		for _, e := range f.Enum {
+			if !slices.Contains(enum, any(e)) {
+				t.Errorf("%s: schema enum %v lacks %q", fpath, enum, e)
+			}
+		}
+		if f.Type == steps.TypeObject {
+			checkDocAndSchema(t, fpath, f.Fields, p, doc, indent+"    ")
+		}
+	}
+}
