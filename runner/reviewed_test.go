@@ -181,6 +181,12 @@ func TestReviewDetectsDrift(t *testing.T) {
 			[]string{"here: file " + "DIR/app.conf", "set-host, set-port"}},
 		{"file mode", func(f *reviewFixture) { f.write("guard", "", 0o600) },
 			[]string{"here: stat DIR/guard: was file 0644", "now file 0600"}},
+		{"file owner", func(f *reviewFixture) {
+			if os.Getuid() != 0 {
+				f.t.Skip("chown needs root")
+			}
+			os.Chown(filepath.Join(f.dir, "guard"), 1, 1)
+		}, []string{"here: stat DIR/guard", "now file 0644 owner 1:1"}},
 		{"file removed", func(f *reviewFixture) { os.Remove(filepath.Join(f.dir, "guard")) },
 			[]string{"now missing", "verdict: was known after earlier steps, now would change"}},
 		{"probe output", func(f *reviewFixture) { f.write("state", "inactive\n", 0o644) },

@@ -3,6 +3,10 @@
 # processes, namespaces, veths, the bridge, the FORWARD rule if up.sh added
 # one, the dirs it created and $MIGRUN_E2E_ROOT. Idempotent. Root only.
 # The stand-in engine's build cache stays unless MIGRUN_E2E_PURGE=1.
+# Only this set's hosts (the names in env.sh / $MIGRUN_E2E_ROOT/hosts.env):
+# while another set is up, the dirs this one made outside its state dir
+# (/run/sshd, mount points ...), which that set uses too, are handed over
+# to it (appended to its created-paths) instead of being removed.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -71,7 +75,11 @@ if [ -d "$MIGRUN_E2E_ROOT" ]; then
 		log "unmounting leftover $m"
 		umount -l "$m" || true
 	done
-	if [ -r "$MIGRUN_E2E_ROOT/created-paths" ]; then
+	heir=$(other_roots | head -n 1 || true)
+	if [ -s "$MIGRUN_E2E_ROOT/created-paths" ] && [ -n "$heir" ] && [ -w "$heir/created-paths" ]; then
+		log "another set of test hosts ($heir) uses the dirs this one made: handing them over"
+		cat "$MIGRUN_E2E_ROOT/created-paths" >>"$heir/created-paths"
+	elif [ -r "$MIGRUN_E2E_ROOT/created-paths" ]; then
 		tac "$MIGRUN_E2E_ROOT/created-paths" | while read -r d; do
 			[ -n "$d" ] || continue
 			if [ "$d" = /run/netns ]; then

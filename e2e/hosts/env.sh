@@ -7,10 +7,18 @@
 # $MIGRUN_E2E_ROOT/hosts.env and win over the defaults below, so tests and
 # down.sh see what is really there even when up.sh ran with overrides.
 #
-# Overridable before up.sh:
-#   MIGRUN_E2E_SUBNET   a /24 for the test network (default 10.231.0.0/24):
-#                       .1 is the workstation (bridge), .11 engine, .12 db
-#   MIGRUN_E2E_ROOT     state directory (default /run/migrun-e2e)
+# Overridable before up.sh (and, for a second set of hosts side by side,
+# give it its own value of every one of them; down.sh needs the same ROOT):
+#   MIGRUN_E2E_SUBNET     a /24 for the test network (default 10.231.0.0/24):
+#                         .1 is the workstation (bridge), .11 engine, .12 db
+#   MIGRUN_E2E_ROOT       state directory (default /run/migrun-e2e)
+#   MIGRUN_E2E_BRIDGE     the bridge in the root namespace (default migrun-br0)
+#   MIGRUN_E2E_ENGINE_NS  engine's network namespace (default migrun-engine)
+#   MIGRUN_E2E_DB_NS      db's network namespace (default migrun-db)
+# e.g. the benchmark's set (bench/run.sh):
+#   MIGRUN_E2E_ROOT=/run/migrun-bench MIGRUN_E2E_SUBNET=10.232.0.0/24 \
+#   MIGRUN_E2E_BRIDGE=migrun-bbr0 MIGRUN_E2E_ENGINE_NS=migrun-bengine \
+#   MIGRUN_E2E_DB_NS=migrun-bdb e2e/hosts/up.sh
 
 MIGRUN_E2E_ROOT=${MIGRUN_E2E_ROOT:-/run/migrun-e2e}
 if [ -r "$MIGRUN_E2E_ROOT/hosts.env" ]; then
@@ -24,8 +32,8 @@ MIGRUN_E2E_BRIDGE=${MIGRUN_E2E_BRIDGE:-migrun-br0}
 MIGRUN_E2E_GATEWAY_IP=$MIGRUN_E2E_NET_PREFIX.1
 MIGRUN_E2E_ENGINE_IP=$MIGRUN_E2E_NET_PREFIX.11
 MIGRUN_E2E_DB_IP=$MIGRUN_E2E_NET_PREFIX.12
-MIGRUN_E2E_ENGINE_NS=migrun-engine
-MIGRUN_E2E_DB_NS=migrun-db
+MIGRUN_E2E_ENGINE_NS=${MIGRUN_E2E_ENGINE_NS:-migrun-engine}
+MIGRUN_E2E_DB_NS=${MIGRUN_E2E_DB_NS:-migrun-db}
 MIGRUN_E2E_HOSTS="engine db"
 
 # Client side (the workstation = the root namespace).

@@ -2,7 +2,7 @@
 # hostinit.sh HOST_ENV — PID 1 of one test host.
 #
 # up.sh starts it as
-#   ip netns exec migrun-HOST unshare --mount --propagation private --uts --ipc \
+#   ip netns exec NETNS unshare --mount --propagation private --uts --ipc \
 #       --pid --fork --mount-proc --kill-child=SIGTERM hostinit.sh HOST_ENV
 # so that it and everything it starts (sshd, then every SSH session, and the
 # services: postgres ...) share the host's network, mount, UTS, IPC and PID

@@ -34,10 +34,36 @@ require_root() {
 }
 
 host_ip() { case $1 in engine) echo "$MIGRUN_E2E_ENGINE_IP" ;; db) echo "$MIGRUN_E2E_DB_IP" ;; *) die "no host $1" ;; esac; }
-host_ns() { echo "migrun-$1"; }
+host_ns() { case $1 in engine) echo "$MIGRUN_E2E_ENGINE_NS" ;; db) echo "$MIGRUN_E2E_DB_NS" ;; *) die "no host $1" ;; esac; }
 host_dir() { echo "$MIGRUN_E2E_ROOT/$1"; }
-# The root-namespace end of a host's veth pair (<= 15 characters).
-host_veth() { echo "mr-$1-br"; }
+# The root-namespace end of a host's veth pair (<= 15 characters), named
+# after the host's namespace so that two sets of hosts never share one:
+# migrun-engine -> mr-engine-br, migrun-bdb -> mr-bdb-br; a longer or
+# differently prefixed name -> mr-<9 hex digits of its hash>-br.
+host_veth() {
+	local ns base
+	ns=$(host_ns "$1")
+	base=${ns#migrun-}
+	if [ "$base" = "$ns" ] || [ ${#base} -gt 9 ] || ! [[ $base =~ ^[A-Za-z0-9_.-]+$ ]]; then
+		base=$(printf '%s' "$ns" | sha256sum | cut -c1-9)
+	fi
+	echo "mr-$base-br"
+}
+
+# other_roots: the MIGRUN_E2E_ROOTs of the other sets of test hosts up on
+# this machine, read from their PID 1s' command lines (hostinit.sh
+# ROOT/HOST/host.env). They share what up.sh made outside the state dir
+# (/run/sshd, /run/netns, mount points such as /var/log/ovirt-engine).
+other_roots() {
+	local self p f r
+	self=$(readlink -m "$MIGRUN_E2E_ROOT")
+	for p in $(pgrep -f '/hostinit\.sh ' 2>/dev/null || true); do
+		f=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | tail -n 1) || continue
+		case $f in /*/host.env) ;; *) continue ;; esac
+		r=$(readlink -m "$(dirname "$(dirname "$f")")")
+		[ "$r" != "$self" ] && [ -d "$r" ] && echo "$r"
+	done | sort -u
+}
 
 # pid_alive PIDFILE: the process recorded there is running.
 pid_alive() {

@@ -6,9 +6,12 @@
 # namespaces that runs the host's sshd and PostgreSQL 15 with private /tmp,
 # /root, /etc (copy-on-write), /etc/ovirt-engine ... See README.md here.
 # Idempotent: when the hosts are already up it only says so. Root only.
-# Undo with down.sh.
+# Undo with down.sh. A second, independent set runs beside the first with
+# its own MIGRUN_E2E_ROOT, _SUBNET, _BRIDGE, _ENGINE_NS and _DB_NS (env.sh).
 set -euo pipefail
-user_subnet=${MIGRUN_E2E_SUBNET:-} # before env.sh reads what is up now
+# What the caller asked for, before env.sh reads what is up now.
+user_subnet=${MIGRUN_E2E_SUBNET:-} user_bridge=${MIGRUN_E2E_BRIDGE:-}
+user_engine_ns=${MIGRUN_E2E_ENGINE_NS:-} user_db_ns=${MIGRUN_E2E_DB_NS:-}
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
@@ -30,11 +33,22 @@ if hosts_up; then
 	log "test hosts are already up (down.sh takes them down)"
 	exit 0
 fi
-if [ -e "$MIGRUN_E2E_ROOT" ] || ip netns list | grep -q '^migrun-'; then
+# Only this set's own names count: another set of hosts (other names) may
+# be up beside this one.
+if [ -e "$MIGRUN_E2E_ROOT" ] ||
+	ip netns list | grep -qE "^($MIGRUN_E2E_ENGINE_NS|$MIGRUN_E2E_DB_NS)( |$)" ||
+	ip link show "$MIGRUN_E2E_BRIDGE" >/dev/null 2>&1; then
+	[ -z "${MIGRUN_E2E_UP_RETRY:-}" ] || die "down.sh did not clear the partial set-up ($MIGRUN_E2E_ROOT, namespaces $MIGRUN_E2E_ENGINE_NS $MIGRUN_E2E_DB_NS, bridge $MIGRUN_E2E_BRIDGE)"
 	log "a partial set-up is there: taking it down first"
 	"$E2E_HOSTS_DIR/down.sh"
-	MIGRUN_E2E_SUBNET=$user_subnet exec "$E2E_HOSTS_DIR/up.sh"
+	MIGRUN_E2E_UP_RETRY=1 MIGRUN_E2E_SUBNET=$user_subnet MIGRUN_E2E_BRIDGE=$user_bridge \
+		MIGRUN_E2E_ENGINE_NS=$user_engine_ns MIGRUN_E2E_DB_NS=$user_db_ns exec "$E2E_HOSTS_DIR/up.sh"
 fi
+for v in MIGRUN_E2E_ENGINE_NS MIGRUN_E2E_DB_NS MIGRUN_E2E_BRIDGE; do
+	[[ ${!v} =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "$v=${!v}: use letters, digits, . _ - only"
+done
+[ ${#MIGRUN_E2E_BRIDGE} -le 15 ] || die "MIGRUN_E2E_BRIDGE=$MIGRUN_E2E_BRIDGE: an interface name has 15 characters at most"
+[ "$MIGRUN_E2E_ENGINE_NS" != "$MIGRUN_E2E_DB_NS" ] || die "MIGRUN_E2E_ENGINE_NS and MIGRUN_E2E_DB_NS must differ"
 t0=$(date +%s)
 
 # --- packages -----------------------------------------------------------------
@@ -112,6 +126,8 @@ install -d -m 0700 "$MIGRUN_E2E_CLIENT_DIR"
 	echo "# written by up.sh $(date -Is); read by env.sh"
 	echo "MIGRUN_E2E_SUBNET=$MIGRUN_E2E_SUBNET"
 	echo "MIGRUN_E2E_BRIDGE=$MIGRUN_E2E_BRIDGE"
+	echo "MIGRUN_E2E_ENGINE_NS=$MIGRUN_E2E_ENGINE_NS"
+	echo "MIGRUN_E2E_DB_NS=$MIGRUN_E2E_DB_NS"
 	echo "MIGRUN_E2E_ENGINE_VERSION=$MIGRUN_E2E_ENGINE_VERSION"
 } >"$MIGRUN_E2E_ROOT/hosts.env"
 # Mount points and dirs this machine lacked, for down.sh to remove.
@@ -134,8 +150,9 @@ build_standin() {
 	if [ ! -x "$bin" ]; then
 		log "building the stand-in engine ($hash)"
 		install -d -m 0755 "$E2E_STANDIN_CACHE"
-		(cd "$E2E_REPO_DIR" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" ./e2e/standin/engine) || return 1
-		mv "$bin.tmp" "$bin"
+		# $$: two sets of hosts may build at once.
+		(cd "$E2E_REPO_DIR" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp.$$" ./e2e/standin/engine) || return 1
+		mv "$bin.tmp.$$" "$bin"
 		# Keep the newest few builds only.
 		ls -1t "$E2E_STANDIN_CACHE"/ovirt-engine-* 2>/dev/null | tail -n +4 | xargs -r rm -f
 	fi
