@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
@@ -60,6 +61,11 @@ func (s *hostKeyStore) append(hostname string, remote net.Addr, key ssh.PublicKe
 		return err
 	}
 	defer f.Close()
+	// Hosts connect concurrently, each with its own store: the kernel lock
+	// keeps two new keys from being written into each other.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
 	// A file whose last line lacks its newline would have our line glued
 	// onto it.
 	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,8 +56,12 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	if err := j.save(path, r.opts.Now()); err != nil {
 		return j, err
 	}
+	lg, err := openLog(path)
+	if err != nil {
+		return j, err
+	}
 
-	a := &applier{Runner: r, j: j, path: path, hosts: hosts}
+	a := &applier{Runner: r, j: j, path: path, hosts: hosts, log: lg, invocation: j.History[len(j.History)-1].RunID}
 	runErr := a.run(ctx)
 
 	hist := &j.History[len(j.History)-1]
@@ -73,8 +78,12 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		j.Ended = now
 	}
 	hist.Status, hist.Ended = j.Status, now
-	if err := j.save(path, now); err != nil && runErr == nil {
-		runErr = err
+	saveErr := j.save(path, now)
+	if err := lg.close(saveErr == nil); err != nil && saveErr == nil {
+		saveErr = err
+	}
+	if saveErr != nil && runErr == nil {
+		runErr = saveErr
 	}
 	end := Event{Type: EventRunEnd, Mode: mode, Status: j.Status}
 	if runErr != nil {
@@ -203,17 +212,33 @@ func newRunID(now time.Time) string {
 // applier is one apply in progress.
 type applier struct {
 	*Runner
-	j     *Journal
-	path  string
-	hosts *pool
+	j          *Journal
+	path       string
+	hosts      *pool
+	log        *journalLog
+	invocation string // this apply's own RunID, tagging its log entries
 }
 
-func (a *applier) save() error { return a.j.save(a.path, a.opts.Now()) }
+// note records a transition of rec (nil: the run's own fields) in the
+// journal log. sync makes it durable, with every transition before it:
+// callers sync before a step changes its hosts (see journalLog).
+func (a *applier) note(rec *StepRecord, sync bool) error {
+	now := a.opts.Now()
+	a.j.Updated = now
+	e := logEntry{Run: a.invocation, Step: rec, Status: a.j.Status, FailedStep: a.j.FailedStep, Error: a.j.Error, Updated: now}
+	if rec != nil {
+		e.List, e.Index = "steps", slices.Index(a.j.Steps, rec)
+		if e.Index < 0 {
+			e.List, e.Index = "on_failure", slices.Index(a.j.OnFailure, rec)
+		}
+	}
+	return a.log.append(e, sync)
+}
 
-// saveThenEmit records a transition durably before announcing it, so that
-// whoever sees "step done" can rely on the journal saying so too.
-func (a *applier) saveThenEmit(e Event) error {
-	err := a.save()
+// noteThenEmit records a transition before announcing it, so that whoever
+// sees "step done" can rely on the journal saying so too.
+func (a *applier) noteThenEmit(rec *StepRecord, e Event) error {
+	err := a.note(rec, false)
 	a.emit(e)
 	return err
 }
@@ -226,7 +251,7 @@ func (a *applier) run(ctx context.Context) error {
 		}
 		if !a.selected(i, st.ID) {
 			a.finish(rec, StatusSkipped, "not selected (--from/--only)")
-			if err := a.save(); err != nil {
+			if err := a.note(rec, false); err != nil {
 				return err
 			}
 			a.emit(Event{Type: EventStepEnd, Step: st.ID, Kind: st.Kind, Host: rec.Host, Status: StatusSkipped, Reason: rec.Reason})
@@ -241,7 +266,7 @@ func (a *applier) run(ctx context.Context) error {
 		}
 		a.j.FailedStep = st.ID
 		a.j.Error = a.clean(err.Error())
-		if serr := a.save(); serr != nil {
+		if serr := a.note(nil, true); serr != nil {
 			return errors.Join(err, serr)
 		}
 		var stepErr *StepError
@@ -301,7 +326,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		}
 		rec.Error = a.clean(err.Error())
 		a.finish(rec, status, "")
-		serr := a.save()
+		serr := a.note(rec, true)
 		e := ev
 		e.Type, e.Status, e.Error, e.Duration = EventStepEnd, status, rec.Error, rec.Ended.Sub(rec.Started)
 		a.emit(e)
@@ -317,7 +342,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		a.finish(rec, StatusSkipped, why)
 		e := ev
 		e.Type, e.Status, e.Reason = EventStepEnd, StatusSkipped, why
-		return a.saveThenEmit(e)
+		return a.noteThenEmit(rec, e)
 	}
 	e := ev
 	e.Type = EventStepStart
@@ -337,13 +362,13 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		a.finish(rec, StatusDone, "already done: "+check.Reason)
 		e := ev
 		e.Type, e.Status, e.Reason, e.Duration = EventStepEnd, StatusDone, rec.Reason, rec.Ended.Sub(start)
-		return a.saveThenEmit(e)
+		return a.noteThenEmit(rec, e)
 	}
 
 	// Record "running" durably before touching anything: after a crash
 	// the journal then says which step may be half done.
 	rec.Status = StatusRunning
-	if err := a.save(); err != nil {
+	if err := a.note(rec, true); err != nil {
 		return err
 	}
 	out, err := a.applyWithRetries(ctx, st, rt, rec)
@@ -355,7 +380,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 	a.finish(rec, StatusDone, "")
 	e = ev
 	e.Type, e.Status, e.Changed, e.Duration = EventStepEnd, StatusDone, out.Changed, rec.Ended.Sub(start)
-	return a.saveThenEmit(e)
+	return a.noteThenEmit(rec, e)
 }
 
 func (a *applier) applyWithRetries(ctx context.Context, st plan.Step, rt *steps.Runtime, rec *StepRecord) (steps.Outcome, error) {

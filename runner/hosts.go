@@ -23,21 +23,28 @@ var ErrOffline = errors.New("not connected (--offline)")
 
 // pool connects to each host once, on first use, and hands the same
 // executor to every step after: one SSH connection per host per run.
+// Different hosts connect concurrently (connectAll dials them all at once).
 type pool struct {
-	mu       sync.Mutex
 	hosts    map[string]plan.Host
 	connect  Connector
 	readOnly bool
 	offline  bool
-	open     map[string]executors.Executor
-	failed   map[string]error
+
+	mu    sync.Mutex
+	conns map[string]*hostConn
+}
+
+// hostConn is one host's connection, made once. A host that failed to
+// connect fails every later step the same way instead of dialing (and
+// maybe prompting) again.
+type hostConn struct {
+	once sync.Once
+	e    executors.Executor
+	err  error
 }
 
 func newPool(hosts map[string]plan.Host, connect Connector, readOnly, offline bool) *pool {
-	return &pool{
-		hosts: hosts, connect: connect, readOnly: readOnly, offline: offline,
-		open: map[string]executors.Executor{}, failed: map[string]error{},
-	}
+	return &pool{hosts: hosts, connect: connect, readOnly: readOnly, offline: offline, conns: map[string]*hostConn{}}
 }
 
 // get returns the executor for a plan host ("" is the workstation).
@@ -45,45 +52,45 @@ func (p *pool) get(ctx context.Context, name string) (executors.Executor, error)
 	if p.offline {
 		return nil, ErrOffline
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if e, ok := p.open[name]; ok {
-		return e, nil
-	}
-	// A host that failed to connect fails every later step the same way
-	// instead of dialing (and maybe prompting) again.
-	if err, ok := p.failed[name]; ok {
-		return nil, err
-	}
 	h, ok := p.hosts[name]
 	if name == "" || name == Workstation {
-		h, ok = plan.Host{Name: Workstation, Local: true}, true
+		name, h, ok = Workstation, plan.Host{Name: Workstation, Local: true}, true
 	}
 	if !ok {
 		return nil, fmt.Errorf("unknown host %q", name)
 	}
-	e, err := p.connect(ctx, h)
-	if err != nil {
-		err = fmt.Errorf("connect: %w", err) // executors name the host
-		p.failed[name] = err
-		return nil, err
+	p.mu.Lock()
+	c := p.conns[name]
+	if c == nil {
+		c = &hostConn{}
+		p.conns[name] = c
 	}
-	if p.readOnly {
-		e = executors.ReadOnly(e)
-	}
-	p.open[name] = e
-	return e, nil
+	p.mu.Unlock()
+	c.once.Do(func() {
+		e, err := p.connect(ctx, h)
+		if err != nil {
+			c.err = fmt.Errorf("connect: %w", err) // executors name the host
+			return
+		}
+		if p.readOnly {
+			e = executors.ReadOnly(e)
+		}
+		c.e = e
+	})
+	return c.e, c.err
 }
 
 func (p *pool) close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	for name, e := range p.open {
-		if err := e.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close %s: %w", name, err))
+	for name, c := range p.conns {
+		if c.e != nil {
+			if err := c.e.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", name, err))
+			}
 		}
-		delete(p.open, name)
+		delete(p.conns, name)
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/migrun/migrun/internal/secret"
@@ -224,14 +225,16 @@ func hostsOf(list ...[]plan.Step) []string {
 }
 
 // connectAll dials every host before the first step runs, so a refused
-// host key or a wrong password stops the run before anything changed.
+// host key or a wrong password stops the run before anything changed. The
+// hosts are dialed concurrently: a run pays for one handshake, not one
+// per host.
 func connectAll(ctx context.Context, hosts *pool, names []string) error {
-	var errs []error
-	for _, h := range names {
-		if _, err := hosts.get(ctx, h); err != nil {
-			errs = append(errs, err)
-		}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, h := range names {
+		wg.Go(func() { _, errs[i] = hosts.get(ctx, h) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

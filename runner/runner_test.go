@@ -3,7 +3,9 @@ package runner
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -553,5 +555,54 @@ func TestSecretsNeverReachJournalOrEvents(t *testing.T) {
 	data, _ = os.ReadFile(JournalPath(filepath.Join(f2.dir, "state"), f2.plan.Name))
 	if bytes.Contains(data, []byte("hunter2")) {
 		t.Fatalf("journal holds a secret from an error: %s", data)
+	}
+}
+
+// TestJournalLogReplaysAfterCrash: while a run is in progress the snapshot
+// is stale and the log holds the transitions; ReadJournal (what status and
+// resume read after a kill -9) replays it, skips a torn last line and
+// ignores entries another apply invocation left.
+func TestJournalLogReplaysAfterCrash(t *testing.T) {
+	f := newFixture(t, "one", "two", "three")
+	f.spec(1).started = make(chan struct{})
+	f.spec(1).release = make(chan struct{})
+	started, release := f.spec(1).started, f.spec(1).release
+	done := make(chan error)
+	go func() { _, err := f.runner(Options{}).Apply(context.Background()); done <- err }()
+	<-started
+
+	path := JournalPath(filepath.Join(f.dir, "state"), f.plan.Name)
+	var snap Journal
+	raw, _ := os.ReadFile(path)
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(snap.Steps); got != "one=pending,two=pending,three=pending" {
+		t.Fatalf("snapshot mid-run: %s (the test expects transitions in the log)", got)
+	}
+	lf, err := os.OpenFile(logPath(path), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An entry of another invocation, then a torn line as a crash leaves.
+	fmt.Fprintf(lf, `{"run":"other","list":"steps","index":2,"step":{"id":"three","status":"done"},"status":"completed"}`+"\n")
+	fmt.Fprintf(lf, `{"run":"%s","list":"steps","index":2,"step":{"id":"thr`, snap.History[len(snap.History)-1].RunID)
+	lf.Close()
+	j, err := ReadJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(j.Steps); got != "one=done,two=running,three=pending" || j.Status != StatusRunning {
+		t.Fatalf("replayed mid-run: %s (run %s), want done,running,pending", got, j.Status)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(logPath(path)); !os.IsNotExist(err) {
+		t.Errorf("the log outlived the final snapshot: %v", err)
+	}
+	if got := statuses(f.journal().Steps); got != "one=done,two=done,three=done" {
+		t.Errorf("final journal: %s", got)
 	}
 }

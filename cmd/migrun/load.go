@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/migrun/migrun/executors"
@@ -47,7 +48,11 @@ func terminalPrompter(e env) plan.Prompter {
 		return nil
 	}
 	tty.Close()
+	// Hosts connect concurrently: one question on the terminal at a time.
+	var mu sync.Mutex
 	return func(prompt string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 		if err != nil {
 			return "", err
