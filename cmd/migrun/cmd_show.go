@@ -5,8 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/migrun/migrun/runner"
@@ -45,18 +46,9 @@ func runShow(ctx context.Context, args []string, e env) error {
 	return err
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func varsLine(vars map[string]string) string {
 	var parts []string
-	for _, k := range sortedKeys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		parts = append(parts, k+"="+vars[k])
 	}
 	return strings.Join(parts, " ")
@@ -68,7 +60,7 @@ func showText(w io.Writer, rv *runner.Reviewed, file, sha string) {
 	fmt.Fprintf(w, "  plan       %s (digest %s)\n", rv.Plan.File, rv.Plan.Digest[:12])
 	fmt.Fprintf(w, "  made       %s by %s@%s with migrun %s\n", rv.Created.At.Format("2006-01-02 15:04:05Z07:00"),
 		rv.Created.User, rv.Created.Workstation, rv.Created.Migrun)
-	for _, h := range sortedKeys(rv.Hosts) {
+	for _, h := range slices.Sorted(maps.Keys(rv.Hosts)) {
 		fmt.Fprintf(w, "  host       %s = %s\n", h, rv.Hosts[h])
 	}
 	if len(rv.Vars) > 0 {
@@ -126,19 +118,10 @@ func factHosts(s runner.ReviewedStep) string {
 		count[f.Host]++
 	}
 	var parts []string
-	for _, h := range sortedKeysInt(count) {
+	for _, h := range slices.Sorted(maps.Keys(count)) {
 		parts = append(parts, fmt.Sprintf("%d on %s", count[h], h))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func sortedKeysInt(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // showMarkdown renders a compact document for a pull request or a change
