@@ -18,9 +18,23 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// sftpMaxPacket is the largest SFTP write every server accepts; bigger
-// packets work with OpenSSH only.
-const sftpMaxPacket = 32 << 10
+// sftpMaxPacket is the largest SFTP read or write every server accepts.
+// OpenSSH's sftp-server takes up to 256 KiB; 128 KiB packets with 64
+// requests in flight per file more than halve a host-to-host copy's time
+// over 32 KiB ones (the per-request cost dominates), for 8 MiB of buffers.
+const (
+	sftpMaxPacket        = 32 << 10
+	sftpMaxPacketOpenSSH = 128 << 10
+)
+
+// sftpPacketSize picks the packet size for the server at the other end,
+// known by its SSH version string ("SSH-2.0-OpenSSH_9.2p1 ...").
+func sftpPacketSize(serverVersion []byte) int {
+	if bytes.HasPrefix(serverVersion, []byte("SSH-2.0-OpenSSH_")) {
+		return sftpMaxPacketOpenSSH
+	}
+	return sftpMaxPacket
+}
 
 // sftpClient returns the shared SFTP client, opening it on first use and
 // again after the subsystem went away on a live connection.
@@ -30,7 +44,7 @@ func (s *SSH) sftpClient() (*sftp.Client, error) {
 	if s.sftp != nil {
 		return s.sftp, nil
 	}
-	c, err := sftp.NewClient(s.client, sftp.MaxPacket(sftpMaxPacket))
+	c, err := sftp.NewClient(s.client, sftp.MaxPacketUnchecked(sftpPacketSize(s.client.ServerVersion())))
 	if err != nil {
 		return nil, fmt.Errorf("%s: start sftp: %w", s.name, err)
 	}

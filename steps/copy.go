@@ -712,7 +712,25 @@ func (t *copier) stream(ctx context.Context, w io.Writer, src location, offset, 
 	// The LimitedReader states the length, which is what lets an SFTP
 	// file's ReadFrom send its writes concurrently; it also keeps a
 	// source that grows from overrunning the size we announced.
-	lr := &io.LimitedReader{R: &progressReader{ctx: ctx, r: r, bar: bar}, N: n}
+	// An SFTP file's WriteTo keeps many read requests in flight all along
+	// (a Read waits for its whole buffer): let it fill a pipe that the
+	// writer drains, so both ends stream at once.
+	var in io.Reader = r
+	if wt, ok := r.(io.WriterTo); ok {
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, err := wt.WriteTo(pw)
+			pw.CloseWithError(err)
+		}()
+		defer func() {
+			pr.Close() // stops WriteTo at the bytes wanted or on an error
+			<-done
+		}()
+		in = pr
+	}
+	lr := &io.LimitedReader{R: &progressReader{ctx: ctx, r: in, bar: bar}, N: n}
 	copied, err := io.CopyBuffer(w, lr, make([]byte, chunk))
 	if err == nil && copied < n {
 		err = fmt.Errorf("%s ended after %s: it shrank during the copy", src, formatBytes(offset+copied))
