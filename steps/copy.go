@@ -2,8 +2,11 @@ package steps
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"path"
@@ -661,7 +664,14 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	if err != nil {
 		return "", fmt.Errorf("open %s: %w", part, err)
 	}
-	n, err := t.stream(ctx, w, src, offset, job.info.Size-offset, bar)
+	// A copy from the start hashes the source bytes as they stream past:
+	// no second read of the source. A resumed one has not seen the first
+	// bytes and hashes the source file afterwards.
+	var streamed hash.Hash
+	if offset == 0 {
+		streamed = sha256.New()
+	}
+	n, err := t.stream(ctx, w, src, offset, job.info.Size-offset, bar, streamed)
 	if err == nil {
 		err = w.Sync()
 	}
@@ -674,9 +684,20 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	}
 
 	// The source is hashed after the copy, not before, so that a source
-	// that changed while it was read shows as a mismatch.
-	srcSum, dstSum, err := checksums(ctx, t.src, src, t.dst, part)
-	if err != nil {
+	// that changed while it was read shows as a mismatch; a streamed hash
+	// is checked against the source's size and time instead.
+	var srcSum, dstSum string
+	if streamed != nil {
+		srcSum = hex.EncodeToString(streamed.Sum(nil))
+		if dstSum, err = t.dst.Checksum(ctx, part.Path); err != nil {
+			return "", fmt.Errorf("sha256 of %s: %w", part, err)
+		}
+		if now, err := t.src.Stat(ctx, src.Path); err != nil {
+			return "", fmt.Errorf("stat %s after the copy: %w", src, err)
+		} else if now.Size != job.info.Size || !now.ModTime.Equal(job.info.ModTime) {
+			dstSum = "(not checked: the source changed during the copy)"
+		}
+	} else if srcSum, dstSum, err = checksums(ctx, t.src, src, t.dst, part); err != nil {
 		return "", err
 	}
 	if srcSum != dstSum {
@@ -698,7 +719,7 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 
 // stream copies n bytes of src from offset into w and returns how many
 // it copied.
-func (t *copier) stream(ctx context.Context, w io.Writer, src location, offset, n int64, bar Bar) (int64, error) {
+func (t *copier) stream(ctx context.Context, w io.Writer, src location, offset, n int64, bar Bar, sum hash.Hash) (int64, error) {
 	r, err := t.src.Open(ctx, src.Path)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", src, err)
@@ -729,6 +750,9 @@ func (t *copier) stream(ctx context.Context, w io.Writer, src location, offset, 
 			<-done
 		}()
 		in = pr
+	}
+	if sum != nil {
+		in = io.TeeReader(in, sum)
 	}
 	lr := &io.LimitedReader{R: &progressReader{ctx: ctx, r: in, bar: bar}, N: n}
 	copied, err := io.CopyBuffer(w, lr, make([]byte, chunk))
