@@ -347,7 +347,9 @@ func TestHeadlineCrashResume(t *testing.T) {
 	enginePassword(t)
 	padEngineDB(t, 48)
 	state := t.TempDir()
-	part := filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs", "var", "tmp", "engine.dump.migrun-part")
+	// The dump is a directory archive: its files are copied one by one,
+	// each through its own part file.
+	parts := filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs", "var", "tmp", "engine.dump", "*.migrun-part")
 	var before string
 	killedMidCopy := false
 	for round := 0; round < 60; round++ {
@@ -365,12 +367,12 @@ func TestHeadlineCrashResume(t *testing.T) {
 				// before the copy hashes the source first).
 				deadline := time.Now().Add(60 * time.Second)
 				for {
-					if fi, err := os.Stat(part); err == nil && fi.Size() > 4<<20 {
+					if partBytes(parts) > 4<<20 {
 						break
 					}
 					if time.Now().After(deadline) {
 						cmd.Process.Kill()
-						t.Fatalf("the copy never wrote 4 MiB into %s", part)
+						t.Fatalf("the copy never wrote 4 MiB into %s", parts)
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -413,6 +415,18 @@ func TestHeadlineCrashResume(t *testing.T) {
 		before = tableCounts(t, "engine")
 	}
 	assertMigrated(t, state, before)
+}
+
+// partBytes is the size of the largest part file matching pattern.
+func partBytes(pattern string) int64 {
+	var most int64
+	matches, _ := filepath.Glob(pattern)
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil && fi.Size() > most {
+			most = fi.Size()
+		}
+	}
+	return most
 }
 
 // TestHeadlineFailureRollsBack: the restore fails (the target lacks a role

@@ -346,10 +346,14 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 type treeResult struct {
 	copied, attrs, same, dirs int
 	bytes                     int64
+	resumed                   int64 // bytes already there from an interrupted copy
 }
 
 func (r treeResult) String() string {
 	s := fmt.Sprintf("copied %s (%s)", plural(r.copied, "file", "files"), formatBytes(r.bytes))
+	if r.resumed > 0 {
+		s += " (resumed from " + formatBytes(r.resumed) + " already there)"
+	}
 	if r.attrs > 0 {
 		s += fmt.Sprintf(", fixed mode/owner of %d", r.attrs)
 	}
@@ -427,6 +431,7 @@ func (t *copier) copyTree(ctx context.Context, tree []fileJob, bar Bar) (treeRes
 		if _, err := t.transfer(ctx, e, off, bar); err != nil {
 			return res, err
 		}
+		res.resumed += off
 		res.copied++
 		res.bytes += e.info.Size
 	}
