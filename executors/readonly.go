@@ -30,6 +30,9 @@ func (r readOnly) refuse(op, p string) error {
 }
 
 func (r readOnly) Name() string { return r.e.Name() }
+
+// Unwrap returns the wrapped executor.
+func (r readOnly) Unwrap() Executor { return r.e }
 func (r readOnly) Close() error { return r.e.Close() }
 
 func (r readOnly) Run(ctx context.Context, cmd Command) (Result, error) {

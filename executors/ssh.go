@@ -69,6 +69,7 @@ const (
 // SFTP client opened on first use.
 type SSH struct {
 	name         string
+	endpoint     SSHEndpoint
 	becomeMethod string
 	client       *ssh.Client
 	jumps        []*ssh.Client // hops to close after client, innermost last
@@ -106,13 +107,16 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 	}
-	var clients []*ssh.Client
+	var (
+		clients  []*ssh.Client
+		endpoint SSHEndpoint
+	)
 	for i, h := range hops {
 		var via *ssh.Client
 		if i > 0 {
 			via = clients[i-1]
 		}
-		c, err := d.dialHop(ctx, h, via)
+		c, key, err := d.dialHop(ctx, h, via)
 		if err != nil {
 			for j := len(clients) - 1; j >= 0; j-- {
 				clients[j].Close()
@@ -123,8 +127,11 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 			return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 		}
 		clients = append(clients, c)
+		last := hops[len(hops)-1]
+		endpoint = SSHEndpoint{User: last.user, Host: last.host, Port: last.port, HostKey: key, Direct: len(hops) == 1}
 	}
 	s := &SSH{
+		endpoint:     endpoint,
 		name:         cfg.Name,
 		becomeMethod: method,
 		client:       clients[len(clients)-1],
@@ -144,6 +151,36 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 
 // Name returns the host's plan name.
 func (s *SSH) Name() string { return s.name }
+
+// SSHEndpoint is where an SSH executor connected: what another host needs
+// to reach the same machine by SSH and to verify it is the same machine.
+type SSHEndpoint struct {
+	User, Host string // after ~/.ssh/config (HostName, User)
+	Port       int
+	// HostKey is the key verified against known_hosts when connecting.
+	HostKey ssh.PublicKey
+	// Direct is false when the connection went through jump hosts: then
+	// Host may not be reachable from elsewhere.
+	Direct bool
+}
+
+// Endpoint returns where s is connected.
+func (s *SSH) Endpoint() SSHEndpoint { return s.endpoint }
+
+// EndpointOf returns the SSH endpoint behind e (looking through ReadOnly
+// and recording wrappers), or false when e is not an SSH host.
+func EndpointOf(e Executor) (SSHEndpoint, bool) {
+	for {
+		switch x := e.(type) {
+		case *SSH:
+			return x.endpoint, true
+		case interface{ Unwrap() Executor }:
+			e = x.Unwrap()
+		default:
+			return SSHEndpoint{}, false
+		}
+	}
+}
 
 // Close closes the SFTP client, the connection and its jump connections.
 func (s *SSH) Close() error {

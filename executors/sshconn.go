@@ -51,15 +51,15 @@ func newDialer(cfg SSHConfig) (*dialer, error) {
 }
 
 // dialHop connects to h, directly or through via, and authenticates.
-func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.Client, error) {
+func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.Client, ssh.PublicKey, error) {
 	addr := h.addr()
 	callback, algos, err := d.hostKeys.callback(addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	auth, err := d.auth(h)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer auth.close()
 
@@ -73,17 +73,23 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 		cancel()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 
 	// Host key refusals are returned as they are, without the library's
 	// "ssh: handshake failed:" prefix: they are complete messages.
-	var hostKeyErr error
+	var (
+		hostKeyErr error
+		hostKey    ssh.PublicKey
+	)
 	config := &ssh.ClientConfig{
 		User: h.user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(auth.signers)},
 		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 			hostKeyErr = callback(hostname, remote, key)
+			if hostKeyErr == nil {
+				hostKey = key
+			}
 			return hostKeyErr
 		},
 		HostKeyAlgorithms: algos,
@@ -107,22 +113,22 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 	if err != nil {
 		nc.Close()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("ssh handshake with %s: %w", addr, ctx.Err())
+			return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, ctx.Err())
 		}
 		if interrupted || errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("ssh handshake with %s did not finish within %s (is an SSH server listening there?): %w",
+			return nil, nil, fmt.Errorf("ssh handshake with %s did not finish within %s (is an SSH server listening there?): %w",
 				addr, d.timeout, context.DeadlineExceeded)
 		}
 		if hostKeyErr != nil {
-			return nil, hostKeyErr
+			return nil, nil, hostKeyErr
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			err = fmt.Errorf("%w (user %s; %s)", err, h.user, auth.describe())
 		}
-		return nil, fmt.Errorf("ssh to %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("ssh to %s: %w", addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return ssh.NewClient(conn, chans, reqs), nil
+	return ssh.NewClient(conn, chans, reqs), hostKey, nil
 }
 
 // authKeys is the list of keys offered for one hop, in order.

@@ -42,6 +42,8 @@ type Copy struct {
 	Mode  string `yaml:"mode" doc:"octal permission bits of the copied files, e.g. \"0600\" (default: the source file's)"`
 	Owner string `yaml:"owner" doc:"user to own the copied files and directories (name or uid, resolved on the destination)"`
 	Group string `yaml:"group" doc:"group to own the copied files and directories (name or gid)"`
+	// Direct: see copy_direct.go.
+	Direct bool `yaml:"direct" doc:"the source host sends the bytes to the target itself with ssh (a key made for this copy is authorized on the target and removed after; the source trusts only the target host key migrun verified) instead of relaying them through the workstation: faster, when the source can reach the target's SSH address; both ends must be SSH hosts"`
 }
 
 const (
@@ -113,6 +115,8 @@ func (c *Copy) Validate() []Problem {
 		case from.Host == to.Host && strings.HasPrefix(to.Path, from.Path+"/"):
 			// Copying a tree into itself would never end.
 			ps = append(ps, Problem{"to", fmt.Sprintf("%s is inside %s", to, from)})
+		case c.Direct && (from.Host == "" || to.Host == "" || from.Host == to.Host):
+			ps = append(ps, Problem{"direct", "a direct copy goes from one SSH host to another: from and to must name two different hosts"})
 		}
 	}
 	if c.Mode != "" {
@@ -259,6 +263,14 @@ func (c *Copy) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 			detail += "; resumes from " + formatBytes(off)
 		}
 	}
+	if c.Direct {
+		ep, err := directTarget(t.dst, t.to)
+		if err != nil {
+			act.Summary += " (" + detail + ")" + then
+			return []Action{act}, err
+		}
+		detail += "; " + describeDirect(t.from, t.to, ep)
+	}
 	act.Summary += " (" + detail + ")" + then
 	return []Action{act}, nil
 }
@@ -282,11 +294,12 @@ func (c *Copy) attrsSummary() string {
 }
 
 // Apply copies what is not already in place and verifies every byte.
-func (c *Copy) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 	t, err := c.open(ctx, rt)
 	if err != nil {
 		return Outcome{}, err
 	}
+	defer t.closeLink(ctx, &err)
 	root, err := t.statSource(ctx)
 	if err != nil {
 		return Outcome{}, err
@@ -449,6 +462,28 @@ type copier struct {
 	from, to location
 	src, dst executors.Executor
 	mode     fs.FileMode // wanted mode; 0: the source file's
+	direct   *directLink // set up by the first direct transfer
+}
+
+// link returns the direct copy's access, setting it up on first use.
+func (t *copier) link(ctx context.Context) (*directLink, error) {
+	if t.direct == nil {
+		l, err := openDirect(ctx, t.src, t.dst, t.to)
+		if err != nil {
+			return nil, err
+		}
+		t.direct = l
+	}
+	return t.direct, nil
+}
+
+// closeLink removes a direct copy's access, adding any failure to err.
+func (t *copier) closeLink(ctx context.Context, err *error) {
+	if t.direct != nil {
+		if cerr := t.direct.close(ctx); cerr != nil {
+			*err = errors.Join(*err, cerr)
+		}
+	}
 }
 
 func (c *Copy) open(ctx context.Context, rt *Runtime) (*copier, error) {
@@ -671,17 +706,31 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	}
 	// A copy from the start hashes the source bytes as they stream past:
 	// no second read of the source. A resumed one has not seen the first
-	// bytes and hashes the source file afterwards.
+	// bytes and hashes the source file afterwards, as does a direct one,
+	// whose bytes never pass here.
 	var streamed hash.Hash
-	if offset == 0 {
+	if offset == 0 && !t.spec.Direct {
 		streamed = sha256.New()
 	}
-	n, err := t.stream(ctx, w, src, offset, job.info.Size-offset, bar, streamed)
-	if err == nil {
-		err = w.Sync()
-	}
-	if cerr := w.Close(); err == nil {
-		err = cerr
+	var n int64
+	if t.spec.Direct {
+		// OpenWriter truncated the part to offset; the source appends.
+		err = w.Close()
+		var l *directLink
+		if err == nil {
+			l, err = t.link(ctx)
+		}
+		if err == nil {
+			err = l.send(ctx, src.Path, part.Path, offset, bar)
+		}
+	} else {
+		n, err = t.stream(ctx, w, src, offset, job.info.Size-offset, bar, streamed)
+		if err == nil {
+			err = w.Sync()
+		}
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
 	}
 	if err != nil {
 		// The part stays: the next attempt resumes from it.

@@ -1,0 +1,185 @@
+package steps
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/migrun/migrun/executors"
+)
+
+// A direct copy (copy's `direct: true`) has the source host send the bytes
+// to the target itself, with OpenSSH's ssh client, instead of relaying them
+// through the workstation: one network hop and no relay on the workstation,
+// like scp run on the source.
+//
+// The source gets access for this copy only: migrun makes an ed25519 key
+// pair, authorizes its public key on the target (`restrict`, tagged with a
+// random comment) and writes the private key and the target's host key, the
+// one migrun itself verified, into a 0700 directory on the source. The
+// source's ssh then trusts exactly that host key. Afterwards (success,
+// failure or cancel) the authorized_keys line and the directory are
+// removed.
+
+// directLink is the access a direct copy set up.
+type directLink struct {
+	src, dst executors.Executor
+	target   executors.SSHEndpoint
+	dir      string // on the source: the key and known_hosts
+	tag      string // comment of the authorized_keys line
+}
+
+// directTarget returns where the source should connect, or why a direct
+// copy cannot go there.
+func directTarget(dst executors.Executor, to location) (executors.SSHEndpoint, error) {
+	ep, ok := executors.EndpointOf(dst)
+	switch {
+	case !ok:
+		return ep, fmt.Errorf("direct: %s is not an SSH host (direct copies go between two SSH hosts)", to.Host)
+	case !ep.Direct:
+		return ep, fmt.Errorf("direct: migrun reaches %s through a jump host, so the source may not reach it; copy without direct", to.Host)
+	case ep.HostKey == nil:
+		return ep, fmt.Errorf("direct: no verified host key for %s", to.Host)
+	}
+	return ep, nil
+}
+
+func (ep sshEndpoint) String() string {
+	return ep.User + "@" + net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port))
+}
+
+type sshEndpoint executors.SSHEndpoint
+
+// openDirect authorizes the source on the target for this copy.
+func openDirect(ctx context.Context, src, dst executors.Executor, to location) (*directLink, error) {
+	ep, err := directTarget(dst, to)
+	if err != nil {
+		return nil, err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	random := make([]byte, 6)
+	rand.Read(random)
+	l := &directLink{src: src, dst: dst, target: ep, tag: "migrun-direct-copy-" + hex.EncodeToString(random)}
+	block, err := ssh.MarshalPrivateKey(priv, l.tag)
+	if err != nil {
+		return nil, err
+	}
+
+	res, err := src.Run(ctx, executors.Command{Argv: []string{"mktemp", "-d", "/tmp/migrun-direct-XXXXXXXX"}})
+	if err != nil {
+		return nil, fmt.Errorf("direct: temporary directory on %s: %w", src.Name(), err)
+	}
+	l.dir = strings.TrimSpace(string(res.Stdout))
+	if !strings.HasPrefix(l.dir, "/tmp/migrun-direct-") {
+		return nil, fmt.Errorf("direct: mktemp on %s gave %q", src.Name(), l.dir)
+	}
+	addr := knownhosts.Normalize(net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)))
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"id", pem.EncodeToMemory(block)},
+		{"known_hosts", []byte(knownhosts.Line([]string{addr}, ep.HostKey) + "\n")},
+	}
+	for _, f := range files {
+		if err := src.WriteFile(ctx, l.dir+"/"+f.name, f.data, executors.FileAttrs{Mode: 0o600}); err != nil {
+			l.close(ctx)
+			return nil, fmt.Errorf("direct: %w", err)
+		}
+	}
+	line := "restrict " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + l.tag
+	if _, err := dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c",
+		`umask 077 && mkdir -p "$HOME/.ssh" && printf '%s\n' "$1" >> "$HOME/.ssh/authorized_keys"`, "sh", line}}); err != nil {
+		l.close(ctx)
+		return nil, fmt.Errorf("direct: authorize %s on %s: %w", src.Name(), dst.Name(), err)
+	}
+	return l, nil
+}
+
+// close removes the access, even when ctx has ended: a key left authorized
+// would outlive the run.
+func (l *directLink) close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// cat > keeps the file's inode, owner and mode; grep -v exits 1 when
+	// no line is left, which is fine.
+	_, err := l.dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c",
+		`f="$HOME/.ssh/authorized_keys"; [ -f "$f" ] || exit 0; grep -v -F -e "$1" "$f" > "$f.migrun-tmp"; cat "$f.migrun-tmp" > "$f" && rm -f "$f.migrun-tmp"`,
+		"sh", l.tag}})
+	if err != nil {
+		err = fmt.Errorf("direct: remove the key of this copy (%s) from %s's authorized_keys: %w", l.tag, l.dst.Name(), err)
+	}
+	if l.dir != "" {
+		if _, rerr := l.src.Run(ctx, executors.Command{Argv: []string{"rm", "-rf", "--", l.dir}}); rerr != nil && err == nil {
+			err = fmt.Errorf("direct: remove %s on %s: %w", l.dir, l.src.Name(), rerr)
+		}
+	}
+	return err
+}
+
+// command is what runs on the source: the file from offset, piped into
+// ssh, appended on the target to the part file (which OpenWriter has
+// truncated to offset) and synced there. aes128-gcm is the fastest cipher
+// with AES-NI.
+func (l *directLink) command(srcPath, part string, offset int64) executors.Command {
+	ssh := []string{"ssh", "-i", l.dir + "/id", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "UserKnownHostsFile=" + l.dir + "/known_hosts", "-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "Compression=no", "-o", "ConnectTimeout=15",
+		"-c", "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com",
+		"-p", strconv.Itoa(l.target.Port), "-l", l.target.User, "--", l.target.Host,
+		"cat >> " + executors.Quote(part) + " && sync -- " + executors.Quote(part)}
+	script := "tail -c +" + strconv.FormatInt(offset+1, 10) + " -- " + executors.Quote(srcPath) + " | " + executors.QuoteArgv(ssh)
+	return executors.Command{Script: script}
+}
+
+// send runs the transfer of one file, reporting progress from the part
+// file's size on the target.
+func (l *directLink) send(ctx context.Context, srcPath, part string, offset int64, bar Bar) error {
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		last := offset
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if fi, err := l.dst.Stat(ctx, part); err == nil && fi.Size > last {
+					bar.Add(fi.Size - last)
+					last = fi.Size
+				}
+			}
+		}
+	}()
+	_, err := l.src.Run(ctx, l.command(srcPath, part, offset))
+	close(stop)
+	<-polled
+	return err
+}
+
+// describeDirect is the dry run's account of the access a direct copy
+// sets up.
+func describeDirect(from, to location, ep executors.SSHEndpoint) string {
+	return fmt.Sprintf("directly: %s sends it to %s with ssh, using a key made for this copy (authorized on %s with restrict, removed after) and %s's verified host key",
+		from.Host, sshEndpoint(ep), to.Host, to.Host)
+}
