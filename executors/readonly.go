@@ -33,7 +33,7 @@ func (r readOnly) Name() string { return r.e.Name() }
 
 // Unwrap returns the wrapped executor.
 func (r readOnly) Unwrap() Executor { return r.e }
-func (r readOnly) Close() error { return r.e.Close() }
+func (r readOnly) Close() error     { return r.e.Close() }
 
 func (r readOnly) Run(ctx context.Context, cmd Command) (Result, error) {
 	if !cmd.ReadOnly {
