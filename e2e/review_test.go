@@ -58,6 +58,11 @@ func TestHeadlineReviewedPlan(t *testing.T) {
 	if err := json.Unmarshal(data, &rv); err != nil {
 		t.Fatal(err)
 	}
+	facts := 0
+	for _, s := range rv.Steps {
+		facts += len(s.Facts)
+	}
+	t.Logf("reviewed plan: %d bytes, %d steps, %d facts", len(data), len(rv.Steps), facts)
 	hba := env["MIGRUN_E2E_PGDATA"] + "/pg_hba.conf"
 	if !readsFact(rv, "db", "file "+hba) {
 		t.Fatalf("no step of the review read db's %s", hba)
@@ -92,6 +97,15 @@ func TestHeadlineReviewedPlan(t *testing.T) {
 	if err := os.WriteFile(hbaOnHost, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
+
+	// Drift in the firewall: a rule added on db before the review's
+	// REJECT changes what iptables -S INPUT lists.
+	sshOut(t, "db", "iptables -I INPUT 1 -p tcp --dport 9999 -j ACCEPT")
+	res = runMigrun(t, known, reviewed, "apply", "--state-dir", state)
+	if res.code != 3 || !strings.Contains(res.out, "run: iptables -S INPUT") {
+		t.Errorf("apply after a firewall change: exit %d, want 3 naming iptables -S INPUT", res.code)
+	}
+	sshOut(t, "db", "iptables -D INPUT -p tcp --dport 9999 -j ACCEPT")
 
 	res = runMigrun(t, known, reviewed, "apply", "--state-dir", state, "--expect-sha256", strings.Repeat("0", 64))
 	if res.code != 3 || !strings.Contains(res.out, "not the approved one") {
