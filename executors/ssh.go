@@ -59,9 +59,9 @@ const (
 	defaultKeepaliveInterval = 15 * time.Second
 	keepaliveMaxFailures     = 3
 	// maxSessions stays under sshd's default MaxSessions (10), leaving
-	// room for the SFTP channel: more concurrent Runs wait for a slot
-	// instead of failing with "open failed".
-	maxSessions = 8
+	// room for the SFTP channel and the command shell (sshshell.go): more
+	// concurrent Runs wait for a slot instead of failing with "open failed".
+	maxSessions = 7
 )
 
 // SSH is a host reached over one SSH connection, shared by every call:
@@ -82,6 +82,8 @@ type SSH struct {
 
 	idMu sync.Mutex
 	ids  map[string]int // "u:NAME" / "g:NAME" -> id, resolved on the host
+
+	shellState // commands without stdin run here (sshshell.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -222,6 +224,11 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 		return Result{}, err
 	}
 	shown := displayCommand(cmd)
+	if cmd.Stdin == nil {
+		if res, ok, err := s.runInShell(ctx, cmd, shown); ok {
+			return res, err
+		}
+	}
 	select {
 	case s.sessions <- struct{}{}:
 		defer func() { <-s.sessions }()

@@ -1,0 +1,214 @@
+package executors
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// A session per command costs a channel open, an exec request and a login
+// shell started by sshd: milliseconds, paid by every step and every probe.
+// So commands that take no stdin run in one long-lived `sh` per connection
+// instead, written to its stdin one at a time, each in a subshell (an
+// `exit` or `cd` stays inside it) with stdin from /dev/null. After each
+// command the shell prints a marker with a random token and the exit
+// status on stdout, and the token on stderr: everything before them is
+// the command's output, byte for byte (the newline the marker starts with
+// is ours and is dropped).
+//
+// A command that is cancelled or whose connection breaks takes the shell
+// down with it: the next command starts a new one.
+
+// shellMarker opens every marker; \x1e (record separator) keeps it off
+// any line a command prints by chance, and the token does the rest.
+const shellMarker = "\n\x1emigrun-done "
+
+type pipeShell struct {
+	sess   *ssh.Session
+	stdin  io.WriteCloser
+	stdout *markerReader
+	stderr *markerReader
+}
+
+// shellFor returns the connection's shell, starting it if needed, or nil
+// when it is busy with another command (the caller then opens a session).
+func (s *SSH) shellFor(ctx context.Context) (*pipeShell, func(), error) {
+	if !s.shellMu.TryLock() {
+		return nil, nil, nil
+	}
+	release := s.shellMu.Unlock
+	if s.shell != nil {
+		return s.shell, release, nil
+	}
+	sess, err := s.newSession(ctx)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	sh := &pipeShell{sess: sess}
+	if sh.stdin, err = sess.StdinPipe(); err == nil {
+		var out, errOut io.Reader
+		if out, err = sess.StdoutPipe(); err == nil {
+			if errOut, err = sess.StderrPipe(); err == nil {
+				sh.stdout, sh.stderr = newMarkerReader(out), newMarkerReader(errOut)
+				err = sess.Start("exec /bin/sh")
+			}
+		}
+	}
+	if err != nil {
+		sess.Close()
+		release()
+		return nil, nil, err
+	}
+	s.shell = sh
+	return sh, release, nil
+}
+
+// dropShell ends the shell after a failure; s.shellMu is held.
+func (s *SSH) dropShell() {
+	if s.shell != nil {
+		s.shell.sess.Close()
+		s.shell = nil
+	}
+}
+
+// runInShell runs cmd in the connection's shell. ok is false when the
+// shell was busy or could not start and nothing ran: use a session.
+func (s *SSH) runInShell(ctx context.Context, cmd Command, shown string) (res Result, ok bool, err error) {
+	sh, release, err := s.shellFor(ctx)
+	if sh == nil || err != nil {
+		return Result{}, false, nil
+	}
+	defer release()
+	token := make([]byte, 8)
+	rand.Read(token)
+	tok := hex.EncodeToString(token)
+	line := "( " + s.commandLine(cmd) + "\n) </dev/null; printf '\\n\\036migrun-done %s %d\\n' " + tok + " \"$?\"; printf '\\n\\036migrun-done %s\\n' " + tok + " >&2\n"
+
+	out := newOutput(cmd)
+	start := time.Now()
+	if _, err := io.WriteString(sh.stdin, line); err != nil {
+		s.dropShell()
+		// The shell was gone before it read the command: nothing ran.
+		return Result{}, false, nil
+	}
+	type streamEnd struct {
+		status string
+		err    error
+	}
+	outDone, errDone := make(chan streamEnd, 1), make(chan streamEnd, 1)
+	go func() {
+		st, err := sh.stdout.until(tok, out.Stdout(), true)
+		outDone <- streamEnd{st, err}
+	}()
+	go func() {
+		_, err := sh.stderr.until(tok, out.Stderr(), false)
+		errDone <- streamEnd{"", err}
+	}()
+	var o, e streamEnd
+	for got := 0; got < 2; got++ {
+		select {
+		case o = <-outDone:
+		case e = <-errDone:
+		case <-ctx.Done():
+			// The command cannot be stopped alone: end the shell, which
+			// closes its pipes; what remains dies on SIGPIPE, as with a
+			// session.
+			_ = sh.sess.Signal(ssh.SIGKILL)
+			s.dropShell()
+			res.ExitCode = -1
+			res.Stdout, res.Stderr = out.result()
+			return res, true, fmt.Errorf("%s: %s: %w", s.name, shown, ctx.Err())
+		}
+	}
+	res.Duration = time.Since(start)
+	res.Stdout, res.Stderr = out.result()
+	if o.err != nil || e.err != nil {
+		s.dropShell()
+		res.ExitCode = -1
+		return res, true, fmt.Errorf("%s: %s: %w (%v)", s.name, shown, ErrOutcomeUnknown, errors.Join(o.err, e.err))
+	}
+	res.ExitCode, err = strconv.Atoi(o.status)
+	if err != nil {
+		s.dropShell()
+		return res, true, fmt.Errorf("%s: %s: bad status %q from the shell: %w", s.name, shown, o.status, ErrOutcomeUnknown)
+	}
+	if res.ExitCode != 0 {
+		return res, true, requireTTYHint(newExitError(s.name, cmd, res.ExitCode, res.Stderr))
+	}
+	return res, true, nil
+}
+
+// markerReader reads one of the shell's output streams command by command.
+type markerReader struct {
+	r    io.Reader
+	buf  []byte // read but not yet handed out
+	read []byte
+}
+
+func newMarkerReader(r io.Reader) *markerReader {
+	return &markerReader{r: r, read: make([]byte, 32<<10)}
+}
+
+// until copies the stream to w up to the marker with token tok and
+// returns what follows the token on the marker's line (the exit status on
+// stdout). Bytes that could be the start of the marker are held back
+// until the next read tells.
+func (m *markerReader) until(tok string, w io.Writer, status bool) (string, error) {
+	marker := []byte(shellMarker + tok)
+	for {
+		if i := bytes.Index(m.buf, marker); i >= 0 {
+			w.Write(m.buf[:i])
+			rest := m.buf[i+len(marker):]
+			nl := bytes.IndexByte(rest, '\n')
+			if nl < 0 {
+				// The marker line is not complete yet.
+				if err := m.fill(); err != nil {
+					return "", err
+				}
+				continue
+			}
+			line := string(bytes.TrimSpace(rest[:nl]))
+			m.buf = append(m.buf[:0], rest[nl+1:]...)
+			if status {
+				return line, nil
+			}
+			return "", nil
+		}
+		// Hand out all but a tail that could begin the marker.
+		if keep := len(marker) - 1; len(m.buf) > keep {
+			w.Write(m.buf[:len(m.buf)-keep])
+			m.buf = append(m.buf[:0], m.buf[len(m.buf)-keep:]...)
+		}
+		if err := m.fill(); err != nil {
+			return "", err
+		}
+	}
+}
+
+func (m *markerReader) fill() error {
+	n, err := m.r.Read(m.read)
+	m.buf = append(m.buf, m.read[:n]...)
+	if err != nil && n == 0 {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("the shell ended: %w", err)
+	}
+	return nil
+}
+
+// shellState is the part of SSH that runs commands in the shell.
+type shellState struct {
+	shellMu sync.Mutex
+	shell   *pipeShell
+}
