@@ -72,12 +72,19 @@ func (r *PgRestore) Validate() []Problem {
 	if r.Jobs < 0 {
 		ps = append(ps, Problem{"jobs", fmt.Sprintf("jobs %d is negative", r.Jobs)})
 	}
-	for i, re := range r.AllowErrors {
+	ps = append(ps, validateAllowErrors(r.AllowErrors)...)
+	return append(ps, r.PgConnection.validate("")...)
+}
+
+// validateAllowErrors checks that every allow_errors pattern compiles.
+func validateAllowErrors(allow []string) []Problem {
+	var ps []Problem
+	for i, re := range allow {
 		if _, err := regexp.Compile(re); err != nil {
 			ps = append(ps, Problem{fmt.Sprintf("allow_errors[%d]", i), err.Error()})
 		}
 	}
-	return append(ps, r.PgConnection.validate("")...)
+	return ps
 }
 
 func (r *PgRestore) Hosts(stepHost string) []string { return []string{stepHost} }
@@ -92,7 +99,8 @@ func restoreMarkerPath(file, database string) string {
 
 // restoreMarker is the marker's content.
 type restoreMarker struct {
-	State       string    `json:"state"` // "started" or "done"
+	State       string    `json:"state"`            // "started" or "done"
+	Source      string    `json:"source,omitempty"` // pg_stream: the database streamed from
 	Database    string    `json:"database"`
 	DatabaseOID int64     `json:"database_oid"`
 	SocketDir   string    `json:"socket_dir,omitempty"`
@@ -110,7 +118,12 @@ func (m restoreMarker) sameRestore(r *PgRestore, oid int64, dg archiveDigest) bo
 }
 
 func (r *PgRestore) readMarker(ctx context.Context, ex executors.Executor) (*restoreMarker, error) {
-	data, err := ex.ReadFile(ctx, restoreMarkerPath(r.File, r.Database))
+	return readRestoreMarker(ctx, ex, restoreMarkerPath(r.File, r.Database))
+}
+
+// readRestoreMarker reads the marker at p; nil when there is none.
+func readRestoreMarker(ctx context.Context, ex executors.Executor, p string) (*restoreMarker, error) {
+	data, err := ex.ReadFile(ctx, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
@@ -126,12 +139,18 @@ func (r *PgRestore) readMarker(ctx context.Context, ex executors.Executor) (*res
 
 func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, oid int64, dg archiveDigest) error {
 	m := restoreMarker{State: state, Database: r.Database, DatabaseOID: oid, SocketDir: r.SocketDir, Port: r.Port,
-		SHA256: dg.SHA256, Size: dg.Size, Time: time.Now().UTC().Truncate(time.Second)}
+		SHA256: dg.SHA256, Size: dg.Size}
+	return writeRestoreMarker(ctx, ex, restoreMarkerPath(r.File, r.Database), m)
+}
+
+// writeRestoreMarker stamps m with the time and replaces the marker at p.
+func writeRestoreMarker(ctx context.Context, ex executors.Executor, p string, m restoreMarker) error {
+	m.Time = time.Now().UTC().Truncate(time.Second)
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return ex.WriteFile(ctx, restoreMarkerPath(r.File, r.Database), append(data, '\n'), executors.FileAttrs{Mode: 0o644})
+	return ex.WriteFile(ctx, p, append(data, '\n'), executors.FileAttrs{Mode: 0o644})
 }
 
 // Check reports the restore done when the marker says this archive was
@@ -180,20 +199,29 @@ func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 
 // argv is the pg_restore command line; clean adds --clean --if-exists.
 func (r *PgRestore) argv(clean bool) []string {
-	argv := append([]string{"pg_restore", "-d", r.Database}, r.target().connArgv()...)
-	if r.Jobs > 1 {
-		argv = append(argv, "-j", strconv.Itoa(r.Jobs))
+	return restoreArgv(r.target(), r.Jobs, r.NoOwner, r.Role, clean, r.File)
+}
+
+// restoreArgv is a pg_restore command line into t's database. file ""
+// reads the archive from standard input (pg_stream).
+func restoreArgv(t pgTarget, jobs int, noOwner bool, role string, clean bool, file string) []string {
+	argv := append([]string{"pg_restore", "-d", t.Database}, t.connArgv()...)
+	if jobs > 1 {
+		argv = append(argv, "-j", strconv.Itoa(jobs))
 	}
-	if r.NoOwner {
+	if noOwner {
 		argv = append(argv, "--no-owner")
 	}
-	if r.Role != "" {
-		argv = append(argv, "--role="+r.Role)
+	if role != "" {
+		argv = append(argv, "--role="+role)
 	}
 	if clean {
 		argv = append(argv, "--clean", "--if-exists")
 	}
-	return append(argv, r.File)
+	if file != "" {
+		argv = append(argv, file)
+	}
+	return argv
 }
 
 // restoreOptions speed up the restore session (field notes): index and
@@ -202,7 +230,12 @@ func (r *PgRestore) argv(clean bool) []string {
 var restoreOptions = []string{"-c maintenance_work_mem=512MB", "-c synchronous_commit=off"}
 
 func (r *PgRestore) command(clean bool) executors.Command {
-	return r.target().clientCommand(r.argv(clean), false, restoreOptions...)
+	return restoreCommand(r.target(), r.argv(clean))
+}
+
+// restoreCommand runs pg_restore argv as t's OS user with restoreOptions.
+func restoreCommand(t pgTarget, argv []string) executors.Command {
+	return t.clientCommand(argv, false, restoreOptions...)
 }
 
 func (r *PgRestore) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
@@ -276,22 +309,11 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	cmd.Stdout, cmd.Stderr = w, io.MultiWriter(w, errs)
 	_, runErr := ex.Run(ctx, cmd)
-	errs.flush()
 	o := Outcome{Changed: true, Output: note + strings.TrimSpace(out.String())}
-
-	var exit *executors.ExitError
-	if runErr != nil && !errors.As(runErr, &exit) {
-		// Cancelled or connection lost: the marker stays "started".
-		return o, wrap(runErr)
-	}
-	report := errs.classify(harmless)
-	switch {
-	case len(report.failures) > 0:
-		return o, wrap(report.err())
-	case runErr != nil && report.total() == 0:
-		// A non-zero exit with no error line at all: nothing to classify,
-		// so nothing to call harmless.
-		return o, wrap(fmt.Errorf("pg_restore failed: %w", runErr))
+	// Cancelled, connection lost or errors: the marker stays "started".
+	report, err := errs.result(runErr, harmless, restoreRetryAdvice)
+	if err != nil {
+		return o, wrap(err)
 	}
 	if err := r.writeMarker(ctx, ex, "done", oid, dg); err != nil {
 		return o, wrap(err)
@@ -337,24 +359,30 @@ var defaultHarmless = []struct {
 	{regexp.MustCompile(`(?m)^Command was: COMMENT ON EXTENSION `), "errors of COMMENT ON EXTENSION"},
 }
 
-func (r *PgRestore) harmlessDescriptions() []string {
+func (r *PgRestore) harmlessDescriptions() []string { return harmlessDescriptions(r.AllowErrors) }
+
+// harmlessDescriptions names the accepted errors for a dry run: the
+// defaults, then the allow_errors patterns.
+func harmlessDescriptions(allow []string) []string {
 	var d []string
 	for _, h := range defaultHarmless {
 		d = append(d, h.desc)
 	}
-	for _, a := range r.AllowErrors {
+	for _, a := range allow {
 		d = append(d, "/"+a+"/")
 	}
 	return d
 }
 
-// harmless compiles the accepted error patterns, defaults first.
-func (r *PgRestore) harmless() ([]*regexp.Regexp, error) {
+func (r *PgRestore) harmless() ([]*regexp.Regexp, error) { return harmlessPatterns(r.AllowErrors) }
+
+// harmlessPatterns compiles the accepted error patterns, defaults first.
+func harmlessPatterns(allow []string) ([]*regexp.Regexp, error) {
 	var res []*regexp.Regexp
 	for _, h := range defaultHarmless {
 		res = append(res, h.re)
 	}
-	for _, a := range r.AllowErrors {
+	for _, a := range allow {
 		re, err := regexp.Compile(a)
 		if err != nil {
 			return nil, fmt.Errorf("allow_errors %q: %w", a, err)
@@ -525,10 +553,38 @@ func (p *restoreErrors) classify(harmless []*regexp.Regexp) restoreReport {
 	return rep
 }
 
+// result flushes the parser and judges a finished pg_restore: runErr is
+// what Run returned. A run that did not end by itself (cancelled,
+// connection lost) is its own error; errors not known to be harmless fail
+// it, with advice, the last line, saying what to do next.
+func (p *restoreErrors) result(runErr error, harmless []*regexp.Regexp, advice string) (restoreReport, error) {
+	p.flush()
+	var exit *executors.ExitError
+	if runErr != nil && !errors.As(runErr, &exit) {
+		return restoreReport{}, runErr
+	}
+	report := p.classify(harmless)
+	switch {
+	case len(report.failures) > 0:
+		return report, report.errAdvice(advice)
+	case runErr != nil && report.total() == 0:
+		// A non-zero exit with no error line at all: nothing to classify,
+		// so nothing to call harmless.
+		return report, fmt.Errorf("pg_restore failed: %w", runErr)
+	}
+	return report, nil
+}
+
 // maxListed is how many failing errors an error message lists.
 const maxListed = 5
 
-func (rep restoreReport) err() error {
+// restoreRetryAdvice ends pg_restore's error: a retry redoes the restore.
+const restoreRetryAdvice = "the database is partly restored; accept a harmless error with allow_errors, or fix the cause and apply again (the restore is then redone from scratch)"
+
+func (rep restoreReport) err() error { return rep.errAdvice(restoreRetryAdvice) }
+
+// errAdvice lists the failures, then the advice line.
+func (rep restoreReport) errAdvice(advice string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pg_restore reported %s not known to be harmless", plural(len(rep.failures), "error", "errors"))
 	if n := rep.total(); n > len(rep.failures) {
@@ -548,7 +604,7 @@ func (rep restoreReport) err() error {
 			break
 		}
 	}
-	b.WriteString("\nthe database is partly restored; accept a harmless error with allow_errors, or fix the cause and apply again (the restore is then redone from scratch)")
+	b.WriteString("\n" + advice)
 	return errors.New(b.String())
 }
 
@@ -564,13 +620,19 @@ func (rep restoreReport) total() int {
 
 func (rep restoreReport) summary(file, database string, dg archiveDigest) string {
 	s := fmt.Sprintf("restored %s (%s, sha256 %s) into %s", file, formatBytes(dg.Size), shortSum(dg.SHA256), database)
+	return s + rep.acceptedNote()
+}
+
+// acceptedNote is "\naccepted as harmless: ..." naming the errors accepted
+// and how often, or "" when there were none.
+func (rep restoreReport) acceptedNote() string {
 	if len(rep.accepted) == 0 {
-		return s
+		return ""
 	}
 	msgs := make([]string, 0, len(rep.accepted))
 	for m, c := range rep.accepted {
 		msgs = append(msgs, fmt.Sprintf("%s (×%d)", m, c))
 	}
 	sort.Strings(msgs)
-	return s + "\naccepted as harmless: " + strings.Join(msgs, "; ")
+	return "\naccepted as harmless: " + strings.Join(msgs, "; ")
 }

@@ -18,6 +18,7 @@ func builtin() []Kind {
 		pgDumpKind,
 		pgRestoreKind,
 		pgVerifyKind,
+		pgStreamKind,
 		pgInitKind,
 		pgRoleKind,
 		pgDatabaseKind,
