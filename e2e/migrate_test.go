@@ -466,3 +466,29 @@ func TestHeadlineFailureRollsBack(t *testing.T) {
 		t.Error("no heartbeats land in the old database after the rollback")
 	}
 }
+
+// TestHeadlineStreamMode: with stream=true the dump is piped into
+// pg_restore on db (pg_stream) instead of dumped, copied and restored; the
+// end state is the same, and no archive is left on either host.
+func TestHeadlineStreamMode(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	state := t.TempDir()
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(),
+		append([]string{"apply", "--yes", "--state-dir", state, "--var", "stream=true"}, headlineVars()...)...)
+	if res.code != 0 {
+		t.Fatalf("apply with stream=true: exit %d", res.code)
+	}
+	for _, id := range []string{"dump", "copy-dump", "restore"} {
+		if !strings.Contains(res.out, id) {
+			t.Errorf("step %s not shown", id)
+		}
+	}
+	before := tableCounts(t, "engine")
+	assertMigrated(t, state, before)
+	for _, h := range []string{"engine", "db"} {
+		if out := sshOut(t, h, "ls /var/tmp/engine.dump 2>&1 || true"); !strings.Contains(out, "No such file") {
+			t.Errorf("%s has an archive after a streamed move: %s", h, out)
+		}
+	}
+}
