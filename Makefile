@@ -36,8 +36,15 @@ fuzz:
 e2e:
 	$(GO) test -tags e2e -count=1 -v ./e2e/...
 
+# bench: the Go benchmarks, then (root on Linux) bench/run.sh: migrun
+# against the manual procedure, Ansible, scp and ssh on a throwaway pair
+# of test hosts of its own; one table and a summary line of ratios against
+# issue 9's targets. Knobs: MIGRUN_BENCH_* (see bench/run.sh), e.g.
+# MIGRUN_BENCH_DB_MB=100 MIGRUN_BENCH_ROUNDS=1 MIGRUN_BENCH_SWEEP=0 for a quick one.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ]; then bench/run.sh; \
+	  else echo "bench/run.sh: skipped (needs root on Linux)"; fi
 
 # schema: regenerate plans/plan.schema.json, the JSON Schema editors use for
 # the shipped plans; a unit test fails when it is out of date. Through a
