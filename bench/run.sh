@@ -45,6 +45,7 @@
 #   MIGRUN_BENCH_SWEEP_FACTORS those sizes, as factors of MIGRUN_BENCH_DB_MB ["0.25 4"]
 #   MIGRUN_BENCH_SWEEP_ROUNDS rounds at each of those sizes [1]
 #   MIGRUN_BENCH_TOOLS        downtime tools, in the order of the first round [manual,ansible,migrun]
+#   MIGRUN_BENCH_MIGRUN_VARS  extra plan variables for migrun's own move, e.g. "bulk_load=true" []
 #   MIGRUN_BENCH_COPY_MB      size of the copied file, MB [1024]
 #   MIGRUN_BENCH_COPY_ROUNDS  copy rounds, each tool once a round [3]
 #   MIGRUN_BENCH_STEPS        trivial commands in the overhead runs [50]
@@ -533,8 +534,9 @@ downtime_run() {
 		close_masters "$ssh_masters_dir.$tool.$r"
 		;;
 	migrun)
+		# shellcheck disable=SC2086 # MIGRUN_BENCH_MIGRUN_VARS: words k=v
 		run_migrun "$log" apply --yes --output json --state-dir "$work/state-migrun-${mb}mb-$r" \
-			"${MARGS[@]}" "${PVARS[@]}" "$plan" || rc=$?
+			"${MARGS[@]}" "${PVARS[@]}" $(printf -- '--var %s ' ${MIGRUN_BENCH_MIGRUN_VARS:-}) "$plan" || rc=$?
 		;;
 	esac
 	t1=$(now)

@@ -492,3 +492,25 @@ func TestHeadlineStreamMode(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadlineBulkLoad: with bulk_load=true the new server restores with
+// wal_level=minimal and ends on wal_level=replica, the engine writing to it
+// after the second restart.
+func TestHeadlineBulkLoad(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	state := t.TempDir()
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(),
+		append([]string{"apply", "--yes", "--state-dir", state, "--var", "bulk_load=true"}, headlineVars()...)...)
+	if res.code != 0 {
+		t.Fatalf("apply with bulk_load=true: exit %d", res.code)
+	}
+	if !strings.Contains(res.out, "db-bulk-load") || !strings.Contains(res.out, "db-restart-replica-wal") {
+		t.Error("the bulk-load steps did not run")
+	}
+	if got := psqlOn(t, "db", "postgres", "show wal_level"); got != "replica" {
+		t.Errorf("wal_level after the move = %q, want replica", got)
+	}
+	before := tableCounts(t, "engine")
+	assertMigrated(t, state, before)
+}
