@@ -534,9 +534,10 @@ downtime_run() {
 		close_masters "$ssh_masters_dir.$tool.$r"
 		;;
 	migrun)
-		# shellcheck disable=SC2086 # MIGRUN_BENCH_MIGRUN_VARS: words k=v
+		local mvars=() v
+		for v in ${MIGRUN_BENCH_MIGRUN_VARS:-}; do mvars+=(--var "$v"); done
 		run_migrun "$log" apply --yes --output json --state-dir "$work/state-migrun-${mb}mb-$r" \
-			"${MARGS[@]}" "${PVARS[@]}" $(printf -- '--var %s ' ${MIGRUN_BENCH_MIGRUN_VARS:-}) "$plan" || rc=$?
+			"${MARGS[@]}" "${PVARS[@]}" "${mvars[@]}" "$plan" || rc=$?
 		;;
 	esac
 	t1=$(now)
