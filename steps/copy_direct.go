@@ -181,5 +181,5 @@ func (l *directLink) send(ctx context.Context, srcPath, part string, offset int6
 // sets up.
 func describeDirect(from, to location, ep executors.SSHEndpoint) string {
 	return fmt.Sprintf("directly: %s sends it to %s with ssh, using a key made for this copy (authorized on %s with restrict, removed after) and %s's verified host key",
-		from.Host, sshEndpoint(ep), to.Host, to.Host)
+		from.Host, ep.User+"@"+net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)), to.Host, to.Host)
 }
