@@ -2,6 +2,8 @@ package runner
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -162,8 +164,11 @@ func ParseReviewed(data []byte) (*Reviewed, error) {
 	if rv.Format != ReviewedFormat {
 		return nil, fmt.Errorf("reviewed plan format %q; this migrun reads %q", rv.Format, ReviewedFormat)
 	}
-	if rv.Plan.Source == "" || rv.Plan.Digest == "" {
-		return nil, fmt.Errorf("reviewed plan has no plan source or digest")
+	if rv.Plan.Source == "" {
+		return nil, fmt.Errorf("reviewed plan has no plan source")
+	}
+	if b, err := hex.DecodeString(rv.Plan.Digest); err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("reviewed plan's digest %q is not a sha256", rv.Plan.Digest)
 	}
 	return &rv, nil
 }

@@ -143,6 +143,11 @@ func TestReviewRoundTripIsCanonical(t *testing.T) {
 	if _, err := ParseReviewed([]byte(`{"format":"other"}`)); err == nil {
 		t.Error("a file of another format was accepted")
 	}
+	// A digest cut short by hand is refused, not sliced into a panic.
+	short := bytes.Replace(data, []byte(back.Plan.Digest), []byte("abc"), 1)
+	if _, err := ParseReviewed(short); err == nil || !strings.Contains(err.Error(), "not a sha256") {
+		t.Errorf("a short digest: err %v", err)
+	}
 }
 
 func TestReviewHoldsNoSecret(t *testing.T) {
