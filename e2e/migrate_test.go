@@ -168,6 +168,22 @@ func assertMigrated(t *testing.T, stateDir, before string) {
 	if j := journalOf(t, stateDir); j["status"] != "completed" {
 		t.Errorf("journal status %v", j["status"])
 	}
+	assertNoReplication(t)
+	if got := psqlOn(t, "engine", "postgres", "select rolreplication from pg_roles where rolname = 'engine'"); got != "f" {
+		t.Errorf("the engine role keeps REPLICATION on the old server: %q", got)
+	}
+}
+
+// assertNoReplication: no slot or publication on the old server, no
+// subscription on the new one (a forgotten slot fills the old disk).
+func assertNoReplication(t *testing.T) {
+	t.Helper()
+	if got := psqlOn(t, "engine", "engine", "select (select count(*) from pg_replication_slots) || '/' || (select count(*) from pg_publication)"); got != "0/0" {
+		t.Errorf("slots/publications left on the old server: %s", got)
+	}
+	if got := psqlOn(t, "db", "postgres", "select count(*) from pg_subscription"); got != "0" {
+		t.Errorf("subscriptions left on the new server: %s", got)
+	}
 }
 
 func TestHeadlineDryRunChangesNothing(t *testing.T) {
@@ -340,11 +356,19 @@ func padEngineDB(t *testing.T, mb int) {
 }
 
 // TestHeadlineCrashResume kills migrun with SIGKILL right after every step
-// boundary and once in the middle of the copy; each time apply --resume
-// carries on, and the end state is that of an uninterrupted run.
+// boundary, in both ways the plan moves the data: by logical replication
+// (the default), and by dump, copy and restore, where it also kills once
+// in the middle of the copy. Each time apply --resume carries on, and the
+// end state is that of an uninterrupted run.
 func TestHeadlineCrashResume(t *testing.T) {
+	t.Run("replicate", func(t *testing.T) { crashResume(t, "replicate=true") })
+	t.Run("dump", func(t *testing.T) { crashResume(t, "replicate=false") })
+}
+
+func crashResume(t *testing.T, method string) {
 	resetHosts(t)
 	enginePassword(t)
+	viaCopy := method == "replicate=false"
 	padEngineDB(t, 48)
 	state := t.TempDir()
 	// The dump is a directory archive: its files are copied one by one,
@@ -357,12 +381,12 @@ func TestHeadlineCrashResume(t *testing.T) {
 		if round > 0 {
 			args = append(args, "--resume")
 		}
-		cmd, events, stderr := startMigrun(t, append(args, headlineVars()...)...)
+		cmd, events, stderr := startMigrun(t, append(append(args, "--var", method), headlineVars()...)...)
 		var killedAt string
 		done := false
 		for e := range events {
 			switch {
-			case e["type"] == "step_start" && e["step"] == "copy-dump" && !killedMidCopy && killedAt == "":
+			case viaCopy && e["type"] == "step_start" && e["step"] == "copy-dump" && !killedMidCopy && killedAt == "":
 				// Kill once the part file holds a few MiB (the check
 				// before the copy hashes the source first).
 				deadline := time.Now().Add(60 * time.Second)
@@ -378,6 +402,19 @@ func TestHeadlineCrashResume(t *testing.T) {
 				}
 				cmd.Process.Signal(syscall.SIGKILL)
 				killedMidCopy, killedAt = true, "copy-dump (midway)"
+			case !viaCopy && e["type"] == "step_start" && e["step"] == "replicate-start" && !killedMidCopy && killedAt == "":
+				// Kill once the subscription exists: during the initial
+				// copy, which the resumed run waits for again.
+				deadline := time.Now().Add(60 * time.Second)
+				for psqlOn(t, "db", "postgres", "select count(*) from pg_subscription") != "1" {
+					if time.Now().After(deadline) {
+						cmd.Process.Kill()
+						t.Fatal("the subscription never appeared on db")
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+				cmd.Process.Signal(syscall.SIGKILL)
+				killedMidCopy, killedAt = true, "replicate-start (subscribed, initial copy running)"
 			case e["type"] == "step_end" && killedAt == "":
 				if e["step"] == "stop-engine" {
 					before = tableCounts(t, "engine") // the engine is stopped: the source is final
@@ -407,7 +444,7 @@ func TestHeadlineCrashResume(t *testing.T) {
 	j := journalOf(t, state)
 	for _, s := range j["steps"].([]any) {
 		rec := s.(map[string]any)
-		if rec["id"] == "copy-dump" && !strings.Contains(fmt.Sprint(rec["output"]), "resumed from") && !strings.Contains(fmt.Sprint(rec["reason"]), "already done") {
+		if viaCopy && rec["id"] == "copy-dump" && !strings.Contains(fmt.Sprint(rec["output"]), "resumed from") && !strings.Contains(fmt.Sprint(rec["reason"]), "already done") {
 			t.Errorf("the copy did not resume from the bytes already there: %v", rec)
 		}
 	}
@@ -429,15 +466,21 @@ func partBytes(pattern string) int64 {
 	return most
 }
 
-// TestHeadlineFailureRollsBack: the restore fails (the target lacks a role
-// the dump grants to); on_failure runs and the engine is back on the old
-// database, writing heartbeats there.
+// TestHeadlineFailureRollsBack: the copy of the schema fails (the target
+// lacks a role the source grants to), in the restore of the dump or in
+// the start of the replication; on_failure runs, the engine is back on
+// the old database, writing heartbeats there, and no replication is left.
 func TestHeadlineFailureRollsBack(t *testing.T) {
+	t.Run("replicate", func(t *testing.T) { failureRollsBack(t, "replicate=true", "replicate-start") })
+	t.Run("dump", func(t *testing.T) { failureRollsBack(t, "replicate=false", "restore") })
+}
+
+func failureRollsBack(t *testing.T, method, failing string) {
 	resetHosts(t)
 	enginePassword(t)
 	psqlOn(t, "engine", "engine", "create role engine_reader; grant select on vm_static to engine_reader")
 	state := t.TempDir()
-	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
 	if res.code != 1 {
 		t.Fatalf("apply: exit %d, want 1", res.code)
 	}
@@ -445,16 +488,17 @@ func TestHeadlineFailureRollsBack(t *testing.T) {
 		t.Errorf("the failure does not name the missing role")
 	}
 	j := journalOf(t, state)
-	if j["failed_step"] != "restore" || j["status"] != "failed" {
-		t.Errorf("journal: failed_step %v status %v", j["failed_step"], j["status"])
+	if j["failed_step"] != failing || j["status"] != "failed" {
+		t.Errorf("journal: failed_step %v status %v, want %s", j["failed_step"], j["status"], failing)
 	}
+	assertNoReplication(t)
 	conf := sshOut(t, "engine", "cat /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")
 	if !strings.Contains(conf, "jdbc:postgresql://localhost:5432/engine") {
 		t.Errorf("the engine is not pointed at the old database:\n%s", conf)
 	}
 	// The rollback restarted the engine on the old database after "stop
 	// engine" and "dump" were done: resuming past them is refused.
-	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--resume", "--state-dir", state}, headlineVars()...)...)
+	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--resume", "--state-dir", state, "--var", method}, headlineVars()...)...)
 	if res.code != 3 || !strings.Contains(res.out, "--restart") {
 		t.Errorf("resume after a rollback: exit %d, want 3 pointing at --restart", res.code)
 	}
@@ -475,7 +519,7 @@ func TestHeadlineStreamMode(t *testing.T) {
 	enginePassword(t)
 	state := t.TempDir()
 	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(),
-		append([]string{"apply", "--yes", "--state-dir", state, "--var", "stream=true"}, headlineVars()...)...)
+		append([]string{"apply", "--yes", "--state-dir", state, "--var", "replicate=false", "--var", "stream=true"}, headlineVars()...)...)
 	if res.code != 0 {
 		t.Fatalf("apply with stream=true: exit %d", res.code)
 	}
@@ -501,7 +545,7 @@ func TestHeadlineBulkLoad(t *testing.T) {
 	enginePassword(t)
 	state := t.TempDir()
 	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(),
-		append([]string{"apply", "--yes", "--state-dir", state, "--var", "bulk_load=true"}, headlineVars()...)...)
+		append([]string{"apply", "--yes", "--state-dir", state, "--var", "replicate=false", "--var", "bulk_load=true"}, headlineVars()...)...)
 	if res.code != 0 {
 		t.Fatalf("apply with bulk_load=true: exit %d", res.code)
 	}

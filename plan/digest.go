@@ -58,11 +58,9 @@ func (p *Plan) setDigests() {
 			list[i].Digest = p.stepDigest(&list[i])
 			out[i] = list[i].Digest
 			if list[i].When != "" {
-				name := list[i].When
-				if name[0] == '!' {
-					name = name[1:]
+				for _, t := range WhenTerms(list[i].When) {
+					when[t.Var], _ = ParseBool(p.Vars[t.Var])
 				}
-				when[name], _ = ParseBool(p.Vars[name])
 			}
 		}
 		return out

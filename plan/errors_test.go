@@ -251,12 +251,17 @@ on_failure:
   - {id: d, host: db, when: "flag == 1", svc: {name: x}}
   - {id: e, host: db, when: "!flag", svc: {name: x}}
   - {id: f, host: db, when: flga, svc: {name: x}}
+  - {id: g, host: db, when: "flag && !nope", svc: {name: x}}
+  - {id: h, host: db, when: "flag &&", svc: {name: x}}
+  - {id: i, host: db, when: "flag && !flag", svc: {name: x}}
 `, nil, []string{
 			`plan.yaml:12:29: step "a": when: no var "nope"`,
 			`plan.yaml:13:29: step "b": when: var word is "maybe"; want true, false, yes, no, 1 or 0`,
 			`plan.yaml:14:29: step "c": when: "pw" is a secret; when takes a var`,
-			`plan.yaml:15:29: step "d": when: "flag == 1": want a var name, or !name to negate`,
+			`plan.yaml:15:29: step "d": when: "flag == 1": want a var name, !name to negate, and && between them`,
 			`plan.yaml:17:29: step "f": when: no var "flga" (did you mean "flag"?)`,
+			`plan.yaml:18:29: step "g": when: no var "nope"`,
+			`plan.yaml:19:29: step "h": when: "flag &&": want a var name, !name to negate, and && between them`,
 		}},
 		{"when var overridden to a non-bool", header + "  - {id: a, host: db, when: flag, svc: {name: x}}\n", map[string]string{"flag": "perhaps"}, []string{
 			`plan.yaml:12:29: step "a": when: var flag is "perhaps"; want true, false, yes, no, 1 or 0`,

@@ -372,7 +372,9 @@ func stepKeySchema(key string) (object, error) {
 	case "retries":
 		return described("extra attempts after a failure (not after a lost connection)", def("int", member{"minimum", 0})), nil
 	case "when":
-		return described("a var that must be true (true/yes/1); !name negates", def("text", member{"pattern", "^!?" + strings.TrimPrefix(varNameRE.String(), "^")})), nil
+		term := `!?\s*` + strings.TrimSuffix(strings.TrimPrefix(varNameRE.String(), "^"), "$")
+		return described("a var that must be true (true/yes/1); !name negates; && joins conditions that must all hold",
+			def("text", member{"pattern", `^\s*` + term + `(\s*&&\s*` + term + `)*\s*$`})), nil
 	}
 	return nil, fmt.Errorf("plan schema: no schema for step key %q", key)
 }

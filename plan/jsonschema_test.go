@@ -120,6 +120,7 @@ func TestJSONSchemaAgreesWithLoader(t *testing.T) {
 		{name: "yaml bool for enum true|false", steps: `  - {id: a, host: db, service: {name: x, enabled: true}}`, ok: true},
 		{name: "var in retries and timeout", steps: `  - {id: a, host: db, retries: "${port}", timeout: "${port}s", command: "true"}`, ok: true},
 		{name: "all common keys", steps: `  - {id: a, host: db, description: d, become: postgres, timeout: 1m30s, retries: 2, when: "!on", command: "true"}`, ok: true},
+		{name: "when with &&", steps: `  - {id: a, host: db, when: "on && !on", command: "true"}`, ok: true},
 		{name: "number as text", steps: `  - {id: a, copy: {from: "db:${dump}", to: "${dump}", mode: 0600}}`, ok: true},
 		{name: "kind without host", steps: `  - {id: a, copy: {from: "db:${dump}", to: "${dump}"}}`, ok: true},
 		{name: "numeric id", steps: `  - {id: 1, host: db, command: "true"}`, ok: true},

@@ -61,7 +61,7 @@ type Step struct {
 	Become      string
 	Timeout     time.Duration // 0: none
 	Retries     int
-	When        string // var name, optionally prefixed by "!" to negate
+	When        string // var names joined by &&, each optionally prefixed by "!" to negate (see WhenTerms)
 	// Digest is the hex sha256 of this step's resolved definition; resume
 	// refuses when a step recorded done has a different digest now.
 	Digest       string

@@ -244,14 +244,53 @@ func (l *loader) timeout(n *yaml.Node, id string) time.Duration {
 	return d
 }
 
+// WhenTerm is one condition of a `when:`: a var, negated or not.
+type WhenTerm struct {
+	Var    string
+	Negate bool
+}
+
+// WhenTerms splits a `when:` into its conditions: "stream && !replicate"
+// holds when stream is true and replicate is false. Only && is offered:
+// plans choose between a few alternatives, and a full expression language
+// would make a step's condition harder to read than the steps themselves.
+func WhenTerms(when string) []WhenTerm {
+	var terms []WhenTerm
+	for _, t := range strings.Split(when, "&&") {
+		name, negate := strings.CutPrefix(strings.TrimSpace(t), "!")
+		terms = append(terms, WhenTerm{Var: strings.TrimSpace(name), Negate: negate})
+	}
+	return terms
+}
+
+// WhenHolds evaluates when against vars (the loader checked every var
+// named is a bool word). "" always holds.
+func WhenHolds(when string, vars map[string]string) bool {
+	if when == "" {
+		return true
+	}
+	for _, t := range WhenTerms(when) {
+		v, _ := ParseBool(vars[t.Var])
+		if v == t.Negate {
+			return false
+		}
+	}
+	return true
+}
+
 // checkWhen checks `when:` now, so a typo in a var name or a value the
 // runner cannot read as a bool fails the load instead of skipping a step.
 func (l *loader) checkWhen(n *yaml.Node, when, id string) {
+	for _, t := range WhenTerms(when) {
+		l.checkWhenTerm(n, when, t.Var, id)
+	}
+}
+
+func (l *loader) checkWhenTerm(n *yaml.Node, when, name, id string) {
 	n = deref(n)
-	name, _ := strings.CutPrefix(when, "!")
 	switch val, isVar := l.refs.vars[name]; {
 	case !varNameRE.MatchString(name):
-		l.errorf(n, id, "when: %q: want a var name, or !name to negate", when)
+		l.errorf(n, id, "when: %q: want a var name, !name to negate, and && between them", when)
 	case l.refs.secrets[name]:
 		l.errorf(n, id, "when: %q is a secret; when takes a var", name)
 	case !isVar:

@@ -180,12 +180,7 @@ func (r *Runner) whenTrue(st plan.Step) (bool, string) {
 	if st.When == "" {
 		return true, ""
 	}
-	name, negate := strings.CutPrefix(st.When, "!")
-	v, _ := plan.ParseBool(r.plan.Vars[name]) // the loader checked it is a bool word
-	if negate {
-		v = !v
-	}
-	if v {
+	if plan.WhenHolds(st.When, r.plan.Vars) {
 		return true, ""
 	}
 	return false, "when: " + st.When + " is false"

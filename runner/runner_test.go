@@ -426,6 +426,7 @@ func TestWhenFromAndOnly(t *testing.T) {
 	}{
 		{"when false skips", Options{}, map[int]string{1: "no"}, "one,three", "one=done,two=skipped,three=done"},
 		{"negated when", Options{}, map[int]string{0: "!yes", 1: "!no"}, "two,three", "one=skipped,two=done,three=done"},
+		{"when with &&", Options{}, map[int]string{0: "yes && !no", 1: "yes && no", 2: "!no&&yes"}, "one,three", "one=done,two=skipped,three=done"},
 		{"from", Options{From: "two"}, nil, "two,three", "one=skipped,two=done,three=done"},
 		{"only", Options{Only: []string{"one", "three"}}, nil, "one,three", "one=done,two=skipped,three=done"},
 	}

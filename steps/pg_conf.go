@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -14,7 +15,7 @@ import (
 
 var pgConfKind = Kind{
 	Name:      "pg_conf",
-	Summary:   "set parameters in postgresql.conf and report whether the server needs a reload or a restart",
+	Summary:   "set parameters in postgresql.conf; report, or reload or restart the server when it does not yet use them",
 	NeedsHost: true,
 	New:       func() Spec { return new(PgConf) },
 }
@@ -29,12 +30,15 @@ var _ Spec = (*PgConf)(nil)
 // The file is what the step owns; the running server is reported on:
 // Check and Apply say for each parameter whether the server already uses
 // the value, or needs a reload (context sighup, user, ...) or a restart
-// (context postmaster). The step reloads only with apply_with: reload and
-// never restarts: a service step does that, in the downtime window.
+// (context postmaster). The step reloads only with apply_with: reload or
+// restart, and restarts only with apply_with: restart and only when the
+// running server does not use a value yet (pg_settings, pending_restart):
+// a restart is an outage, so re-running a plan must not cause another.
 type PgConf struct {
 	Settings  map[string]string `yaml:"settings" required:"true" doc:"parameter name -> value, e.g. {max_connections: \"150\", listen_addresses: \"*\"}; values are quoted in the file when they need it (a value already in single quotes is written as is)"`
 	File      string            `yaml:"file" doc:"absolute path of postgresql.conf (default: the server's SHOW config_file)"`
-	ApplyWith string            `yaml:"apply_with" enum:"none|reload" default:"none" doc:"reload: run SELECT pg_reload_conf() after the edit (parameters of context postmaster still need a restart)"`
+	ApplyWith string            `yaml:"apply_with" enum:"none|reload|restart" default:"none" doc:"none: edit the file and report what the server needs; reload: run SELECT pg_reload_conf() after the edit (parameters of context postmaster still need a restart); restart: restart service: when the running server does not use a value yet and a reload cannot bring it in (e.g. wal_level), reload when a reload is enough, and do neither when it already uses every value; fails if the server still needs a restart after it"`
+	Service   string            `yaml:"service" default:"postgresql" doc:"with apply_with: restart, the service that runs this server (systemd unit or SysV init script, e.g. postgresql-15 or postgresql@15-main), restarted as the service kind does: systemctl where the host has it, else the service command"`
 
 	PgConnection `yaml:",inline"`
 }
@@ -59,7 +63,20 @@ func (c *PgConf) Validate() []Problem {
 	if c.File != "" {
 		ps = append(ps, validateFile("file", c.File)...)
 	}
+	// The name goes on a systemctl or service command line: the service
+	// kind's rules, so a name that passes here passes there.
+	if c.Service != "" && !serviceName.MatchString(c.Service) {
+		ps = append(ps, Problem{"service", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", c.Service)})
+	}
 	return append(ps, c.PgConnection.validate("")...)
+}
+
+// service is the service apply_with: restart restarts.
+func (c *PgConf) service() string {
+	if c.Service == "" {
+		return "postgresql"
+	}
+	return c.Service
 }
 
 // Hosts is the step's host: the database server.
@@ -418,7 +435,8 @@ func (c *PgConf) server(ctx context.Context, ex executors.Executor) (map[string]
 }
 
 // Check is done when the file has every value and, with apply_with:
-// reload, the server runs with every value a reload can bring in.
+// reload, the server runs with every value a reload can bring in; with
+// apply_with: restart, with every value.
 func (c *PgConf) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	ex, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
@@ -443,17 +461,29 @@ func (c *PgConf) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, fmt.Errorf("%s: %w", rt.Host, err)
 	}
 	fc.Reason += "; " + summarizeNeeds(needs)
-	if fc.Done && c.ApplyWith == "reload" {
-		for _, n := range needs {
-			if n == "reload" {
-				fc.Done = false
-			}
+	for _, n := range needs {
+		switch {
+		case c.ApplyWith == "reload" && n == "reload", c.ApplyWith == "restart" && n != "":
+			fc.Done = false
 		}
 	}
 	return fc, nil
 }
 
-// Describe shows the diff, the reload if asked and what the server needs.
+// needing lists, sorted, the parameters that need what ("reload" or
+// "restart").
+func needing(needs map[string]string, what string) []string {
+	var out []string
+	for _, k := range sortedKeys(needs) {
+		if needs[k] == what {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Describe shows the diff, what the server needs, and the reload or the
+// restart Apply would run.
 func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	ex, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
@@ -470,20 +500,49 @@ func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	if err != nil {
 		return acts, err
 	}
-	if needs, err := c.server(ctx, ex); err == nil {
+	needs, err := c.server(ctx, ex)
+	switch {
+	case err == nil:
 		acts[0].Summary += "; " + summarizeNeeds(needs)
-	} else if !pgNotReady(err) {
+	case !pgNotReady(err):
 		return acts, fmt.Errorf("%s: %w", rt.Host, err)
 	}
-	if c.ApplyWith == "reload" {
-		acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: %s <<< SELECT pg_reload_conf();",
-			rt.Host, c.target("").osUser(), executors.QuoteArgv(c.target("postgres").psqlArgv()))})
+	reload := Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: %s <<< SELECT pg_reload_conf();",
+		rt.Host, c.target("").osUser(), executors.QuoteArgv(c.target("postgres").psqlArgv()))}
+	switch c.ApplyWith {
+	case "reload":
+		acts = append(acts, reload)
+	case "restart":
+		switch {
+		case needs == nil:
+			// Not reachable now (a dry run before the server exists): Apply
+			// asks again and restarts only if the server then needs it.
+			acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("restart service %s on %s if the server then does not use a value yet (it does not answer now)", c.service(), rt.Host)})
+		case len(needing(needs, "restart")) > 0:
+			svc := &Service{Name: c.service(), State: svcRestarted}
+			sa, err := svc.Describe(ctx, rt)
+			why := fmt.Sprintf(" (restart service %s on %s: %s needs a restart)", c.service(), rt.Host, strings.Join(needing(needs, "restart"), ", "))
+			if len(sa) > 0 {
+				sa[0].Summary += why
+			}
+			acts = append(acts, sa...)
+			if err != nil {
+				return acts, err
+			}
+			acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("then wait up to %s for the server to answer, and check it uses every value", pgRestartWait)})
+		case len(needing(needs, "reload")) > 0:
+			reload.Summary += " (a reload is enough: no restart)"
+			acts = append(acts, reload)
+		default:
+			acts[0].Summary += "; nothing to reload or restart"
+		}
 	}
 	return acts, nil
 }
 
 // Apply edits the file (backup, atomic write, mode and owner kept),
-// reloads when asked, and reports what the server still needs.
+// reloads or restarts when asked (a restart only when the server needs
+// one), and reports what the server still needs.
 func (c *PgConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	ex, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
@@ -500,14 +559,18 @@ func (c *PgConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	if c.ApplyWith == "restart" {
+		return c.applyRestart(ctx, rt, ex, out)
+	}
+	reloaded := false
 	if c.ApplyWith == "reload" {
-		if err := pgReload(ctx, ex, c.PgConnection, "pg_file_settings", "error <> 'setting could not be applied'"); err != nil {
+		if err := pgReload(ctx, ex, c.PgConnection, "pg_file_settings", pgConfFileErrors); err != nil {
 			return out, err
 		}
-		out.Changed = true
+		out.Changed, reloaded = true, true
 		out.Output += "; reloaded"
 	}
-	needs, err := c.waitApplied(ctx, ex)
+	needs, err := c.waitApplied(ctx, ex, reloaded)
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", rt.Host, err)
 	}
@@ -515,14 +578,124 @@ func (c *PgConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	return out, nil
 }
 
+// pgConfFileErrors keeps the pg_file_settings rows that are errors: a
+// postmaster parameter whose file value differs from the running one is
+// reported as "setting could not be applied", which is what a restart is
+// for, not a fault in the file.
+const pgConfFileErrors = "error <> 'setting could not be applied'"
+
+// How long apply_with: restart waits for the restarted server to answer,
+// and how often it asks. A server recovering after a crash can take a
+// while; systemd's own start timeout is 90 s by default.
+const (
+	pgRestartWait = 60 * time.Second
+	pgRestartPoll = 200 * time.Millisecond
+)
+
+// applyRestart is Apply for apply_with: restart, after the edit (out). It
+// asks the server what it needs: nothing, a reload, or a restart, which
+// also covers reloads. The question is asked whether or not the file
+// changed just now, so a run that edited the file and then failed before
+// the restart is completed by the next run.
+func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Executor, out Outcome) (Outcome, error) {
+	needs, err := c.server(ctx, ex)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	restartFor := needing(needs, "restart")
+	svcOut := "" // what the restart printed, for the journal, after the report
+	switch {
+	case len(restartFor) > 0:
+		// A restart with a file the server cannot read is a server that
+		// does not come back: check first, as a reload does.
+		if msgs, err := pgFileProblems(ctx, ex, c.PgConnection, "pg_file_settings", pgConfFileErrors); err != nil {
+			return out, fmt.Errorf("%s: check the file before restarting: %w", rt.Host, err)
+		} else if len(msgs) > 0 {
+			return out, fmt.Errorf("%s: the server would not start with the edited file (pg_file_settings): %s; not restarted", rt.Host, strings.Join(msgs, "; "))
+		}
+		// The service kind does the restart, so systemctl or service is
+		// chosen, run and waited for in one place.
+		svc := &Service{Name: c.service(), State: svcRestarted}
+		so, err := svc.Apply(ctx, rt)
+		out.Changed = true
+		if err != nil {
+			return out, fmt.Errorf("restart for %s: %w", strings.Join(restartFor, ", "), err)
+		}
+		out.Output += fmt.Sprintf("; restarted service %s for %s", c.service(), strings.Join(restartFor, ", "))
+		if o := strings.TrimSpace(so.Output); o != "" {
+			svcOut = "\nrestart of service " + c.service() + ":\n" + o
+		}
+		if needs, err = c.waitUp(ctx, ex); err != nil {
+			return out, fmt.Errorf("%s: after restarting service %s: %w", rt.Host, c.service(), err)
+		}
+		if still := needing(needs, "restart"); len(still) > 0 {
+			// The unit restarted is not this server's, or the server does
+			// not read this file.
+			return out, fmt.Errorf("%s: %s still needs a restart after service %s was restarted: is %s the service of the server on %s, and is the file its config_file?",
+				rt.Host, strings.Join(still, ", "), c.service(), c.service(), c.socketName())
+		}
+	case len(needing(needs, "reload")) > 0:
+		if err := pgReload(ctx, ex, c.PgConnection, "pg_file_settings", pgConfFileErrors); err != nil {
+			return out, err
+		}
+		out.Changed = true
+		out.Output += "; reloaded (no restart needed)"
+		if needs, err = c.waitApplied(ctx, ex, true); err != nil {
+			return out, fmt.Errorf("%s: %w", rt.Host, err)
+		}
+	default:
+		out.Output += "; no restart"
+	}
+	out.Output += "; " + summarizeNeeds(needs) + svcOut
+	return out, nil
+}
+
+// socketName says which server the step talks to, for messages.
+func (c *PgConf) socketName() string {
+	dir := c.SocketDir
+	if dir == "" {
+		dir = "the default socket directory"
+	}
+	port := c.Port
+	if port == 0 {
+		port = 5432
+	}
+	return fmt.Sprintf("%s, port %d", dir, port)
+}
+
+// pgStartingRE matches the server refusing a connection while it starts
+// up or shuts down (SQLSTATE 57P03). systemctl may return before the
+// server accepts connections, depending on the unit's Type.
+var pgStartingRE = regexp.MustCompile(`FATAL: +the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)`)
+
+// waitUp polls the server after a restart until it answers, for at most
+// pgRestartWait, and returns what it then needs.
+func (c *PgConf) waitUp(ctx context.Context, ex executors.Executor) (map[string]string, error) {
+	deadline := time.Now().Add(pgRestartWait)
+	for {
+		needs, err := c.server(ctx, ex)
+		var exit *executors.ExitError
+		down := pgNotReady(err) || errors.As(err, &exit) && pgStartingRE.MatchString(exit.Stderr)
+		if !down {
+			return needs, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the server does not answer %s later: %w", pgRestartWait, err)
+		}
+		if err := sleepOrDone(ctx, pgRestartPoll); err != nil {
+			return nil, fmt.Errorf("waiting for the server: %w", err)
+		}
+	}
+}
+
 // waitApplied reads what the server needs. After a reload the postmaster
 // re-reads the file asynchronously, so a new session may briefly still
 // see old values: poll for a few seconds before reporting "reload needed".
-func (c *PgConf) waitApplied(ctx context.Context, ex executors.Executor) (map[string]string, error) {
+func (c *PgConf) waitApplied(ctx context.Context, ex executors.Executor, reloaded bool) (map[string]string, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		needs, err := c.server(ctx, ex)
-		if err != nil || c.ApplyWith != "reload" || time.Now().After(deadline) {
+		if err != nil || !reloaded || time.Now().After(deadline) {
 			return needs, err
 		}
 		pending := false
@@ -545,25 +718,35 @@ func (c *PgConf) waitApplied(ctx context.Context, ex executors.Executor) (map[st
 // and only then asks the server to reload: a reload of a broken file
 // would be refused with nothing but a line in the server log.
 func pgReload(ctx context.Context, ex executors.Executor, conn PgConnection, view, errorCond string) error {
-	q := "SELECT coalesce(" + pgViewWhere(view) + ", ''), error FROM " + view + " WHERE error IS NOT NULL"
-	if errorCond != "" {
-		q += " AND " + errorCond
-	}
-	rows, err := pgQuery(ctx, ex, conn.target("postgres"), q+";\n")
+	msgs, err := pgFileProblems(ctx, ex, conn, view, errorCond)
 	if err != nil {
 		return fmt.Errorf("check the edited file before reloading: %w", err)
 	}
-	if len(rows) > 0 {
-		var msgs []string
-		for _, r := range rows {
-			msgs = append(msgs, strings.Join(r, ": "))
-		}
+	if len(msgs) > 0 {
 		return fmt.Errorf("%s: the server would not load the edited file (%s): %s; not reloaded", ex.Name(), view, strings.Join(msgs, "; "))
 	}
 	if _, err := pgExec(ctx, ex, conn.target("postgres"), "SELECT pg_reload_conf();\n"); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	return nil
+}
+
+// pgFileProblems lists the errors view reports in the files on disk, as
+// "where: error", keeping the rows errorCond (SQL, "" for all) selects.
+func pgFileProblems(ctx context.Context, ex executors.Executor, conn PgConnection, view, errorCond string) ([]string, error) {
+	q := "SELECT coalesce(" + pgViewWhere(view) + ", ''), error FROM " + view + " WHERE error IS NOT NULL"
+	if errorCond != "" {
+		q += " AND " + errorCond
+	}
+	rows, err := pgQuery(ctx, ex, conn.target("postgres"), q+";\n")
+	if err != nil {
+		return nil, err
+	}
+	var msgs []string
+	for _, r := range rows {
+		msgs = append(msgs, strings.Join(r, ": "))
+	}
+	return msgs, nil
 }
 
 // pgViewWhere is the "where in the file" column text of a view's row.

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -137,5 +138,244 @@ func TestPgConfServer(t *testing.T) {
 	bad := &PgConf{Settings: map[string]string{"max_conections": "150"}, PgConnection: pg.pgConn()}
 	if _, err := bad.Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "unknown parameter max_conections") {
 		t.Fatalf("typo: %v", err)
+	}
+}
+
+// pgFakeSystemctl puts a systemctl first on the PATH, so the service kind
+// (which pg_conf's apply_with: restart runs) finds it: "postgresql" is
+// the test cluster, restarted for real with pg_ctl as a unit would, and
+// "other" is a unit that restarts without error but is not this server.
+// Each call is logged; calls returns them. The test must not be parallel
+// (t.Setenv refuses that), so no other test sees the fake.
+func pgFakeSystemctl(t *testing.T, pg *testPG) (calls func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	pgCtl := "runuser -u postgres -- " + filepath.Join(pgBinDir, "pg_ctl")
+	script := "#!/bin/sh\n" +
+		"echo \"$*\" >> '" + log + "'\n" +
+		"case \"$1 $2\" in\n" +
+		"'restart postgresql') exec " + pgCtl + " restart -w -t 60 -m fast -D '" + pg.DataDir + "' -l '" + pg.LogFile + "' ;;\n" +
+		"'is-active postgresql') if " + pgCtl + " status -D '" + pg.DataDir + "' >/dev/null; then echo active; else echo inactive; exit 3; fi ;;\n" +
+		"'restart other') exit 0 ;;\n" +
+		"'is-active other') echo active ;;\n" +
+		"*) echo \"fake systemctl: unexpected: $*\" >&2; exit 1 ;;\n" +
+		"esac\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return func() []string {
+		data, err := os.ReadFile(log)
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(data)), "\n")
+	}
+}
+
+// pgRestarts counts the restarts among the fake systemctl's calls.
+func pgRestarts(calls []string) int {
+	n := 0
+	for _, c := range calls {
+		if strings.HasPrefix(c, "restart ") {
+			n++
+		}
+	}
+	return n
+}
+
+// pgStartTime is when the postmaster started: it changes with a restart
+// and only then.
+func pgStartTime(t *testing.T, pg *testPG) string {
+	return pg.psql(t, "SELECT pg_postmaster_start_time()")
+}
+
+// TestPgConfRestart: wal_level (context postmaster) replica -> logical
+// with apply_with: restart restarts the server once, through the service
+// kind, and a second run restarts nothing.
+func TestPgConfRestart(t *testing.T) {
+	pg := startPostgres(t)
+	calls := pgFakeSystemctl(t, pg)
+	ctx := context.Background()
+	if got := pg.psql(t, "SHOW wal_level"); got != "replica" {
+		t.Fatalf("the test cluster starts with wal_level %s, the test wants replica", got)
+	}
+	c := &PgConf{Settings: map[string]string{"wal_level": "logical"}, ApplyWith: "restart", Service: "postgresql", PgConnection: pg.pgConn()}
+	if ps := c.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	dry := pgStepRuntime(secret.Values{}, true)
+	rt := pgStepRuntime(secret.Values{}, false)
+
+	if ck, err := c.Check(ctx, dry); err != nil || ck.Done || !strings.Contains(ck.Reason, "restart needed for wal_level") {
+		t.Fatalf("check before: %+v %v", ck, err)
+	}
+	acts, err := c.Describe(ctx, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := summaries(acts)
+	if !strings.Contains(acts[0].Diff, "+wal_level = logical") || !strings.Contains(sum, "run on db: systemctl restart postgresql (restart service postgresql on db: wal_level needs a restart)") {
+		t.Fatalf("describe:\n%s\n%s", sum, acts[0].Diff)
+	}
+	if n := len(calls()); n != 0 {
+		t.Fatalf("check and describe ran systemctl: %q", calls())
+	}
+
+	started := pgStartTime(t, pg)
+	out, err := c.Apply(ctx, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Changed || !strings.Contains(out.Output, "set wal_level") || !strings.Contains(out.Output, "restarted service postgresql for wal_level") ||
+		!strings.Contains(out.Output, "already uses these values") {
+		t.Fatalf("apply: %+v", out)
+	}
+	if n := pgRestarts(calls()); n != 1 {
+		t.Fatalf("%d restarts, want 1: %q", n, calls())
+	}
+	if got := pg.psql(t, "SHOW wal_level"); got != "logical" {
+		t.Fatalf("wal_level after apply: %s", got)
+	}
+	if pgStartTime(t, pg) == started {
+		t.Fatal("the server was not restarted")
+	}
+	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done || !strings.Contains(ck.Reason, "already uses") {
+		t.Fatalf("check after: %+v %v", ck, err)
+	}
+	acts, err = c.Describe(ctx, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := summaries(acts); len(acts) != 1 || strings.Contains(sum, "systemctl") || !strings.Contains(sum, "nothing to reload or restart") {
+		t.Fatalf("describe when done:\n%s", sum)
+	}
+
+	// Re-running the plan is no outage.
+	started = pgStartTime(t, pg)
+	out, err = c.Apply(ctx, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Changed || !strings.Contains(out.Output, "no restart") {
+		t.Fatalf("second apply: %+v", out)
+	}
+	if n := pgRestarts(calls()); n != 1 {
+		t.Fatalf("second apply restarted: %q", calls())
+	}
+	if pgStartTime(t, pg) != started {
+		t.Fatal("the second apply restarted the server")
+	}
+
+	// A run that edited the file but stopped before the restart (here:
+	// apply_with none): the next run finds the file right and restarts.
+	back := &PgConf{Settings: map[string]string{"wal_level": "replica"}, PgConnection: pg.pgConn()}
+	if _, err := back.Apply(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	back.ApplyWith = "restart"
+	if ck, err := back.Check(ctx, dry); err != nil || ck.Done || !strings.Contains(ck.Reason, "already as wanted") {
+		t.Fatalf("check with only the restart pending: %+v %v", ck, err)
+	}
+	out, err = back.Apply(ctx, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Changed || !strings.Contains(out.Output, "already as wanted") || !strings.Contains(out.Output, "restarted service postgresql for wal_level") {
+		t.Fatalf("restart only: %+v", out)
+	}
+	if n := pgRestarts(calls()); n != 2 {
+		t.Fatalf("%d restarts, want 2: %q", n, calls())
+	}
+	if got := pg.psql(t, "SHOW wal_level"); got != "replica" {
+		t.Fatalf("wal_level after the restart-only apply: %s", got)
+	}
+
+	// A service that is not this server's: the restart "works" and the
+	// value is still not in force, which must fail, naming both.
+	wrong := &PgConf{Settings: map[string]string{"max_connections": "150"}, ApplyWith: "restart", Service: "other", PgConnection: pg.pgConn()}
+	_, err = wrong.Apply(ctx, rt)
+	if err == nil || !strings.Contains(err.Error(), "db: max_connections still needs a restart after service other was restarted") {
+		t.Fatalf("wrong service: %v", err)
+	}
+	if got := pg.psql(t, "SHOW max_connections"); got == "150" {
+		t.Fatal("max_connections in force without a restart of the server")
+	}
+}
+
+// TestPgConfRestartReloadOnly: with apply_with: restart, a parameter a
+// reload brings in is reloaded, not restarted for; with one that needs a
+// restart as well, the one restart brings in both.
+func TestPgConfRestartReloadOnly(t *testing.T) {
+	pg := startPostgres(t)
+	calls := pgFakeSystemctl(t, pg)
+	ctx := context.Background()
+	dry := pgStepRuntime(secret.Values{}, true)
+	rt := pgStepRuntime(secret.Values{}, false)
+
+	c := &PgConf{Settings: map[string]string{"work_mem": "8MB"}, ApplyWith: "restart", PgConnection: pg.pgConn()}
+	if ck, err := c.Check(ctx, dry); err != nil || ck.Done {
+		t.Fatalf("check before: %+v %v", ck, err)
+	}
+	acts, err := c.Describe(ctx, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := summaries(acts); strings.Contains(sum, "systemctl") || !strings.Contains(sum, "pg_reload_conf(); (a reload is enough: no restart)") {
+		t.Fatalf("describe:\n%s", sum)
+	}
+	started := pgStartTime(t, pg)
+	out, err := c.Apply(ctx, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Changed || !strings.Contains(out.Output, "reloaded (no restart needed)") || !strings.Contains(out.Output, "already uses") {
+		t.Fatalf("apply: %+v", out)
+	}
+	if got := pg.psql(t, "SHOW work_mem"); got != "8MB" {
+		t.Fatalf("work_mem after apply: %s", got)
+	}
+	if len(calls()) != 0 || pgStartTime(t, pg) != started {
+		t.Fatalf("restarted for a reload-only parameter: %q", calls())
+	}
+	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done {
+		t.Fatalf("check after: %+v %v", ck, err)
+	}
+
+	both := &PgConf{Settings: map[string]string{"work_mem": "16MB", "max_connections": "150"}, ApplyWith: "restart", PgConnection: pg.pgConn()}
+	out, err = both.Apply(ctx, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.Output, "restarted service postgresql for max_connections") || strings.Contains(out.Output, "reloaded") {
+		t.Fatalf("apply of both: %+v", out)
+	}
+	if got := pg.psql(t, "SHOW work_mem; SHOW max_connections"); got != "16MB\n150" {
+		t.Fatalf("after the restart: %q", got)
+	}
+	if n := pgRestarts(calls()); n != 1 {
+		t.Fatalf("%d restarts, want 1: %q", n, calls())
+	}
+}
+
+func TestPgConfValidateService(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"postgresql": true, "postgresql-15": true, "postgresql@15-main.service": true, "": true,
+		"-postgresql": false, "postgresql; reboot": false, "pg sql": false, "../postgresql": false,
+	} {
+		c := &PgConf{Settings: map[string]string{"wal_level": "logical"}, ApplyWith: "restart", Service: name}
+		ps := c.Validate()
+		if got := len(ps) == 0; got != ok {
+			t.Errorf("service %q: problems %v, want ok=%v", name, ps, ok)
+		}
+		for _, p := range ps {
+			if p.Field != "service" || !strings.Contains(p.Message, "is not a service name") {
+				t.Errorf("service %q: problem %+v", name, p)
+			}
+		}
 	}
 }

@@ -39,6 +39,11 @@ type PgRole struct {
 	Login     string `yaml:"login" enum:"true|false" default:"true" doc:"the role may log in (LOGIN / NOLOGIN)"`
 	Superuser bool   `yaml:"superuser" default:"false" doc:"SUPERUSER / NOSUPERUSER"`
 	CreateDB  bool   `yaml:"createdb" default:"false" doc:"CREATEDB / NOCREATEDB"`
+	// Replication is tri-state, unlike the attributes above: a plan that
+	// does not mention it must not revoke REPLICATION from a role that
+	// has it (a replication user set up outside the plan, or by an
+	// earlier step), so empty leaves the attribute alone.
+	Replication string `yaml:"replication" enum:"true|false" doc:"REPLICATION / NOREPLICATION: the role may open replication connections (a logical-replication subscriber connects as it); left as it is when not given"`
 
 	PgConnection `yaml:",inline"`
 }
@@ -57,10 +62,17 @@ func (r *PgRole) Hosts(stepHost string) []string { return []string{stepHost} }
 
 func (r *PgRole) login() bool { return r.Login != "false" }
 
+// replication is the wanted REPLICATION attribute; managed is false when
+// the plan does not give it and the role keeps what it has.
+func (r *PgRole) replication() (want, managed bool) {
+	return r.Replication == "true", r.Replication != ""
+}
+
 // pgRoleState is the role as pg_authid has it.
 type pgRoleState struct {
 	exists                   bool
 	login, superuser, create bool
+	replication              bool
 	password                 string // the stored verifier, "" if none
 }
 
@@ -68,7 +80,7 @@ type pgRoleState struct {
 // password) needs superuser, which the os_user's peer login is.
 func (r *PgRole) state(ctx context.Context, ex executors.Executor) (pgRoleState, error) {
 	rows, err := pgProbe(ctx, ex, r.target("postgres"),
-		"SELECT rolcanlogin, rolsuper, rolcreatedb, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = "+pgLiteral(r.Name)+";\n",
+		"SELECT rolcanlogin, rolsuper, rolcreatedb, rolreplication, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = "+pgLiteral(r.Name)+";\n",
 		"holds the password verifier")
 	if err != nil {
 		return pgRoleState{}, err
@@ -76,11 +88,12 @@ func (r *PgRole) state(ctx context.Context, ex executors.Executor) (pgRoleState,
 	if len(rows) == 0 {
 		return pgRoleState{}, nil
 	}
-	if len(rows[0]) != 4 {
+	if len(rows[0]) != 5 {
 		return pgRoleState{}, fmt.Errorf("%s: unexpected pg_authid row %q", ex.Name(), rows[0])
 	}
 	row := rows[0]
-	return pgRoleState{exists: true, login: row[0] == "t", superuser: row[1] == "t", create: row[2] == "t", password: row[3]}, nil
+	return pgRoleState{exists: true, login: row[0] == "t", superuser: row[1] == "t", create: row[2] == "t",
+		replication: row[3] == "t", password: row[4]}, nil
 }
 
 // differences lists what is not as wanted; password is the revealed
@@ -98,6 +111,9 @@ func (r *PgRole) differences(st pgRoleState, password string) []string {
 	attr("login", st.login, r.login())
 	attr("superuser", st.superuser, r.Superuser)
 	attr("createdb", st.create, r.CreateDB)
+	if want, managed := r.replication(); managed {
+		attr("replication", st.replication, want)
+	}
 	if password != "" {
 		switch ok, err := pgPasswordMatches(st.password, r.Name, password); {
 		case err != nil:
@@ -155,6 +171,11 @@ func (r *PgRole) sql(exists bool, password string) string {
 	}
 	s := fmt.Sprintf("%s ROLE %s WITH %s %s %s", verb, pgIdent(r.Name),
 		opt(r.login(), "LOGIN"), opt(r.Superuser, "SUPERUSER"), opt(r.CreateDB, "CREATEDB"))
+	// Only when given: leaving it out keeps an existing role's attribute
+	// and creates a new role with PostgreSQL's default, NOREPLICATION.
+	if want, managed := r.replication(); managed {
+		s += " " + opt(want, "REPLICATION")
+	}
 	if password != "" {
 		s += " PASSWORD " + password
 	}

@@ -127,3 +127,156 @@ func TestPgRoleServer(t *testing.T) {
 		t.Fatalf("attribute change not seen: %+v", c)
 	}
 }
+
+func TestPgRoleReplicationSQL(t *testing.T) {
+	// The statement names REPLICATION only when the plan gives it, so the
+	// dry run shows exactly what changes and an unmentioned attribute is
+	// never reset.
+	for _, tc := range []struct {
+		name        string
+		replication string
+		exists      bool
+		want        string
+	}{
+		{"create granted", "true", false, `CREATE ROLE "sub" WITH LOGIN NOSUPERUSER NOCREATEDB REPLICATION;` + "\n"},
+		{"alter granted", "true", true, `ALTER ROLE "sub" WITH LOGIN NOSUPERUSER NOCREATEDB REPLICATION;` + "\n"},
+		{"alter revoked", "false", true, `ALTER ROLE "sub" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION;` + "\n"},
+		{"not given", "", true, `ALTER ROLE "sub" WITH LOGIN NOSUPERUSER NOCREATEDB;` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &PgRole{Name: "sub", Replication: tc.replication}
+			if got := r.sql(tc.exists, ""); got != tc.want {
+				t.Fatalf("got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPgRoleReplicationDifferences(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		have        bool // rolreplication
+		replication string
+		want        string // the expected differences, joined
+	}{
+		{"grant", false, "true", "replication is false, want true"},
+		{"revoke", true, "false", "replication is true, want false"},
+		{"granted already", true, "true", ""},
+		{"revoked already", false, "false", ""},
+		{"not given keeps REPLICATION", true, "", ""},
+		{"not given keeps NOREPLICATION", false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &PgRole{Name: "sub", Replication: tc.replication}
+			st := pgRoleState{exists: true, login: true, replication: tc.have}
+			if got := strings.Join(r.differences(st, ""), "; "); got != tc.want {
+				t.Fatalf("differences: got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPgRoleReplicationServer(t *testing.T) {
+	pg := startPostgres(t)
+	ctx := context.Background()
+	dry := pgStepRuntime(nil, true)
+	rt := pgStepRuntime(nil, false)
+	for _, tc := range []struct {
+		name       string
+		setup      string // SQL run first as the superuser; "" = the role does not exist
+		spec       PgRole // Name and the connection are filled in
+		doneBefore bool
+		reason     string // in Check's reason before Apply
+		describe   string // in Describe's summary
+		noDescribe string // not in Describe's summary
+		changed    bool
+		wantAuthid string // rolreplication|rolcreatedb after Apply
+	}{
+		{
+			name:       "grant on an existing role",
+			setup:      "CREATE ROLE %s LOGIN NOREPLICATION",
+			spec:       PgRole{Replication: "true"},
+			reason:     "replication is false, want true",
+			describe:   `ALTER ROLE "%s" WITH LOGIN NOSUPERUSER NOCREATEDB REPLICATION`,
+			changed:    true,
+			wantAuthid: "t|f",
+		},
+		{
+			name:       "revoke",
+			setup:      "CREATE ROLE %s LOGIN REPLICATION",
+			spec:       PgRole{Replication: "false"},
+			reason:     "replication is true, want false",
+			describe:   `ALTER ROLE "%s" WITH LOGIN NOSUPERUSER NOCREATEDB NOREPLICATION`,
+			changed:    true,
+			wantAuthid: "f|f",
+		},
+		{
+			name:       "not given leaves REPLICATION",
+			setup:      "CREATE ROLE %s LOGIN REPLICATION",
+			spec:       PgRole{},
+			doneBefore: true,
+			noDescribe: "REPLICATION",
+			wantAuthid: "t|f",
+		},
+		{
+			// The ALTER that fixes another attribute must not reset
+			// REPLICATION either.
+			name:       "not given, another attribute altered",
+			setup:      "CREATE ROLE %s LOGIN REPLICATION CREATEDB",
+			spec:       PgRole{},
+			reason:     "createdb is true, want false",
+			describe:   `ALTER ROLE "%s" WITH LOGIN NOSUPERUSER NOCREATEDB;`,
+			noDescribe: "REPLICATION",
+			changed:    true,
+			wantAuthid: "t|f",
+		},
+		{
+			name:       "create with replication",
+			spec:       PgRole{Replication: "true", CreateDB: true},
+			reason:     "does not exist",
+			describe:   `CREATE ROLE "%s" WITH LOGIN NOSUPERUSER CREATEDB REPLICATION`,
+			changed:    true,
+			wantAuthid: "t|t",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Lower case: the setup SQL names the role unquoted.
+			name := "sub_" + strings.NewReplacer(" ", "_", ",", "").Replace(strings.ToLower(tc.name))
+			if tc.setup != "" {
+				pg.psql(t, strings.ReplaceAll(tc.setup, "%s", name))
+			}
+			r := tc.spec
+			r.Name, r.PgConnection = name, pg.pgConn()
+			if ps := r.Validate(); len(ps) > 0 {
+				t.Fatal(ps)
+			}
+
+			c, err := r.Check(ctx, dry)
+			if err != nil || c.Done != tc.doneBefore || !strings.Contains(c.Reason, tc.reason) {
+				t.Fatalf("check before: %+v %v; want done=%v, reason with %q", c, err, tc.doneBefore, tc.reason)
+			}
+			acts, err := r.Describe(ctx, dry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := acts[0].Summary
+			if want := strings.ReplaceAll(tc.describe, "%s", name); !strings.Contains(sum, want) {
+				t.Fatalf("describe: %s\nwant it to contain %s", sum, want)
+			}
+			if tc.noDescribe != "" && strings.Contains(sum, tc.noDescribe) {
+				t.Fatalf("describe names %s: %s", tc.noDescribe, sum)
+			}
+
+			out, err := r.Apply(ctx, rt)
+			if err != nil || out.Changed != tc.changed {
+				t.Fatalf("apply: %+v %v; want changed=%v", out, err, tc.changed)
+			}
+			if got := pg.psql(t, "SELECT rolreplication, rolcreatedb FROM pg_authid WHERE rolname = '"+name+"'"); got != tc.wantAuthid {
+				t.Fatalf("pg_authid rolreplication|rolcreatedb after apply: %q, want %q", got, tc.wantAuthid)
+			}
+			if c, err := r.Check(ctx, dry); err != nil || !c.Done {
+				t.Fatalf("check after: %+v %v", c, err)
+			}
+		})
+	}
+}

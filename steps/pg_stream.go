@@ -67,6 +67,9 @@ type PgStream struct {
 
 	// markerDir holds the marker on the target host; "" is /var/tmp.
 	markerDir string
+	// schemaOnly streams the schema alone (pg_replicate's first stage),
+	// without the publications and subscriptions a dump would carry.
+	schemaOnly bool
 }
 
 // streamNotResumable is what the dry run and the refusals say.
@@ -106,13 +109,22 @@ func (s *PgStream) target() pgTarget { return s.Target.target(s.Target.Database)
 // pg_dump's own default would compress.
 func (s *PgStream) dumpCommand() executors.Command {
 	argv := append([]string{"pg_dump", "-F", "c", "-Z", s.compress()}, s.source().connArgv()...)
+	if s.schemaOnly {
+		argv = append(argv, "--schema-only", "--no-publications", "--no-subscriptions")
+	}
 	return s.source().clientCommand(append(argv, s.Source.Database), false)
 }
 
 // restoreCommand reads the archive from stdin, with pg_restore's settings.
 func (s *PgStream) restoreCommand() executors.Command {
 	t := s.target()
-	return restoreCommand(t, restoreArgv(t, 0, s.NoOwner, s.Role, false, ""))
+	argv := restoreArgv(t, 0, s.NoOwner, s.Role, false, "")
+	if s.schemaOnly {
+		// All of the schema or none of it: an interrupted copy leaves an
+		// empty database to start again from, not half a schema.
+		argv = append(argv, "--single-transaction")
+	}
+	return restoreCommand(t, argv)
 }
 
 // sourceID names the source in the marker: a stream from another

@@ -19,6 +19,7 @@ func builtin() []Kind {
 		pgRestoreKind,
 		pgVerifyKind,
 		pgStreamKind,
+		pgReplicateKind,
 		pgInitKind,
 		pgRoleKind,
 		pgDatabaseKind,

@@ -1,0 +1,935 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/secret"
+)
+
+var pgReplicateKind = Kind{
+	Name:    "pg_replicate",
+	Summary: "move a PostgreSQL database with logical replication: copy and follow it while the application runs (start), then cut over in seconds (finish)",
+	// The two databases name their hosts; the step's host: is not used.
+	NeedsHost: false,
+	New:       func() Spec { return new(PgReplicate) },
+}
+
+var _ Spec = (*PgReplicate)(nil)
+
+// PgReplicate moves a database to another server with PostgreSQL's own
+// logical replication, so that the application's downtime no longer grows
+// with the size of the database. A plan uses it in two steps:
+//
+//   - action: start, while the application still runs: the schema is
+//     copied into the empty target (pg_dump -s piped into pg_restore, as
+//     pg_stream does), the source publishes all its tables, and the target
+//     subscribes. The step returns once every table's initial copy is done;
+//     from then on the target follows every change on the source.
+//   - action: finish, once the application is stopped: wait until the
+//     target has applied everything the source wrote (the replication
+//     slot's confirmed position reaches the source's WAL position), copy the
+//     sequences (logical replication does not carry them), and end the
+//     replication: subscription, slot and publication are dropped.
+//
+// action: cancel drops the replication without finishing it (on_failure):
+// a forgotten slot makes the source keep its WAL for ever and fills its
+// disk. The target keeps what was copied.
+//
+// What it needs, checked before anything changes: wal_level = logical on
+// the source (a restart: pg_conf with apply_with: restart, while the
+// application runs), a role the target server can log in as with
+// REPLICATION (pg_role replication: true), every table with a primary key
+// or a replica identity (otherwise PostgreSQL would refuse the
+// application's UPDATEs and DELETEs on the source once it is published),
+// no large objects (not replicated), and an empty target database.
+// Schema changes on the source between start and finish are not carried.
+//
+// Progress is kept in a marker on the target host,
+// /var/tmp/migrun-pg_replicate.PORT.DATABASE, like pg_stream's: the state
+// (schema, subscribed, finished, cancelled), the source and the target
+// database's OID, so a database dropped and re-created is a fresh start.
+type PgReplicate struct {
+	Action         string             `yaml:"action" required:"true" enum:"start|finish|cancel" doc:"start: copy the schema, publish, subscribe and wait for the initial copy (while the application runs); finish: wait until the target caught up, copy the sequences and drop the replication (application stopped); cancel: drop the replication without finishing (on_failure)"`
+	Source         PgEndpoint         `yaml:"source" required:"true" doc:"the database to move (the publisher); psql and pg_dump run on its host"`
+	Target         PgEndpoint         `yaml:"target" required:"true" doc:"the database to fill (the subscriber), which must exist and be empty at start"`
+	Publisher      PgReplicateConnect `yaml:"publisher" doc:"how the target server connects to the source server (needed by action start): address, port, a role with REPLICATION and its password"`
+	Name           string             `yaml:"name" doc:"name of the publication, subscription and replication slot (default: migrun_ and the target database's name)"`
+	CatchUpTimeout string             `yaml:"catch_up_timeout" default:"5m" doc:"action finish: how long to wait for the target to apply the source's last changes, a Go duration"`
+	AllowErrors    []string           `yaml:"allow_errors" doc:"extra regular expressions of pg_restore errors to accept as harmless while copying the schema"`
+
+	// poll is how often waits look again; tests shorten it.
+	poll time.Duration
+	// markerDir holds the marker on the target host; "" is /var/tmp.
+	markerDir string
+}
+
+// PgReplicateConnect is the libpq connection the subscription opens from
+// the target server to the source server.
+type PgReplicateConnect struct {
+	Host     string `yaml:"host" doc:"the source server's address as the target server reaches it"`
+	Port     int    `yaml:"port" default:"5432" doc:"the source server's port"`
+	User     string `yaml:"user" doc:"role to connect as: it needs REPLICATION (or superuser) and SELECT on every table"`
+	Password string `yaml:"password" secret:"allowed" doc:"its password, normally \"${secret}\"; it is stored in the target's pg_subscription until finish or cancel drops the subscription"`
+	SSLMode  string `yaml:"sslmode" enum:"disable|allow|prefer|require|verify-ca|verify-full" default:"prefer" doc:"libpq sslmode of the connection"`
+}
+
+// Replication states kept in the marker.
+const (
+	replSchema     = "schema"     // the schema copy started
+	replSubscribed = "subscribed" // schema copied, subscription created
+	replFinishing  = "finishing"  // caught up, sequences copied: only the teardown is left
+	replFinished   = "finished"
+	replCancelled  = "cancelled"
+)
+
+var replNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+func (r *PgReplicate) Validate() []Problem {
+	ps := r.Source.PgConnection.validate("source.")
+	ps = append(ps, r.Target.PgConnection.validate("target.")...)
+	if r.Source == r.Target {
+		ps = append(ps, Problem{"target", "source and target are the same database"})
+	}
+	if r.Name != "" && !replNameRE.MatchString(r.Name) {
+		// Replication slot names allow nothing else.
+		ps = append(ps, Problem{"name", fmt.Sprintf("%q: use lower-case letters, digits and _ (at most 63), as replication slot names must", r.Name)})
+	}
+	if r.Action == "start" {
+		if r.Publisher.Host == "" {
+			ps = append(ps, Problem{"publisher.host", "action start needs the source server's address as the target server reaches it"})
+		}
+		if r.Publisher.User == "" {
+			ps = append(ps, Problem{"publisher.user", "action start needs a role with REPLICATION to connect as"})
+		}
+	}
+	if strings.ContainsAny(r.Publisher.Host, " '\\") {
+		ps = append(ps, Problem{"publisher.host", fmt.Sprintf("%q is not a host name or address", r.Publisher.Host)})
+	}
+	if r.Publisher.Port < 0 || r.Publisher.Port > 65535 {
+		ps = append(ps, Problem{"publisher.port", fmt.Sprintf("port %d is out of range", r.Publisher.Port)})
+	}
+	if r.CatchUpTimeout != "" {
+		if d, err := time.ParseDuration(r.CatchUpTimeout); err != nil || d <= 0 {
+			ps = append(ps, Problem{"catch_up_timeout", fmt.Sprintf("%q is not a positive duration like \"5m\"", r.CatchUpTimeout)})
+		}
+	}
+	return append(ps, validateAllowErrors(r.AllowErrors)...)
+}
+
+// Hosts are the source's host, then the target's.
+func (r *PgReplicate) Hosts(string) []string { return []string{r.Source.Host, r.Target.Host} }
+
+// name is the publication's, subscription's and slot's name.
+func (r *PgReplicate) name() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	var b strings.Builder
+	for _, c := range strings.ToLower(r.Target.Database) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	n := "migrun_" + b.String()
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return n
+}
+
+func (r *PgReplicate) catchUpTimeout() time.Duration {
+	d, err := time.ParseDuration(r.CatchUpTimeout)
+	if err != nil || d <= 0 {
+		return 5 * time.Minute
+	}
+	return d
+}
+
+func (r *PgReplicate) pollEvery() time.Duration {
+	if r.poll > 0 {
+		return r.poll
+	}
+	return 100 * time.Millisecond
+}
+
+func (r *PgReplicate) source() pgTarget { return r.Source.target(r.Source.Database) }
+func (r *PgReplicate) target() pgTarget { return r.Target.target(r.Target.Database) }
+
+func (r *PgReplicate) where(ep PgEndpoint) string {
+	return "database " + ep.Database + " on " + ep.Host
+}
+
+func (r *PgReplicate) sourceID() string { return r.Source.Host + ": " + r.source().String() }
+
+// markerPath is the marker on the target host, one per cluster port and
+// database name.
+func (r *PgReplicate) markerPath() string {
+	dir := r.markerDir
+	if dir == "" {
+		dir = "/var/tmp"
+	}
+	port := r.Target.Port
+	if port == 0 {
+		port = 5432
+	}
+	return path.Join(dir, "migrun-pg_replicate."+strconv.Itoa(port)+"."+url.PathEscape(r.Target.Database))
+}
+
+// ours reports whether m records a replication of this step into the
+// database that now has oid.
+func (r *PgReplicate) ours(m *restoreMarker, oid int64) bool {
+	return m != nil && m.Source == r.sourceID() && m.Database == r.Target.Database && m.DatabaseOID == oid &&
+		m.SocketDir == r.Target.SocketDir && m.Port == r.Target.Port
+}
+
+func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, oid int64) error {
+	return writeRestoreMarker(ctx, ex, r.markerPath(), restoreMarker{State: state, Source: r.sourceID(),
+		Database: r.Target.Database, DatabaseOID: oid, SocketDir: r.Target.SocketDir, Port: r.Target.Port})
+}
+
+// schemaStream copies the schema: pg_stream's pipeline with pg_dump -s.
+func (r *PgReplicate) schemaStream() *PgStream {
+	return &PgStream{Source: r.Source, Target: r.Target, AllowErrors: r.AllowErrors, schemaOnly: true}
+}
+
+// replState is what the two servers hold of this replication.
+type replState struct {
+	oid          int64          // the target database's; 0: none
+	marker       *restoreMarker // nil: none of ours
+	subscription bool           // on the target
+	tables       int            // tables of the subscription
+	ready        int            // of which the initial copy is done
+	syncErrors   int64          // pg_stat_subscription_stats
+	slot         bool           // on the source
+	slotActive   bool
+	publication  bool // on the source
+}
+
+func (st replState) finished() bool { return st.is(replFinished) }
+
+func (st replState) is(state string) bool { return st.marker != nil && st.marker.State == state }
+
+// subscriptionSQL reads the subscription's tables and their sync states
+// and its error counters: one row, or none without the subscription.
+func (r *PgReplicate) subscriptionSQL() string {
+	return `SELECT (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid),
+  (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid AND srsubstate = 'r'),
+  coalesce((SELECT sync_error_count + apply_error_count FROM pg_stat_subscription_stats WHERE subid = s.oid), 0)
+FROM pg_subscription s WHERE s.subname = ` + pgLiteral(r.name()) + ` AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());
+`
+}
+
+// sourceObjectsSQL reads the slot and the publication on the source.
+func (r *PgReplicate) sourceObjectsSQL() string {
+	n := pgLiteral(r.name())
+	return `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = ` + n + `),
+  (SELECT count(*) FROM pg_replication_slots WHERE slot_name = ` + n + ` AND active),
+  (SELECT count(*) FROM pg_publication WHERE pubname = ` + n + `);
+`
+}
+
+// state reads both servers. Errors of a server not reachable yet are
+// returned as they are, for the caller to tell with pgNotReady.
+func (r *PgReplicate) state(ctx context.Context, src, dst executors.Executor) (replState, error) {
+	var st replState
+	oid, err := pgDatabaseOID(ctx, dst, r.Target.PgConnection, r.Target.Database)
+	if err != nil || oid == 0 {
+		return st, err
+	}
+	st.oid = oid
+	m, err := readRestoreMarker(ctx, dst, r.markerPath())
+	if err != nil {
+		return st, err
+	}
+	if r.ours(m, oid) {
+		st.marker = m
+	}
+	rows, err := pgProbe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
+	if err != nil {
+		return st, err
+	}
+	if len(rows) == 1 && len(rows[0]) == 3 {
+		st.subscription = true
+		st.tables, _ = strconv.Atoi(rows[0][0])
+		st.ready, _ = strconv.Atoi(rows[0][1])
+		st.syncErrors, _ = strconv.ParseInt(rows[0][2], 10, 64)
+	}
+	rows, err = pgProbe(ctx, src, r.source(), r.sourceObjectsSQL(), "a slot's activity changes on its own")
+	if err != nil {
+		return st, err
+	}
+	if len(rows) == 1 && len(rows[0]) == 3 {
+		st.slot, st.slotActive, st.publication = rows[0][0] != "0", rows[0][1] != "0", rows[0][2] != "0"
+	}
+	return st, nil
+}
+
+// connect returns the executors of the source's and the target's hosts.
+func (r *PgReplicate) connect(ctx context.Context, rt *Runtime) (src, dst executors.Executor, err error) {
+	if src, err = rt.Executor(ctx, r.Source.Host); err != nil {
+		return nil, nil, err
+	}
+	if dst, err = rt.Executor(ctx, r.Target.Host); err != nil {
+		return nil, nil, err
+	}
+	return src, dst, nil
+}
+
+func (r *PgReplicate) wrap(err error) error {
+	return fmt.Errorf("replicate %s -> %s: %w", r.where(r.Source), r.where(r.Target), err)
+}
+
+// Check tells, per action, whether there is anything left to do.
+func (r *PgReplicate) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	src, dst, err := r.connect(ctx, rt)
+	if err != nil {
+		return Check{}, err
+	}
+	st, err := r.state(ctx, src, dst)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: "a server is not reachable yet: " + firstLine(err)}, nil
+	} else if err != nil {
+		return Check{}, r.wrap(err)
+	}
+	if st.oid == 0 {
+		return Check{Unknown: true, Reason: "target " + r.where(r.Target) + " does not exist yet"}, nil
+	}
+	switch r.Action {
+	case "start":
+		return r.checkStart(ctx, src, dst, st)
+	case "finish":
+		return r.checkFinish(st)
+	default:
+		return r.checkCancel(st), nil
+	}
+}
+
+func (r *PgReplicate) checkStart(ctx context.Context, src, dst executors.Executor, st replState) (Check, error) {
+	switch {
+	case st.finished() || st.is(replFinishing):
+		return Check{Done: true, Reason: fmt.Sprintf("the replication into %s finished at %s", r.where(r.Target), st.marker.Time.Format(time.RFC3339))}, nil
+	case st.subscription && st.ready == st.tables:
+		return Check{Done: true, Reason: fmt.Sprintf("subscription %s follows %s: initial copy of %s done", r.name(), r.where(r.Source), plural(st.tables, "table", "tables"))}, nil
+	case st.subscription:
+		return Check{Reason: fmt.Sprintf("subscription %s exists; initial copy of %d of %s done: waiting for the rest", r.name(), st.ready, plural(st.tables, "table", "tables"))}, nil
+	case st.is(replSchema):
+		// A run stopped between copying the schema (one transaction: all
+		// of it or nothing) and subscribing: Apply goes on from there.
+	default:
+		objs, err := (&PgStream{Target: r.Target}).targetObjects(ctx, dst)
+		if err != nil {
+			return Check{}, r.wrap(err)
+		}
+		if objs.total > 0 {
+			return Check{}, r.wrap(r.notEmpty(ctx, dst, st, objs))
+		}
+	}
+	blockers, err := r.sourceBlockers(ctx, src)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+	} else if err != nil {
+		return Check{}, r.wrap(err)
+	}
+	if len(blockers.fatal) > 0 {
+		return Check{}, r.wrap(errors.New(strings.Join(blockers.fatal, "; ")))
+	}
+	reason := "target " + r.where(r.Target) + " is empty: copy the schema, publish and subscribe; the initial copy runs while the source stays in use"
+	if len(blockers.later) > 0 {
+		// An earlier step of the plan (pg_conf, pg_role) may well see to
+		// these; Apply refuses if it did not.
+		reason += " (needs, at apply: " + strings.Join(blockers.later, "; ") + ")"
+	}
+	return Check{Reason: reason}, nil
+}
+
+func (r *PgReplicate) checkFinish(st replState) (Check, error) {
+	switch {
+	case st.finished():
+		return Check{Done: true, Reason: fmt.Sprintf("the replication into %s finished at %s", r.where(r.Target), st.marker.Time.Format(time.RFC3339))}, nil
+	case st.is(replFinishing):
+		return Check{Reason: "caught up and sequences copied by an earlier run: drop what is left of the replication"}, nil
+	case st.subscription:
+		return Check{Reason: fmt.Sprintf("subscription %s follows %s: wait until the target applied the source's last change, copy the sequences, drop the replication", r.name(), r.where(r.Source))}, nil
+	case st.is(replCancelled):
+		return Check{}, r.wrap(fmt.Errorf("the replication was cancelled (%s): the target holds a partial copy; drop and re-create it, then start again",
+			st.marker.Time.Format(time.RFC3339)))
+	}
+	return Check{Unknown: true, Reason: "no subscription " + r.name() + " yet: the start step makes it"}, nil
+}
+
+func (r *PgReplicate) checkCancel(st replState) Check {
+	var left []string
+	if st.subscription {
+		left = append(left, "subscription "+r.name()+" on "+r.Target.Host)
+	}
+	if st.slot {
+		left = append(left, "replication slot "+r.name()+" on "+r.Source.Host)
+	}
+	if st.publication {
+		left = append(left, "publication "+r.name()+" on "+r.Source.Host)
+	}
+	if len(left) == 0 {
+		return Check{Done: true, Reason: "no replication " + r.name() + " to cancel"}
+	}
+	return Check{Reason: "drop " + strings.Join(left, ", ")}
+}
+
+// notEmpty explains why the target will not be subscribed.
+func (r *PgReplicate) notEmpty(ctx context.Context, dst executors.Executor, st replState, objs dbObjects) error {
+	recreate := (&PgStream{Target: r.Target}).recreateHint(ctx, dst)
+	if st.marker != nil {
+		return fmt.Errorf("an earlier replication from %s into it (%s since %s) left %s and no subscription; drop and re-create the database, then apply again%s",
+			r.where(r.Source), st.marker.State, st.marker.Time.Format(time.RFC3339), objs, recreate)
+	}
+	return fmt.Errorf("the target database is not empty (%s): pg_replicate only copies into an empty database, so that two databases are never mixed", objs)
+}
+
+// blockers are what stands in the way of publishing the source: fatal
+// ones no step of a plan would fix (tables without a replica identity,
+// large objects), later ones an earlier step may (wal_level, the role).
+type blockers struct{ fatal, later []string }
+
+// sourceBlockersSQL reads, in one query: wal_level, free replication
+// slots, whether the publisher role may replicate, tables without a usable
+// replica identity (a few names and their count) and large objects.
+func (r *PgReplicate) sourceBlockersSQL() string {
+	user := r.Publisher.User
+	return `SELECT current_setting('wal_level'),
+  current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ` + pgLiteral(r.name()) + `),
+  coalesce((SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = ` + pgLiteral(user) + `), 'missing'),
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ` + pgUserSchemasSQL + `
+      AND (c.relreplident = 'n' OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')),
+  coalesce((SELECT string_agg(name, ', ') FROM (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ` + pgUserSchemasSQL + `
+      AND (c.relreplident = 'n' OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    ORDER BY 1 LIMIT 5) t), ''),
+  (SELECT count(*) FROM pg_largeobject_metadata);
+`
+}
+
+func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor) (blockers, error) {
+	var b blockers
+	rows, err := pgQuery(ctx, src, r.source(), r.sourceBlockersSQL())
+	if err != nil {
+		return b, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 6 {
+		return b, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
+	}
+	row := rows[0]
+	if row[0] != "logical" {
+		b.later = append(b.later, fmt.Sprintf("the source server runs with wal_level = %s: logical is needed (set it and restart the server: pg_conf with apply_with: restart)", row[0]))
+	}
+	if free, _ := strconv.Atoi(row[1]); free < 1 {
+		b.later = append(b.later, "the source server has no free replication slot (max_replication_slots; a restart)")
+	}
+	switch row[2] {
+	case "missing":
+		b.later = append(b.later, fmt.Sprintf("role %s does not exist on the source server", r.Publisher.User))
+	case "false":
+		b.later = append(b.later, fmt.Sprintf("role %s may not replicate: grant it REPLICATION (pg_role replication: true)", r.Publisher.User))
+	}
+	if n, _ := strconv.Atoi(row[3]); n > 0 {
+		b.fatal = append(b.fatal, fmt.Sprintf("%s no primary key or replica identity (%s): once published, the source would refuse the application's UPDATEs and DELETEs on them; give them one (ALTER TABLE ... REPLICA IDENTITY FULL, or a primary key) or move the database with pg_dump and pg_restore",
+			plural(n, "table has", "tables have"), row[4]))
+	}
+	if n, _ := strconv.Atoi(row[5]); n > 0 {
+		b.fatal = append(b.fatal, fmt.Sprintf("the source database holds %s, which logical replication does not carry: move it with pg_dump and pg_restore", plural(n, "large object", "large objects")))
+	}
+	return b, nil
+}
+
+// conninfo is the subscription's libpq connection string with password
+// as given (revealed for the server, masked for the dry run). libpq
+// quotes values in single quotes with backslash escapes.
+func (r *PgReplicate) conninfo(password string) string {
+	q := func(s string) string {
+		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	}
+	port := r.Publisher.Port
+	if port == 0 {
+		port = 5432
+	}
+	sslmode := r.Publisher.SSLMode
+	if sslmode == "" {
+		sslmode = "prefer"
+	}
+	s := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s application_name=%s",
+		q(r.Publisher.Host), port, q(r.Source.Database), q(r.Publisher.User), sslmode, q(r.name()))
+	if password != "" {
+		s += " password=" + q(password)
+	}
+	return s
+}
+
+func (r *PgReplicate) maskedPassword() string {
+	switch {
+	case r.Publisher.Password == "":
+		return ""
+	case secret.Contains(r.Publisher.Password):
+		return secret.Mask(r.Publisher.Password)
+	}
+	return hiddenValue
+}
+
+func (r *PgReplicate) publicationSQL() string {
+	return "CREATE PUBLICATION " + pgIdent(r.name()) + " FOR ALL TABLES;\n"
+}
+
+func (r *PgReplicate) subscriptionCreateSQL(password string) string {
+	return "CREATE SUBSCRIPTION " + pgIdent(r.name()) + " CONNECTION " + pgLiteral(r.conninfo(password)) +
+		" PUBLICATION " + pgIdent(r.name()) + ";\n"
+}
+
+// teardownTargetSQL drops the subscription without reaching the source:
+// detached from its slot first, so it works whatever the network between
+// the servers does; the slot is dropped on the source directly.
+func (r *PgReplicate) teardownTargetSQL() string {
+	n := pgIdent(r.name())
+	return "ALTER SUBSCRIPTION " + n + " DISABLE;\nALTER SUBSCRIPTION " + n + " SET (slot_name = NONE);\nDROP SUBSCRIPTION " + n + ";\n"
+}
+
+func (r *PgReplicate) teardownSourceSQL() string {
+	n := pgLiteral(r.name())
+	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + n + " AND NOT active;\n" +
+		"DROP PUBLICATION IF EXISTS " + pgIdent(r.name()) + ";\n"
+}
+
+// sequencesSQL reads the source's sequences as the setval statements
+// that give the target the same values.
+const sequencesSQL = `SELECT format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) || '.' || quote_ident(sequencename),
+  coalesce(last_value, start_value), (last_value IS NOT NULL)::text) FROM pg_sequences ORDER BY schemaname, sequencename;
+`
+
+func (r *PgReplicate) psqlLine(host string, t pgTarget, sql string) string {
+	return fmt.Sprintf("run on %s as %s: %s <<< %s", host, t.osUser(), executors.QuoteArgv(t.psqlArgv()),
+		strings.ReplaceAll(strings.TrimSuffix(sql, "\n"), "\n", " "))
+}
+
+// Describe lists the statements and commands of the action, as they run.
+func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	src, dst := r.source(), r.target()
+	teardown := []Action{
+		{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.teardownTargetSQL())},
+		{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.teardownSourceSQL()) + " (once the slot is inactive)"},
+	}
+	switch r.Action {
+	case "start":
+		s := r.schemaStream()
+		dump, restore := s.dumpCommand(), s.restoreCommand()
+		acts := []Action{
+			{Host: r.Source.Host, Summary: "run on " + r.Source.Host + " as " + src.osUser() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
+				" (reads the schema of " + r.where(r.Source) + " into the stream)"},
+			{Host: r.Target.Host, Summary: "run on " + r.Target.Host + " as " + dst.osUser() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
+				" (schema read from the stream on stdin), only if " + r.where(r.Target) + " is empty; progress recorded in " + r.markerPath() +
+				"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(r.AllowErrors), "; ") + ")"},
+		}
+		return append(acts,
+			Action{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.publicationSQL())},
+			Action{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.subscriptionCreateSQL(r.maskedPassword()))},
+			Action{Host: r.Target.Host, Summary: "wait until every table's initial copy is done (pg_subscription_rel); the source stays in use and its later changes follow"},
+		), nil
+	case "finish":
+		return append([]Action{
+			{Host: r.Source.Host, Summary: "refuse if a client is still connected to " + r.where(r.Source) + "; read pg_current_wal_lsn() and wait (at most " + r.catchUpTimeout().String() + ") until slot " + r.name() + "'s confirmed_flush_lsn reaches it"},
+			{Host: r.Target.Host, Summary: "set every sequence to the source's value (pg_catalog.setval, read from pg_sequences on " + r.Source.Host + ")"},
+		}, teardown...), nil
+	}
+	return teardown, nil
+}
+
+// Apply runs the action.
+func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	src, dst, err := r.connect(ctx, rt)
+	if err != nil {
+		return Outcome{}, err
+	}
+	st, err := r.state(ctx, src, dst)
+	if err != nil {
+		return Outcome{}, r.wrap(err)
+	}
+	if st.oid == 0 {
+		return Outcome{}, r.wrap(fmt.Errorf("the target database does not exist: create it first, with the owner, encoding and locale it needs (pg_database)"))
+	}
+	var o Outcome
+	switch r.Action {
+	case "start":
+		o, err = r.start(ctx, rt, src, dst, st)
+	case "finish":
+		o, err = r.finish(ctx, rt, src, dst, st)
+	default:
+		o, err = r.cancel(ctx, src, dst, st)
+	}
+	if err != nil {
+		return o, r.wrap(err)
+	}
+	return o, nil
+}
+
+func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (Outcome, error) {
+	if st.finished() {
+		return Outcome{Output: "the replication already finished"}, nil
+	}
+	begin := time.Now()
+	var notes []string
+	o := Outcome{}
+	if !st.subscription {
+		b, err := r.sourceBlockers(ctx, src)
+		if err != nil {
+			return o, err
+		}
+		if all := append(b.fatal, b.later...); len(all) > 0 {
+			return o, errors.New(strings.Join(all, "; "))
+		}
+		objs, err := (&PgStream{Target: r.Target}).targetObjects(ctx, dst)
+		if err != nil {
+			return o, err
+		}
+		switch {
+		case objs.total == 0:
+			out, err := r.copySchema(ctx, rt, src, dst, st.oid)
+			o.Changed = true
+			if err != nil {
+				return o, err
+			}
+			notes = append(notes, out)
+		case !st.is(replSchema):
+			return o, r.notEmpty(ctx, dst, st, objs)
+		default:
+			// The schema copy is one transaction, so a schema there is
+			// complete; the subscription's initial copy needs its tables
+			// empty.
+			if err := r.checkTablesEmpty(ctx, dst); err != nil {
+				return o, err
+			}
+			notes = append(notes, "the schema copied by an earlier run is there")
+		}
+		if err := r.subscribe(ctx, rt, src, dst, st); err != nil {
+			o.Changed = true
+			return o, err
+		}
+		o.Changed = true
+		if err := r.writeMarker(ctx, dst, replSubscribed, st.oid); err != nil {
+			return o, err
+		}
+		notes = append(notes, "published all tables of "+r.where(r.Source)+" and subscribed "+r.where(r.Target)+" as "+r.name())
+	}
+	n, err := r.waitInitialCopy(ctx, rt, dst)
+	if err != nil {
+		return o, err
+	}
+	notes = append(notes, fmt.Sprintf("initial copy of %s done in %s; the target follows the source until finish",
+		plural(n, "table", "tables"), time.Since(begin).Round(100*time.Millisecond)))
+	o.Output = strings.Join(notes, "\n")
+	return o, nil
+}
+
+// copySchema streams pg_dump -s into pg_restore, between two markers:
+// a run interrupted midway leaves "schema", which tells the next one.
+func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst executors.Executor, oid int64) (string, error) {
+	harmless, err := harmlessPatterns(r.AllowErrors)
+	if err != nil {
+		return "", err
+	}
+	if err := r.writeMarker(ctx, dst, replSchema, oid); err != nil {
+		return "", err
+	}
+	out := &tailBuffer{max: outputTail}
+	var w io.Writer = out
+	if rt.Output != nil {
+		w = io.MultiWriter(&lockedWriter{w: rt.Output}, out)
+	}
+	s := r.schemaStream()
+	res, err := s.stream(ctx, rt, src, dst, harmless, w)
+	if err != nil {
+		return "", fmt.Errorf("copy the schema: %w: %s", err, strings.TrimSpace(out.String()))
+	}
+	return "copied the schema (" + formatBytes(res.bytes) + " archive)" + res.report.acceptedNote(), nil
+}
+
+// checkTablesEmpty makes sure a schema left by an interrupted run holds
+// no rows yet: the subscription's initial copy appends to what is there.
+func (r *PgReplicate) checkTablesEmpty(ctx context.Context, dst executors.Executor) error {
+	rows, err := pgQuery(ctx, dst, r.target(), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND `+pgUserSchemasSQL+` AND (c.relpages > 0 OR c.reltuples > 0);
+`)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 1 && rows[0][0] != "0" {
+		return fmt.Errorf("an earlier run copied the schema and stopped before subscribing, and %s tables hold data now; drop and re-create the database, then apply again", rows[0][0])
+	}
+	return nil
+}
+
+// subscribe publishes the source and subscribes the target. A slot left
+// by a CREATE SUBSCRIPTION that failed after making it is dropped first.
+func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) error {
+	if !st.publication {
+		if _, err := pgExec(ctx, src, r.source(), r.publicationSQL()); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	if st.slot {
+		if _, err := pgExec(ctx, src, r.source(), "SELECT pg_drop_replication_slot("+pgLiteral(r.name())+") FROM pg_replication_slots WHERE slot_name = "+pgLiteral(r.name())+" AND NOT active;\n"); err != nil {
+			return fmt.Errorf("drop the slot a failed subscription left: %w", err)
+		}
+	}
+	password, err := rt.Secrets.Reveal(r.Publisher.Password)
+	if err != nil {
+		return fmt.Errorf("publisher.password: %w", err)
+	}
+	if _, err := pgExec(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
+		return fmt.Errorf("subscribe: %s", rt.Secrets.Redact(strings.ReplaceAll(err.Error(), password, hiddenValue)))
+	}
+	return nil
+}
+
+// waitInitialCopy waits until every table of the subscription is ready.
+// The copy takes as long as the data does; it has no time limit, but a
+// worker that fails (a table missing on the target, a lost connection)
+// ends the wait with the server's word for it.
+func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst executors.Executor) (int, error) {
+	var bar Bar
+	defer func() {
+		if bar != nil {
+			bar.Done(nil)
+		}
+	}()
+	var errors0 int64 = -1
+	every := 10 * r.pollEvery() // a second by default: a copy takes a while
+	for {
+		rows, err := pgProbe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
+		if err != nil {
+			return 0, err
+		}
+		if len(rows) != 1 || len(rows[0]) != 3 {
+			return 0, fmt.Errorf("subscription %s is gone from %s", r.name(), r.Target.Host)
+		}
+		total, _ := strconv.Atoi(rows[0][0])
+		ready, _ := strconv.Atoi(rows[0][1])
+		errs, _ := strconv.ParseInt(rows[0][2], 10, 64)
+		if bar == nil {
+			bar = progressOf(rt).Start("initial copy "+r.Source.Host+":"+r.Source.Database+" -> "+r.Target.Host+":"+r.Target.Database+" (tables)", int64(total), int64(ready))
+		} else {
+			bar.Add(0)
+		}
+		switch {
+		case errors0 < 0:
+			errors0 = errs
+		case errs > errors0:
+			return ready, fmt.Errorf("the subscription's workers on %s fail (%d errors; see its server log): %s",
+				r.Target.Host, errs-errors0, r.lastWorkerError(ctx, dst))
+		}
+		if ready == total {
+			return total, nil
+		}
+		if err := sleepOrDone(ctx, every); err != nil {
+			return ready, err
+		}
+	}
+}
+
+// lastWorkerError is the last logical-replication error line of the
+// target's server log, when psql can read it (pg_read_file of the current
+// log file), else a pointer to the log.
+func (r *PgReplicate) lastWorkerError(ctx context.Context, dst executors.Executor) string {
+	rows, err := pgQuery(ctx, dst, r.target(), `SELECT coalesce(pg_current_logfile(), '');
+`)
+	if err != nil || len(rows) != 1 || rows[0][0] == "" {
+		return "look for \"logical replication\" in the server log"
+	}
+	return "look for \"logical replication\" in " + rows[0][0]
+}
+
+func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (Outcome, error) {
+	switch {
+	case st.finished():
+		return Outcome{Output: "the replication already finished"}, nil
+	case st.is(replFinishing):
+		if err := r.teardown(ctx, src, dst); err != nil {
+			return Outcome{Changed: true}, err
+		}
+		if err := r.writeMarker(ctx, dst, replFinished, st.oid); err != nil {
+			return Outcome{Changed: true}, err
+		}
+		return Outcome{Changed: true, Output: "an earlier run caught up and copied the sequences; subscription, slot and publication " + r.name() + " dropped"}, nil
+	case !st.subscription:
+		return Outcome{}, fmt.Errorf("no subscription %s on %s: run the start step first", r.name(), r.Target.Host)
+	case st.ready != st.tables:
+		return Outcome{}, fmt.Errorf("the initial copy is not done (%d of %s ready): run the start step first", st.ready, plural(st.tables, "table", "tables"))
+	}
+	if err := r.noOtherClients(ctx, src); err != nil {
+		return Outcome{}, err
+	}
+	begin := time.Now()
+	lag, err := r.waitCaughtUp(ctx, src)
+	if err != nil {
+		return Outcome{}, err
+	}
+	caught := time.Since(begin)
+	n, err := r.copySequences(ctx, src, dst)
+	if err != nil {
+		return Outcome{Changed: true}, err
+	}
+	// From here a resumed run only has the teardown left: the
+	// subscription it drops is what tells a later check where it stood.
+	if err := r.writeMarker(ctx, dst, replFinishing, st.oid); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	if err := r.teardown(ctx, src, dst); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	if err := r.writeMarker(ctx, dst, replFinished, st.oid); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied; subscription, slot and publication %s dropped",
+		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), r.name())}, nil
+}
+
+// noOtherClients refuses to finish while a client other than the
+// replication is connected to the source database: what it writes after
+// the catch-up would be lost.
+func (r *PgReplicate) noOtherClients(ctx context.Context, src executors.Executor) error {
+	rows, err := pgProbe(ctx, src, r.source(), `SELECT count(*) OVER (), coalesce(nullif(application_name, ''), '-') || ' (pid ' || pid || coalesce(', from ' || client_addr, '') || ')'
+FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid LIMIT 3;
+`, "sessions come and go")
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	var who []string
+	for _, row := range rows {
+		who = append(who, row[1])
+	}
+	return fmt.Errorf("%s still connected to %s (%s): stop the application first, or what it writes after the cut-over is lost; nothing was changed",
+		plural(len(rows), "client is", "clients are"), r.where(r.Source), strings.Join(who, ", "))
+}
+
+// waitCaughtUp reads the source's WAL position once the application is
+// stopped and waits until the slot's confirmed position reaches it: the
+// target has then applied and flushed every transaction the source
+// committed. It returns how far behind the target was.
+func (r *PgReplicate) waitCaughtUp(ctx context.Context, src executors.Executor) (int64, error) {
+	rows, err := pgProbe(ctx, src, r.source(), "SELECT pg_current_wal_lsn();\n", "the WAL position moves on its own")
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 {
+		return 0, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
+	}
+	lsn := rows[0][0]
+	deadline := time.Now().Add(r.catchUpTimeout())
+	q := "SELECT confirmed_flush_lsn >= " + pgLiteral(lsn) + "::pg_lsn, greatest(pg_wal_lsn_diff(" + pgLiteral(lsn) + ", confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = " + pgLiteral(r.name()) + ";\n"
+	var first int64 = -1
+	for {
+		rows, err := pgProbe(ctx, src, r.source(), q, "the replication position moves on its own")
+		if err != nil {
+			return 0, err
+		}
+		if len(rows) != 1 || len(rows[0]) != 2 {
+			return 0, fmt.Errorf("replication slot %s is gone from %s", r.name(), r.Source.Host)
+		}
+		behind, _ := strconv.ParseInt(rows[0][1], 10, 64)
+		if first < 0 {
+			first = behind
+		}
+		if rows[0][0] == "t" {
+			return first, nil
+		}
+		if time.Now().After(deadline) {
+			return first, fmt.Errorf("the target is still %s behind the source after %s (catch_up_timeout); is its subscription worker running? (pg_stat_subscription on %s)",
+				formatBytes(behind), r.catchUpTimeout(), r.Target.Host)
+		}
+		if err := sleepOrDone(ctx, r.pollEvery()); err != nil {
+			return first, err
+		}
+	}
+}
+
+// copySequences gives the target's sequences the source's values.
+func (r *PgReplicate) copySequences(ctx context.Context, src, dst executors.Executor) (int, error) {
+	rows, err := pgProbe(ctx, src, r.source(), sequencesSQL, "sequences move on their own")
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		b.WriteString(row[0] + "\n")
+	}
+	if _, err := pgExec(ctx, dst, r.target(), b.String()); err != nil {
+		return 0, fmt.Errorf("copy the sequences: %w", err)
+	}
+	return len(rows), nil
+}
+
+// teardown drops the subscription, then the slot once its walsender has
+// gone (it notices the disabled subscription within moments), then the
+// publication.
+func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor) error {
+	rows, err := pgQuery(ctx, dst, r.target(), "SELECT count(*) FROM pg_subscription WHERE subname = "+pgLiteral(r.name())+";\n")
+	if err != nil {
+		return err
+	}
+	if len(rows) == 1 && rows[0][0] != "0" {
+		if _, err := pgExec(ctx, dst, r.target(), r.teardownTargetSQL()); err != nil {
+			return fmt.Errorf("drop subscription %s: %w", r.name(), err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := pgExec(ctx, src, r.source(), r.teardownSourceSQL()); err != nil {
+			return fmt.Errorf("drop slot and publication %s: %w", r.name(), err)
+		}
+		rows, err := pgQuery(ctx, src, r.source(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "+pgLiteral(r.name())+";\n")
+		if err != nil {
+			return err
+		}
+		if len(rows) == 1 && rows[0][0] == "0" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replication slot %s on %s stays active 30 s after its subscription was dropped: end its walsender (pg_terminate_backend) and drop it (pg_drop_replication_slot), or the source keeps its WAL for it", r.name(), r.Source.Host)
+		}
+		if err := sleepOrDone(ctx, r.pollEvery()); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *PgReplicate) cancel(ctx context.Context, src, dst executors.Executor, st replState) (Outcome, error) {
+	c := r.checkCancel(st)
+	if c.Done {
+		return Outcome{Output: c.Reason}, nil
+	}
+	if err := r.teardown(ctx, src, dst); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	if st.marker != nil && !st.finished() {
+		if err := r.writeMarker(ctx, dst, replCancelled, st.oid); err != nil {
+			return Outcome{Changed: true}, err
+		}
+	}
+	return Outcome{Changed: true, Output: c.Reason[len("drop "):] + " dropped; " + r.where(r.Target) + " keeps what was copied (drop and re-create it before starting again)"}, nil
+}
