@@ -784,6 +784,7 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 		return Outcome{}, err
 	}
 	caught := time.Since(begin)
+	seqBegin := time.Now()
 	n, err := r.copySequences(ctx, src, dst)
 	if err != nil {
 		return Outcome{Changed: true}, err
@@ -793,14 +794,17 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	if err := r.writeMarker(ctx, dst, replFinishing, st.oid); err != nil {
 		return Outcome{Changed: true}, err
 	}
+	seqTime := time.Since(seqBegin)
+	dropBegin := time.Now()
 	if err := r.teardown(ctx, src, dst); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	if err := r.writeMarker(ctx, dst, replFinished, st.oid); err != nil {
 		return Outcome{Changed: true}, err
 	}
-	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied; subscription, slot and publication %s dropped",
-		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), r.name())}, nil
+	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied in %s; subscription, slot and publication %s dropped in %s",
+		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), seqTime.Round(time.Millisecond),
+		r.name(), time.Since(dropBegin).Round(time.Millisecond))}, nil
 }
 
 // noOtherClients refuses to finish while a client other than the
