@@ -705,26 +705,25 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 		return "", fmt.Errorf("open %s: %w", part, err)
 	}
 	// A copy from the start hashes the source bytes as they stream past:
-	// no second read of the source (a direct one hashes both ends on the
-	// hosts). A resumed one has not seen the first bytes and hashes the
-	// files afterwards.
+	// no second read of the source. A resumed one has not seen the first
+	// bytes and hashes the source file afterwards, as does a direct one,
+	// whose bytes never pass here.
 	var streamed hash.Hash
 	if offset == 0 && !t.spec.Direct {
 		streamed = sha256.New()
 	}
 	var (
 		n    int64
-		sent sendResult // a direct copy's sums, when it hashed on the way
+		link *directLink
 	)
 	if t.spec.Direct {
 		// OpenWriter truncated the part to offset; the source appends.
 		err = w.Close()
-		var l *directLink
 		if err == nil {
-			l, err = t.link(ctx)
+			link, err = t.link(ctx)
 		}
 		if err == nil {
-			sent, err = l.send(ctx, src.Path, part.Path, offset, bar)
+			err = link.send(ctx, src.Path, part.Path, offset, bar)
 		}
 	} else {
 		n, err = t.stream(ctx, w, src, offset, job.info.Size-offset, bar, streamed)
@@ -744,32 +743,22 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	// that changed while it was read shows as a mismatch; a streamed hash
 	// is checked against the source's size and time instead.
 	var srcSum, dstSum string
-	switch {
-	case streamed != nil || sent.srcSum != "":
-		if streamed != nil {
-			srcSum = hex.EncodeToString(streamed.Sum(nil))
-			if dstSum, err = t.dst.Checksum(ctx, part.Path); err != nil {
-				return "", fmt.Errorf("sha256 of %s: %w", part, err)
-			}
-		} else {
-			// Hashed on the way: the sums are of the bytes that passed, so
-			// the part must also hold all of them.
-			srcSum, dstSum = sent.srcSum, sent.dstSum
-			if fi, err := t.dst.Stat(ctx, part.Path); err != nil {
-				return "", fmt.Errorf("stat %s after the copy: %w", part, err)
-			} else if fi.Size != job.info.Size {
-				dstSum = fmt.Sprintf("(a part of %d bytes, not %d)", fi.Size, job.info.Size)
-			}
+	if streamed != nil {
+		srcSum = hex.EncodeToString(streamed.Sum(nil))
+		if dstSum, err = t.dst.Checksum(ctx, part.Path); err != nil {
+			return "", fmt.Errorf("sha256 of %s: %w", part, err)
 		}
 		if now, err := t.src.Stat(ctx, src.Path); err != nil {
 			return "", fmt.Errorf("stat %s after the copy: %w", src, err)
 		} else if now.Size != job.info.Size || !now.ModTime.Equal(job.info.ModTime) {
 			dstSum = "(not checked: the source changed during the copy)"
 		}
-	default:
-		if srcSum, dstSum, err = checksums(ctx, t.src, src, t.dst, part); err != nil {
+	} else if link != nil {
+		if srcSum, dstSum, err = link.sums(ctx, src.Path, part.Path); err != nil {
 			return "", err
 		}
+	} else if srcSum, dstSum, err = checksums(ctx, t.src, src, t.dst, part); err != nil {
+		return "", err
 	}
 	if srcSum != dstSum {
 		if rerr := t.dst.Remove(ctx, part.Path); rerr != nil {

@@ -410,16 +410,18 @@ func (r *PgReplicate) sourceBlockersSQL() string {
   current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ` + pgLiteral(r.name()) + `),
   coalesce((SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = ` + pgLiteral(user) + `), 'missing'),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ` + pgUserSchemasSQL + `
+    WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
       AND (c.relreplident = 'n' OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')),
   coalesce((SELECT string_agg(name, ', ') FROM (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND ` + pgUserSchemasSQL + `
+    WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
       AND (c.relreplident = 'n' OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
     ORDER BY 1 LIMIT 5) t), ''),
-  (SELECT count(*) FROM pg_largeobject_metadata);
+  (SELECT count(*) FROM pg_largeobject_metadata),
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ` + pgUserSchemasSQL + `);
 `
 }
 
@@ -429,7 +431,7 @@ func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor
 	if err != nil {
 		return b, err
 	}
-	if len(rows) != 1 || len(rows[0]) != 6 {
+	if len(rows) != 1 || len(rows[0]) != 7 {
 		return b, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
 	}
 	row := rows[0]
@@ -451,6 +453,9 @@ func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor
 	}
 	if n, _ := strconv.Atoi(row[5]); n > 0 {
 		b.fatal = append(b.fatal, fmt.Sprintf("the source database holds %s, which logical replication does not carry: move it with pg_dump and pg_restore", plural(n, "large object", "large objects")))
+	}
+	if n, _ := strconv.Atoi(row[6]); n > 0 {
+		b.fatal = append(b.fatal, fmt.Sprintf("the source database has %s, whose rows logical replication does not carry: make them logged (ALTER TABLE ... SET LOGGED) or move the database with pg_dump and pg_restore", plural(n, "unlogged table", "unlogged tables")))
 	}
 	return b, nil
 }
@@ -548,7 +553,7 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 	case "finish":
 		return append([]Action{
 			{Host: r.Source.Host, Summary: "refuse if a client is still connected to " + r.where(r.Source) + "; read pg_current_wal_lsn() and wait (at most " + r.catchUpTimeout().String() + ") until slot " + r.name() + "'s confirmed_flush_lsn reaches it"},
-			{Host: r.Target.Host, Summary: "set every sequence to the source's value (pg_catalog.setval, read from pg_sequences on " + r.Source.Host + ")"},
+			{Host: r.Target.Host, Summary: "set every sequence to the source's value (pg_catalog.setval, read from pg_sequences on " + r.Source.Host + ") and refresh the materialized views populated there"},
 		}, teardown...), nil
 	}
 	return teardown, nil
@@ -696,7 +701,11 @@ func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst execu
 		return fmt.Errorf("publisher.password: %w", err)
 	}
 	if _, err := pgExec(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
-		return fmt.Errorf("subscribe: %s", rt.Secrets.Redact(strings.ReplaceAll(err.Error(), password, hiddenValue)))
+		msg := err.Error()
+		if password != "" {
+			msg = strings.ReplaceAll(msg, password, hiddenValue)
+		}
+		return fmt.Errorf("subscribe: %s", rt.Secrets.Redact(msg))
 	}
 	return nil
 }
@@ -713,6 +722,7 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 		}
 	}()
 	var errors0 int64 = -1
+	shown := 0
 	every := 10 * r.pollEvery() // a second by default: a copy takes a while
 	for {
 		rows, err := pgProbe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
@@ -727,8 +737,10 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 		errs, _ := strconv.ParseInt(rows[0][2], 10, 64)
 		if bar == nil {
 			bar = progressOf(rt).Start("initial copy "+r.Source.Host+":"+r.Source.Database+" -> "+r.Target.Host+":"+r.Target.Database+" (tables)", int64(total), int64(ready))
-		} else {
-			bar.Add(0)
+			shown = ready
+		} else if ready > shown {
+			bar.Add(int64(ready - shown))
+			shown = ready
 		}
 		switch {
 		case errors0 < 0:
@@ -794,6 +806,10 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	if err := r.writeMarker(ctx, dst, replFinishing, st.oid); err != nil {
 		return Outcome{Changed: true}, err
 	}
+	views, err := r.refreshViews(ctx, src, dst)
+	if err != nil {
+		return Outcome{Changed: true}, err
+	}
 	seqTime := time.Since(seqBegin)
 	dropBegin := time.Now()
 	if err := r.teardown(ctx, src, dst); err != nil {
@@ -802,8 +818,12 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	if err := r.writeMarker(ctx, dst, replFinished, st.oid); err != nil {
 		return Outcome{Changed: true}, err
 	}
-	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied in %s; subscription, slot and publication %s dropped in %s",
-		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), seqTime.Round(time.Millisecond),
+	refreshed := ""
+	if views > 0 {
+		refreshed = " and " + plural(views, "materialized view", "materialized views") + " refreshed"
+	}
+	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied%s in %s; subscription, slot and publication %s dropped in %s",
+		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), refreshed, seqTime.Round(time.Millisecond),
 		r.name(), time.Since(dropBegin).Round(time.Millisecond))}, nil
 }
 
@@ -884,6 +904,24 @@ func (r *PgReplicate) copySequences(ctx context.Context, src, dst executors.Exec
 	}
 	if _, err := pgExec(ctx, dst, r.target(), b.String()); err != nil {
 		return 0, fmt.Errorf("copy the sequences: %w", err)
+	}
+	return len(rows), nil
+}
+
+// refreshViews fills the target's materialized views that are populated
+// on the source: the schema copy creates them empty and logical
+// replication carries tables only.
+func (r *PgReplicate) refreshViews(ctx context.Context, src, dst executors.Executor) (int, error) {
+	rows, err := pgQuery(ctx, src, r.source(), "SELECT format('REFRESH MATERIALIZED VIEW %I.%I;', schemaname, matviewname) FROM pg_matviews WHERE ispopulated ORDER BY 1;\n")
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		b.WriteString(row[0] + "\n")
+	}
+	if _, err := pgExec(ctx, dst, r.target(), b.String()); err != nil {
+		return 0, fmt.Errorf("refresh the materialized views: %w", err)
 	}
 	return len(rows), nil
 }
