@@ -52,7 +52,7 @@ steps:
 	}
 	// The bytes went engine -> db: the journal shows the source's ssh.
 	ran := fmt.Sprint(planJournal(t, state, "copy-direct")["steps"])
-	if !strings.Contains(ran, "engine: sh -c 'tail -c +1 -- /var/tmp/direct.bin | tee /tmp/migrun-direct-") {
+	if !strings.Contains(ran, "engine: sh -c 'tail -c +1 -- /var/tmp/direct.bin | ssh -i /tmp/migrun-direct-") {
 		t.Errorf("the journal does not show the direct transfer: %s", ran)
 	}
 }
