@@ -194,9 +194,21 @@ func (r *PgReplicate) ours(m *restoreMarker, oid int64) bool {
 		m.SocketDir == r.Target.SocketDir && m.Port == r.Target.Port
 }
 
-func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, oid int64) error {
+func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, st replState) error {
 	return writeRestoreMarker(ctx, ex, r.markerPath(), restoreMarker{State: state, Source: r.sourceID(),
-		Database: r.Target.Database, DatabaseOID: oid, SocketDir: r.Target.SocketDir, Port: r.Target.Port})
+		Database: r.Target.Database, DatabaseOID: st.oid, SocketDir: r.Target.SocketDir, Port: r.Target.Port,
+		SubscriptionOID: st.subOID})
+}
+
+// readSubscription returns the subscription's OID on the target, 0 when
+// there is none.
+func (r *PgReplicate) readSubscription(ctx context.Context, dst executors.Executor) (int64, error) {
+	rows, err := pgQuery(ctx, dst, r.target(), "SELECT oid FROM pg_subscription WHERE subname = "+pgLiteral(r.name())+
+		" AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());\n")
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	return strconv.ParseInt(rows[0][0], 10, 64)
 }
 
 // schemaStream copies the schema: pg_stream's pipeline with pg_dump -s.
@@ -212,9 +224,9 @@ type replState struct {
 	tables       int            // tables of the subscription
 	ready        int            // of which the initial copy is done
 	syncErrors   int64          // pg_stat_subscription_stats
-	slot         bool           // on the source
-	slotActive   bool
-	publication  bool // on the source
+	subOID       int64          // the subscription's OID, from the target or the marker; 0: unknown
+	slot         bool           // the subscription's slot or one of its table-sync slots, on the source
+	publication  bool           // on the source
 }
 
 func (st replState) finished() bool { return st.is(replFinished) }
@@ -224,26 +236,41 @@ func (st replState) is(state string) bool { return st.marker != nil && st.marker
 // subscriptionSQL reads the subscription's tables and their sync states
 // and its error counters: one row, or none without the subscription.
 func (r *PgReplicate) subscriptionSQL() string {
-	return `SELECT (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid),
+	return `SELECT s.oid, (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid),
   (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid AND srsubstate = 'r'),
   coalesce((SELECT sync_error_count + apply_error_count FROM pg_stat_subscription_stats WHERE subid = s.oid), 0)
 FROM pg_subscription s WHERE s.subname = ` + pgLiteral(r.name()) + ` AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());
 `
 }
 
-// sourceObjectsSQL reads the slot and the publication on the source.
-func (r *PgReplicate) sourceObjectsSQL() string {
-	n := pgLiteral(r.name())
-	return `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = ` + n + `),
-  (SELECT count(*) FROM pg_replication_slots WHERE slot_name = ` + n + ` AND active),
-  (SELECT count(*) FROM pg_publication WHERE pubname = ` + n + `);
+// slotsWhere is the condition, on pg_replication_slots, that matches the
+// subscription's slot and, when its OID is known, the table-sync slots
+// its initial copy makes (pg_SUBOID_sync_RELID_SYSID): a failed or
+// cancelled copy can leave those behind too, and any slot keeps the
+// source's WAL.
+func (r *PgReplicate) slotsWhere(subOID int64) string {
+	w := "slot_name = " + pgLiteral(r.name())
+	if subOID > 0 {
+		w = "(" + w + " OR slot_name LIKE 'pg\\_" + strconv.FormatInt(subOID, 10) + "\\_sync\\_%')"
+	}
+	return w
+}
+
+// sourceObjectsSQL reads the slots and the publication on the source.
+func (r *PgReplicate) sourceObjectsSQL(subOID int64) string {
+	return `SELECT (SELECT count(*) FROM pg_replication_slots WHERE ` + r.slotsWhere(subOID) + `),
+  (SELECT count(*) FROM pg_publication WHERE pubname = ` + pgLiteral(r.name()) + `);
 `
 }
 
 // state reads both servers. Errors of a server not reachable yet are
-// returned as they are, for the caller to tell with pgNotReady.
+// returned as they are, for the caller to tell with pgNotReady. dst is
+// nil when cancel could not reach the target's host.
 func (r *PgReplicate) state(ctx context.Context, src, dst executors.Executor) (replState, error) {
 	var st replState
+	if dst == nil {
+		return st, fmt.Errorf("%s is not reachable", r.Target.Host)
+	}
 	oid, err := pgDatabaseOID(ctx, dst, r.Target.PgConnection, r.Target.Database)
 	if err != nil || oid == 0 {
 		return st, err
@@ -256,24 +283,34 @@ func (r *PgReplicate) state(ctx context.Context, src, dst executors.Executor) (r
 	if r.ours(m, oid) {
 		st.marker = m
 	}
+	if st.marker != nil {
+		st.subOID = st.marker.SubscriptionOID
+	}
 	rows, err := pgProbe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
 	if err != nil {
 		return st, err
 	}
-	if len(rows) == 1 && len(rows[0]) == 3 {
+	if len(rows) == 1 && len(rows[0]) == 4 {
 		st.subscription = true
-		st.tables, _ = strconv.Atoi(rows[0][0])
-		st.ready, _ = strconv.Atoi(rows[0][1])
-		st.syncErrors, _ = strconv.ParseInt(rows[0][2], 10, 64)
+		st.subOID, _ = strconv.ParseInt(rows[0][0], 10, 64)
+		st.tables, _ = strconv.Atoi(rows[0][1])
+		st.ready, _ = strconv.Atoi(rows[0][2])
+		st.syncErrors, _ = strconv.ParseInt(rows[0][3], 10, 64)
 	}
-	rows, err = pgProbe(ctx, src, r.source(), r.sourceObjectsSQL(), "a slot's activity changes on its own")
+	err = r.readSource(ctx, src, &st)
+	return st, err
+}
+
+// readSource reads what the source holds of the replication into st.
+func (r *PgReplicate) readSource(ctx context.Context, src executors.Executor, st *replState) error {
+	rows, err := pgProbe(ctx, src, r.source(), r.sourceObjectsSQL(st.subOID), "slots come and go on their own")
 	if err != nil {
-		return st, err
+		return err
 	}
-	if len(rows) == 1 && len(rows[0]) == 3 {
-		st.slot, st.slotActive, st.publication = rows[0][0] != "0", rows[0][1] != "0", rows[0][2] != "0"
+	if len(rows) == 1 && len(rows[0]) == 2 {
+		st.slot, st.publication = rows[0][0] != "0", rows[0][1] != "0"
 	}
-	return st, nil
+	return nil
 }
 
 // connect returns the executors of the source's and the target's hosts.
@@ -282,6 +319,10 @@ func (r *PgReplicate) connect(ctx context.Context, rt *Runtime) (src, dst execut
 		return nil, nil, err
 	}
 	if dst, err = rt.Executor(ctx, r.Target.Host); err != nil {
+		if r.Action == "cancel" && !rt.DryRun {
+			// Cancel still cleans the source up (see Apply).
+			return src, nil, nil
+		}
 		return nil, nil, err
 	}
 	return src, dst, nil
@@ -375,7 +416,7 @@ func (r *PgReplicate) checkCancel(st replState) Check {
 		left = append(left, "subscription "+r.name()+" on "+r.Target.Host)
 	}
 	if st.slot {
-		left = append(left, "replication slot "+r.name()+" on "+r.Source.Host)
+		left = append(left, "replication slots of "+r.name()+" on "+r.Source.Host)
 	}
 	if st.publication {
 		left = append(left, "publication "+r.name()+" on "+r.Source.Host)
@@ -411,13 +452,15 @@ func (r *PgReplicate) sourceBlockersSQL() string {
   coalesce((SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = ` + pgLiteral(user) + `), 'missing'),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
-      AND (c.relreplident = 'n' OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')),
+      AND (c.relreplident = 'n'
+        OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+        OR c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))),
   coalesce((SELECT string_agg(name, ', ') FROM (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
-      AND (c.relreplident = 'n' OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      AND (c.relreplident = 'n'
+        OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+        OR c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
     ORDER BY 1 LIMIT 5) t), ''),
   (SELECT count(*) FROM pg_largeobject_metadata),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -510,10 +553,14 @@ func (r *PgReplicate) teardownTargetSQL() string {
 	return "ALTER SUBSCRIPTION " + n + " DISABLE;\nALTER SUBSCRIPTION " + n + " SET (slot_name = NONE);\nDROP SUBSCRIPTION " + n + ";\n"
 }
 
-func (r *PgReplicate) teardownSourceSQL() string {
-	n := pgLiteral(r.name())
-	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + n + " AND NOT active;\n" +
-		"DROP PUBLICATION IF EXISTS " + pgIdent(r.name()) + ";\n"
+// teardownSourceSQL drops the slots that are inactive and the
+// publication, and counts the slots left (still active: their walsender
+// has not noticed the subscription is gone yet).
+func (r *PgReplicate) teardownSourceSQL(subOID int64) string {
+	w := r.slotsWhere(subOID)
+	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE " + w + " AND NOT active;\n" +
+		"DROP PUBLICATION IF EXISTS " + pgIdent(r.name()) + ";\n" +
+		"SELECT count(*) FROM pg_replication_slots WHERE " + w + ";\n"
 }
 
 // sequencesSQL reads the source's sequences as the setval statements
@@ -532,7 +579,7 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 	src, dst := r.source(), r.target()
 	teardown := []Action{
 		{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.teardownTargetSQL())},
-		{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.teardownSourceSQL()) + " (once the slot is inactive)"},
+		{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.teardownSourceSQL(0)) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
 	}
 	switch r.Action {
 	case "start":
@@ -552,7 +599,7 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 		), nil
 	case "finish":
 		return append([]Action{
-			{Host: r.Source.Host, Summary: "refuse if a client is still connected to " + r.where(r.Source) + "; read pg_current_wal_lsn() and wait (at most " + r.catchUpTimeout().String() + ") until slot " + r.name() + "'s confirmed_flush_lsn reaches it"},
+			{Host: r.Source.Host, Summary: "refuse if a client is still connected to " + r.where(r.Source) + "; read pg_current_wal_insert_lsn() and wait (at most " + r.catchUpTimeout().String() + ") until slot " + r.name() + "'s confirmed_flush_lsn reaches it"},
 			{Host: r.Target.Host, Summary: "set every sequence to the source's value (pg_catalog.setval, read from pg_sequences on " + r.Source.Host + ") and refresh the materialized views populated there"},
 		}, teardown...), nil
 	}
@@ -566,6 +613,15 @@ func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, err
 	}
 	st, err := r.state(ctx, src, dst)
+	if r.Action == "cancel" && (err != nil || st.oid == 0) && !st.finished() {
+		// on_failure: the target may be unreachable or have no database
+		// yet; what must go is on the source (a slot keeps its WAL).
+		o, err := r.cancelSource(ctx, src, err)
+		if err != nil {
+			return o, r.wrap(err)
+		}
+		return o, nil
+	}
 	if err != nil {
 		return Outcome{}, r.wrap(err)
 	}
@@ -630,7 +686,12 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 			return o, err
 		}
 		o.Changed = true
-		if err := r.writeMarker(ctx, dst, replSubscribed, st.oid); err != nil {
+		sub, err := r.readSubscription(ctx, dst)
+		if err != nil {
+			return o, err
+		}
+		st.subOID = sub
+		if err := r.writeMarker(ctx, dst, replSubscribed, st); err != nil {
 			return o, err
 		}
 		notes = append(notes, "published all tables of "+r.where(r.Source)+" and subscribed "+r.where(r.Target)+" as "+r.name())
@@ -652,7 +713,7 @@ func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst exec
 	if err != nil {
 		return "", err
 	}
-	if err := r.writeMarker(ctx, dst, replSchema, oid); err != nil {
+	if err := r.writeMarker(ctx, dst, replSchema, replState{oid: oid}); err != nil {
 		return "", err
 	}
 	out := &tailBuffer{max: outputTail}
@@ -671,8 +732,14 @@ func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst exec
 // checkTablesEmpty makes sure a schema left by an interrupted run holds
 // no rows yet: the subscription's initial copy appends to what is there.
 func (r *PgReplicate) checkTablesEmpty(ctx context.Context, dst executors.Executor) error {
-	rows, err := pgQuery(ctx, dst, r.target(), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND `+pgUserSchemasSQL+` AND (c.relpages > 0 OR c.reltuples > 0);
+	// Exact, not the planner's estimates, which read 0 before an ANALYZE.
+	rows, err := pgQuery(ctx, dst, r.target(), `DO $migrun$DECLARE t regclass; filled int := 0; found boolean; BEGIN
+  FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND `+pgUserSchemasSQL+`
+  LOOP EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', t) INTO found; IF found THEN filled := filled + 1; END IF; END LOOP;
+  PERFORM set_config('migrun.filled', filled::text, false);
+END$migrun$;
+SELECT current_setting('migrun.filled');
 `)
 	if err != nil {
 		return err
@@ -703,7 +770,12 @@ func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst execu
 	if _, err := pgExec(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
 		msg := err.Error()
 		if password != "" {
-			msg = strings.ReplaceAll(msg, password, hiddenValue)
+			// As given, and as quoted in the statement (conninfo, then
+			// SQL literal), should a server message echo it.
+			conn := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password)
+			for _, form := range []string{strings.ReplaceAll(conn, "'", "''"), conn, strings.ReplaceAll(password, "'", "''"), password} {
+				msg = strings.ReplaceAll(msg, form, hiddenValue)
+			}
 		}
 		return fmt.Errorf("subscribe: %s", rt.Secrets.Redact(msg))
 	}
@@ -729,12 +801,12 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 		if err != nil {
 			return 0, err
 		}
-		if len(rows) != 1 || len(rows[0]) != 3 {
+		if len(rows) != 1 || len(rows[0]) != 4 {
 			return 0, fmt.Errorf("subscription %s is gone from %s", r.name(), r.Target.Host)
 		}
-		total, _ := strconv.Atoi(rows[0][0])
-		ready, _ := strconv.Atoi(rows[0][1])
-		errs, _ := strconv.ParseInt(rows[0][2], 10, 64)
+		total, _ := strconv.Atoi(rows[0][1])
+		ready, _ := strconv.Atoi(rows[0][2])
+		errs, _ := strconv.ParseInt(rows[0][3], 10, 64)
 		if bar == nil {
 			bar = progressOf(rt).Start("initial copy "+r.Source.Host+":"+r.Source.Database+" -> "+r.Target.Host+":"+r.Target.Database+" (tables)", int64(total), int64(ready))
 			shown = ready
@@ -775,10 +847,10 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	case st.finished():
 		return Outcome{Output: "the replication already finished"}, nil
 	case st.is(replFinishing):
-		if err := r.teardown(ctx, src, dst); err != nil {
+		if err := r.teardown(ctx, src, dst, st.subOID); err != nil {
 			return Outcome{Changed: true}, err
 		}
-		if err := r.writeMarker(ctx, dst, replFinished, st.oid); err != nil {
+		if err := r.writeMarker(ctx, dst, replFinished, st); err != nil {
 			return Outcome{Changed: true}, err
 		}
 		return Outcome{Changed: true, Output: "an earlier run caught up and copied the sequences; subscription, slot and publication " + r.name() + " dropped"}, nil
@@ -801,28 +873,34 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	if err != nil {
 		return Outcome{Changed: true}, err
 	}
-	// From here a resumed run only has the teardown left: the
-	// subscription it drops is what tells a later check where it stood.
-	if err := r.writeMarker(ctx, dst, replFinishing, st.oid); err != nil {
-		return Outcome{Changed: true}, err
-	}
 	views, err := r.refreshViews(ctx, src, dst)
 	if err != nil {
 		return Outcome{Changed: true}, err
 	}
 	seqTime := time.Since(seqBegin)
-	dropBegin := time.Now()
-	if err := r.teardown(ctx, src, dst); err != nil {
+	// Once more, now that the copy is final: a client that connected
+	// since the first look may have written after the catch-up. The
+	// subscription is still there, so a retry starts over.
+	if err := r.noOtherClients(ctx, src); err != nil {
 		return Outcome{Changed: true}, err
 	}
-	if err := r.writeMarker(ctx, dst, replFinished, st.oid); err != nil {
+	// From here a resumed run only has the teardown left: the
+	// subscription it drops is what tells a later check where it stood.
+	if err := r.writeMarker(ctx, dst, replFinishing, st); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	dropBegin := time.Now()
+	if err := r.teardown(ctx, src, dst, st.subOID); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	if err := r.writeMarker(ctx, dst, replFinished, st); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	refreshed := ""
 	if views > 0 {
 		refreshed = " and " + plural(views, "materialized view", "materialized views") + " refreshed"
 	}
-	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied%s in %s; subscription, slot and publication %s dropped in %s",
+	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied%s in %s; subscription, slots and publication %s dropped in %s",
 		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), refreshed, seqTime.Round(time.Millisecond),
 		r.name(), time.Since(dropBegin).Round(time.Millisecond))}, nil
 }
@@ -844,8 +922,12 @@ FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'cli
 	for _, row := range rows {
 		who = append(who, row[1])
 	}
-	return fmt.Errorf("%s still connected to %s (%s): stop the application first, or what it writes after the cut-over is lost; nothing was changed",
-		plural(len(rows), "client is", "clients are"), r.where(r.Source), strings.Join(who, ", "))
+	total, _ := strconv.Atoi(rows[0][0])
+	if total > len(rows) {
+		who = append(who, "…")
+	}
+	return fmt.Errorf("%s still connected to %s (%s): stop the application first (and every other service using the database), or what it writes after the cut-over is lost; the replication goes on",
+		plural(total, "client is", "clients are"), r.where(r.Source), strings.Join(who, ", "))
 }
 
 // waitCaughtUp reads the source's WAL position once the application is
@@ -853,7 +935,10 @@ FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'cli
 // target has then applied and flushed every transaction the source
 // committed. It returns how far behind the target was.
 func (r *PgReplicate) waitCaughtUp(ctx context.Context, src executors.Executor) (int64, error) {
-	rows, err := pgProbe(ctx, src, r.source(), "SELECT pg_current_wal_lsn();\n", "the WAL position moves on its own")
+	// The insert position, not the write position: a transaction
+	// committed asynchronously (synchronous_commit = off) may not be
+	// written yet, and the slot only gets past it once it is.
+	rows, err := pgProbe(ctx, src, r.source(), "SELECT pg_current_wal_insert_lsn();\n", "the WAL position moves on its own")
 	if err != nil {
 		return 0, err
 	}
@@ -912,47 +997,74 @@ func (r *PgReplicate) copySequences(ctx context.Context, src, dst executors.Exec
 // on the source: the schema copy creates them empty and logical
 // replication carries tables only.
 func (r *PgReplicate) refreshViews(ctx context.Context, src, dst executors.Executor) (int, error) {
-	rows, err := pgQuery(ctx, src, r.source(), "SELECT format('REFRESH MATERIALIZED VIEW %I.%I;', schemaname, matviewname) FROM pg_matviews WHERE ispopulated ORDER BY 1;\n")
+	rows, err := pgQuery(ctx, src, r.source(), "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated;\n")
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
-	var b strings.Builder
-	for _, row := range rows {
-		b.WriteString(row[0] + "\n")
+	names := make([]string, len(rows))
+	for i, row := range rows {
+		names[i] = pgLiteral(row[0])
 	}
-	if _, err := pgExec(ctx, dst, r.target(), b.String()); err != nil {
+	// In the order the schema copy created them on the target, which is
+	// pg_restore's dependency order: a view built on another is refreshed
+	// after it.
+	sql := `DO $migrun$DECLARE v regclass; BEGIN
+  FOR v IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'm' AND format('%I.%I', n.nspname, c.relname) = ANY (ARRAY[` + strings.Join(names, ", ") + `]::text[]) ORDER BY c.oid
+  LOOP EXECUTE format('REFRESH MATERIALIZED VIEW %s', v); END LOOP;
+END$migrun$;
+`
+	if _, err := pgExec(ctx, dst, r.target(), sql); err != nil {
 		return 0, fmt.Errorf("refresh the materialized views: %w", err)
 	}
 	return len(rows), nil
 }
 
-// teardown drops the subscription, then the slot once its walsender has
-// gone (it notices the disabled subscription within moments), then the
-// publication.
-func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor) error {
-	rows, err := pgQuery(ctx, dst, r.target(), "SELECT count(*) FROM pg_subscription WHERE subname = "+pgLiteral(r.name())+";\n")
-	if err != nil {
-		return err
-	}
-	if len(rows) == 1 && rows[0][0] != "0" {
-		if _, err := pgExec(ctx, dst, r.target(), r.teardownTargetSQL()); err != nil {
-			return fmt.Errorf("drop subscription %s: %w", r.name(), err)
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := pgExec(ctx, src, r.source(), r.teardownSourceSQL()); err != nil {
-			return fmt.Errorf("drop slot and publication %s: %w", r.name(), err)
-		}
-		rows, err := pgQuery(ctx, src, r.source(), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "+pgLiteral(r.name())+";\n")
+// teardown drops the subscription (on the target, without reaching the
+// source), then the slots on the source once their walsenders have gone,
+// then the publication. A walsender normally notices within moments that
+// its subscriber left; one that lingers (a lost network: it waits for
+// wal_sender_timeout) is ended after a few seconds, since its subscription
+// is gone and nothing will use the slot again. subOID names the table-sync
+// slots to drop too (0: unknown, only the main slot).
+func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor, subOID int64) error {
+	if dst != nil {
+		sub, err := r.readSubscription(ctx, dst)
 		if err != nil {
 			return err
 		}
-		if len(rows) == 1 && rows[0][0] == "0" {
+		if sub != 0 {
+			subOID = sub
+			if _, err := pgExec(ctx, dst, r.target(), r.teardownTargetSQL()); err != nil {
+				return fmt.Errorf("drop subscription %s: %w", r.name(), err)
+			}
+		}
+	}
+	return r.dropSourceSlots(ctx, src, subOID)
+}
+
+// dropSourceSlots drops the replication's slots and publication on the
+// source, ending walsenders that still hold a slot after a grace period.
+func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executor, subOID int64) error {
+	begin := time.Now()
+	terminated := false
+	for {
+		rows, err := pgExec(ctx, src, r.source(), r.teardownSourceSQL(subOID))
+		if err != nil {
+			return fmt.Errorf("drop the slots and publication %s: %w", r.name(), err)
+		}
+		left := parseRows(rows.Stdout)
+		if len(left) > 0 && len(left[len(left)-1]) == 1 && left[len(left)-1][0] == "0" {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("replication slot %s on %s stays active 30 s after its subscription was dropped: end its walsender (pg_terminate_backend) and drop it (pg_drop_replication_slot), or the source keeps its WAL for it", r.name(), r.Source.Host)
+		switch waited := time.Since(begin); {
+		case waited > 30*time.Second:
+			return fmt.Errorf("replication slots of %s on %s stay active 30 s after the subscription was dropped: end their walsenders (pg_terminate_backend) and drop them (pg_drop_replication_slot), or the source keeps its WAL for them", r.name(), r.Source.Host)
+		case waited > 3*time.Second && !terminated:
+			if _, err := pgExec(ctx, src, r.source(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "+r.slotsWhere(subOID)+" AND active;\n"); err != nil {
+				return fmt.Errorf("end the walsenders of %s: %w", r.name(), err)
+			}
+			terminated = true
 		}
 		if err := sleepOrDone(ctx, r.pollEvery()); err != nil {
 			return err
@@ -965,13 +1077,37 @@ func (r *PgReplicate) cancel(ctx context.Context, src, dst executors.Executor, s
 	if c.Done {
 		return Outcome{Output: c.Reason}, nil
 	}
-	if err := r.teardown(ctx, src, dst); err != nil {
-		return Outcome{Changed: true}, err
-	}
+	// Marked first: a cancel interrupted midway must not look like a
+	// schema still waiting for its subscription.
 	if st.marker != nil && !st.finished() {
-		if err := r.writeMarker(ctx, dst, replCancelled, st.oid); err != nil {
+		if err := r.writeMarker(ctx, dst, replCancelled, st); err != nil {
 			return Outcome{Changed: true}, err
 		}
 	}
+	if err := r.teardown(ctx, src, dst, st.subOID); err != nil {
+		return Outcome{Changed: true}, err
+	}
 	return Outcome{Changed: true, Output: c.Reason[len("drop "):] + " dropped; " + r.where(r.Target) + " keeps what was copied (drop and re-create it before starting again)"}, nil
+}
+
+// cancelSource is cancel when the target cannot be read (why): the slot
+// and publication on the source go, and the output says what may be left
+// on the target.
+func (r *PgReplicate) cancelSource(ctx context.Context, src executors.Executor, why error) (Outcome, error) {
+	var st replState
+	if err := r.readSource(ctx, src, &st); err != nil {
+		return Outcome{}, err
+	}
+	if !st.slot && !st.publication {
+		return Outcome{Output: "no replication " + r.name() + " on " + r.Source.Host + " to cancel"}, nil
+	}
+	if err := r.dropSourceSlots(ctx, src, 0); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	note := "the target database does not exist"
+	if why != nil {
+		note = "the target could not be read (" + firstLine(why) + ")"
+	}
+	return Outcome{Changed: true, Output: "slot and publication " + r.name() + " dropped on " + r.Source.Host + "; " + note +
+		": if subscription " + r.name() + " exists there, drop it with ALTER SUBSCRIPTION ... DISABLE, ... SET (slot_name = NONE), DROP SUBSCRIPTION"}, nil
 }

@@ -90,7 +90,10 @@ func TestPgReplicateServer(t *testing.T) {
 	ctx := context.Background()
 	srcPG.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine;")
 	srcPG.psql(t, streamFixture, "engine")
+	// audit_total is built on audit_summary: refreshed after it. Its name
+	// sorts first, so an alphabetical refresh would fail.
 	srcPG.psql(t, `CREATE MATERIALIZED VIEW audit_summary AS SELECT count(*) AS n, max(audit_log_id) AS last FROM audit_log;
+CREATE MATERIALIZED VIEW "Audit_total" AS SELECT n * 2 AS twice FROM audit_summary;
 CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 	dstPG.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine;")
 
@@ -190,7 +193,11 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 UPDATE vds SET name = name || '-renamed' WHERE name LIKE 'host1%';
 DELETE FROM audit_log WHERE audit_log_id <= 10;
 SELECT setval('ticket_seq', 5000);
-REFRESH MATERIALIZED VIEW audit_summary;`, "engine")
+REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total";`, "engine")
+		// A table-sync slot of the subscription that its initial copy
+		// left behind (a lost connection does that): finish drops it too.
+		sub := dstPG.psql(t, "SELECT oid FROM pg_subscription WHERE subname = 'migrun_engine'", "engine")
+		srcPG.psql(t, "SELECT pg_create_logical_replication_slot('pg_"+sub+"_sync_1_2', 'pgoutput')", "engine")
 	})
 
 	t.Run("finish refuses while a client is connected", func(t *testing.T) {
@@ -217,6 +224,9 @@ REFRESH MATERIALIZED VIEW audit_summary;`, "engine")
 		if l := leftovers(t, "migrun_engine"); l != "1/1/1" {
 			t.Fatalf("a refused finish changed the replication: %s", l)
 		}
+		if n := srcPG.psql(t, "SELECT count(*) FROM pg_replication_slots"); n != "2" {
+			t.Fatalf("slots on the source: %s, want the subscription's and the stray sync slot", n)
+		}
 	})
 
 	t.Run("finish cuts over", func(t *testing.T) {
@@ -232,6 +242,9 @@ REFRESH MATERIALIZED VIEW audit_summary;`, "engine")
 		if l := leftovers(t, "migrun_engine"); l != "0/0/0" {
 			t.Fatalf("slot/publication/subscription left: %s", l)
 		}
+		if n := srcPG.psql(t, "SELECT count(*) FROM pg_replication_slots"); n != "0" {
+			t.Fatalf("%s slots left on the source", n)
+		}
 		for _, q := range []string{
 			"SELECT count(*), max(audit_log_id) FROM audit_log",
 			"SELECT count(*) FROM vds WHERE name LIKE '%-renamed'",
@@ -239,6 +252,7 @@ REFRESH MATERIALIZED VIEW audit_summary;`, "engine")
 			"SELECT last_value FROM audit_log_audit_log_id_seq",
 			"SELECT last_value, is_called FROM unused_seq",
 			"SELECT n, last FROM audit_summary",
+			`SELECT twice FROM "Audit_total"`,
 		} {
 			if s, d := srcPG.psql(t, q, "engine"), dstPG.psql(t, q, "engine"); s != d {
 				t.Errorf("%s: source %q, target %q", q, s, d)
@@ -286,6 +300,23 @@ REFRESH MATERIALIZED VIEW audit_summary;`, "engine")
 		}
 		if _, err := repl("finish", "engine2", "postgres").Check(ctx, live); err == nil || !strings.Contains(err.Error(), "was cancelled") {
 			t.Fatalf("finish check after cancel: %v", err)
+		}
+	})
+
+	t.Run("cancel cleans the source when the target database is gone", func(t *testing.T) {
+		dstPG.psql(t, "CREATE DATABASE engine3 OWNER engine")
+		if _, err := repl("start", "engine3", "postgres").Apply(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		// The subscription is dropped by hand, detached: its slot stays.
+		dstPG.psql(t, "ALTER SUBSCRIPTION migrun_engine3 DISABLE; ALTER SUBSCRIPTION migrun_engine3 SET (slot_name = NONE); DROP SUBSCRIPTION migrun_engine3", "engine3")
+		dstPG.psql(t, "DROP DATABASE engine3")
+		o, err := repl("cancel", "engine3", "postgres").Apply(ctx, live)
+		if err != nil || !strings.Contains(o.Output, "dropped on src") {
+			t.Fatalf("cancel: %+v %v", o, err)
+		}
+		if l := srcPG.psql(t, "SELECT (SELECT count(*) FROM pg_replication_slots) || '/' || (SELECT count(*) FROM pg_publication)", "engine"); l != "0/0" {
+			t.Fatalf("slots/publications left on the source: %s", l)
 		}
 	})
 }

@@ -99,15 +99,18 @@ func restoreMarkerPath(file, database string) string {
 
 // restoreMarker is the marker's content.
 type restoreMarker struct {
-	State       string    `json:"state"`            // "started" or "done"
-	Source      string    `json:"source,omitempty"` // pg_stream: the database streamed from
-	Database    string    `json:"database"`
-	DatabaseOID int64     `json:"database_oid"`
-	SocketDir   string    `json:"socket_dir,omitempty"`
-	Port        int       `json:"port,omitempty"`
-	SHA256      string    `json:"sha256"`
-	Size        int64     `json:"size"`
-	Time        time.Time `json:"time"`
+	State  string `json:"state"`            // "started" or "done"
+	Source string `json:"source,omitempty"` // pg_stream, pg_replicate: the database streamed from
+	// SubscriptionOID: pg_replicate's subscription, which names the
+	// table-sync slots it may leave on the source.
+	SubscriptionOID int64     `json:"subscription_oid,omitempty"`
+	Database        string    `json:"database"`
+	DatabaseOID     int64     `json:"database_oid"`
+	SocketDir       string    `json:"socket_dir,omitempty"`
+	Port            int       `json:"port,omitempty"`
+	SHA256          string    `json:"sha256"`
+	Size            int64     `json:"size"`
+	Time            time.Time `json:"time"`
 }
 
 // sameRestore reports whether m is about restoring this archive into this

@@ -183,8 +183,11 @@ func (r *PgRole) sql(exists bool, password string) string {
 }
 
 // pgQuietSessionSQL keeps the statements that follow out of the server
-// log: they carry a password.
-const pgQuietSessionSQL = "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\nSET log_min_error_statement = panic;\n"
+// log and the statistics views: they carry a password.
+const pgQuietSessionSQL = "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\nSET log_min_error_statement = panic;\n" +
+	// pg_stat_statements keeps the text of utility statements (ALTER
+	// ROLE, CREATE SUBSCRIPTION) when loaded; a placeholder otherwise.
+	"SET pg_stat_statements.track_utility = off;\n"
 
 // maskedPassword is how the dry run shows the password: its secret's
 // name, or <hidden> for a password written in clear in the plan.
