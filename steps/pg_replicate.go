@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -171,27 +169,16 @@ func (r *PgReplicate) where(ep PgEndpoint) string {
 	return "database " + ep.Database + " on " + ep.Host
 }
 
-func (r *PgReplicate) sourceID() string { return r.Source.Host + ": " + r.source().String() }
+func (r *PgReplicate) sourceID() string { return pgSourceID(r.Source) }
 
-// markerPath is the marker on the target host, one per cluster port and
-// database name.
 func (r *PgReplicate) markerPath() string {
-	dir := r.markerDir
-	if dir == "" {
-		dir = "/var/tmp"
-	}
-	port := r.Target.Port
-	if port == 0 {
-		port = 5432
-	}
-	return path.Join(dir, "migrun-pg_replicate."+strconv.Itoa(port)+"."+url.PathEscape(r.Target.Database))
+	return targetMarkerPath(r.markerDir, "pg_replicate", r.Target)
 }
 
 // ours reports whether m records a replication of this step into the
 // database that now has oid.
 func (r *PgReplicate) ours(m *restoreMarker, oid int64) bool {
-	return m != nil && m.Source == r.sourceID() && m.Database == r.Target.Database && m.DatabaseOID == oid &&
-		m.SocketDir == r.Target.SocketDir && m.Port == r.Target.Port
+	return markerIsOurs(m, r.Source, r.Target, oid)
 }
 
 func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, st replState) error {

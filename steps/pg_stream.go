@@ -129,27 +129,42 @@ func (s *PgStream) restoreCommand() executors.Command {
 
 // sourceID names the source in the marker: a stream from another
 // database is another stream.
-func (s *PgStream) sourceID() string { return s.Source.Host + ": " + s.source().String() }
+func (s *PgStream) sourceID() string { return pgSourceID(s.Source) }
 
-// markerPath is the marker on the target host, one per cluster port and
-// database name (escaped, so any name makes one file name).
-func (s *PgStream) markerPath() string {
-	dir := s.markerDir
-	if dir == "" {
-		dir = "/var/tmp"
-	}
-	port := s.Target.Port
-	if port == 0 {
-		port = 5432
-	}
-	return path.Join(dir, "migrun-pg_stream."+strconv.Itoa(port)+"."+url.PathEscape(s.Target.Database))
-}
+func (s *PgStream) markerPath() string { return targetMarkerPath(s.markerDir, "pg_stream", s.Target) }
 
 // ours reports whether m records a stream of this step into the database
 // that now has oid.
 func (s *PgStream) ours(m *restoreMarker, oid int64) bool {
-	return m != nil && m.Source == s.sourceID() && m.Database == s.Target.Database && m.DatabaseOID == oid &&
-		m.SocketDir == s.Target.SocketDir && m.Port == s.Target.Port
+	return markerIsOurs(m, s.Source, s.Target, oid)
+}
+
+// The kinds that move one database into another (pg_stream,
+// pg_replicate) keep their progress in a marker on the target host.
+
+// pgSourceID names a source database in a marker.
+func pgSourceID(src PgEndpoint) string { return src.Host + ": " + src.target(src.Database).String() }
+
+// targetMarkerPath is a kind's marker on the target host, one per cluster
+// port and database name (escaped, so any name makes one file name), in
+// dir ("" is /var/tmp: writable by the login user, kept across reboots).
+func targetMarkerPath(dir, kind string, target PgEndpoint) string {
+	if dir == "" {
+		dir = "/var/tmp"
+	}
+	port := target.Port
+	if port == 0 {
+		port = 5432
+	}
+	return path.Join(dir, "migrun-"+kind+"."+strconv.Itoa(port)+"."+url.PathEscape(target.Database))
+}
+
+// markerIsOurs reports whether m records a move from source into the
+// target database that now has oid (a database dropped and re-created
+// under the same name has another).
+func markerIsOurs(m *restoreMarker, source, target PgEndpoint, oid int64) bool {
+	return m != nil && m.Source == pgSourceID(source) && m.Database == target.Database && m.DatabaseOID == oid &&
+		m.SocketDir == target.SocketDir && m.Port == target.Port
 }
 
 func (s *PgStream) where(ep PgEndpoint) string { return "database " + ep.Database + " on " + ep.Host }
