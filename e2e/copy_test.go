@@ -12,8 +12,10 @@ import (
 // the target itself, with access made for the copy and removed after.
 func TestCopyDirect(t *testing.T) {
 	known := env["MIGRUN_E2E_KNOWN_HOSTS"]
-	sshOut(t, "engine", "head -c 24M /dev/urandom > /var/tmp/direct.bin && mkdir -p /var/tmp/direct.d && head -c 3M /dev/urandom > /var/tmp/direct.d/a && echo b > /var/tmp/direct.d/b")
-	sshOut(t, "db", "rm -rf /var/tmp/direct.bin /var/tmp/direct.d")
+	sshOut(t, "engine", "head -c 24M /dev/urandom > /var/tmp/direct.bin && mkdir -p /var/tmp/direct.d && head -c 3M /dev/zero | tr '\\0' x > /var/tmp/direct.d/a && echo b > /var/tmp/direct.d/b")
+	// An earlier attempt left 2.5 MiB of a: the direct copy resumes (from
+	// the last whole MiB but one) instead of starting over.
+	sshOut(t, "db", "rm -rf /var/tmp/direct.bin /var/tmp/direct.d && mkdir /var/tmp/direct.d && head -c 2621440 /dev/zero | tr '\\0' x > /var/tmp/direct.d/a.migrun-part")
 	keysBefore := sshOut(t, "db", "cat /root/.ssh/authorized_keys")
 	planFile := writePlan(t, fmt.Sprintf(`version: 1
 name: copy-direct
@@ -52,7 +54,10 @@ steps:
 	}
 	// The bytes went engine -> db: the journal shows the source's ssh.
 	ran := fmt.Sprint(planJournal(t, state, "copy-direct")["steps"])
-	if !strings.Contains(ran, "engine: sh -c 'tail -c +1 -- /var/tmp/direct.bin | ssh -i /tmp/migrun-direct-") {
+	if !strings.Contains(ran, "engine: sh -c 'tail -c +1048577 -- /var/tmp/direct.d/a | ssh -i /tmp/migrun-direct-") || !strings.Contains(ran, "resumed from 1 MiB already there") {
+		t.Errorf("the journal does not show the resumed direct transfer of a: %s", ran)
+	}
+	if !strings.Contains(ran, "engine: sh -c '< /var/tmp/direct.bin ssh -i /tmp/migrun-direct-") {
 		t.Errorf("the journal does not show the direct transfer: %s", ran)
 	}
 }

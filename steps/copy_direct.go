@@ -147,6 +147,10 @@ func (l *directLink) command(srcPath, part string, offset int64) executors.Comma
 		"-c", "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com",
 		"-p", strconv.Itoa(l.target.Port), "-l", l.target.User, "--", l.target.Host,
 		"cat >> " + executors.Quote(part)}
+	if offset == 0 {
+		// ssh reads the file itself: no tail and no pipe to copy through.
+		return executors.Command{Script: "< " + executors.Quote(srcPath) + " " + executors.QuoteArgv(ssh)}
+	}
 	script := "tail -c +" + strconv.FormatInt(offset+1, 10) + " -- " + executors.Quote(srcPath) + " | " + executors.QuoteArgv(ssh)
 	return executors.Command{Script: script}
 }
