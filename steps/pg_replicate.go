@@ -387,7 +387,7 @@ func (r *PgReplicate) checkFinish(st replState) (Check, error) {
 	case st.finished():
 		return Check{Done: true, Reason: fmt.Sprintf("the replication into %s finished at %s", r.where(r.Target), st.marker.Time.Format(time.RFC3339))}, nil
 	case st.is(replFinishing):
-		return Check{Reason: "caught up and sequences copied by an earlier run: drop what is left of the replication"}, nil
+		return Check{Reason: "an earlier run caught up and stopped before the end: set the sequences again and drop what is left of the replication"}, nil
 	case st.subscription:
 		return Check{Reason: fmt.Sprintf("subscription %s follows %s: wait until the target applied the source's last change, copy the sequences, drop the replication", r.name(), r.where(r.Source))}, nil
 	case st.is(replCancelled):
@@ -532,14 +532,6 @@ func (r *PgReplicate) subscriptionCreateSQL(password string) string {
 		" PUBLICATION " + pgIdent(r.name()) + ";\n"
 }
 
-// teardownTargetSQL drops the subscription without reaching the source:
-// detached from its slot first, so it works whatever the network between
-// the servers does; the slot is dropped on the source directly.
-func (r *PgReplicate) teardownTargetSQL() string {
-	n := pgIdent(r.name())
-	return "ALTER SUBSCRIPTION " + n + " DISABLE;\nALTER SUBSCRIPTION " + n + " SET (slot_name = NONE);\nDROP SUBSCRIPTION " + n + ";\n"
-}
-
 // teardownSourceSQL drops the slots that are inactive and the
 // publication, and counts the slots left (still active: their walsender
 // has not noticed the subscription is gone yet).
@@ -550,12 +542,6 @@ func (r *PgReplicate) teardownSourceSQL(subOID int64) string {
 		"SELECT count(*) FROM pg_replication_slots WHERE " + w + ";\n"
 }
 
-// sequencesSQL reads the source's sequences as the setval statements
-// that give the target the same values.
-const sequencesSQL = `SELECT format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) || '.' || quote_ident(sequencename),
-  coalesce(last_value, start_value), (last_value IS NOT NULL)::text) FROM pg_sequences ORDER BY schemaname, sequencename;
-`
-
 func (r *PgReplicate) psqlLine(host string, t pgTarget, sql string) string {
 	return fmt.Sprintf("run on %s as %s: %s <<< %s", host, t.osUser(), executors.QuoteArgv(t.psqlArgv()),
 		strings.ReplaceAll(strings.TrimSuffix(sql, "\n"), "\n", " "))
@@ -565,7 +551,7 @@ func (r *PgReplicate) psqlLine(host string, t pgTarget, sql string) string {
 func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	src, dst := r.source(), r.target()
 	teardown := []Action{
-		{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.teardownTargetSQL())},
+		{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.dropSubscriptionSQL())},
 		{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.teardownSourceSQL(0)) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
 	}
 	switch r.Action {
@@ -585,10 +571,13 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 			Action{Host: r.Target.Host, Summary: "wait until every table's initial copy is done (pg_subscription_rel); the source stays in use and its later changes follow"},
 		), nil
 	case "finish":
-		return append([]Action{
-			{Host: r.Source.Host, Summary: "refuse if a client is still connected to " + r.where(r.Source) + "; read pg_current_wal_insert_lsn() and wait (at most " + r.catchUpTimeout().String() + ") until slot " + r.name() + "'s confirmed_flush_lsn reaches it"},
-			{Host: r.Target.Host, Summary: "set every sequence to the source's value (pg_catalog.setval, read from pg_sequences on " + r.Source.Host + ") and refresh the materialized views populated there"},
-		}, teardown...), nil
+		return []Action{
+			{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.finalSQL(true)) +
+				" (refuses while another client is connected; waits at most " + r.catchUpTimeout().String() + ")"},
+			{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
+				" (one setval per sequence of the source, and the materialized views populated there refreshed first)"},
+			teardown[1],
+		}, nil
 	}
 	return teardown, nil
 }
@@ -834,177 +823,200 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	case st.finished():
 		return Outcome{Output: "the replication already finished"}, nil
 	case st.is(replFinishing):
-		if err := r.teardown(ctx, src, dst, st.subOID); err != nil {
-			return Outcome{Changed: true}, err
+		// Caught up and checked by an earlier run, which stopped before
+		// the end: the source has not moved since (its application is
+		// stopped), so its sequences are read again and the rest redone.
+		final, err := r.readFinal(ctx, src, false)
+		if err != nil {
+			return Outcome{}, err
 		}
-		if err := r.writeMarker(ctx, dst, replFinished, st); err != nil {
-			return Outcome{Changed: true}, err
-		}
-		return Outcome{Changed: true, Output: "an earlier run caught up and copied the sequences; subscription, slot and publication " + r.name() + " dropped"}, nil
+		return r.cutOver(ctx, src, dst, st, final, "an earlier run caught up; ")
 	case !st.subscription:
 		return Outcome{}, fmt.Errorf("no subscription %s on %s: run the start step first", r.name(), r.Target.Host)
 	case st.ready != st.tables:
 		return Outcome{}, fmt.Errorf("the initial copy is not done (%d of %s ready): run the start step first", st.ready, plural(st.tables, "table", "tables"))
 	}
-	if err := r.noOtherClients(ctx, src); err != nil {
+	begin := time.Now()
+	final, err := r.readFinal(ctx, src, true)
+	if err != nil {
 		return Outcome{}, err
+	}
+	caught := fmt.Sprintf("target caught up with %s in %s (%s behind at the start); ", r.where(r.Source),
+		time.Since(begin).Round(time.Millisecond), formatBytes(final.lag))
+	return r.cutOver(ctx, src, dst, st, final, caught)
+}
+
+// finalState is what the source says once the target has caught up: the
+// statements that give the target its sequences and the materialized
+// views to refresh there.
+type finalState struct {
+	lag     int64    // bytes the target was behind when the wait began
+	setvals []string // SELECT pg_catalog.setval(...);
+	views   []string // schema.name, quoted as identifiers
+}
+
+// clientCheckSQL fails with "migrun-clients N WHO" when a client other
+// than this session is connected to the database: what it writes after
+// the catch-up would be lost. (pg_stat_activity is read once per
+// transaction: each check is its own statement.)
+const clientCheckSQL = `DO $migrun$DECLARE n int; who text; BEGIN
+  SELECT count(*), string_agg(w, ', ') INTO n, who FROM (
+    SELECT coalesce(nullif(application_name, ''), '-') || ' (pid ' || pid || coalesce(', from ' || client_addr, '') || ')' AS w
+    FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid) c;
+  IF n > 0 THEN RAISE EXCEPTION 'migrun-clients % %', n, who; END IF;
+END$migrun$;
+`
+
+// finalSQL is the source's side of the cut-over in one session, since
+// every psql costs a connection (tens of milliseconds, all of them engine
+// downtime): no other client, then the wait until the slot's confirmed
+// position reaches the WAL insert position (not the write position: a
+// transaction committed asynchronously may not be written yet, and the
+// slot only gets past it once it is), looping on the server, then no
+// other client again (one may have come and written meanwhile), then the
+// sequences and the populated materialized views. With wait false only
+// the last two.
+func (r *PgReplicate) finalSQL(wait bool) string {
+	n := pgLiteral(r.name())
+	var b strings.Builder
+	if wait {
+		timeout := r.catchUpTimeout()
+		fmt.Fprintf(&b, "SET statement_timeout = %d;\n", (timeout + 30*time.Second).Milliseconds())
+		b.WriteString(clientCheckSQL)
+		fmt.Fprintf(&b, `DO $migrun$DECLARE target pg_lsn := pg_current_wal_insert_lsn(); deadline timestamptz := clock_timestamp() + interval '%d milliseconds'; got pg_lsn; BEGIN
+  SELECT confirmed_flush_lsn INTO got FROM pg_replication_slots WHERE slot_name = %s;
+  IF NOT FOUND THEN RAISE EXCEPTION 'migrun-noslot'; END IF;
+  PERFORM set_config('migrun.lag', greatest(pg_wal_lsn_diff(target, got), 0)::bigint::text, false);
+  WHILE got IS NULL OR got < target LOOP
+    IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'migrun-behind %%', greatest(pg_wal_lsn_diff(target, got), 0)::bigint; END IF;
+    PERFORM pg_sleep(0.01);
+    SELECT confirmed_flush_lsn INTO got FROM pg_replication_slots WHERE slot_name = %s;
+  END LOOP;
+END$migrun$;
+`, timeout.Milliseconds(), n, n)
+		b.WriteString(clientCheckSQL)
+		b.WriteString("SELECT 'lag', current_setting('migrun.lag');\n")
+	}
+	b.WriteString(`SELECT 'seq', format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) || '.' || quote_ident(sequencename),
+  coalesce(last_value, start_value), (last_value IS NOT NULL)::text) FROM pg_sequences ORDER BY schemaname, sequencename;
+SELECT 'view', format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated;
+`)
+	return b.String()
+}
+
+// The refusals finalSQL raises.
+var (
+	replClientsRE = regexp.MustCompile(`migrun-clients (\d+) (.*)`)
+	replBehindRE  = regexp.MustCompile(`migrun-behind (\d+)`)
+)
+
+// readFinal runs finalSQL on the source and turns its refusals into
+// errors people can act on.
+func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wait bool) (finalState, error) {
+	var f finalState
+	rows, err := pgProbe(ctx, src, r.source(), r.finalSQL(wait), "the replication position and sequences move on their own")
+	if err != nil {
+		var exit *executors.ExitError
+		if errors.As(err, &exit) {
+			if m := replClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
+				total, _ := strconv.Atoi(m[1])
+				return f, fmt.Errorf("%s still connected to %s (%s): stop the application first (and every other service using the database), or what it writes after the cut-over is lost; the replication goes on",
+					plural(total, "client is", "clients are"), r.where(r.Source), strings.TrimSpace(m[2]))
+			}
+			if m := replBehindRE.FindStringSubmatch(exit.Stderr); m != nil {
+				behind, _ := strconv.ParseInt(m[1], 10, 64)
+				return f, fmt.Errorf("the target is still %s behind the source after %s (catch_up_timeout); is its subscription worker running? (pg_stat_subscription on %s)",
+					formatBytes(behind), r.catchUpTimeout(), r.Target.Host)
+			}
+			if strings.Contains(exit.Stderr, "migrun-noslot") {
+				return f, fmt.Errorf("replication slot %s is gone from %s", r.name(), r.Source.Host)
+			}
+		}
+		return f, err
+	}
+	for _, row := range rows {
+		if len(row) != 2 {
+			return f, fmt.Errorf("%s: unexpected psql output %q", src.Name(), row)
+		}
+		switch row[0] {
+		case "lag":
+			f.lag, _ = strconv.ParseInt(row[1], 10, 64)
+		case "seq":
+			f.setvals = append(f.setvals, row[1])
+		case "view":
+			f.views = append(f.views, row[1])
+		}
+	}
+	return f, nil
+}
+
+// cutOverTargetSQL is the target's side in one session: the sequences,
+// the materialized views (in the order the schema copy created them,
+// which is pg_restore's dependency order: a view built on another comes
+// after it), then the subscription dropped, detached from its slot first
+// so that nothing needs to reach the source (the slots go there
+// directly). All of it may run in a transaction: DROP SUBSCRIPTION only
+// refuses one while the subscription still has a slot.
+func (r *PgReplicate) cutOverTargetSQL(f finalState) string {
+	var b strings.Builder
+	for _, s := range f.setvals {
+		b.WriteString(s + "\n")
+	}
+	if len(f.views) > 0 {
+		names := make([]string, len(f.views))
+		for i, v := range f.views {
+			names[i] = pgLiteral(v)
+		}
+		b.WriteString(`DO $migrun$DECLARE v regclass; BEGIN
+  FOR v IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'm' AND format('%I.%I', n.nspname, c.relname) = ANY (ARRAY[` + strings.Join(names, ", ") + `]::text[]) ORDER BY c.oid
+  LOOP EXECUTE format('REFRESH MATERIALIZED VIEW %s', v); END LOOP;
+END$migrun$;
+`)
+	}
+	b.WriteString(r.dropSubscriptionSQL())
+	return b.String()
+}
+
+// dropSubscriptionSQL drops the subscription if it is there, without
+// reaching the source.
+func (r *PgReplicate) dropSubscriptionSQL() string {
+	n := pgIdent(r.name())
+	return `DO $migrun$BEGIN
+  IF EXISTS (SELECT 1 FROM pg_subscription WHERE subname = ` + pgLiteral(r.name()) + ` AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) THEN
+    EXECUTE ` + pgLiteral("ALTER SUBSCRIPTION "+n+" DISABLE") + `;
+    EXECUTE ` + pgLiteral("ALTER SUBSCRIPTION "+n+" SET (slot_name = NONE)") + `;
+    EXECUTE ` + pgLiteral("DROP SUBSCRIPTION "+n) + `;
+  END IF;
+END$migrun$;
+`
+}
+
+// cutOver gives the target the final state and ends the replication:
+// marked "finishing" first, so that a run stopped anywhere in between
+// redoes exactly this part.
+func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, st replState, f finalState, note string) (Outcome, error) {
+	if !st.is(replFinishing) {
+		if err := r.writeMarker(ctx, dst, replFinishing, st); err != nil {
+			return Outcome{Changed: true}, err
+		}
 	}
 	begin := time.Now()
-	lag, err := r.waitCaughtUp(ctx, src)
-	if err != nil {
-		return Outcome{}, err
+	if _, err := pgExec(ctx, dst, r.target(), r.cutOverTargetSQL(f)); err != nil {
+		return Outcome{Changed: true}, fmt.Errorf("sequences, materialized views and subscription on %s: %w", r.Target.Host, err)
 	}
-	caught := time.Since(begin)
-	seqBegin := time.Now()
-	n, err := r.copySequences(ctx, src, dst)
-	if err != nil {
-		return Outcome{Changed: true}, err
-	}
-	views, err := r.refreshViews(ctx, src, dst)
-	if err != nil {
-		return Outcome{Changed: true}, err
-	}
-	seqTime := time.Since(seqBegin)
-	// Once more, now that the copy is final: a client that connected
-	// since the first look may have written after the catch-up. The
-	// subscription is still there, so a retry starts over.
-	if err := r.noOtherClients(ctx, src); err != nil {
-		return Outcome{Changed: true}, err
-	}
-	// From here a resumed run only has the teardown left: the
-	// subscription it drops is what tells a later check where it stood.
-	if err := r.writeMarker(ctx, dst, replFinishing, st); err != nil {
-		return Outcome{Changed: true}, err
-	}
-	dropBegin := time.Now()
-	if err := r.teardown(ctx, src, dst, st.subOID); err != nil {
+	if err := r.dropSourceSlots(ctx, src, st.subOID); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	if err := r.writeMarker(ctx, dst, replFinished, st); err != nil {
 		return Outcome{Changed: true}, err
 	}
-	refreshed := ""
-	if views > 0 {
-		refreshed = " and " + plural(views, "materialized view", "materialized views") + " refreshed"
+	views := ""
+	if len(f.views) > 0 {
+		views = " and " + plural(len(f.views), "materialized view", "materialized views") + " refreshed"
 	}
-	return Outcome{Changed: true, Output: fmt.Sprintf("target caught up with %s in %s (%s behind at the start); %s copied%s in %s; subscription, slots and publication %s dropped in %s",
-		r.where(r.Source), caught.Round(time.Millisecond), formatBytes(lag), plural(n, "sequence", "sequences"), refreshed, seqTime.Round(time.Millisecond),
-		r.name(), time.Since(dropBegin).Round(time.Millisecond))}, nil
-}
-
-// noOtherClients refuses to finish while a client other than the
-// replication is connected to the source database: what it writes after
-// the catch-up would be lost.
-func (r *PgReplicate) noOtherClients(ctx context.Context, src executors.Executor) error {
-	rows, err := pgProbe(ctx, src, r.source(), `SELECT count(*) OVER (), coalesce(nullif(application_name, ''), '-') || ' (pid ' || pid || coalesce(', from ' || client_addr, '') || ')'
-FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid LIMIT 3;
-`, "sessions come and go")
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 {
-		return nil
-	}
-	var who []string
-	for _, row := range rows {
-		who = append(who, row[1])
-	}
-	total, _ := strconv.Atoi(rows[0][0])
-	if total > len(rows) {
-		who = append(who, "…")
-	}
-	return fmt.Errorf("%s still connected to %s (%s): stop the application first (and every other service using the database), or what it writes after the cut-over is lost; the replication goes on",
-		plural(total, "client is", "clients are"), r.where(r.Source), strings.Join(who, ", "))
-}
-
-// waitCaughtUp reads the source's WAL position once the application is
-// stopped and waits until the slot's confirmed position reaches it: the
-// target has then applied and flushed every transaction the source
-// committed. It returns how far behind the target was.
-func (r *PgReplicate) waitCaughtUp(ctx context.Context, src executors.Executor) (int64, error) {
-	// The insert position, not the write position: a transaction
-	// committed asynchronously (synchronous_commit = off) may not be
-	// written yet, and the slot only gets past it once it is.
-	rows, err := pgProbe(ctx, src, r.source(), "SELECT pg_current_wal_insert_lsn();\n", "the WAL position moves on its own")
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) != 1 {
-		return 0, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
-	}
-	lsn := rows[0][0]
-	deadline := time.Now().Add(r.catchUpTimeout())
-	q := "SELECT confirmed_flush_lsn >= " + pgLiteral(lsn) + "::pg_lsn, greatest(pg_wal_lsn_diff(" + pgLiteral(lsn) + ", confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = " + pgLiteral(r.name()) + ";\n"
-	var first int64 = -1
-	for {
-		rows, err := pgProbe(ctx, src, r.source(), q, "the replication position moves on its own")
-		if err != nil {
-			return 0, err
-		}
-		if len(rows) != 1 || len(rows[0]) != 2 {
-			return 0, fmt.Errorf("replication slot %s is gone from %s", r.name(), r.Source.Host)
-		}
-		behind, _ := strconv.ParseInt(rows[0][1], 10, 64)
-		if first < 0 {
-			first = behind
-		}
-		if rows[0][0] == "t" {
-			return first, nil
-		}
-		if time.Now().After(deadline) {
-			return first, fmt.Errorf("the target is still %s behind the source after %s (catch_up_timeout); is its subscription worker running? (pg_stat_subscription on %s)",
-				formatBytes(behind), r.catchUpTimeout(), r.Target.Host)
-		}
-		if err := sleepOrDone(ctx, r.pollEvery()); err != nil {
-			return first, err
-		}
-	}
-}
-
-// copySequences gives the target's sequences the source's values.
-func (r *PgReplicate) copySequences(ctx context.Context, src, dst executors.Executor) (int, error) {
-	rows, err := pgProbe(ctx, src, r.source(), sequencesSQL, "sequences move on their own")
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	var b strings.Builder
-	for _, row := range rows {
-		b.WriteString(row[0] + "\n")
-	}
-	if _, err := pgExec(ctx, dst, r.target(), b.String()); err != nil {
-		return 0, fmt.Errorf("copy the sequences: %w", err)
-	}
-	return len(rows), nil
-}
-
-// refreshViews fills the target's materialized views that are populated
-// on the source: the schema copy creates them empty and logical
-// replication carries tables only.
-func (r *PgReplicate) refreshViews(ctx context.Context, src, dst executors.Executor) (int, error) {
-	rows, err := pgQuery(ctx, src, r.source(), "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated;\n")
-	if err != nil || len(rows) == 0 {
-		return 0, err
-	}
-	names := make([]string, len(rows))
-	for i, row := range rows {
-		names[i] = pgLiteral(row[0])
-	}
-	// In the order the schema copy created them on the target, which is
-	// pg_restore's dependency order: a view built on another is refreshed
-	// after it.
-	sql := `DO $migrun$DECLARE v regclass; BEGIN
-  FOR v IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'm' AND format('%I.%I', n.nspname, c.relname) = ANY (ARRAY[` + strings.Join(names, ", ") + `]::text[]) ORDER BY c.oid
-  LOOP EXECUTE format('REFRESH MATERIALIZED VIEW %s', v); END LOOP;
-END$migrun$;
-`
-	if _, err := pgExec(ctx, dst, r.target(), sql); err != nil {
-		return 0, fmt.Errorf("refresh the materialized views: %w", err)
-	}
-	return len(rows), nil
+	return Outcome{Changed: true, Output: fmt.Sprintf("%s%s copied%s, subscription, slots and publication %s dropped in %s",
+		note, plural(len(f.setvals), "sequence", "sequences"), views, r.name(), time.Since(begin).Round(time.Millisecond))}, nil
 }
 
 // teardown drops the subscription (on the target, without reaching the
@@ -1016,15 +1028,8 @@ END$migrun$;
 // slots to drop too (0: unknown, only the main slot).
 func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor, subOID int64) error {
 	if dst != nil {
-		sub, err := r.readSubscription(ctx, dst)
-		if err != nil {
-			return err
-		}
-		if sub != 0 {
-			subOID = sub
-			if _, err := pgExec(ctx, dst, r.target(), r.teardownTargetSQL()); err != nil {
-				return fmt.Errorf("drop subscription %s: %w", r.name(), err)
-			}
+		if _, err := pgExec(ctx, dst, r.target(), r.dropSubscriptionSQL()); err != nil {
+			return fmt.Errorf("drop subscription %s: %w", r.name(), err)
 		}
 	}
 	return r.dropSourceSlots(ctx, src, subOID)

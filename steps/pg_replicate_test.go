@@ -303,6 +303,36 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 		}
 	})
 
+	t.Run("finish resumed after the finishing mark", func(t *testing.T) {
+		dstPG.psql(t, "CREATE DATABASE engine4 OWNER engine")
+		start, finish := repl("start", "engine4", "postgres"), repl("finish", "engine4", "postgres")
+		if _, err := start.Apply(ctx, live); err != nil {
+			t.Fatal(err)
+		}
+		// A run that caught up, marked "finishing" and died there.
+		st, err := finish.state(ctx, srcEx, dstEx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := finish.writeMarker(ctx, dstEx, replFinishing, st); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := finish.Check(ctx, live); err != nil || c.Done || !strings.Contains(c.Reason, "earlier run") {
+			t.Fatalf("check: %+v %v", c, err)
+		}
+		o, err := finish.Apply(ctx, live)
+		if err != nil || !strings.Contains(o.Output, "an earlier run caught up") {
+			t.Fatalf("finish: %+v %v", o, err)
+		}
+		if l := leftovers(t, "migrun_engine4"); l != "0/0/0" {
+			t.Fatalf("left after the resumed finish: %s", l)
+		}
+		q := "SELECT last_value, is_called FROM ticket_seq"
+		if s, d := srcPG.psql(t, q, "engine"), dstPG.psql(t, q, "engine4"); s != d {
+			t.Fatalf("%s: source %q, target %q", q, s, d)
+		}
+	})
+
 	t.Run("cancel cleans the source when the target database is gone", func(t *testing.T) {
 		dstPG.psql(t, "CREATE DATABASE engine3 OWNER engine")
 		if _, err := repl("start", "engine3", "postgres").Apply(ctx, live); err != nil {
