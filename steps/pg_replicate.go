@@ -33,11 +33,14 @@ var _ Spec = (*PgReplicate)(nil)
 //     pg_stream does), the source publishes all its tables, and the target
 //     subscribes. The step returns once every table's initial copy is done;
 //     from then on the target follows every change on the source.
-//   - action: finish, once the application is stopped: wait until the
-//     target has applied everything the source wrote (the replication
-//     slot's confirmed position reaches the source's WAL position), copy the
-//     sequences (logical replication does not carry them), and end the
-//     replication: subscription, slot and publication are dropped.
+//   - action: finish, once the application is stopped: refuse while any
+//     other client is connected to the source, wait until the target has
+//     applied everything the source wrote (the replication slot's confirmed
+//     position reaches the source's WAL insert position), copy the
+//     sequences and refresh the materialized views (logical replication
+//     carries neither), and end the replication: subscription, slots and
+//     publication are dropped. Each server's side is one psql session:
+//     this is engine downtime, and every connection costs some.
 //
 // action: cancel drops the replication without finishing it (on_failure):
 // a forgotten slot makes the source keep its WAL for ever and fills its
@@ -49,13 +52,15 @@ var _ Spec = (*PgReplicate)(nil)
 // REPLICATION (pg_role replication: true), every table with a primary key
 // or a replica identity (otherwise PostgreSQL would refuse the
 // application's UPDATEs and DELETEs on the source once it is published),
-// no large objects (not replicated), and an empty target database.
+// no unlogged tables and no large objects (not replicated), and an empty
+// target database.
 // Schema changes on the source between start and finish are not carried.
 //
 // Progress is kept in a marker on the target host,
 // /var/tmp/migrun-pg_replicate.PORT.DATABASE, like pg_stream's: the state
-// (schema, subscribed, finished, cancelled), the source and the target
-// database's OID, so a database dropped and re-created is a fresh start.
+// (schema, subscribed, finishing, finished, cancelled), the source, the
+// target database's OID, so a database dropped and re-created is a fresh
+// start, and the subscription's OID, which names its table-sync slots.
 type PgReplicate struct {
 	Action         string             `yaml:"action" required:"true" enum:"start|finish|cancel" doc:"start: copy the schema, publish, subscribe and wait for the initial copy (while the application runs); finish: wait until the target caught up, copy the sequences and drop the replication (application stopped); cancel: drop the replication without finishing (on_failure)"`
 	Source         PgEndpoint         `yaml:"source" required:"true" doc:"the database to move (the publisher); psql and pg_dump run on its host"`
@@ -85,7 +90,7 @@ type PgReplicateConnect struct {
 const (
 	replSchema     = "schema"     // the schema copy started
 	replSubscribed = "subscribed" // schema copied, subscription created
-	replFinishing  = "finishing"  // caught up, sequences copied: only the teardown is left
+	replFinishing  = "finishing"  // caught up and checked: sequences, views and teardown left
 	replFinished   = "finished"
 	replCancelled  = "cancelled"
 )
