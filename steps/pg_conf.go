@@ -507,8 +507,7 @@ func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	case !pgNotReady(err):
 		return acts, fmt.Errorf("%s: %w", rt.Host, err)
 	}
-	reload := Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: %s <<< SELECT pg_reload_conf();",
-		rt.Host, c.target("").osUser(), executors.QuoteArgv(c.target("postgres").psqlArgv()))}
+	reload := Action{Host: rt.Host, Summary: psqlAction(rt.Host, c.target("postgres"), "SELECT pg_reload_conf();")}
 	switch c.ApplyWith {
 	case "reload":
 		acts = append(acts, reload)

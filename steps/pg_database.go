@@ -276,8 +276,7 @@ func (d *PgDatabase) Describe(ctx context.Context, rt *Runtime) ([]Action, error
 		if sql == "" {
 			return
 		}
-		acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: %s <<< %s", rt.Host,
-			d.target("").osUser(), executors.QuoteArgv(d.target(db).psqlArgv()), strings.ReplaceAll(strings.TrimSuffix(sql, "\n"), "\n", " "))})
+		acts = append(acts, Action{Host: rt.Host, Summary: psqlAction(rt.Host, d.target(db), sql)})
 	}
 	add("postgres", inPostgres)
 	add(d.Name, inDatabase)

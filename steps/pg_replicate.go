@@ -361,7 +361,7 @@ func (r *PgReplicate) checkStart(ctx context.Context, src, dst executors.Executo
 		// A run stopped between copying the schema (one transaction: all
 		// of it or nothing) and subscribing: Apply goes on from there.
 	default:
-		objs, err := (&PgStream{Target: r.Target}).targetObjects(ctx, dst)
+		objs, err := targetObjects(ctx, dst, r.Target)
 		if err != nil {
 			return Check{}, r.wrap(err)
 		}
@@ -421,7 +421,7 @@ func (r *PgReplicate) checkCancel(st replState) Check {
 
 // notEmpty explains why the target will not be subscribed.
 func (r *PgReplicate) notEmpty(ctx context.Context, dst executors.Executor, st replState, objs dbObjects) error {
-	recreate := (&PgStream{Target: r.Target}).recreateHint(ctx, dst)
+	recreate := recreateHint(ctx, dst, r.Target)
 	if st.marker != nil {
 		return fmt.Errorf("an earlier replication from %s into it (%s since %s) left %s and no subscription; drop and re-create the database, then apply again%s",
 			r.where(r.Source), st.marker.State, st.marker.Time.Format(time.RFC3339), objs, recreate)
@@ -547,17 +547,12 @@ func (r *PgReplicate) teardownSourceSQL(subOID int64) string {
 		"SELECT count(*) FROM pg_replication_slots WHERE " + w + ";\n"
 }
 
-func (r *PgReplicate) psqlLine(host string, t pgTarget, sql string) string {
-	return fmt.Sprintf("run on %s as %s: %s <<< %s", host, t.osUser(), executors.QuoteArgv(t.psqlArgv()),
-		strings.ReplaceAll(strings.TrimSuffix(sql, "\n"), "\n", " "))
-}
-
 // Describe lists the statements and commands of the action, as they run.
 func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	src, dst := r.source(), r.target()
 	teardown := []Action{
-		{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.dropSubscriptionSQL())},
-		{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.teardownSourceSQL(0)) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
+		{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.dropSubscriptionSQL())},
+		{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.teardownSourceSQL(0)) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
 	}
 	switch r.Action {
 	case "start":
@@ -571,15 +566,15 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 				"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(r.AllowErrors), "; ") + ")"},
 		}
 		return append(acts,
-			Action{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.publicationSQL())},
-			Action{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.subscriptionCreateSQL(r.maskedPassword()))},
+			Action{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.publicationSQL())},
+			Action{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.subscriptionCreateSQL(r.maskedPassword()))},
 			Action{Host: r.Target.Host, Summary: "wait until every table's initial copy is done (pg_subscription_rel); the source stays in use and its later changes follow"},
 		), nil
 	case "finish":
 		return []Action{
-			{Host: r.Source.Host, Summary: r.psqlLine(r.Source.Host, src, r.finalSQL(true)) +
+			{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.finalSQL(true)) +
 				" (refuses while another client is connected; waits at most " + r.catchUpTimeout().String() + ")"},
-			{Host: r.Target.Host, Summary: r.psqlLine(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
+			{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
 				" (one setval per sequence of the source, and the materialized views populated there refreshed first)"},
 			teardown[1],
 		}, nil
@@ -639,7 +634,7 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 		if all := append(b.fatal, b.later...); len(all) > 0 {
 			return o, errors.New(strings.Join(all, "; "))
 		}
-		objs, err := (&PgStream{Target: r.Target}).targetObjects(ctx, dst)
+		objs, err := targetObjects(ctx, dst, r.Target)
 		if err != nil {
 			return o, err
 		}
@@ -811,9 +806,9 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 	}
 }
 
-// lastWorkerError is the last logical-replication error line of the
-// target's server log, when psql can read it (pg_read_file of the current
-// log file), else a pointer to the log.
+// lastWorkerError says where the workers' errors are: the target's
+// current server log file when the server names it (logging_collector),
+// else the log in general. The errors themselves are only in the log.
 func (r *PgReplicate) lastWorkerError(ctx context.Context, dst executors.Executor) string {
 	rows, err := pgQuery(ctx, dst, r.target(), `SELECT coalesce(pg_current_logfile(), '');
 `)

@@ -209,8 +209,7 @@ func (r *PgRole) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 			exists, known = st.exists, true
 		}
 	}
-	sum := fmt.Sprintf("run on %s as %s: %s <<< %s", rt.Host, r.target("").osUser(),
-		executors.QuoteArgv(r.target("postgres").psqlArgv()), strings.TrimSuffix(r.sql(exists, r.maskedPassword()), "\n"))
+	sum := psqlAction(rt.Host, r.target("postgres"), r.sql(exists, r.maskedPassword()))
 	if !known {
 		sum += " (CREATE ROLE if the role does not exist then)"
 	}

@@ -195,7 +195,7 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{Done: true, Reason: fmt.Sprintf("streamed from %s into %s at %s (%s, sha256 %s)",
 			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), formatBytes(m.Size), shortSum(m.SHA256))}, nil
 	}
-	objs, err := s.targetObjects(ctx, dst)
+	objs, err := targetObjects(ctx, dst, s.Target)
 	if err != nil {
 		return Check{}, wrap(err)
 	}
@@ -269,9 +269,10 @@ func (o dbObjects) String() string {
 	return s
 }
 
-// targetObjects reads what the target database holds of its own.
-func (s *PgStream) targetObjects(ctx context.Context, ex executors.Executor) (dbObjects, error) {
-	rows, err := pgQuery(ctx, ex, s.target(), targetObjectsSQL)
+// targetObjects reads what the target database holds of its own (the
+// kinds that only fill an empty database: pg_stream, pg_replicate).
+func targetObjects(ctx context.Context, ex executors.Executor, target PgEndpoint) (dbObjects, error) {
+	rows, err := pgQuery(ctx, ex, target.target(target.Database), targetObjectsSQL)
 	if err != nil {
 		return dbObjects{}, err
 	}
@@ -289,7 +290,7 @@ func (s *PgStream) targetObjects(ctx context.Context, ex executors.Executor) (db
 // refusal explains why a target that is not empty will not be streamed
 // into, and what to do.
 func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restoreMarker, oid int64, objs dbObjects) error {
-	recreate := s.recreateHint(ctx, ex)
+	recreate := recreateHint(ctx, ex, s.Target)
 	switch {
 	case s.ours(m, oid) && m.State == "done":
 		// Only a forced re-run gets here: Check says done.
@@ -305,19 +306,19 @@ func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restor
 // recreateHint is ", e.g. on HOST as USER: dropdb ... && createdb ..."
 // with the database's owner, encoding and locale, or "" when they cannot
 // be read.
-func (s *PgStream) recreateHint(ctx context.Context, ex executors.Executor) string {
-	t := s.target()
-	rows, err := pgQuery(ctx, ex, s.Target.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype
-FROM pg_database WHERE datname = `+pgLiteral(s.Target.Database)+";\n")
+func recreateHint(ctx context.Context, ex executors.Executor, target PgEndpoint) string {
+	t := target.target(target.Database)
+	rows, err := pgQuery(ctx, ex, target.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype
+FROM pg_database WHERE datname = `+pgLiteral(target.Database)+";\n")
 	if err != nil || len(rows) != 1 || len(rows[0]) != 4 {
 		return ""
 	}
 	r := rows[0]
-	drop := append(append([]string{"dropdb"}, t.connArgv()...), s.Target.Database)
+	drop := append(append([]string{"dropdb"}, t.connArgv()...), target.Database)
 	create := append(append([]string{"createdb"}, t.connArgv()...),
-		"-T", "template0", "-O", r[0], "-E", r[1], "--lc-collate="+r[2], "--lc-ctype="+r[3], s.Target.Database)
+		"-T", "template0", "-O", r[0], "-E", r[1], "--lc-collate="+r[2], "--lc-ctype="+r[3], target.Database)
 	return fmt.Sprintf(", e.g. on %s as %s: %s && %s (and redo any ALTER DATABASE ... SET, GRANT or CREATE EXTENSION you had prepared in it)",
-		s.Target.Host, t.osUser(), executors.QuoteArgv(drop), executors.QuoteArgv(create))
+		target.Host, t.osUser(), executors.QuoteArgv(drop), executors.QuoteArgv(create))
 }
 
 // Describe: one action per host, each command exactly as it runs, and
@@ -363,7 +364,7 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	objs, err := s.targetObjects(ctx, dst)
+	objs, err := targetObjects(ctx, dst, s.Target)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}

@@ -65,6 +65,13 @@ func (t pgTarget) psqlCommand(sql string, readOnly bool) executors.Command {
 	return cmd
 }
 
+// psqlAction is how a dry run shows SQL that psql runs on host, on one
+// line: "run on db as postgres: psql ... <<< CREATE ROLE ...".
+func psqlAction(host string, t pgTarget, sql string) string {
+	return fmt.Sprintf("run on %s as %s: %s <<< %s", host, t.osUser(), executors.QuoteArgv(t.psqlArgv()),
+		strings.ReplaceAll(strings.TrimSuffix(sql, "\n"), "\n", " "))
+}
+
 // String names the server and database for people: "database engine on
 // 10.0.0.12:5432", "database postgres (local socket)".
 func (t pgTarget) String() string {
