@@ -305,6 +305,10 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			if err != nil {
 				return
 			}
+			// Only now may the command's end close the channel: sshd
+			// answers exec before it reaps the child, and a close that
+			// overtook the reply would fail the client's Start with EOF.
+			go proc.reap(ch)
 		case "subsystem":
 			var p struct{ Name string }
 			if ssh.Unmarshal(req.Payload, &p) != nil || p.Name != "sftp" {
@@ -363,8 +367,8 @@ func (p *process) signal(sig syscall.Signal) {
 	}
 }
 
-// start runs command with sh -c in its own process group, wired to ch, and
-// reports its exit status on ch when it ends.
+// start runs command with sh -c in its own process group, wired to ch;
+// reap reports its end.
 func (s *Server) start(ch ssh.Channel, command string) (*process, error) {
 	cmd := exec.Command("sh", "-c", command)
 	cmd.Dir = s.opts.Home
@@ -386,30 +390,31 @@ func (s *Server) start(ch ssh.Channel, command string) (*process, error) {
 		io.Copy(stdin, ch)
 		stdin.Close()
 	}()
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		cmd.Wait()
-		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		if ws.Signaled() {
-			name := "KILL"
-			for n, sig := range signals {
-				if sig == ws.Signal() {
-					name = n
-				}
+	return &process{cmd: cmd, done: make(chan struct{})}, nil
+}
+
+// reap waits for the command and reports its exit status on ch.
+func (p *process) reap(ch ssh.Channel) {
+	defer close(p.done)
+	p.cmd.Wait()
+	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		name := "KILL"
+		for n, sig := range signals {
+			if sig == ws.Signal() {
+				name = n
 			}
-			ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
-				Signal     string
-				CoreDumped bool
-				Error      string
-				Lang       string
-			}{Signal: name}))
-		} else {
-			ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(ws.ExitStatus())}))
 		}
-		ch.Close()
-	}()
-	return p, nil
+		ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}{Signal: name}))
+	} else {
+		ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(ws.ExitStatus())}))
+	}
+	ch.Close()
 }
 
 // directTCPIP forwards a channel to the TCP address it names, as sshd does
