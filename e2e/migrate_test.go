@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -509,6 +510,44 @@ func failureRollsBack(t *testing.T, method, failing string) {
 	if ctx.Err() != nil {
 		t.Error("no heartbeats land in the old database after the rollback")
 	}
+}
+
+// TestHeadlinePointOfNoReturn: a step that fails after start-engine (here
+// the DWH, whose config lacks DWH_DB_URL) leaves the engine on the new
+// database, writing to it, instead of pointing it back at the old one and
+// losing those writes; once the cause is fixed, --resume finishes the move.
+func TestHeadlinePointOfNoReturn(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	conf := sshOut(t, "engine", "grep -l '^DWH_DB_URL=' /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/*.conf | head -1")
+	line := sshOut(t, "engine", "grep '^DWH_DB_URL=' "+conf)
+	sshOut(t, "engine", "sed -i '/^DWH_DB_URL=/d' "+conf)
+	state := t.TempDir()
+	args := append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), args...)
+	if res.code != 1 {
+		t.Fatalf("apply: exit %d, want 1", res.code)
+	}
+	if !strings.Contains(res.out, "Not running on_failure") || !strings.Contains(res.out, "--resume") {
+		t.Errorf("the output does not say on_failure was skipped past the point of no return")
+	}
+	j := journalOf(t, state)
+	if j["failed_step"] != "start-dwhd" || j["on_failure"] != nil {
+		t.Errorf("journal: failed_step %v, on_failure %v; want start-dwhd and no rollback", j["failed_step"], j["on_failure"])
+	}
+	if !growing(t, "db") || growing(t, "engine") {
+		t.Error("the engine does not keep writing to the new database after the failure")
+	}
+
+	sshOut(t, "engine", "echo "+base64.StdEncoding.EncodeToString([]byte(line+"\n"))+" | base64 -d >> "+conf)
+	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append(args, "--resume")...)
+	if res.code != 0 {
+		t.Fatalf("resume after fixing the DWH config: exit %d", res.code)
+	}
+	if got := sshOut(t, "engine", "systemctl is-active ovirt-engine-dwhd"); got != "active" {
+		t.Errorf("ovirt-engine-dwhd is %s after the resume", got)
+	}
+	assertMigrated(t, state, tableCounts(t, "engine"))
 }
 
 // TestHeadlineStreamMode: with stream=true the dump is piped into

@@ -24,14 +24,16 @@ func digestOfHost(h Host) hostDigest {
 // stepDigest is the canonical form of a step that Step.Digest hashes. The
 // description is left out: rewording it must not block a resume.
 type stepDigest struct {
-	ID      string         `json:"id"`
-	Kind    string         `json:"kind"`
-	Host    string         `json:"host,omitempty"`
-	Become  string         `json:"become,omitempty"`
-	Timeout string         `json:"timeout,omitempty"`
-	Retries int            `json:"retries,omitempty"`
-	When    string         `json:"when,omitempty"`
-	Spec    map[string]any `json:"spec"`
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Host    string `json:"host,omitempty"`
+	Become  string `json:"become,omitempty"`
+	Timeout string `json:"timeout,omitempty"`
+	Retries int    `json:"retries,omitempty"`
+	When    string `json:"when,omitempty"`
+	// PointOfNoReturn decides whether a later failure rolls back.
+	PointOfNoReturn bool           `json:"point_of_no_return,omitempty"`
+	Spec            map[string]any `json:"spec"`
 	// Hosts are the hosts the step touches. A step recorded done on
 	// db.example.com is not done on the new address after `--var
 	// db_host=...`, so their identity is part of the step.
@@ -80,14 +82,15 @@ func (p *Plan) setDigests() {
 
 func (p *Plan) stepDigest(st *Step) string {
 	d := stepDigest{
-		ID:      st.ID,
-		Kind:    st.Kind,
-		Host:    st.Host,
-		Become:  st.Become,
-		Retries: st.Retries,
-		When:    st.When,
-		Spec:    canonical(st.Spec),
-		Hosts:   map[string]hostDigest{},
+		ID:              st.ID,
+		Kind:            st.Kind,
+		Host:            st.Host,
+		Become:          st.Become,
+		Retries:         st.Retries,
+		When:            st.When,
+		PointOfNoReturn: st.PointOfNoReturn,
+		Spec:            canonical(st.Spec),
+		Hosts:           map[string]hostDigest{},
 	}
 	if st.Timeout > 0 {
 		d.Timeout = st.Timeout.String()

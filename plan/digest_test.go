@@ -31,6 +31,7 @@ func TestDigests(t *testing.T) {
 		{name: "common field", old: "retries: 2", new: "retries: 3", planChanges: true, changed: []string{"load"}},
 		{name: "var used by a step", old: "port: 5432", new: "port: 5433", planChanges: true, changed: []string{"load"}},
 		{name: "address of a host a step touches", overrides: map[string]string{"db_host": "db2"}, planChanges: true, changed: []string{"copy-dump", "load"}},
+		{name: "point of no return", old: "state: stopped}", new: "state: stopped}\n    point_of_no_return: true", planChanges: true, changed: []string{"stop-engine"}},
 		{name: "on_failure", old: "wait: 30", new: "wait: 31", planChanges: true, changed: []string{"restart-engine-on-old-db"}},
 		{name: "value of a when var", overrides: map[string]string{"verify": "no"}, planChanges: true},
 		{name: "plan description", old: "description: Move", new: "description: Really move"},

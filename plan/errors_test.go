@@ -214,7 +214,7 @@ on_failure:
 			`plan.yaml:19:5: step "nohost": svc needs host: (the plan host it runs on)`,
 			`plan.yaml:23:5: step "typo": unknown key "hots" (did you mean "host"?)`,
 			`plan.yaml:24:5: step "unknown-kind": no step kind; give one of: shell, svc, xfer`,
-			`plan.yaml:26:5: step "unknown-kind": unknown key "rsync" (step fields: id, host, description, become, timeout, retries, when; kinds: shell, svc, xfer)`,
+			`plan.yaml:26:5: step "unknown-kind": unknown key "rsync" (step fields: id, host, description, become, timeout, retries, when, point_of_no_return; kinds: shell, svc, xfer)`,
 			`plan.yaml:29:10: step "not-scalar": svc: want a mapping of its fields, got a string`,
 			`plan.yaml:32:10: step "list-body": svc: want a mapping, got a list`,
 		}},

@@ -239,9 +239,9 @@ func topKeySchema(key string) (object, error) {
 		}, nil
 	case "on_failure":
 		return object{
-			{"description", "steps run in order when a step fails (not when you interrupt)"},
+			{"description", "steps run in order when a step fails (not when you interrupt, nor after a done point_of_no_return step)"},
 			{"type", []string{"array", "null"}},
-			{"items", def("step")},
+			{"items", object{{"allOf", []any{def("step"), object{{"not", object{{"required", []string{"point_of_no_return"}}}}}}}}},
 		}, nil
 	}
 	return nil, fmt.Errorf("plan schema: no schema for plan key %q", key)
@@ -371,6 +371,8 @@ func stepKeySchema(key string) (object, error) {
 		}, nil
 	case "retries":
 		return described("extra attempts after a failure (not after a lost connection)", def("int", member{"minimum", 0})), nil
+	case "point_of_no_return":
+		return described("once this step is done, a later failure leaves the run failed and resumable instead of running on_failure", def("bool")), nil
 	case "when":
 		term := `!?\s*` + strings.TrimSuffix(strings.TrimPrefix(varNameRE.String(), "^"), "$")
 		return described("a var that must be true (true/yes/1); !name negates; && joins conditions that must all hold",

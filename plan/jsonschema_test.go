@@ -120,6 +120,8 @@ func TestJSONSchemaAgreesWithLoader(t *testing.T) {
 		{name: "yaml bool for enum true|false", steps: `  - {id: a, host: db, service: {name: x, enabled: true}}`, ok: true},
 		{name: "var in retries and timeout", steps: `  - {id: a, host: db, retries: "${port}", timeout: "${port}s", command: "true"}`, ok: true},
 		{name: "all common keys", steps: `  - {id: a, host: db, description: d, become: postgres, timeout: 1m30s, retries: 2, when: "!on", command: "true"}`, ok: true},
+		{name: "point of no return", steps: `  - {id: a, host: db, point_of_no_return: true, command: "true"}`, ok: true},
+		{name: "point of no return from a var", steps: `  - {id: a, host: db, point_of_no_return: "${on}", command: "true"}`, ok: true},
 		{name: "when with &&", steps: `  - {id: a, host: db, when: "on && !on", command: "true"}`, ok: true},
 		{name: "number as text", steps: `  - {id: a, copy: {from: "db:${dump}", to: "${dump}", mode: 0600}}`, ok: true},
 		{name: "kind without host", steps: `  - {id: a, copy: {from: "db:${dump}", to: "${dump}"}}`, ok: true},
@@ -180,6 +182,8 @@ steps:
 		{name: "bad when", steps: `  - {id: a, host: db, when: "not on", command: "true"}`, schema: "at '/steps/0/when'", msg: `want a var name`},
 		{name: "empty host", steps: `  - {id: a, host: "", command: "true"}`, schema: "at '/steps/0/host'", msg: `host: must not be empty`},
 		{name: "step not a mapping", steps: `  - just-a-string`, schema: "at '/steps/0'", msg: `want a mapping`},
+		{name: "point of no return not a bool", steps: `  - {id: a, host: db, point_of_no_return: later, command: "true"}`, schema: "at '/steps/0/point_of_no_return'", msg: `want true or false`},
+		{name: "point of no return in on_failure", plan: "version: 1\nname: x\nhosts:\n  h: {local: true}\nsteps:\n  - {id: a, host: h, command: \"true\"}\non_failure:\n  - {id: b, host: h, command: \"true\", point_of_no_return: false}\n", schema: "at '/on_failure/0'", msg: `point_of_no_return: only steps have one`},
 		{name: "bad on_failure step", plan: "version: 1\nname: x\nhosts:\n  h: {local: true}\nsteps:\n  - {id: a, host: h, command: \"true\"}\non_failure:\n  - {id: b, host: h, command: \"true\", bogus: 1}\n", schema: "at '/on_failure/0'", msg: `unknown key "bogus"`},
 	}
 	reg := steps.Builtin()

@@ -62,6 +62,10 @@ type Step struct {
 	Timeout     time.Duration // 0: none
 	Retries     int
 	When        string // var names joined by &&, each optionally prefixed by "!" to negate (see WhenTerms)
+	// PointOfNoReturn: once this step is done, a later failure must not
+	// run on_failure (e.g. the engine now writes to the new database, and
+	// pointing it back would leave those writes behind).
+	PointOfNoReturn bool
 	// Digest is the hex sha256 of this step's resolved definition; resume
 	// refuses when a step recorded done has a different digest now.
 	Digest       string

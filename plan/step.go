@@ -11,7 +11,7 @@ import (
 )
 
 // stepKeys are the fields every step may have besides its kind.
-var stepKeys = []string{"id", "host", "description", "become", "timeout", "retries", "when"}
+var stepKeys = []string{"id", "host", "description", "become", "timeout", "retries", "when", "point_of_no_return"}
 
 // stepList decodes steps or on_failure. ids collects the step ids of both
 // lists: the journal keys on them, so they must be unique across the two.
@@ -22,7 +22,7 @@ func (l *loader) stepList(n *yaml.Node, section string, ids map[string]*yaml.Nod
 	}
 	out := make([]Step, 0, len(items))
 	for i, item := range items {
-		out = append(out, l.step(item, fmt.Sprintf("%s[%d]", section, i), ids))
+		out = append(out, l.step(item, fmt.Sprintf("%s[%d]", section, i), section == "on_failure", ids))
 	}
 	return out
 }
@@ -35,8 +35,8 @@ type stepFields struct {
 }
 
 // step decodes one step. where ("steps[3]") stands in for the id in
-// messages when the step has none.
-func (l *loader) step(n *yaml.Node, where string, ids map[string]*yaml.Node) Step {
+// messages when the step has none; rollback is true in on_failure.
+func (l *loader) step(n *yaml.Node, where string, rollback bool, ids map[string]*yaml.Node) Step {
 	n = deref(n)
 	st := Step{Line: n.Line, Column: n.Column}
 	before := len(l.errs)
@@ -93,6 +93,11 @@ func (l *loader) step(n *yaml.Node, where string, ids map[string]*yaml.Node) Ste
 		case "when":
 			f.when = p.v
 			st.When, _ = l.text(p.v, "when", id)
+		case "point_of_no_return":
+			st.PointOfNoReturn, _ = l.boolean(p.v, "point_of_no_return", id)
+			if rollback {
+				l.errorf(p.k, id, "point_of_no_return: only steps have one; on_failure is what it stops")
+			}
 		default:
 			l.stepKind(p, &f, id)
 		}

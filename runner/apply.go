@@ -273,9 +273,27 @@ func (a *applier) run(ctx context.Context) error {
 		if !errors.As(err, &stepErr) {
 			return err // the journal could not be written: stop here
 		}
+		if passed := a.passedPointOfNoReturn(i); passed != "" {
+			a.emit(Event{Type: EventRollbackSkipped, Step: st.ID, Reason: fmt.Sprintf("step %s failed after %s, the point of no return", st.ID, passed)})
+			return &RunError{Failed: stepErr, PointOfNoReturn: passed}
+		}
 		return a.rollback(ctx, stepErr)
 	}
 	return nil
+}
+
+// passedPointOfNoReturn names the last step before step i that is marked
+// point_of_no_return and recorded done, by this apply or an earlier one
+// of the same run: past it, on_failure would undo what must stay (the
+// engine's writes to the new database). A marked step that failed itself
+// has not passed the point: its own failure still rolls back.
+func (a *applier) passedPointOfNoReturn(i int) string {
+	for k := i - 1; k >= 0; k-- {
+		if a.plan.Steps[k].PointOfNoReturn && a.j.Steps[k].Status == StatusDone {
+			return a.plan.Steps[k].ID
+		}
+	}
+	return ""
 }
 
 // rollback runs every on_failure step in order, even after one of them

@@ -29,10 +29,12 @@ type StepPreview struct {
 	Description string
 	Digest      string
 	Rollback    bool
-	Skipped     string // non-empty: why the step would not run
-	Check       steps.Check
-	CheckErr    error
-	Actions     []steps.Action
+	// PointOfNoReturn: once done, a later failure does not run on_failure.
+	PointOfNoReturn bool
+	Skipped         string // non-empty: why the step would not run
+	Check           steps.Check
+	CheckErr        error
+	Actions         []steps.Action
 	// DescribeErr: the step could not say what it would do (offline, or
 	// a host it needs is unreachable).
 	DescribeErr error
@@ -116,7 +118,7 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 	changedBy := map[string]string{}
 	preview := func(st plan.Step, i int, rollback bool) {
 		sp := StepPreview{ID: st.ID, Kind: st.Kind, Host: stepHost(st), Description: st.Description,
-			Digest: st.Digest, Rollback: rollback, offline: r.opts.Offline}
+			Digest: st.Digest, Rollback: rollback, PointOfNoReturn: st.PointOfNoReturn, offline: r.opts.Offline}
 		if ok, why := r.whenTrue(st); !ok {
 			sp.Skipped = why
 		} else if !rollback && !r.selected(i, st.ID) {
@@ -183,7 +185,7 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 func (r *Runner) planEvent(st plan.Step, sp *StepPreview) Event {
 	ev := Event{Type: EventStepPlan, Step: st.ID, Kind: st.Kind, Host: sp.Host, Rollback: sp.Rollback,
 		Description: st.Description, Actions: sp.Actions, Reason: sp.Check.Reason,
-		Status: sp.Status(), KnownAfter: sp.KnownAfter}
+		Status: sp.Status(), KnownAfter: sp.KnownAfter, PointOfNoReturn: sp.PointOfNoReturn}
 	switch ev.Status {
 	case PreviewSkipped:
 		ev.Reason = sp.Skipped

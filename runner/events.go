@@ -14,7 +14,10 @@ const (
 	EventStepRetry     = "step_retry"
 	EventStepEnd       = "step_end"
 	EventRollbackStart = "rollback_start"
-	EventRunEnd        = "run_end"
+	// EventRollbackSkipped: a step failed after a point_of_no_return step
+	// was done, so on_failure does not run.
+	EventRollbackSkipped = "rollback_skipped"
+	EventRunEnd          = "run_end"
 )
 
 // Event is one thing that happened during a dry run or an apply. The CLI
@@ -41,4 +44,7 @@ type Event struct {
 	// KnownAfter (dry run) names the earlier step that changes this
 	// step's hosts first: what is shown is as of now.
 	KnownAfter string `json:"known_after,omitempty"`
+	// PointOfNoReturn (dry run): once this step is done, a later failure
+	// does not run on_failure.
+	PointOfNoReturn bool `json:"point_of_no_return,omitempty"`
 }

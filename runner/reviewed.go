@@ -68,9 +68,11 @@ type ReviewedStep struct {
 	Error       string `json:"error,omitempty"`
 	// KnownAfter: an earlier step changes this step's host first, so its
 	// actions are as of the review and the real ones known after apply.
-	KnownAfter string           `json:"known_after,omitempty"`
-	Actions    []ReviewedAction `json:"actions,omitempty"`
-	Facts      []executors.Fact `json:"facts,omitempty"`
+	KnownAfter string `json:"known_after,omitempty"`
+	// PointOfNoReturn: once done, a later failure does not run on_failure.
+	PointOfNoReturn bool             `json:"point_of_no_return,omitempty"`
+	Actions         []ReviewedAction `json:"actions,omitempty"`
+	Facts           []executors.Fact `json:"facts,omitempty"`
 }
 
 // ReviewedAction is one thing a step would do.
@@ -106,7 +108,7 @@ func (r *Runner) Review(pv *Preview, migrunVersion string) *Reviewed {
 		sp := &pv.Steps[i]
 		rs := ReviewedStep{ID: sp.ID, Kind: sp.Kind, Host: sp.Host, Description: sp.Description,
 			Digest: sp.Digest, Status: sp.Status(), Reason: r.clean(sp.Check.Reason),
-			KnownAfter: sp.KnownAfter, Facts: sp.Facts}
+			KnownAfter: sp.KnownAfter, PointOfNoReturn: sp.PointOfNoReturn, Facts: sp.Facts}
 		if sp.Skipped != "" {
 			rs.Reason = sp.Skipped
 		}

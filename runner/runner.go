@@ -127,10 +127,16 @@ func (e *StepError) Unwrap() error { return e.Err }
 type RunError struct {
 	Failed       *StepError
 	RollbackErrs []error // on_failure steps that failed in turn
+	// PointOfNoReturn is the step marked point_of_no_return that was done
+	// before the failure; on_failure did not run.
+	PointOfNoReturn string
 }
 
 func (e *RunError) Error() string {
 	msg := e.Failed.Error()
+	if e.PointOfNoReturn != "" {
+		msg += fmt.Sprintf(" (after %s, the point of no return: on_failure was not run; fix the cause and continue with --resume)", e.PointOfNoReturn)
+	}
 	if len(e.RollbackErrs) > 0 {
 		msg += fmt.Sprintf(" (and %d on_failure step(s) failed: %v)", len(e.RollbackErrs), errors.Join(e.RollbackErrs...))
 	}

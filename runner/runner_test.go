@@ -332,6 +332,73 @@ func TestFailureRunsOnFailureAndResumeContinues(t *testing.T) {
 	}
 }
 
+func TestPointOfNoReturnStopsOnFailure(t *testing.T) {
+	tests := []struct {
+		name     string
+		failing  int  // index of the step that fails once
+		resumed  bool // the marked step was done by an earlier apply of the run
+		rollback bool // on_failure must run
+	}{
+		{name: "failure before the point rolls back", failing: 0, rollback: true},
+		{name: "failure of the marked step itself rolls back", failing: 1, rollback: true},
+		{name: "failure after the point does not", failing: 2},
+		{name: "nor after a resume that skipped the point", failing: 2, resumed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "stop", "start-on-new", "wait")
+			f.plan.Steps[1].PointOfNoReturn = true
+			f.plan.OnFailure = []plan.Step{f.step("undo", "a")}
+			f.redigest()
+			if tt.resumed {
+				// A crash after the marked step: the resume finds it done.
+				f.spec(2).started, f.spec(2).release = make(chan struct{}), make(chan struct{})
+				ctx, cancel := context.WithCancel(context.Background())
+				go func() { <-f.spec(2).started; cancel() }()
+				if _, err := f.runner(Options{}).Apply(ctx); !errors.Is(err, context.Canceled) {
+					t.Fatalf("interrupted apply: %v", err)
+				}
+				f.spec(2).attempts = 0
+			}
+			f.spec(tt.failing).FailN = 1
+			f.events = nil
+			_, err := f.apply(Options{Resume: tt.resumed})
+			var runErr *RunError
+			if !errors.As(err, &runErr) || runErr.Failed.Step != f.plan.Steps[tt.failing].ID {
+				t.Fatalf("err = %v, want a RunError for step %d", err, tt.failing)
+			}
+			j := f.journal()
+			ranUndo := strings.Contains(f.w.log(), "undo")
+			if ranUndo != tt.rollback || (len(j.OnFailure) > 0) != tt.rollback {
+				t.Fatalf("on_failure ran: %v (journal %s), want %v", ranUndo, statuses(j.OnFailure), tt.rollback)
+			}
+			var skipped []Event
+			for _, e := range f.events {
+				if e.Type == EventRollbackSkipped {
+					skipped = append(skipped, e)
+				}
+			}
+			if tt.rollback {
+				if runErr.PointOfNoReturn != "" || len(skipped) != 0 {
+					t.Fatalf("point of no return %q, %d skip events; want none", runErr.PointOfNoReturn, len(skipped))
+				}
+				return
+			}
+			if runErr.PointOfNoReturn != "start-on-new" || !strings.Contains(err.Error(), "--resume") ||
+				len(skipped) != 1 || !strings.Contains(skipped[0].Reason, "start-on-new") {
+				t.Fatalf("err = %v, skip events %+v: want the point named and --resume advised", err, skipped)
+			}
+			// Not rolled back, so the run resumes from the failed step.
+			if _, err := f.apply(Options{Resume: true}); err != nil {
+				t.Fatalf("resume after a failure past the point: %v", err)
+			}
+			if got := f.w.log(); got != "stop,start-on-new,wait" {
+				t.Fatalf("applied %q", got)
+			}
+		})
+	}
+}
+
 func TestResumeRefusesChangedDoneStep(t *testing.T) {
 	f := newFixture(t, "one", "two")
 	f.spec(1).Fatal = true

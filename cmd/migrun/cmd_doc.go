@@ -39,7 +39,7 @@ func runDoc(ctx context.Context, args []string, e env) error {
 	}
 	fmt.Fprintln(e.stdout, "\nFields:")
 	printFields(e.stdout, steps.SchemaOf(k.New()), "  ")
-	fmt.Fprintln(e.stdout, "\nCommon step fields: id (required), host, description, become, timeout, retries, when.")
+	fmt.Fprintln(e.stdout, "\nCommon step fields: id (required), host, description, become, timeout, retries, when, point_of_no_return.")
 	return nil
 }
 

@@ -78,6 +78,9 @@ func showText(w io.Writer, rv *runner.Reviewed, file, sha string) {
 		if s.Reason != "" {
 			fmt.Fprintf(w, "    %s\n", s.Reason)
 		}
+		if s.PointOfNoReturn {
+			fmt.Fprintf(w, "    %s\n", pointOfNoReturnNote)
+		}
 		if s.KnownAfter != "" && s.Status == runner.PreviewLater {
 			fmt.Fprintf(w, "    (known after %s, which changes this host first: shown as of the review)\n", s.KnownAfter)
 		}
@@ -186,6 +189,9 @@ func mdStep(w io.Writer, n string, s runner.ReviewedStep) {
 	fmt.Fprintln(w)
 	if s.Description != "" {
 		fmt.Fprintf(w, "  <br>_%s_\n", mdCell(s.Description))
+	}
+	if s.PointOfNoReturn {
+		fmt.Fprintf(w, "  <br>**%s**\n", pointOfNoReturnNote)
 	}
 	for _, a := range s.Actions {
 		if a.Diff == "" {

@@ -58,6 +58,8 @@ func (p *eventPrinter) event(e runner.Event) {
 		p.stepEnd(e)
 	case runner.EventRollbackStart:
 		fmt.Fprintf(p.w, "\nRunning on_failure steps (%s)\n", e.Reason)
+	case runner.EventRollbackSkipped:
+		fmt.Fprintf(p.w, "\nNot running on_failure: %s\n", e.Reason)
 	case runner.EventRunEnd:
 		p.runEnd(e)
 	}
@@ -75,6 +77,9 @@ func (p *eventPrinter) planStep(e runner.Event) {
 	if e.Reason != "" {
 		fmt.Fprintf(p.w, "    %s\n", e.Reason)
 	}
+	if e.PointOfNoReturn {
+		fmt.Fprintf(p.w, "    %s\n", pointOfNoReturnNote)
+	}
 	if e.KnownAfter != "" && e.Status == runner.PreviewLater {
 		fmt.Fprintf(p.w, "    (known after %s, which changes this host first: shown as of now)\n", e.KnownAfter)
 	}
@@ -91,6 +96,10 @@ func (p *eventPrinter) planStep(e runner.Event) {
 	}
 	fmt.Fprintln(p.w)
 }
+
+// pointOfNoReturnNote marks a point_of_no_return step in dry runs and
+// reviews: the reviewer must know where rolling back stops.
+const pointOfNoReturnNote = "point of no return: once this step is done, a later failure does not run on_failure"
 
 func bullet(status string) string {
 	switch status {
