@@ -107,7 +107,7 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 		if old.Status == StatusCompleted {
 			return nil, "", fmt.Errorf("%w at %s; nothing to resume (--restart runs it again)", ErrCompleted, old.Ended.Format(time.RFC3339))
 		}
-		if ran := rolledBack(old); len(ran) > 0 {
+		if ran := old.RolledBack(); len(ran) > 0 {
 			// on_failure undoes earlier steps (the engine restarted on the
 			// old database after "stop engine" and "dump" were recorded
 			// done): resuming would skip them and restore a stale dump.
@@ -148,7 +148,7 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 		j.RunID = runID
 	}
 	j.Status, j.User, j.Workstation = StatusRunning, who, ws
-	j.FailedStep, j.Error, j.Ended = "", "", time.Time{}
+	j.FailedStep, j.Error, j.PointOfNoReturn, j.Ended = "", "", "", time.Time{}
 	j.OnFailure = nil
 	j.Reviewed = r.opts.Reviewed
 	j.History = append(j.History, RunRecord{RunID: runID, Mode: mode, Started: now, Status: StatusRunning,
@@ -188,8 +188,9 @@ func (r *Runner) reconcile(old *Journal) (*Journal, error) {
 	return &j, nil
 }
 
-// rolledBack lists the on_failure steps of j that did something.
-func rolledBack(j *Journal) []string {
+// RolledBack lists the on_failure steps of j that did something: such a
+// run cannot be resumed, only restarted.
+func (j *Journal) RolledBack() []string {
 	var ran []string
 	for _, rec := range j.OnFailure {
 		if rec.Changed || rec.Status == StatusFailed || rec.Status == StatusUnknown {
@@ -225,7 +226,8 @@ type applier struct {
 func (a *applier) note(rec *StepRecord, sync bool) error {
 	now := a.opts.Now()
 	a.j.Updated = now
-	e := logEntry{Run: a.invocation, Step: rec, Status: a.j.Status, FailedStep: a.j.FailedStep, Error: a.j.Error, Updated: now}
+	e := logEntry{Run: a.invocation, Step: rec, Status: a.j.Status, FailedStep: a.j.FailedStep, Error: a.j.Error,
+		PointOfNoReturn: a.j.PointOfNoReturn, Updated: now}
 	if rec != nil {
 		e.List, e.Index = "steps", slices.Index(a.j.Steps, rec)
 		if e.Index < 0 {
@@ -266,14 +268,18 @@ func (a *applier) run(ctx context.Context) error {
 		}
 		a.j.FailedStep = st.ID
 		a.j.Error = a.clean(err.Error())
+		var stepErr *StepError
+		isStepErr := errors.As(err, &stepErr)
+		if isStepErr {
+			a.j.PointOfNoReturn = a.passedPointOfNoReturn(i)
+		}
 		if serr := a.note(nil, true); serr != nil {
 			return errors.Join(err, serr)
 		}
-		var stepErr *StepError
-		if !errors.As(err, &stepErr) {
+		if !isStepErr {
 			return err // the journal could not be written: stop here
 		}
-		if passed := a.passedPointOfNoReturn(i); passed != "" {
+		if passed := a.j.PointOfNoReturn; passed != "" {
 			a.emit(Event{Type: EventRollbackSkipped, Step: st.ID, Reason: fmt.Sprintf("step %s failed after %s, the point of no return", st.ID, passed)})
 			return &RunError{Failed: stepErr, PointOfNoReturn: passed}
 		}

@@ -43,11 +43,14 @@ type Journal struct {
 	User        string    `json:"user,omitempty"`
 	Workstation string    `json:"workstation,omitempty"`
 	// Reviewed is the reviewed-plan file this run applies, if any.
-	Reviewed   *ReviewRef    `json:"reviewed,omitempty"`
-	FailedStep string        `json:"failed_step,omitempty"`
-	Error      string        `json:"error,omitempty"`
-	Steps      []*StepRecord `json:"steps"`
-	OnFailure  []*StepRecord `json:"on_failure,omitempty"`
+	Reviewed   *ReviewRef `json:"reviewed,omitempty"`
+	FailedStep string     `json:"failed_step,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	// PointOfNoReturn is the point_of_no_return step the failed run was
+	// past: the reason on_failure did not run.
+	PointOfNoReturn string        `json:"point_of_no_return,omitempty"`
+	Steps           []*StepRecord `json:"steps"`
+	OnFailure       []*StepRecord `json:"on_failure,omitempty"`
 	// History keeps one line per apply invocation (fresh, resume, restart),
 	// oldest first: an audit trail that survives resumes.
 	History []RunRecord `json:"history"`
@@ -200,7 +203,9 @@ type logEntry struct {
 	Status     string      `json:"status"`
 	FailedStep string      `json:"failed_step,omitempty"`
 	Error      string      `json:"error,omitempty"`
-	Updated    time.Time   `json:"updated"`
+	// PointOfNoReturn: see Journal.
+	PointOfNoReturn string    `json:"point_of_no_return,omitempty"`
+	Updated         time.Time `json:"updated"`
 }
 
 func logPath(journalPath string) string {
@@ -280,7 +285,7 @@ func (j *Journal) replay(path string) error {
 		if e.Run != current {
 			continue
 		}
-		j.Status, j.FailedStep, j.Error, j.Updated = e.Status, e.FailedStep, e.Error, e.Updated
+		j.Status, j.FailedStep, j.Error, j.PointOfNoReturn, j.Updated = e.Status, e.FailedStep, e.Error, e.PointOfNoReturn, e.Updated
 		if e.Step == nil {
 			continue
 		}

@@ -368,6 +368,9 @@ func TestPointOfNoReturnStopsOnFailure(t *testing.T) {
 				t.Fatalf("err = %v, want a RunError for step %d", err, tt.failing)
 			}
 			j := f.journal()
+			if want := map[bool]string{false: "start-on-new"}[tt.rollback]; j.PointOfNoReturn != want {
+				t.Fatalf("journal point_of_no_return %q, want %q", j.PointOfNoReturn, want)
+			}
 			ranUndo := strings.Contains(f.w.log(), "undo")
 			if ranUndo != tt.rollback || (len(j.OnFailure) > 0) != tt.rollback {
 				t.Fatalf("on_failure ran: %v (journal %s), want %v", ranUndo, statuses(j.OnFailure), tt.rollback)
@@ -394,6 +397,9 @@ func TestPointOfNoReturnStopsOnFailure(t *testing.T) {
 			}
 			if got := f.w.log(); got != "stop,start-on-new,wait" {
 				t.Fatalf("applied %q", got)
+			}
+			if j := f.journal(); j.Status != StatusCompleted || j.PointOfNoReturn != "" {
+				t.Fatalf("after the resume: status %s, point_of_no_return %q", j.Status, j.PointOfNoReturn)
 			}
 		})
 	}
