@@ -538,6 +538,10 @@ func TestHeadlinePointOfNoReturn(t *testing.T) {
 	if !growing(t, "db") || growing(t, "engine") {
 		t.Error("the engine does not keep writing to the new database after the failure")
 	}
+	st := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"status", "--state-dir", state}, headlineVars()...)...)
+	if !strings.Contains(st.out, "past start-engine, the point of no return") || !strings.Contains(st.out, "--resume") {
+		t.Errorf("status does not say why on_failure did not run and what comes next")
+	}
 
 	sshOut(t, "engine", "echo "+base64.StdEncoding.EncodeToString([]byte(line+"\n"))+" | base64 -d >> "+conf)
 	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append(args, "--resume")...)

@@ -114,11 +114,16 @@ type StepError struct {
 }
 
 func (e *StepError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, "step "+e.Step+": ") {
+		// The kind named the step and its host already: say it once.
+		return msg
+	}
 	where := "step " + e.Step
 	if e.Host != "" {
 		where += " on " + e.Host
 	}
-	return where + ": " + e.Err.Error()
+	return where + ": " + msg
 }
 
 func (e *StepError) Unwrap() error { return e.Err }

@@ -680,3 +680,17 @@ func TestJournalLogReplaysAfterCrash(t *testing.T) {
 		t.Errorf("final journal: %s", got)
 	}
 }
+
+func TestStepErrorNamesTheStepOnce(t *testing.T) {
+	tests := []struct{ inner, want string }{
+		{"boom", "step a on db: boom"},
+		// service, command and the kinds built on them name the step.
+		{"step a: service x on db: boom", "step a: service x on db: boom"},
+		{"step ab: boom", "step a on db: step ab: boom"},
+	}
+	for _, tt := range tests {
+		if got := (&StepError{Step: "a", Host: "db", Err: errors.New(tt.inner)}).Error(); got != tt.want {
+			t.Errorf("StepError(%q) = %q, want %q", tt.inner, got, tt.want)
+		}
+	}
+}
