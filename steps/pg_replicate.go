@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -692,11 +691,7 @@ func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst exec
 	if err := r.writeMarker(ctx, dst, replSchema, replState{oid: oid}); err != nil {
 		return "", err
 	}
-	out := &tailBuffer{max: outputTail}
-	var w io.Writer = out
-	if rt.Output != nil {
-		w = io.MultiWriter(&lockedWriter{w: rt.Output}, out)
-	}
+	out, w := streamOutput(rt)
 	s := r.schemaStream()
 	res, err := s.stream(ctx, rt, src, dst, harmless, w)
 	if err != nil {

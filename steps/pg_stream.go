@@ -381,12 +381,7 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, wrap(err)
 	}
 
-	out := &tailBuffer{max: outputTail}
-	var w io.Writer = out
-	if rt.Output != nil {
-		// Two commands write at once; rt.Output need not be safe for that.
-		w = io.MultiWriter(&lockedWriter{w: rt.Output}, out)
-	}
+	out, w := streamOutput(rt)
 	begin := time.Now()
 	res, err := s.stream(ctx, rt, src, dst, harmless, w)
 	o := Outcome{Changed: true, Output: note + strings.TrimSpace(out.String())}
@@ -517,4 +512,16 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// streamOutput returns where a stream's two commands write: a tail kept
+// for the step's outcome and error, and rt.Output when there is one,
+// locked since the two write at once and rt.Output need not be safe for
+// that.
+func streamOutput(rt *Runtime) (*tailBuffer, io.Writer) {
+	out := &tailBuffer{max: outputTail}
+	if rt.Output == nil {
+		return out, out
+	}
+	return out, io.MultiWriter(&lockedWriter{w: rt.Output}, out)
 }
