@@ -34,11 +34,7 @@ func TestPgReplicateValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got []string
-			for _, p := range tt.spec.Validate() {
-				got = append(got, p.Field)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
+			if got := problemFields(tt.spec.Validate()); !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("problems on %v, want %v (%v)", got, tt.want, tt.spec.Validate())
 			}
 		})

@@ -9,10 +9,7 @@ import (
 
 func TestPgRestoreValidate(t *testing.T) {
 	r := PgRestore{Database: "engine", File: "dump", Jobs: -2, AllowErrors: []string{"ok", "(unclosed"}}
-	var got []string
-	for _, p := range r.Validate() {
-		got = append(got, p.Field)
-	}
+	got := problemFields(r.Validate())
 	if want := []string{"file", "jobs", "allow_errors[1]"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("problems on %v, want %v", got, want)
 	}

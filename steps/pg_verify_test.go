@@ -16,19 +16,13 @@ import (
 func TestPgVerifyValidate(t *testing.T) {
 	ep := PgEndpoint{Host: "db", Database: "engine"}
 	v := PgVerify{Source: ep, Target: ep}
-	var got []string
-	for _, p := range v.Validate() {
-		got = append(got, p.Field)
-	}
+	got := problemFields(v.Validate())
 	if !reflect.DeepEqual(got, []string{"target"}) {
 		t.Fatalf("same database: problems on %v", got)
 	}
 	v = PgVerify{Source: ep, Target: PgEndpoint{Host: "new", Database: "engine", PgConnection: PgConnection{Port: -1}},
 		Tables: "false", Sequences: "false", Extensions: "false"}
-	got = nil
-	for _, p := range v.Validate() {
-		got = append(got, p.Field)
-	}
+	got = problemFields(v.Validate())
 	if !reflect.DeepEqual(got, []string{"target.port", ""}) {
 		t.Fatalf("problems on %v", got)
 	}
