@@ -18,8 +18,10 @@ test: lint unit
 	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory e2e; \
 	  else echo "e2e: skipped (needs root on Linux)"; fi
 
+# Every go test has an explicit -timeout: the default (10 minutes per
+# package) is shorter than the e2e suite on a busy machine.
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 15m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -29,12 +31,13 @@ lint:
 # fuzz: a longer run of the plan loader's fuzz target (FUZZTIME=30s).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./plan
+	$(GO) test -timeout 30m -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./plan
 
 # e2e: end-to-end tests against the throwaway hosts engine and db that
-# e2e/hosts/up.sh brings up on this machine (root only); down.sh after.
+# e2e/hosts/up.sh brings up on this machine (root only). e2e/run.sh takes
+# them down again even when the tests time out or the run is killed.
 e2e:
-	$(GO) test -tags e2e -count=1 -v ./e2e/...
+	@GO=$(GO) e2e/run.sh
 
 # bench: the Go benchmarks, then (root on Linux) bench/run.sh: migrun
 # against the manual procedure, Ansible, scp and ssh on a throwaway pair
@@ -42,7 +45,7 @@ e2e:
 # issue 9's targets. Knobs: MIGRUN_BENCH_* (see bench/run.sh), e.g.
 # MIGRUN_BENCH_DB_MB=100 MIGRUN_BENCH_ROUNDS=1 MIGRUN_BENCH_SWEEP=0 for a quick one.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -timeout 30m -run '^$$' -bench . -benchmem ./...
 	@if [ "$$(uname -s)" = Linux ] && [ "$$(id -u)" = 0 ]; then bench/run.sh; \
 	  else echo "bench/run.sh: skipped (needs root on Linux)"; fi
 
