@@ -88,7 +88,7 @@ func fingerprint(t *testing.T) string {
 			done
 			ls -la /var/tmp /etc/ovirt-engine/engine.conf.d 2>&1
 			iptables -S
-			for s in postgresql ovirt-engine ovirt-engine-dwhd; do echo "$s $(systemctl is-active $s 2>&1)"; done
+			for s in postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener; do echo "$s $(systemctl is-active $s 2>&1)"; done
 			cd / && runuser -u postgres -- psql -X -At -c "select datname, pg_get_userbyid(datdba), encoding, datcollate from pg_database order by 1" \
 				-c "select rolname, rolcanlogin, coalesce(rolpassword,'') from pg_authid order by 1" \
 				-c "select name, setting from pg_settings where source not in ('default','override') order by 1"
@@ -99,15 +99,17 @@ func fingerprint(t *testing.T) string {
 }
 
 // tableCounts returns "table count" lines for the engine database's tables
-// (heartbeat excluded: the engine writes it all the time) and sequences.
+// and sequences, without those the Manager's clients write all the time
+// (clientTables, audit_log_seq, heartbeat's): their own -verify checks
+// those.
 func tableCounts(t *testing.T, host string) string {
 	t.Helper()
 	return psqlOn(t, host, "engine", `
 		select string_agg(format('%s %s', c.relname,
 		       (xpath('/row/n/text()', query_to_xml(format('select count(*) as n from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text), E'\n' order by c.relname)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
-		where c.relkind = 'r' and n.nspname = 'public' and c.relname <> 'heartbeat'`) + "\n" +
-		psqlOn(t, host, "engine", `select string_agg(format('%s %s', sequencename, coalesce(last_value, 0)), E'\n' order by sequencename) from pg_sequences where sequencename not like 'heartbeat%'`)
+		where c.relkind = 'r' and n.nspname = 'public' and c.relname <> all (array['`+strings.Join(clientTables, "','")+`'])`) + "\n" +
+		psqlOn(t, host, "engine", `select string_agg(format('%s %s', sequencename, coalesce(last_value, 0)), E'\n' order by sequencename) from pg_sequences where sequencename not like 'heartbeat%' and sequencename <> 'audit_log_seq'`)
 }
 
 // heartbeats counts the stand-in engine's heartbeat rows on a host.
@@ -196,7 +198,7 @@ func TestHeadlineDryRunChangesNothing(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("plan: exit %d", res.code)
 	}
-	for _, id := range []string{"db-settings", "db-hba", "db-firewall", "db-role", "db-database", "stop-engine", "dump", "copy-dump", "restore", "verify", "repoint-engine", "repoint-aaa", "start-engine", "wait-engine", "restart-engine-on-old-db"} {
+	for _, id := range []string{"db-settings", "db-hba", "db-firewall", "db-role", "db-database", "stop-engine", "dump", "copy-dump", "restore", "verify", "repoint-engine", "repoint-aaa", "start-engine", "wait-engine", "start-engine-on-old-db"} {
 		if !strings.Contains(res.out, " "+id+" ") {
 			t.Errorf("the dry run does not show step %s", id)
 		}
@@ -287,19 +289,85 @@ func startMigrun(t *testing.T, args ...string) (*exec.Cmd, <-chan map[string]any
 	return cmd, events, &stderr
 }
 
+// TestHeadlineApplyMigrates moves the engine database of the faithful
+// stand-in Manager (tables without a primary key updated all the time, four
+// clients writing) both ways: by logical replication with PostgreSQL 13's
+// defaults (passwords stored as md5 on both servers), and with pg_dump and
+// pg_restore. No client's transaction may fail outside the planned
+// windows, no write may be lost, every client ends on the new server, and
+// the old database's replica identities are as they were.
+//
+// The third run follows a rehearsal: what the first left in db's /var/tmp
+// is put back on fresh hosts, a cluster initialised again as after a
+// rehearsal, where the new engine database gets the same OID. Its markers
+// are another run's and another server's: the run copies everything.
 func TestHeadlineApplyMigrates(t *testing.T) {
+	var rehearsal map[string][]byte
+	t.Run("replicate, md5", func(t *testing.T) {
+		t.Setenv("MIGRUN_E2E_PASSWORD_ENCRYPTION", "md5")
+		applyMigrates(t, "replicate=true", "old-db-logical-wal", nil)
+		rehearsal = markersOn(t, "db")
+	})
+	t.Run("dump", func(t *testing.T) { applyMigrates(t, "replicate=false", "", nil) })
+	t.Run("replicate after a rehearsal", func(t *testing.T) {
+		if len(rehearsal) == 0 {
+			t.Fatal("the rehearsal left no marker on db")
+		}
+		applyMigrates(t, "replicate=true", "old-db-logical-wal", rehearsal)
+		after := markersOn(t, "db")
+		for name, old := range rehearsal {
+			var was, now struct {
+				RunID string `json:"run_id"`
+				OID   int64  `json:"database_oid"`
+			}
+			_ = json.Unmarshal(old, &was)
+			_ = json.Unmarshal(after[name], &now)
+			if now.RunID == "" || now.RunID == was.RunID {
+				t.Errorf("%s: run %q after the rehearsal's %q", name, now.RunID, was.RunID)
+			}
+			t.Logf("%s: the rehearsal's target had OID %d, this run's %d", name, was.OID, now.OID)
+		}
+	})
+}
+
+// markersOn reads the migrun markers in host's /var/tmp.
+func markersOn(t *testing.T, host string) map[string][]byte {
+	t.Helper()
+	dir := filepath.Join(env["MIGRUN_E2E_"+strings.ToUpper(host)+"_DIR"], "fs/var/tmp")
+	files, _ := filepath.Glob(filepath.Join(dir, "migrun-pg_*"))
+	m := map[string][]byte{}
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			m[filepath.Base(f)] = b
+		}
+	}
+	return m
+}
+
+// applyMigrates runs the headline plan with method on fresh hosts, with
+// leftover files in db's /var/tmp first; restart names the step whose
+// restart of the old server is a planned window of client failures (""
+// for none).
+func applyMigrates(t *testing.T, method, restart string, leftover map[string][]byte) {
 	resetHosts(t)
+	for name, b := range leftover {
+		if err := os.WriteFile(filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs/var/tmp", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pw := enginePassword(t)
 	if !growing(t, "engine") {
 		t.Fatal("the stand-in engine does not write heartbeats before the migration")
 	}
+	identitiesBefore := replicaIdentities(t, "engine")
+	since := time.Now()
 	state := t.TempDir()
 	var migrunPID int
 	var mu sync.Mutex
 	stop := make(chan struct{})
 	leaks := watchSecrets(pw, func(pid int) bool { mu.Lock(); defer mu.Unlock(); return pid == migrunPID }, stop)
 
-	cmd, events, stderr := startMigrun(t, append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+	cmd, events, stderr := startMigrun(t, append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
 	mu.Lock()
 	migrunPID = cmd.Process.Pid
 	mu.Unlock()
@@ -335,9 +403,29 @@ func TestHeadlineApplyMigrates(t *testing.T) {
 	before := tableCounts(t, "engine")
 	assertMigrated(t, state, before)
 
+	// The Manager as a whole moved, and nothing any client wrote was lost.
+	var planned []window
+	if restart != "" {
+		planned = append(planned, stepWindow(t, state, restart))
+	}
+	assertNoClientFailures(t, since, planned...)
+	assertClientsOn(t, "db")
+	verifyClients(t)
+	if got := replicaIdentities(t, "engine"); got != identitiesBefore {
+		t.Errorf("replica identities on the old server after the move:\n%s\nwant as before:\n%s", got, identitiesBefore)
+	}
+	if got := replicaIdentities(t, "db"); got != identitiesBefore {
+		t.Errorf("replica identities on the new server:\n%s\nwant as on the old:\n%s", got, identitiesBefore)
+	}
+	if os.Getenv("MIGRUN_E2E_PASSWORD_ENCRYPTION") == "md5" {
+		if got := psqlOn(t, "db", "postgres", "select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname = 'engine'"); got != "t" {
+			t.Error("the engine role's password on the new server (password_encryption md5) is not stored as scram-sha-256, which its pg_hba rule asks for")
+		}
+	}
+
 	// One-shot: a second apply is refused and changes nothing.
 	fp := fingerprint(t)
-	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
 	if res.code != 3 || !strings.Contains(res.out, "already completed") {
 		t.Errorf("second apply: exit %d, want 3", res.code)
 	}

@@ -138,8 +138,9 @@ func TestPlanRestoreOverwrite(t *testing.T) {
 	if got := psqlOn(t, "engine", "engine", "select count(*) from vm_static where vm_name = 'after-backup'"); got != "0" {
 		t.Errorf("the row inserted after the backup survived the restore")
 	}
-	if got := psqlOn(t, "engine", "engine", "select count(*) from audit_log"); got != "20000" {
-		t.Errorf("audit_log rows after the restore: %s", got)
+	// The stand-in engine adds events of its own all the time.
+	if got := psqlOn(t, "engine", "engine", "select count(*) from audit_log where message not like 'stand-in engine transaction %'"); got != "20000" {
+		t.Errorf("audit_log rows after the restore, the stand-in engine's left out: %s, want 20000", got)
 	}
 	if got := psqlOn(t, "engine", "engine", "select tableowner from pg_tables where tablename = 'vm_static'"); got != "engine" {
 		t.Errorf("vm_static owner %q after --restore-permissions, want engine", got)
@@ -204,7 +205,10 @@ func TestPlanRestoreFreshInstall(t *testing.T) {
 	resetHosts(t)
 	local := backupToWorkstation(t)
 	before := tableCounts(t, "engine")
-	dwhBefore := psqlOn(t, "engine", "ovirt_engine_history", "select count(*) from host_samples_history")
+	// The seeded samples: the stand-in DWH adds its own (host_id
+	// md5('standin')) all the time.
+	const seeded = "select count(*) from host_samples_history where host_id <> md5('standin')::uuid"
+	dwhBefore := psqlOn(t, "engine", "ovirt_engine_history", seeded)
 	// A Manager as the packages leave it before engine-setup: no databases,
 	// no roles, no setup config.
 	sshOut(t, "engine", "systemctl stop ovirt-engine ovirt-engine-dwhd")
@@ -225,7 +229,7 @@ func TestPlanRestoreFreshInstall(t *testing.T) {
 	if got := psqlOn(t, "engine", "postgres", "select pg_get_userbyid(datdba) || ' ' || pg_encoding_to_char(encoding) || ' ' || datcollate from pg_database where datname = 'engine'"); got != "engine UTF8 en_US.UTF-8" {
 		t.Errorf("provisioned engine database: %q", got)
 	}
-	if got := psqlOn(t, "engine", "ovirt_engine_history", "select count(*) from host_samples_history"); got != dwhBefore {
+	if got := psqlOn(t, "engine", "ovirt_engine_history", seeded); got != dwhBefore {
 		t.Errorf("provisioned DWH database: %s host_samples_history rows, want %s", got, dwhBefore)
 	}
 	sshOut(t, "engine", "test -e /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")

@@ -53,6 +53,11 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
 		return old, err
 	}
+	if err := r.preflight(ctx, hosts, j); err != nil {
+		// Nothing ran: leave an existing journal as it was.
+		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
+		return old, err
+	}
 	if err := j.save(path, r.opts.Now()); err != nil {
 		return j, err
 	}

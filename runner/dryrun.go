@@ -113,6 +113,7 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 		}
 	}
 	pv := &Preview{}
+	runID := r.dryRunID()
 	// changedBy: host -> the first step that may change it. Later steps on
 	// that host see the state as of now, not as it will be when they run.
 	changedBy := map[string]string{}
@@ -134,6 +135,7 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 		}
 		rec := &executors.Recording{Scrub: r.secrets.Redact}
 		rt := r.runtime(st, hosts, true)
+		rt.RunID = runID
 		rt.Executor = recordingExecutor(hosts, rec)
 		if sp.Skipped == "" && !r.opts.Offline && !rollback {
 			sp.Check, sp.CheckErr = st.Spec.Check(ctx, rt)
@@ -179,6 +181,23 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 	}
 	r.emit(end)
 	return pv, err
+}
+
+// dryRunID is the run id the dry run gives the steps: that of the run
+// `apply --resume` would continue, so that they recognise what it left on
+// the hosts (a dump, a restore marker) as an apply of it would; "" when an
+// apply would start a fresh run (no journal, a completed or rolled-back
+// run, --restart), for which nothing left on a host is its own.
+func (r *Runner) dryRunID() string {
+	if r.opts.Restart {
+		return ""
+	}
+	j, err := ReadJournal(JournalPath(r.opts.StateDir, r.plan.Name))
+	if err != nil || j == nil || j.Status == StatusCompleted || len(j.RolledBack()) > 0 {
+		// An unreadable journal makes apply refuse: show a fresh run.
+		return ""
+	}
+	return j.RunID
 }
 
 // planEvent announces one step's preview.

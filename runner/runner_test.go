@@ -70,15 +70,21 @@ type testSpec struct {
 	FailN    int    `json:"fail_n"` // fail the first FailN applies
 	Fatal    bool   `json:"fatal"`  // always fail
 	Unknown  bool   `json:"unknown"`
+	Refuse   string `json:"refuse"` // Check fails with this
 	Output   string `json:"output"`
 	started  chan struct{}
 	release  chan struct{}
 	attempts int
+	checkRun string // the RunID the last Check saw
 }
 
 func (s *testSpec) Validate() []steps.Problem      { return nil }
 func (s *testSpec) Hosts(stepHost string) []string { return []string{stepHost} }
 func (s *testSpec) Check(ctx context.Context, rt *steps.Runtime) (steps.Check, error) {
+	s.checkRun = rt.RunID
+	if s.Refuse != "" {
+		return steps.Check{}, errors.New(s.Refuse)
+	}
 	e, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
 		return steps.Check{}, err
@@ -553,6 +559,44 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 }
 
+// TestDryRunSeesTheRunToResume: the dry run gives the steps the run id
+// of the run `apply --resume` would continue, so that they recognise what
+// it left on the hosts, and "" when apply would start afresh.
+func TestDryRunSeesTheRunToResume(t *testing.T) {
+	f := newFixture(t, "one", "two")
+	planRun := func(opts Options) string {
+		t.Helper()
+		f.spec(0).checkRun = "unset"
+		if _, err := f.runner(opts).Plan(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return f.spec(0).checkRun
+	}
+	if got := planRun(Options{}); got != "" {
+		t.Fatalf("no journal: run id %q, want none", got)
+	}
+	f.spec(1).Fatal = true
+	if _, err := f.apply(Options{}); err == nil {
+		t.Fatal("step two did not fail")
+	}
+	failed := f.journal().RunID
+	for _, opts := range []Options{{}, {Resume: true}} {
+		if got := planRun(opts); got != failed || got == "" {
+			t.Fatalf("failed run, %+v: run id %q, want %q", opts, got, failed)
+		}
+	}
+	if got := planRun(Options{Restart: true}); got != "" {
+		t.Fatalf("--restart: run id %q, want none", got)
+	}
+	f.spec(1).Fatal = false
+	if _, err := f.apply(Options{Resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := planRun(Options{}); got != "" {
+		t.Fatalf("completed run: run id %q, want none", got)
+	}
+}
+
 func TestLockRefusesConcurrentApply(t *testing.T) {
 	f := newFixture(t, "one")
 	f.spec(0).started = make(chan struct{})
@@ -692,5 +736,36 @@ func TestStepErrorNamesTheStepOnce(t *testing.T) {
 		if got := (&StepError{Step: "a", Host: "db", Err: errors.New(tt.inner)}).Error(); got != tt.want {
 			t.Errorf("StepError(%q) = %q, want %q", tt.inner, got, tt.want)
 		}
+	}
+}
+
+// A step whose check refuses refuses the apply before the first step
+// changes anything, and no journal is written; a step the run would not
+// run (when: false) does not.
+func TestPreflightRefusesBeforeAnyChange(t *testing.T) {
+	f := newFixture(t, "one", "two", "three", "four")
+	f.spec(2).Refuse = "unlogged tables"
+	f.plan.Steps[3].When = "no"
+	f.spec(3).Refuse = "never asked"
+	_, err := f.apply(Options{})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "unlogged tables") || strings.Contains(err.Error(), "never asked") {
+		t.Fatalf("apply: %v", err)
+	}
+	var se *StepError
+	if !errors.As(err, &se) || se.Step != "three" {
+		t.Fatalf("the refusal does not name step three: %v", err)
+	}
+	if got := f.w.log(); got != "" {
+		t.Fatalf("applied %q before the refusal", got)
+	}
+	if j, err := ReadJournal(JournalPath(filepath.Join(f.dir, "state"), f.plan.Name)); err != nil || j != nil {
+		t.Fatalf("journal after a refused apply: %+v %v", j, err)
+	}
+	f.spec(2).Refuse = ""
+	if _, err := f.apply(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.w.log(); got != "one,two,three" {
+		t.Fatalf("applied %q", got)
 	}
 }

@@ -43,7 +43,7 @@ type PgCheck struct {
 	Database                   string            `yaml:"database" default:"postgres" doc:"database whose settings and extensions are checked, e.g. engine"`
 	Settings                   map[string]string `yaml:"settings" doc:"parameter -> condition: \">=150\", \"<=0.01\", \"=en_US.UTF-8\", \"!=off\" (a bare value means =); numbers in the setting's unit or with one (\">=8MB\")"`
 	Extensions                 []string          `yaml:"extensions" doc:"extensions that must be created in database, e.g. [uuid-ossp]"`
-	ClientVersionAtLeastServer bool              `yaml:"client_version_at_least_server" default:"false" doc:"the psql on the step's host is of the server's major version or newer (pg_dump refuses a server of a newer major version)"`
+	ClientVersionAtLeastServer bool              `yaml:"client_version_at_least_server" default:"false" doc:"psql and pg_dump on the step's host are of the server's major version or newer (pg_dump refuses a server of a newer major version); the server is login's when login is given (checked with it, on apply), else the step's"`
 	DatabaseEmpty              string            `yaml:"database_empty" doc:"a database that must exist and hold no user tables, views or sequences (the restore target)"`
 	Login                      PgCheckLogin      `yaml:"login" doc:"a password login that must succeed from the step's host (as the application will log in)"`
 
@@ -162,8 +162,9 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 			pass(have[e], "extension "+e+" exists in "+c.database(), "extension "+e+" is not created in database "+c.database())
 		}
 	}
-	if c.ClientVersionAtLeastServer {
-		good, bad, err := c.clientVersion(ctx, ex)
+	loginServer := c.Login != (PgCheckLogin{})
+	if c.ClientVersionAtLeastServer && !loginServer {
+		good, bad, err := c.clientVersion(ctx, ex, 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -176,12 +177,19 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 		}
 		pass(bad == "", good, bad)
 	}
-	if withLogin && c.Login != (PgCheckLogin{}) {
-		bad, err := c.login(ctx, rt, ex)
+	if withLogin && loginServer {
+		bad, serverNum, err := c.login(ctx, rt, ex)
 		if err != nil {
 			return nil, nil, err
 		}
 		pass(bad == "", "login as "+c.Login.User+" to "+c.loginWhere()+" works", bad)
+		if c.ClientVersionAtLeastServer && bad == "" {
+			good, bad, err := c.clientVersion(ctx, ex, serverNum)
+			if err != nil {
+				return nil, nil, err
+			}
+			pass(bad == "", good, bad)
+		}
 	}
 	return ok, violated, nil
 }
@@ -221,42 +229,53 @@ func condHolds(s pgSetting, op, want string) bool {
 
 var psqlVersionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(?:\.([0-9]+))?`)
 
-// clientVersion compares the host's psql major version with the server's.
-// Majors are what matter: pg_dump refuses a server of a newer major, and
-// minor releases never change formats.
-func (c *PgCheck) clientVersion(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
-	res, err := ex.Run(ctx, executors.Command{Argv: []string{"psql", "--version"}, Become: c.target("").osUser(), ReadOnly: true})
-	if err != nil {
-		return "", "", fmt.Errorf("psql --version: %w", err)
-	}
-	m := psqlVersionRE.FindStringSubmatch(string(res.Stdout))
-	if m == nil {
-		return "", "", fmt.Errorf("%s: cannot read the version in psql --version output %q", ex.Name(), strings.TrimSpace(string(res.Stdout)))
-	}
-	client, _ := strconv.Atoi(m[1])
-	rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT current_setting('server_version_num');\n")
-	if err != nil {
-		return "", "", err
-	}
-	if len(rows) != 1 {
-		return "", "", fmt.Errorf("%s: no server_version_num", ex.Name())
-	}
-	num, err := strconv.Atoi(rows[0][0])
-	if err != nil {
-		return "", "", fmt.Errorf("%s: server_version_num %q: %w", ex.Name(), rows[0][0], err)
-	}
-	server := num / 10000
-	if num < 100000 {
-		server = num / 100 // 9.6 is 90600: compare 96 with a client's 9.6 below
-		if m[2] != "" {
-			minor, _ := strconv.Atoi(m[2])
-			client = client*10 + minor
+// clientVersion compares the major versions of the host's psql and
+// pg_dump with the server's: serverNum (server_version_num), or the step's
+// own server's when 0. Majors are what matter: pg_dump refuses a server of
+// a newer major, and minor releases never change formats.
+func (c *PgCheck) clientVersion(ctx context.Context, ex executors.Executor, serverNum int) (good, bad string, err error) {
+	if serverNum == 0 {
+		rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT current_setting('server_version_num');\n")
+		if err != nil {
+			return "", "", err
+		}
+		if len(rows) != 1 {
+			return "", "", fmt.Errorf("%s: no server_version_num", ex.Name())
+		}
+		if serverNum, err = strconv.Atoi(rows[0][0]); err != nil {
+			return "", "", fmt.Errorf("%s: server_version_num %q: %w", ex.Name(), rows[0][0], err)
 		}
 	}
-	if client < server {
-		return "", fmt.Sprintf("psql on %s is version %s, older than the server's major version (server_version_num %d)", ex.Name(), strings.TrimSpace(m[0]), num), nil
+	var goods, bads []string
+	for _, tool := range []string{"psql", "pg_dump"} {
+		res, err := ex.Run(ctx, executors.Command{Argv: []string{tool, "--version"}, Become: c.target("").osUser(), ReadOnly: true})
+		if err != nil {
+			return "", "", fmt.Errorf("%s --version: %w", tool, err)
+		}
+		m := psqlVersionRE.FindStringSubmatch(string(res.Stdout))
+		if m == nil {
+			return "", "", fmt.Errorf("%s: cannot read the version in %s --version output %q", ex.Name(), tool, strings.TrimSpace(string(res.Stdout)))
+		}
+		client, _ := strconv.Atoi(m[1])
+		server := serverNum / 10000
+		if serverNum < 100000 {
+			server = serverNum / 100 // 9.6 is 90600: compare 96 with a client's 9.6 below
+			if m[2] != "" {
+				minor, _ := strconv.Atoi(m[2])
+				client = client*10 + minor
+			}
+		}
+		version := strings.TrimPrefix(m[0], "(PostgreSQL) ")
+		if client < server {
+			bads = append(bads, fmt.Sprintf("%s on %s is version %s, older than the server's major version (server_version_num %d)", tool, ex.Name(), version, serverNum))
+		} else {
+			goods = append(goods, tool+" "+version)
+		}
 	}
-	return fmt.Sprintf("psql %s is at least the server's version (%d)", strings.TrimPrefix(m[0], "(PostgreSQL) "), num), "", nil
+	if len(bads) > 0 {
+		return "", strings.Join(bads, "; "), nil
+	}
+	return fmt.Sprintf("%s at least the server's version (%d)", strings.Join(goods, " and "), serverNum), "", nil
 }
 
 // databaseEmpty checks the restore target holds no user relations.
@@ -305,7 +324,7 @@ func (c *PgCheck) loginWhere() string {
 // prompt, a missing or wrong password must fail, not hang.
 func (c *PgCheck) loginArgv() []string {
 	return []string{"psql", "-X", "-w", "-q", "-A", "-t", "-h", c.Login.Host, "-p", strconv.Itoa(c.loginPort()),
-		"-U", c.Login.User, "-d", c.loginDatabase(), "-c", "SELECT 1"}
+		"-U", c.Login.User, "-d", c.loginDatabase(), "-c", "SELECT current_setting('server_version_num')"}
 }
 
 // passfileEscape escapes a .pgpass field: \ and : are special there.
@@ -315,11 +334,12 @@ func passfileEscape(s string) string {
 
 // login tries the login with the password in a 0600 PGPASSFILE owned by
 // the user psql runs as, removed afterwards. bad is the failure to report
-// (a login refused is a violation, not an error of the step).
-func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor) (bad string, err error) {
+// (a login refused is a violation, not an error of the step); serverNum
+// the server's server_version_num, read through the login.
+func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor) (bad string, serverNum int, err error) {
 	password, err := rt.Secrets.Reveal(c.Login.Password)
 	if err != nil {
-		return "", fmt.Errorf("login.password: %w", err)
+		return "", 0, fmt.Errorf("login.password: %w", err)
 	}
 	l := c.Login
 	entry := strings.Join([]string{passfileEscape(l.Host), strconv.Itoa(c.loginPort()), passfileEscape(c.loginDatabase()),
@@ -327,10 +347,10 @@ func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor)
 	osUser := c.target("").osUser()
 	file, err := writeSecretFile(ctx, ex, entry, osUser, ".pgpass")
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer removeSecretFile(ctx, ex, file)
-	_, err = ex.Run(ctx, executors.Command{
+	res, err := ex.Run(ctx, executors.Command{
 		Argv:     c.loginArgv(),
 		Become:   osUser,
 		ReadOnly: true,
@@ -338,9 +358,15 @@ func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor)
 	})
 	var exit *executors.ExitError
 	if errors.As(err, &exit) {
-		return fmt.Sprintf("login as %s to %s fails: %s", l.User, c.loginWhere(), rt.Secrets.Redact(strings.Join(strings.Fields(exit.Stderr), " "))), nil
+		return fmt.Sprintf("login as %s to %s fails: %s", l.User, c.loginWhere(), rt.Secrets.Redact(strings.Join(strings.Fields(exit.Stderr), " "))), 0, nil
+	} else if err != nil {
+		return "", 0, err
 	}
-	return "", err
+	out := strings.TrimSpace(string(res.Stdout))
+	if serverNum, err = strconv.Atoi(out); err != nil {
+		return "", 0, fmt.Errorf("%s: the login's server_version_num: unexpected psql output %q", ex.Name(), out)
+	}
+	return "", serverNum, nil
 }
 
 // Check is done when every assertion holds. The login needs a password
@@ -378,7 +404,11 @@ func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 		items = append(items, "extension "+e+" in "+c.database())
 	}
 	if c.ClientVersionAtLeastServer {
-		items = append(items, "psql --version >= server_version_num")
+		if c.Login != (PgCheckLogin{}) {
+			items = append(items, "psql and pg_dump --version >= the login's server_version_num (on apply)")
+		} else {
+			items = append(items, "psql and pg_dump --version >= server_version_num")
+		}
 	}
 	if c.DatabaseEmpty != "" {
 		items = append(items, "database "+c.DatabaseEmpty+" empty")

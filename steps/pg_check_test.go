@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -118,6 +119,13 @@ func TestPgCheckServer(t *testing.T) {
 	if _, err := login.Apply(ctx, pgStepRuntime(secret.Values{"pw": "engine-pw"}, false)); err != nil {
 		t.Fatalf("right password: %v", err)
 	}
+	// The client tools against the login's server, read through the login.
+	login.ClientVersionAtLeastServer = true
+	out, err := login.Apply(ctx, pgStepRuntime(secret.Values{"pw": "engine-pw"}, false))
+	if err != nil || !regexp.MustCompile(`psql [0-9.]+ and pg_dump [0-9.]+ at least the server's version \([0-9]{6}\)`).MatchString(out.Output) {
+		t.Fatalf("client versions against the login's server: %+v %v", out, err)
+	}
+	login.ClientVersionAtLeastServer = false
 	_, err = login.Apply(ctx, pgStepRuntime(secret.Values{"pw": "wrong-pw"}, false))
 	if err == nil || !strings.Contains(err.Error(), "password authentication failed") || strings.Contains(err.Error(), "wrong-pw") {
 		t.Fatalf("wrong password: %v", err)

@@ -48,18 +48,21 @@ var _ Spec = (*PgReplicate)(nil)
 // What it needs, checked before anything changes: wal_level = logical on
 // the source (a restart: pg_conf with apply_with: restart, while the
 // application runs), a role the target server can log in as with
-// REPLICATION (pg_role replication: true), every table with a primary key
-// or a replica identity (otherwise PostgreSQL would refuse the
-// application's UPDATEs and DELETEs on the source once it is published),
-// no unlogged tables and no large objects (not replicated), and an empty
-// target database.
+// REPLICATION (pg_role replication: true), no unlogged tables and no large
+// objects (not replicated), and an empty target database.
 // Schema changes on the source between start and finish are not carried.
 //
 // Progress is kept in a marker on the target host,
 // /var/tmp/migrun-pg_replicate.PORT.DATABASE, like pg_stream's: the state
 // (schema, subscribed, finishing, finished, cancelled), the source, the
-// target database's OID, so a database dropped and re-created is a fresh
-// start, and the subscription's OID, which names its table-sync slots.
+// subscription's OID, which names its table-sync slots, and whose it is:
+// the run that wrote it and the target database's identity (its OID and
+// the server's system identifier), so that a database dropped and
+// re-created, a cluster initialised again, or a marker another run left
+// is a fresh start, never "already done".
+//
+// Tables without a primary key get a replica identity from start until
+// finish or cancel (see pg_replicate_identity.go).
 type PgReplicate struct {
 	Action         string             `yaml:"action" required:"true" enum:"start|finish|cancel" doc:"start: copy the schema, publish, subscribe and wait for the initial copy (while the application runs); finish: wait until the target caught up, copy the sequences and drop the replication (application stopped); cancel: drop the replication without finishing (on_failure)"`
 	Source         PgEndpoint         `yaml:"source" required:"true" doc:"the database to move (the publisher); psql and pg_dump run on its host"`
@@ -73,6 +76,9 @@ type PgReplicate struct {
 	poll time.Duration
 	// markerDir holds the marker on the target host; "" is /var/tmp.
 	markerDir string
+	// runID and systemID, set by state: the run and the target server
+	// that the markers written from then on belong to (see PgRestore).
+	runID, systemID string
 }
 
 // PgReplicateConnect is the libpq connection the subscription opens from
@@ -179,16 +185,18 @@ func (r *PgReplicate) markerPath() string {
 	return targetMarkerPath(r.markerDir, "pg_replicate", r.Target)
 }
 
-// ours reports whether m records a replication of this step into the
-// database that now has oid.
-func (r *PgReplicate) ours(m *restoreMarker, oid int64) bool {
-	return markerIsOurs(m, r.Source, r.Target, oid)
+// ours reports whether m records a replication of this step, by this
+// run, into the database that now has identity id: a marker of a
+// rehearsal on a cluster initialised again since is not.
+func (r *PgReplicate) ours(m *restoreMarker, id pgDatabaseID) bool {
+	return markerIsOurs(m, r.Source, r.Target, id, r.runID)
 }
 
+// writeMarker records state for the run and server state last read.
 func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, st replState) error {
 	return writeRestoreMarker(ctx, ex, r.markerPath(), restoreMarker{State: state, Source: r.sourceID(),
 		Database: r.Target.Database, DatabaseOID: st.oid, SocketDir: r.Target.SocketDir, Port: r.Target.Port,
-		SubscriptionOID: st.subOID})
+		SubscriptionOID: st.subOID, SystemID: r.systemID, RunID: r.runID})
 }
 
 // readSubscription returns the subscription's OID on the target, 0 when
@@ -256,22 +264,24 @@ func (r *PgReplicate) sourceObjectsSQL(subOID int64) string {
 
 // state reads both servers. Errors of a server not reachable yet are
 // returned as they are, for the caller to tell with pgNotReady. dst is
-// nil when cancel could not reach the target's host.
-func (r *PgReplicate) state(ctx context.Context, src, dst executors.Executor) (replState, error) {
+// nil when cancel could not reach the target's host. runID is the run's
+// (Runtime.RunID): only its markers are taken for this step's progress.
+func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executors.Executor) (replState, error) {
 	var st replState
+	r.runID, r.systemID = runID, ""
 	if dst == nil {
 		return st, fmt.Errorf("%s is not reachable", r.Target.Host)
 	}
-	oid, err := pgDatabaseOID(ctx, dst, r.Target.PgConnection, r.Target.Database)
-	if err != nil || oid == 0 {
+	id, err := pgDatabaseIdentity(ctx, dst, r.Target.PgConnection, r.Target.Database)
+	if err != nil || id.OID == 0 {
 		return st, err
 	}
-	st.oid = oid
+	st.oid, r.systemID = id.OID, id.SystemID
 	m, err := readRestoreMarker(ctx, dst, r.markerPath())
 	if err != nil {
 		return st, err
 	}
-	if r.ours(m, oid) {
+	if r.ours(m, id) {
 		st.marker = m
 	}
 	if st.marker != nil {
@@ -329,26 +339,36 @@ func (r *PgReplicate) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	st, err := r.state(ctx, src, dst)
+	st, err := r.state(ctx, rt.RunID, src, dst)
 	if pgNotReady(err) {
 		return Check{Unknown: true, Reason: "a server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
 	}
 	if st.oid == 0 {
-		return Check{Unknown: true, Reason: "target " + r.where(r.Target) + " does not exist yet"}, nil
+		reason := "target " + r.where(r.Target) + " does not exist yet"
+		if r.Action == "start" {
+			// What the source holds can refuse already: before the first
+			// change of the plan, not after (apply checks every step first).
+			return r.checkSourceEarly(ctx, rt, src, reason)
+		}
+		return Check{Unknown: true, Reason: reason}, nil
 	}
 	switch r.Action {
 	case "start":
-		return r.checkStart(ctx, src, dst, st)
+		return r.checkStart(ctx, rt, src, dst, st)
 	case "finish":
 		return r.checkFinish(st)
 	default:
-		return r.checkCancel(st), nil
+		rec, err := r.ownIdentityRecord(ctx, rt, src)
+		if err != nil {
+			return Check{}, r.wrap(err)
+		}
+		return r.checkCancel(st, rec), nil
 	}
 }
 
-func (r *PgReplicate) checkStart(ctx context.Context, src, dst executors.Executor, st replState) (Check, error) {
+func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (Check, error) {
 	switch {
 	case st.finished() || st.is(replFinishing):
 		return Check{Done: true, Reason: fmt.Sprintf("the replication into %s finished at %s", r.where(r.Target), st.marker.Time.Format(time.RFC3339))}, nil
@@ -378,12 +398,46 @@ func (r *PgReplicate) checkStart(ctx context.Context, src, dst executors.Executo
 		return Check{}, r.wrap(errors.New(strings.Join(blockers.fatal, "; ")))
 	}
 	reason := "target " + r.where(r.Target) + " is empty: copy the schema, publish and subscribe; the initial copy runs while the source stays in use"
+	ip, err := r.planIdentities(ctx, rt, src)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+	} else if err != nil {
+		return Check{}, r.wrap(err)
+	}
+	if d := ip.describe(); d != "" {
+		reason += "; " + d
+	}
 	if len(blockers.later) > 0 {
 		// An earlier step of the plan (pg_conf, pg_role) may well see to
 		// these; Apply refuses if it did not.
 		reason += " (needs, at apply: " + strings.Join(blockers.later, "; ") + ")"
 	}
 	return Check{Reason: reason}, nil
+}
+
+// checkSourceEarly is start's check while the target database does not
+// exist yet: unknown, unless the source has what no later step fixes
+// (unlogged tables, large objects, another run's replica identities).
+func (r *PgReplicate) checkSourceEarly(ctx context.Context, rt *Runtime, src executors.Executor, reason string) (Check, error) {
+	b, err := r.sourceBlockers(ctx, src)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: reason}, nil
+	} else if err != nil {
+		return Check{}, r.wrap(err)
+	}
+	if len(b.fatal) > 0 {
+		return Check{}, r.wrap(errors.New(strings.Join(b.fatal, "; ")))
+	}
+	ip, err := r.planIdentities(ctx, rt, src)
+	if pgNotReady(err) {
+		return Check{Unknown: true, Reason: reason}, nil
+	} else if err != nil {
+		return Check{}, r.wrap(err)
+	}
+	if d := ip.describe(); d != "" {
+		reason += "; " + d
+	}
+	return Check{Unknown: true, Reason: reason}, nil
 }
 
 func (r *PgReplicate) checkFinish(st replState) (Check, error) {
@@ -401,7 +455,9 @@ func (r *PgReplicate) checkFinish(st replState) (Check, error) {
 	return Check{Unknown: true, Reason: "no subscription " + r.name() + " yet: the start step makes it"}, nil
 }
 
-func (r *PgReplicate) checkCancel(st replState) Check {
+// checkCancel lists what is left of the replication: what to drop, and
+// the replica identities (this run's record, rec) to put back.
+func (r *PgReplicate) checkCancel(st replState, rec *identityRecord) Check {
 	var left []string
 	if st.subscription {
 		left = append(left, "subscription "+r.name()+" on "+r.Target.Host)
@@ -412,10 +468,17 @@ func (r *PgReplicate) checkCancel(st replState) Check {
 	if st.publication {
 		left = append(left, "publication "+r.name()+" on "+r.Source.Host)
 	}
-	if len(left) == 0 {
+	var reason []string
+	if len(left) > 0 {
+		reason = append(reason, "drop "+strings.Join(left, ", "))
+	}
+	if rec != nil {
+		reason = append(reason, "put back the replica identity of "+plural(len(rec.Tables), "table", "tables")+" on "+r.Source.Host)
+	}
+	if len(reason) == 0 {
 		return Check{Done: true, Reason: "no replication " + r.name() + " to cancel"}
 	}
-	return Check{Reason: "drop " + strings.Join(left, ", ")}
+	return Check{Reason: strings.Join(reason, "; ")}
 }
 
 // notEmpty explains why the target will not be subscribed.
@@ -429,30 +492,19 @@ func (r *PgReplicate) notEmpty(ctx context.Context, dst executors.Executor, st r
 }
 
 // blockers are what stands in the way of publishing the source: fatal
-// ones no step of a plan would fix (tables without a replica identity,
-// large objects), later ones an earlier step may (wal_level, the role).
+// ones no step of a plan would fix (large objects, unlogged tables),
+// later ones an earlier step may (wal_level, the role). Tables without a
+// replica identity are not among them: start gives them one.
 type blockers struct{ fatal, later []string }
 
 // sourceBlockersSQL reads, in one query: wal_level, free replication
-// slots, whether the publisher role may replicate, tables without a usable
-// replica identity (a few names and their count) and large objects.
+// slots, whether the publisher role may replicate, large objects and
+// unlogged tables.
 func (r *PgReplicate) sourceBlockersSQL() string {
 	user := r.Publisher.User
 	return `SELECT current_setting('wal_level'),
   current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ` + pgLiteral(r.name()) + `),
   coalesce((SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = ` + pgLiteral(user) + `), 'missing'),
-  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
-      AND (c.relreplident = 'n'
-        OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
-        OR c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))),
-  coalesce((SELECT string_agg(name, ', ') FROM (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
-      AND (c.relreplident = 'n'
-        OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
-        OR c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
-    ORDER BY 1 LIMIT 5) t), ''),
   (SELECT count(*) FROM pg_largeobject_metadata),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ` + pgUserSchemasSQL + `);
@@ -465,7 +517,7 @@ func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor
 	if err != nil {
 		return b, err
 	}
-	if len(rows) != 1 || len(rows[0]) != 7 {
+	if len(rows) != 1 || len(rows[0]) != 5 {
 		return b, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
 	}
 	row := rows[0]
@@ -482,13 +534,9 @@ func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor
 		b.later = append(b.later, fmt.Sprintf("role %s may not replicate: grant it REPLICATION (pg_role replication: true)", r.Publisher.User))
 	}
 	if n, _ := strconv.Atoi(row[3]); n > 0 {
-		b.fatal = append(b.fatal, fmt.Sprintf("%s no primary key or replica identity (%s): once published, the source would refuse the application's UPDATEs and DELETEs on them; give them one (ALTER TABLE ... REPLICA IDENTITY FULL, or a primary key) or move the database with pg_dump and pg_restore",
-			plural(n, "table has", "tables have"), row[4]))
-	}
-	if n, _ := strconv.Atoi(row[5]); n > 0 {
 		b.fatal = append(b.fatal, fmt.Sprintf("the source database holds %s, which logical replication does not carry: move it with pg_dump and pg_restore", plural(n, "large object", "large objects")))
 	}
-	if n, _ := strconv.Atoi(row[6]); n > 0 {
+	if n, _ := strconv.Atoi(row[4]); n > 0 {
 		b.fatal = append(b.fatal, fmt.Sprintf("the source database has %s, whose rows logical replication does not carry: make them logged (ALTER TABLE ... SET LOGGED) or move the database with pg_dump and pg_restore", plural(n, "unlogged table", "unlogged tables")))
 	}
 	return b, nil
@@ -557,13 +605,25 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 	case "start":
 		s := r.schemaStream()
 		dump, restore := s.dumpCommand(), s.restoreCommand()
-		acts := []Action{
+		var acts []Action
+		if ex, err := rt.Executor(ctx, r.Source.Host); err == nil {
+			if ip, err := r.planIdentities(ctx, rt, ex); err == nil && len(ip.changes) > 0 {
+				stmts := make([]string, len(ip.changes))
+				for i, t := range ip.changes {
+					stmts[i] = t.setSQL() + ";"
+				}
+				acts = append(acts, Action{Host: r.Source.Host, Summary: "record in " + r.identityRecordPath() + " on " + r.Source.Host +
+					" what the tables without a primary key have, then " + psqlAction(r.Source.Host, src, strings.Join(stmts, " ")) +
+					" (one transaction per table, each waiting at most 0.2 s for its lock and trying again, so the application's transactions never fail; put back at finish or cancel)"})
+			}
+		}
+		acts = append(acts, []Action{
 			{Host: r.Source.Host, Summary: "run on " + r.Source.Host + " as " + src.osUser() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
 				" (reads the schema of " + r.where(r.Source) + " into the stream)"},
 			{Host: r.Target.Host, Summary: "run on " + r.Target.Host + " as " + dst.osUser() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
 				" (schema read from the stream on stdin), only if " + r.where(r.Target) + " is empty; progress recorded in " + r.markerPath() +
 				"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(r.AllowErrors), "; ") + ")"},
-		}
+		}...)
 		return append(acts,
 			Action{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.publicationSQL())},
 			Action{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.subscriptionCreateSQL(r.maskedPassword()))},
@@ -576,9 +636,10 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 			{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
 				" (one setval per sequence of the source, and the materialized views populated there refreshed first)"},
 			teardown[1],
+			{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"},
 		}, nil
 	}
-	return teardown, nil
+	return append(teardown, Action{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"}), nil
 }
 
 // Apply runs the action.
@@ -587,11 +648,11 @@ func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	st, err := r.state(ctx, src, dst)
+	st, err := r.state(ctx, rt.RunID, src, dst)
 	if r.Action == "cancel" && (err != nil || st.oid == 0) && !st.finished() {
 		// on_failure: the target may be unreachable or have no database
 		// yet; what must go is on the source (a slot keeps its WAL).
-		o, err := r.cancelSource(ctx, src, err)
+		o, err := r.cancelSource(ctx, rt, src, err)
 		if err != nil {
 			return o, r.wrap(err)
 		}
@@ -610,7 +671,7 @@ func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	case "finish":
 		o, err = r.finish(ctx, rt, src, dst, st)
 	default:
-		o, err = r.cancel(ctx, src, dst, st)
+		o, err = r.cancel(ctx, rt, src, dst, st)
 	}
 	if err != nil {
 		return o, r.wrap(err)
@@ -637,6 +698,24 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 		if err != nil {
 			return o, err
 		}
+		if objs.total > 0 && !st.is(replSchema) {
+			return o, r.notEmpty(ctx, dst, st, objs)
+		}
+		// Before the schema copy, so that the target's tables get the same
+		// identities (the subscription needs a matching one on its side
+		// for USING INDEX).
+		ip, err := r.planIdentities(ctx, rt, src)
+		if err != nil {
+			return o, err
+		}
+		if err := r.giveIdentities(ctx, rt, src, ip); err != nil {
+			o.Changed = true
+			return o, err
+		}
+		if len(ip.changes) > 0 {
+			o.Changed = true
+			notes = append(notes, plural(len(ip.changes), "table", "tables")+" without a primary key given a replica identity until finish ("+r.identityRecordPath()+" on "+r.Source.Host+" records what they had)")
+		}
 		switch {
 		case objs.total == 0:
 			out, err := r.copySchema(ctx, rt, src, dst, st.oid)
@@ -645,8 +724,6 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 				return o, err
 			}
 			notes = append(notes, out)
-		case !st.is(replSchema):
-			return o, r.notEmpty(ctx, dst, st, objs)
 		default:
 			// The schema copy is one transaction, so a schema there is
 			// complete; the subscription's initial copy needs its tables
@@ -825,6 +902,9 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 		if err != nil {
 			return Outcome{}, err
 		}
+		if final.identities, err = r.runIdentityRecord(ctx, rt, src, final.source); err != nil {
+			return Outcome{}, err
+		}
 		return r.cutOver(ctx, src, dst, st, final, "an earlier run caught up; ")
 	case !st.subscription:
 		return Outcome{}, fmt.Errorf("no subscription %s on %s: run the start step first", r.name(), r.Target.Host)
@@ -836,6 +916,9 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	if err != nil {
 		return Outcome{}, err
 	}
+	if final.identities, err = r.runIdentityRecord(ctx, rt, src, final.source); err != nil {
+		return Outcome{}, err
+	}
 	caught := fmt.Sprintf("target caught up with %s in %s (%s behind at the start); ", r.where(r.Source),
 		time.Since(begin).Round(time.Millisecond), formatBytes(final.lag))
 	return r.cutOver(ctx, src, dst, st, final, caught)
@@ -845,9 +928,13 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 // statements that give the target its sequences and the materialized
 // views to refresh there.
 type finalState struct {
-	lag     int64    // bytes the target was behind when the wait began
-	setvals []string // SELECT pg_catalog.setval(...);
-	views   []string // schema.name, quoted as identifiers
+	source pgDatabaseID // the source database's, to hold the identity record to
+	lag    int64        // bytes the target was behind when the wait began
+	// identities is this run's record of the replica identities start
+	// gave, to put back on both servers; nil when it gave none.
+	identities *identityRecord
+	setvals    []string // SELECT pg_catalog.setval(...);
+	views      []string // schema.name, quoted as identifiers
 }
 
 // clientCheckSQL fails with "migrun-clients N WHO" when a client other
@@ -892,7 +979,8 @@ END$migrun$;
 		b.WriteString(clientCheckSQL)
 		b.WriteString("SELECT 'lag', current_setting('migrun.lag');\n")
 	}
-	b.WriteString(`SELECT 'seq', format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) || '.' || quote_ident(sequencename),
+	b.WriteString(`SELECT 'id', (SELECT oid FROM pg_database WHERE datname = current_database()) || ' ' || system_identifier FROM pg_control_system();
+SELECT 'seq', format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) || '.' || quote_ident(sequencename),
   coalesce(last_value, start_value), (last_value IS NOT NULL)::text) FROM pg_sequences ORDER BY schemaname, sequencename;
 SELECT 'view', format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated;
 `)
@@ -936,6 +1024,10 @@ func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wai
 		switch row[0] {
 		case "lag":
 			f.lag, _ = strconv.ParseInt(row[1], 10, 64)
+		case "id":
+			oid, sys, _ := strings.Cut(row[1], " ")
+			f.source.OID, _ = strconv.ParseInt(oid, 10, 64)
+			f.source.SystemID = sys
 		case "seq":
 			f.setvals = append(f.setvals, row[1])
 		case "view":
@@ -970,6 +1062,10 @@ END$migrun$;
 `)
 	}
 	b.WriteString(r.dropSubscriptionSQL())
+	if f.identities != nil {
+		// Once nothing is replicated any more, in the same session.
+		b.WriteString(targetIdentitiesSQL(f.identities))
+	}
 	return b.String()
 }
 
@@ -1003,8 +1099,21 @@ func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, 
 	if err := r.dropSourceSlots(ctx, src, st.subOID); err != nil {
 		return Outcome{Changed: true}, err
 	}
+	if f.identities != nil {
+		// After the publication is gone: a table without its identity
+		// while still published would refuse UPDATE and DELETE.
+		if _, err := pgExec(ctx, src, r.source(), restoreIdentitiesSQL(f.identities)); err != nil {
+			return Outcome{Changed: true}, fmt.Errorf("put back the replica identities on %s: %w", r.Source.Host, err)
+		}
+		if err := r.removeIdentityRecord(ctx, src); err != nil {
+			return Outcome{Changed: true}, err
+		}
+	}
 	if err := r.writeMarker(ctx, dst, replFinished, st); err != nil {
 		return Outcome{Changed: true}, err
+	}
+	if f.identities != nil {
+		note += plural(len(f.identities.Tables), "replica identity", "replica identities") + " put back, "
 	}
 	views := ""
 	if len(f.views) > 0 {
@@ -1059,8 +1168,12 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 	}
 }
 
-func (r *PgReplicate) cancel(ctx context.Context, src, dst executors.Executor, st replState) (Outcome, error) {
-	c := r.checkCancel(st)
+func (r *PgReplicate) cancel(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (Outcome, error) {
+	rec, err := r.ownIdentityRecord(ctx, rt, src)
+	if err != nil {
+		return Outcome{}, err
+	}
+	c := r.checkCancel(st, rec)
 	if c.Done {
 		return Outcome{Output: c.Reason}, nil
 	}
@@ -1074,21 +1187,32 @@ func (r *PgReplicate) cancel(ctx context.Context, src, dst executors.Executor, s
 	if err := r.teardown(ctx, src, dst, st.subOID); err != nil {
 		return Outcome{Changed: true}, err
 	}
-	return Outcome{Changed: true, Output: c.Reason[len("drop "):] + " dropped; " + r.where(r.Target) + " keeps what was copied (drop and re-create it before starting again)"}, nil
+	// After the publication is gone (see cutOver).
+	if err := r.putBackIdentities(ctx, src, dst, rec); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	return Outcome{Changed: true, Output: "done: " + c.Reason + "; " + r.where(r.Target) + " keeps what was copied (drop and re-create it before starting again)"}, nil
 }
 
 // cancelSource is cancel when the target cannot be read (why): the slot
 // and publication on the source go, and the output says what may be left
 // on the target.
-func (r *PgReplicate) cancelSource(ctx context.Context, src executors.Executor, why error) (Outcome, error) {
+func (r *PgReplicate) cancelSource(ctx context.Context, rt *Runtime, src executors.Executor, why error) (Outcome, error) {
 	var st replState
 	if err := r.readSource(ctx, src, &st); err != nil {
 		return Outcome{}, err
 	}
-	if !st.slot && !st.publication {
+	rec, err := r.ownIdentityRecord(ctx, rt, src)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !st.slot && !st.publication && rec == nil {
 		return Outcome{Output: "no replication " + r.name() + " on " + r.Source.Host + " to cancel"}, nil
 	}
 	if err := r.dropSourceSlots(ctx, src, 0); err != nil {
+		return Outcome{Changed: true}, err
+	}
+	if err := r.putBackIdentities(ctx, src, nil, rec); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	note := "the target database does not exist"

@@ -91,12 +91,19 @@ func TestPgReplicateServer(t *testing.T) {
 	srcPG.psql(t, `CREATE MATERIALIZED VIEW audit_summary AS SELECT count(*) AS n, max(audit_log_id) AS last FROM audit_log;
 CREATE MATERIALIZED VIEW "Audit_total" AS SELECT n * 2 AS twice FROM audit_summary;
 CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
+	// Tables without a primary key, as the oVirt engine has them: one
+	// unique index that can serve as replica identity, and traps that
+	// cannot (a nullable column, a partial index, an expression), and one
+	// table set to NOTHING. All of them receive UPDATEs and DELETEs.
+	srcPG.psql(t, identityFixture, "engine")
 	dstPG.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine;")
 
 	srcEx, dstEx := executors.NewLocal("src"), executors.NewLocal("dst")
 	live := testRuntime(hosts{"src": srcEx, "dst": dstEx}, nil, nil)
 	dry := testRuntime(hosts{"src": executors.ReadOnly(srcEx), "dst": executors.ReadOnly(dstEx)}, nil, nil)
 	dry.DryRun = true
+	// The dry run of a run being resumed has its run id (see runner.Plan).
+	live.RunID, dry.RunID = "run-1", "run-1"
 	markers := t.TempDir()
 	repl := func(action, dstDB, user string) *PgReplicate {
 		return &PgReplicate{
@@ -122,12 +129,14 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 	t.Run("refused before anything changes", func(t *testing.T) {
 		// A table without a key: publishing it would break the
 		// application's UPDATEs on the source.
+		// An unlogged table: its rows would not be replicated. Tables
+		// without a primary key are no reason to refuse (start gives them
+		// an identity).
 		_, err := repl("start", "engine", "postgres").Check(ctx, dry)
-		if err == nil || !strings.Contains(err.Error(), `"We ird"."Odd ""name"""`) || !strings.Contains(err.Error(), "no primary key or replica identity") ||
-			!strings.Contains(err.Error(), "1 unlogged table") {
+		if err == nil || !strings.Contains(err.Error(), "1 unlogged table") || strings.Contains(err.Error(), "primary key") {
 			t.Fatalf("check: %v", err)
 		}
-		srcPG.psql(t, `ALTER TABLE "We ird"."Odd ""name""" REPLICA IDENTITY FULL; ALTER TABLE scratch SET LOGGED`, "engine")
+		srcPG.psql(t, `ALTER TABLE scratch SET LOGGED`, "engine")
 		// wal_level and the role's REPLICATION are an earlier step's to
 		// fix: the dry run says so, the apply refuses.
 		r := repl("start", "engine", "engine")
@@ -155,6 +164,23 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 		if err != nil || c.Done || c.Unknown || !strings.Contains(c.Reason, "is empty: copy the schema, publish and subscribe") {
 			t.Fatalf("check: %+v %v", c, err)
 		}
+		for _, want := range []string{"6 tables without a primary key get a replica identity", "public.pinning (USING INDEX pinning_vm_host)",
+			`FULL: "We ird"."Odd ""name""", public.by_expr, public.labels, public.nothing_set, public.subscribers`} {
+			if !strings.Contains(c.Reason, want) {
+				t.Errorf("check reason lacks %q: %s", want, c.Reason)
+			}
+		}
+		acts, err := start.Describe(ctx, dry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := summaries(acts); !strings.Contains(text, "ALTER TABLE public.pinning REPLICA IDENTITY USING INDEX pinning_vm_host;") ||
+			!strings.Contains(text, "ALTER TABLE public.labels REPLICA IDENTITY FULL;") {
+			t.Errorf("describe lacks the identities:\n%s", text)
+		}
+		if got := identities(t, srcPG, "engine"); got != identitiesBefore {
+			t.Errorf("the dry run changed replica identities: %s", got)
+		}
 		if c, err := finish.Check(ctx, dry); err != nil || !c.Unknown {
 			t.Fatalf("finish check before start: %+v %v", c, err)
 		}
@@ -175,7 +201,7 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 			t.Fatal(err)
 		}
 		t.Logf("start: %s", o.Output)
-		if !o.Changed || !strings.Contains(o.Output, "initial copy of 4 tables done") {
+		if !o.Changed || !strings.Contains(o.Output, "initial copy of 9 tables done") {
 			t.Fatalf("outcome %+v", o)
 		}
 		if got := dstPG.psql(t, "SELECT count(*) FROM audit_log", "engine"); got != "1000" {
@@ -184,7 +210,16 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 		if c, err := start.Check(ctx, live); err != nil || !c.Done {
 			t.Fatalf("check after start: %+v %v", c, err)
 		}
-		// The application goes on writing on the source.
+		const given = `"We ird"."Odd ""name""" f; by_expr f; labels f; nothing_set f; pinning i:pinning_vm_host; subscribers f`
+		if got := identities(t, srcPG, "engine"); got != given {
+			t.Errorf("identities on the source after start: %s, want %s", got, given)
+		}
+		if got := identities(t, dstPG, "engine"); got != given {
+			t.Errorf("identities on the target after start: %s, want %s", got, given)
+		}
+		// The application's UPDATEs and DELETEs on tables without a key
+		// work on the published source, and reach the target.
+		srcPG.psql(t, identityWrites, "engine")
 		srcPG.psql(t, `INSERT INTO audit_log (message) SELECT 'late ' || g FROM generate_series(1, 500) g;
 UPDATE vds SET name = name || '-renamed' WHERE name LIKE 'host1%';
 DELETE FROM audit_log WHERE audit_log_id <= 10;
@@ -242,6 +277,7 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 			t.Fatalf("%s slots left on the source", n)
 		}
 		for _, q := range []string{
+			identityRows,
 			"SELECT count(*), max(audit_log_id) FROM audit_log",
 			"SELECT count(*) FROM vds WHERE name LIKE '%-renamed'",
 			"SELECT last_value, is_called FROM ticket_seq",
@@ -253,6 +289,14 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 			if s, d := srcPG.psql(t, q, "engine"), dstPG.psql(t, q, "engine"); s != d {
 				t.Errorf("%s: source %q, target %q", q, s, d)
 			}
+		}
+		for _, pg := range []*testPG{srcPG, dstPG} {
+			if got := identities(t, pg, "engine"); got != identitiesBefore {
+				t.Errorf("identities after finish: %s, want them as before: %s", got, identitiesBefore)
+			}
+		}
+		if _, err := os.Stat(start.identityRecordPath()); !os.IsNotExist(err) {
+			t.Errorf("the identity record is still there after finish: %v", err)
 		}
 		verify := &PgVerify{Source: finish.Source, Target: finish.Target}
 		if _, err := verify.Apply(ctx, live); err != nil {
@@ -289,6 +333,12 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 		if c, err := cancel.Check(ctx, live); err != nil || !c.Done {
 			t.Fatalf("cancel check after cancel: %+v %v", c, err)
 		}
+		if got := identities(t, srcPG, "engine"); got != identitiesBefore {
+			t.Errorf("identities on the source after cancel: %s, want %s", got, identitiesBefore)
+		}
+		if !strings.Contains(o.Output, "put back the replica identity of 6 tables") {
+			t.Errorf("cancel output: %s", o.Output)
+		}
 		// Starting again into the partial copy is refused, with the way out.
 		_, err = r.Check(ctx, live)
 		if err == nil || !strings.Contains(err.Error(), "cancelled") || !strings.Contains(err.Error(), "dropdb") {
@@ -306,7 +356,7 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 			t.Fatal(err)
 		}
 		// A run that caught up, marked "finishing" and died there.
-		st, err := finish.state(ctx, srcEx, dstEx)
+		st, err := finish.state(ctx, live.RunID, srcEx, dstEx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,5 +394,95 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 		if l := srcPG.psql(t, "SELECT (SELECT count(*) FROM pg_replication_slots) || '/' || (SELECT count(*) FROM pg_publication)", "engine"); l != "0/0" {
 			t.Fatalf("slots/publications left on the source: %s", l)
 		}
+		if got := identities(t, srcPG, "engine"); got != identitiesBefore {
+			t.Errorf("identities on the source after cancel: %s, want %s", got, identitiesBefore)
+		}
 	})
+
+	t.Run("identities another run left refuse the start", func(t *testing.T) {
+		dstPG.psql(t, "CREATE DATABASE engine5 OWNER engine")
+		r := repl("start", "engine5", "postgres")
+		id, err := pgDatabaseIdentity(ctx, srcEx, r.Source.PgConnection, "engine")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := identityRecord{RunID: "run-0", SystemID: id.SystemID, Database: "engine", DatabaseOID: id.OID,
+			Tables: []replIdentity{{Table: "public.pinning", Was: "d", Set: "f"}}}
+		if err := r.writeIdentityRecord(ctx, srcEx, other); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Check(ctx, dry)
+		if err == nil || !strings.Contains(err.Error(), "an earlier run (run-0") || !strings.Contains(err.Error(), "ALTER TABLE public.pinning REPLICA IDENTITY DEFAULT;") {
+			t.Fatalf("check with another run's record: %v", err)
+		}
+		if _, err := r.Apply(ctx, live); err == nil || !strings.Contains(err.Error(), "an earlier run (run-0") {
+			t.Fatalf("apply with another run's record: %v", err)
+		}
+		if got := identities(t, srcPG, "engine"); got != identitiesBefore {
+			t.Errorf("a refused start changed identities: %s", got)
+		}
+		// A record about another server (a cluster initialised again) is
+		// not about this one: ignored, and replaced by this run's.
+		other.SystemID = "1"
+		if err := r.writeIdentityRecord(ctx, srcEx, other); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := r.Check(ctx, dry); err != nil || !strings.Contains(c.Reason, "6 tables without a primary key") {
+			t.Fatalf("check with a record about another server: %+v %v", c, err)
+		}
+	})
+}
+
+// identityFixture: tables without a primary key, each updated and
+// deleted from while replicated (identityWrites).
+const identityFixture = `
+CREATE TABLE pinning (vm_id int NOT NULL, vds_id int NOT NULL);
+CREATE UNIQUE INDEX pinning_vm_host ON pinning (vm_id, vds_id);
+CREATE INDEX pinning_vds ON pinning (vds_id);
+INSERT INTO pinning SELECT g, g % 5 FROM generate_series(1, 20) g;
+CREATE TABLE subscribers (id int NOT NULL, method text NOT NULL, address text);
+CREATE UNIQUE INDEX subscribers_key ON subscribers (id, method, address);
+INSERT INTO subscribers SELECT g, 'smtp', 'u' || g || '@example.com' FROM generate_series(1, 10) g;
+CREATE TABLE labels (label_id int NOT NULL, vm_id int NOT NULL);
+CREATE UNIQUE INDEX labels_vm ON labels (label_id, vm_id) WHERE label_id > 0;
+INSERT INTO labels SELECT g, g * 10 FROM generate_series(1, 10) g;
+CREATE TABLE by_expr (name text NOT NULL, domain text NOT NULL);
+CREATE UNIQUE INDEX by_expr_lower ON by_expr (lower(name), domain);
+INSERT INTO by_expr VALUES ('a', 'internal'), ('b', 'internal'), ('c', 'internal');
+CREATE TABLE nothing_set (k int NOT NULL, v text);
+ALTER TABLE nothing_set REPLICA IDENTITY NOTHING;
+INSERT INTO nothing_set SELECT g, 'v' || g FROM generate_series(1, 5) g;
+`
+
+const identityWrites = `
+UPDATE pinning SET vds_id = 9 WHERE vm_id = 1; DELETE FROM pinning WHERE vm_id = 2;
+UPDATE subscribers SET address = NULL WHERE id = 3; DELETE FROM subscribers WHERE id = 4;
+UPDATE labels SET vm_id = vm_id + 100 WHERE label_id = 1; DELETE FROM labels WHERE label_id = 2;
+DELETE FROM by_expr WHERE name = 'b'; UPDATE by_expr SET domain = 'other' WHERE name = 'c';
+UPDATE nothing_set SET v = 'changed' WHERE k = 1; DELETE FROM nothing_set WHERE k = 2;
+UPDATE "We ird"."Odd ""name""" SET a = 10 WHERE a = 1;
+`
+
+// identityRows digests the contents of the tables of identityFixture.
+const identityRows = `SELECT concat_ws(' ',
+  (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM pinning t),
+  (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM subscribers t),
+  (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM labels t),
+  (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM by_expr t),
+  (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM nothing_set t),
+  (SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM "We ird"."Odd ""name""" t))`
+
+// identitiesBefore is what identities reads of identityFixture's tables.
+const identitiesBefore = `"We ird"."Odd ""name""" d; by_expr d; labels d; nothing_set n; pinning d; subscribers d`
+
+// identities lists the replica identities of the tables without a
+// primary key in db: "table kind[:index]; ...".
+func identities(t *testing.T, pg *testPG, db string) string {
+	t.Helper()
+	return pg.psql(t, `SELECT string_agg(name || ' ' || ident, '; ' ORDER BY name COLLATE "C") FROM (
+  SELECT CASE WHEN n.nspname = 'public' THEN quote_ident(c.relname) ELSE format('%I.%I', n.nspname, c.relname) END AS name,
+    c.relreplident::text || coalesce(':' || (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident), '') AS ident
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'r' AND n.nspname IN ('public', 'We ird')
+    AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) x`, db)
 }

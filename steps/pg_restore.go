@@ -46,6 +46,14 @@ var _ Spec = (*PgRestore)(nil)
 // the database's identity, since a database dropped and recreated under the
 // same name gets a new one.
 //
+// A marker belongs to the run that wrote it (Runtime.RunID) and to the
+// server it is about (its system identifier): a cluster re-initialised
+// after a rehearsal gives its first database of a name the same OID as
+// before, and a marker of the rehearsal must not make the real run skip
+// its restore. One of another run, of another server, or written by a
+// version of migrun that recorded neither, is not this step's: the step
+// does not take it as a record of its own progress.
+//
 // An attempt interrupted midway leaves a partly restored database and a
 // "started" marker. The next attempt, seeing that marker for this archive
 // and this very database, restores with --clean --if-exists: that drops
@@ -111,13 +119,39 @@ type restoreMarker struct {
 	SHA256          string    `json:"sha256"`
 	Size            int64     `json:"size"`
 	Time            time.Time `json:"time"`
+	// SystemID is the target server's system identifier, RunID the run
+	// that wrote the marker: see PgRestore.
+	SystemID string `json:"system_identifier,omitempty"`
+	RunID    string `json:"run_id,omitempty"`
 }
 
 // sameRestore reports whether m is about restoring this archive into this
-// very database (same cluster, same OID).
-func (m restoreMarker) sameRestore(r *PgRestore, oid int64, dg archiveDigest) bool {
-	return m.Database == r.Database && m.DatabaseOID == oid && m.SocketDir == r.SocketDir && m.Port == r.Port &&
+// very database (same server, same OID) by this run.
+func (m restoreMarker) sameRestore(r *PgRestore, id pgDatabaseID, runID string, dg archiveDigest) bool {
+	return m.ownedBy(id, runID) && m.Database == r.Database && m.SocketDir == r.SocketDir && m.Port == r.Port &&
 		m.SHA256 == dg.SHA256 && m.Size == dg.Size
+}
+
+// ownedBy reports whether m was written by run runID about the database
+// identified by id. A dry run of a fresh run has no run id and owns no
+// marker; nor does a run own one without a run id or a system identifier
+// (written by an older migrun).
+func (m restoreMarker) ownedBy(id pgDatabaseID, runID string) bool {
+	return runID != "" && m.RunID == runID && m.SystemID != "" && m.SystemID == id.SystemID && m.DatabaseOID == id.OID
+}
+
+// whose says, for a refusal, what left a marker that is not this run's.
+func (m restoreMarker) whose(id pgDatabaseID, runID string) string {
+	at := m.Time.Format(time.RFC3339)
+	switch {
+	case m.RunID == "" || m.SystemID == "":
+		return "an earlier run of an older migrun (" + m.State + " at " + at + ")"
+	case m.RunID != runID:
+		return "an earlier run, " + m.RunID + " (" + m.State + " at " + at + ")"
+	case m.SystemID != id.SystemID:
+		return "this run on another server, system identifier " + m.SystemID + " (" + m.State + " at " + at + ")"
+	}
+	return fmt.Sprintf("this run on another database of that name, OID %d (%s at %s)", m.DatabaseOID, m.State, at)
 }
 
 func (r *PgRestore) readMarker(ctx context.Context, ex executors.Executor) (*restoreMarker, error) {
@@ -140,9 +174,9 @@ func readRestoreMarker(ctx context.Context, ex executors.Executor, p string) (*r
 	return &m, nil
 }
 
-func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, oid int64, dg archiveDigest) error {
-	m := restoreMarker{State: state, Database: r.Database, DatabaseOID: oid, SocketDir: r.SocketDir, Port: r.Port,
-		SHA256: dg.SHA256, Size: dg.Size}
+func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, id pgDatabaseID, runID string, dg archiveDigest) error {
+	m := restoreMarker{State: state, Database: r.Database, DatabaseOID: id.OID, SystemID: id.SystemID, RunID: runID,
+		SocketDir: r.SocketDir, Port: r.Port, SHA256: dg.SHA256, Size: dg.Size}
 	return writeRestoreMarker(ctx, ex, restoreMarkerPath(r.File, r.Database), m)
 }
 
@@ -156,8 +190,8 @@ func writeRestoreMarker(ctx context.Context, ex executors.Executor, p string, m 
 	return ex.WriteFile(ctx, p, append(data, '\n'), executors.FileAttrs{Mode: 0o644})
 }
 
-// Check reports the restore done when the marker says this archive was
-// restored completely into the database that exists now.
+// Check reports the restore done when the marker says this run restored
+// this archive completely into the database that exists now.
 func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	ex, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
@@ -178,13 +212,13 @@ func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if m == nil {
 		return Check{Reason: "no restore of " + r.File + " into " + r.Database + " recorded"}, nil
 	}
-	oid, err := pgDatabaseOID(ctx, ex, r.PgConnection, r.Database)
+	id, err := pgDatabaseIdentity(ctx, ex, r.PgConnection, r.Database)
 	if pgNotReady(err) {
 		return Check{Unknown: true, Reason: "the server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, wrap(err)
 	}
-	if oid == 0 {
+	if id.OID == 0 {
 		return Check{Unknown: true, Reason: "database " + r.Database + " does not exist yet"}, nil
 	}
 	dg, err := digestArchive(ctx, ex, r.File)
@@ -192,7 +226,9 @@ func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, wrap(err)
 	}
 	switch {
-	case !m.sameRestore(r, oid, dg):
+	case !m.ownedBy(id, rt.RunID):
+		return Check{Reason: restoreMarkerPath(r.File, r.Database) + " was left by " + m.whose(id, rt.RunID) + " and is not this run's record of this database: restoring"}, nil
+	case !m.sameRestore(r, id, rt.RunID, dg):
 		return Check{Reason: restoreMarkerPath(r.File, r.Database) + " is about another archive or another database of that name: restoring"}, nil
 	case m.State != "done":
 		return Check{Reason: "an earlier restore of " + r.File + " into " + r.Database + " was interrupted: its objects will be dropped and restored again (--clean --if-exists)"}, nil
@@ -276,11 +312,11 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	oid, err := pgDatabaseOID(ctx, ex, r.PgConnection, r.Database)
+	id, err := pgDatabaseIdentity(ctx, ex, r.PgConnection, r.Database)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	if oid == 0 {
+	if id.OID == 0 {
 		return Outcome{}, wrap(fmt.Errorf("the database does not exist: create it first, with the owner, encoding and locale it needs (createdb -O OWNER -E UTF8 --locale=en_US.UTF-8 -T template0 %s)", r.Database))
 	}
 	tables, err := r.userTables(ctx, ex)
@@ -293,13 +329,17 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		if err != nil {
 			return Outcome{}, wrap(err)
 		}
-		if m == nil || !m.sameRestore(r, oid, dg) {
+		if m != nil && !m.ownedBy(id, rt.RunID) {
+			return Outcome{}, wrap(fmt.Errorf("the database is not empty (%s), and %s was left by %s and is not this run's record of this database: restore into an empty database (drop and re-create it), or set clean: true to drop the archive's objects first",
+				describeTables(tables), restoreMarkerPath(r.File, r.Database), m.whose(id, rt.RunID)))
+		}
+		if m == nil || !m.sameRestore(r, id, rt.RunID, dg) {
 			return Outcome{}, wrap(fmt.Errorf("the database is not empty (%s): restore into an empty database, or set clean: true to drop the archive's objects first", describeTables(tables)))
 		}
 		// Ours, half done (or done and forced again): redo from scratch.
 		clean, note = true, "an earlier restore of this archive into this database did not finish: its objects were dropped and restored again\n"
 	}
-	if err := r.writeMarker(ctx, ex, "started", oid, dg); err != nil {
+	if err := r.writeMarker(ctx, ex, "started", id, rt.RunID, dg); err != nil {
 		return Outcome{}, wrap(err)
 	}
 
@@ -318,7 +358,7 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return o, wrap(err)
 	}
-	if err := r.writeMarker(ctx, ex, "done", oid, dg); err != nil {
+	if err := r.writeMarker(ctx, ex, "done", id, rt.RunID, dg); err != nil {
 		return o, wrap(err)
 	}
 	o.Output = strings.TrimSpace(o.Output + "\n" + report.summary(r.File, r.Database, dg))

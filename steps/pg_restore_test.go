@@ -1,10 +1,15 @@
 package steps
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/migrun/migrun/executors"
 )
 
 func TestPgRestoreValidate(t *testing.T) {
@@ -176,4 +181,118 @@ func TestPgRestoreDescribe(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, text)
 		}
 	}
+}
+
+// TestPgRestoreMarkerOwner: a restore marker is the run's own only when
+// that run wrote it about this very server and database. The same run
+// resumes from its marker; another run, another server or an older
+// migrun's marker is never taken for a finished (or half-done) restore.
+func TestPgRestoreMarkerOwner(t *testing.T) {
+	pg := startPostgres(t)
+	ctx := context.Background()
+	pg.psql(t, "CREATE DATABASE engine;")
+	pg.psql(t, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);", "engine")
+	ex := executors.NewLocal("db")
+	at := func(runID string, h executors.Executor) *Runtime {
+		rt := testRuntime(hosts{"db": h}, nil, nil)
+		rt.RunID = runID
+		return rt
+	}
+	file := filepath.Join(pgDir(t), "engine.dump")
+	if _, err := (&PgDump{Database: "engine", File: file, PgConnection: conn(pg)}).Apply(ctx, at("run-1", ex)); err != nil {
+		t.Fatal(err)
+	}
+	pg.psql(t, "CREATE DATABASE copy;")
+	r := &PgRestore{Database: "copy", File: file, PgConnection: conn(pg)}
+	if _, err := r.Apply(ctx, at("run-1", ex)); err != nil {
+		t.Fatal(err)
+	}
+	mp := restoreMarkerPath(file, "copy")
+	orig, err := os.ReadFile(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysid, err := pgSystemID(ctx, ex, conn(pg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := r.readMarker(ctx, ex); m == nil || m.RunID != "run-1" || m.SystemID != sysid || m.State != "done" {
+		t.Fatalf("marker %+v, want run-1 on server %s", m, sysid)
+	}
+
+	tests := []struct {
+		name  string
+		runID string
+		edit  func(m map[string]any)
+		done  bool   // check: the restore is this run's and finished
+		check string // in the check's reason
+		apply string // in apply's error; "" means apply succeeds
+	}{
+		{name: "same run resumes: done", runID: "run-1", done: true, check: "restored from " + file},
+		{name: "same run, interrupted: redone", runID: "run-1", edit: func(m map[string]any) { m["state"] = "started" },
+			check: "was interrupted"},
+		{name: "another run", runID: "run-2",
+			check: "was left by an earlier run, run-1 (done at", apply: "was left by an earlier run, run-1 (done at"},
+		{name: "dry run of a fresh run", runID: "",
+			check: "was left by an earlier run, run-1"},
+		{name: "another server", runID: "run-1", edit: func(m map[string]any) { m["system_identifier"] = "1" },
+			check: "this run on another server, system identifier 1", apply: "this run on another server, system identifier 1"},
+		{name: "an older migrun", runID: "run-1", edit: func(m map[string]any) { delete(m, "run_id"); delete(m, "system_identifier") },
+			check: "an earlier run of an older migrun", apply: "an earlier run of an older migrun"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer os.WriteFile(mp, orig, 0o644)
+			if tt.edit != nil {
+				editMarker(t, mp, orig, tt.edit)
+			}
+			before, _ := os.ReadFile(mp)
+			c, err := r.Check(ctx, at(tt.runID, executors.ReadOnly(ex)))
+			if err != nil || c.Done != tt.done || !strings.Contains(c.Reason, tt.check) {
+				t.Fatalf("check: %+v %v, want done=%v, reason ~ %q", c, err, tt.done, tt.check)
+			}
+			if tt.done || tt.runID == "" {
+				return
+			}
+			_, err = r.Apply(ctx, at(tt.runID, ex))
+			switch {
+			case tt.apply == "" && err != nil:
+				t.Fatalf("apply: %v", err)
+			case tt.apply != "" && (err == nil || !strings.Contains(err.Error(), tt.apply) || !strings.Contains(err.Error(), "the database is not empty")):
+				t.Fatalf("apply: %v, want a refusal naming %q", err, tt.apply)
+			case tt.apply != "":
+				t.Logf("refusal: %v", err)
+				if after, _ := os.ReadFile(mp); !bytes.Equal(after, before) {
+					t.Fatalf("a refused restore rewrote the marker:\n%s", after)
+				}
+			}
+			if n := pg.psql(t, "SELECT count(*) FROM t", "copy"); n != "100" {
+				t.Fatalf("rows after apply: %s", n)
+			}
+		})
+	}
+
+	t.Run("a rehearsal's marker on a re-created database: restored afresh", func(t *testing.T) {
+		// A cluster initialised again gives the new database the OID the
+		// rehearsal's had: only the run id and the system identifier tell.
+		pg.psql(t, "DROP DATABASE copy; CREATE DATABASE copy;")
+		oid, err := pgDatabaseOID(ctx, ex, conn(pg), "copy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		editMarker(t, mp, orig, func(m map[string]any) { m["database_oid"] = oid })
+		c, err := r.Check(ctx, at("run-2", executors.ReadOnly(ex)))
+		if err != nil || c.Done || !strings.Contains(c.Reason, "an earlier run, run-1") {
+			t.Fatalf("check: %+v %v", c, err)
+		}
+		if _, err := r.Apply(ctx, at("run-2", ex)); err != nil {
+			t.Fatal(err)
+		}
+		if n := pg.psql(t, "SELECT count(*) FROM t", "copy"); n != "100" {
+			t.Fatalf("rows after the restore: %s", n)
+		}
+		if m, _ := r.readMarker(ctx, ex); m == nil || m.RunID != "run-2" || m.DatabaseOID != oid || m.State != "done" {
+			t.Fatalf("marker %+v", m)
+		}
+	})
 }

@@ -44,6 +44,11 @@ type PgRole struct {
 	// has it (a replication user set up outside the plan, or by an
 	// earlier step), so empty leaves the attribute alone.
 	Replication string `yaml:"replication" enum:"true|false" doc:"REPLICATION / NOREPLICATION: the role may open replication connections (a logical-replication subscriber connects as it); left as it is when not given"`
+	// PasswordEncryption pins how the password is stored: a pg_hba.conf
+	// rule of method scram-sha-256 refuses a role whose verifier is md5,
+	// which is what a server with PostgreSQL 13's default (or initialised
+	// with --auth-host=md5) stores.
+	PasswordEncryption string `yaml:"password_encryption" enum:"scram-sha-256|md5" doc:"store the password this way whatever the server's password_encryption (a password stored another way is set again); scram-sha-256 where pg_hba.conf says scram-sha-256. Not given: as the server's setting says"`
 
 	PgConnection `yaml:",inline"`
 }
@@ -120,9 +125,24 @@ func (r *PgRole) differences(st pgRoleState, password string) []string {
 			diffs = append(diffs, "password: "+err.Error())
 		case !ok:
 			diffs = append(diffs, "password differs")
+		case r.PasswordEncryption != "" && passwordEncryptionOf(st.password) != r.PasswordEncryption:
+			diffs = append(diffs, "password stored as "+passwordEncryptionOf(st.password)+", want "+r.PasswordEncryption)
 		}
 	}
 	return diffs
+}
+
+// passwordEncryptionOf names how a pg_authid.rolpassword value is stored.
+func passwordEncryptionOf(stored string) string {
+	switch {
+	case strings.HasPrefix(stored, "SCRAM-SHA-256$"):
+		return "scram-sha-256"
+	case strings.HasPrefix(stored, "md5") && len(stored) == 35:
+		return "md5"
+	case stored == "":
+		return "none"
+	}
+	return "plain text"
 }
 
 // Check is done when the role exists with the wanted attributes and, when
@@ -179,7 +199,12 @@ func (r *PgRole) sql(exists bool, password string) string {
 	if password != "" {
 		s += " PASSWORD " + password
 	}
-	return s + ";\n"
+	s += ";\n"
+	if password != "" && r.PasswordEncryption != "" {
+		// For this statement only; the server's setting is left alone.
+		s = "SET password_encryption = " + pgLiteral(r.PasswordEncryption) + ";\n" + s
+	}
+	return s
 }
 
 // pgQuietSessionSQL keeps the statements that follow out of the server

@@ -126,6 +126,32 @@ func TestPgRoleServer(t *testing.T) {
 	if c, _ := r.Check(ctx, dry); c.Done || !strings.Contains(c.Reason, "createdb is true, want false") {
 		t.Fatalf("attribute change not seen: %+v", c)
 	}
+	r.CreateDB = true
+
+	// password_encryption: scram-sha-256 on a server that stores md5 (as
+	// PostgreSQL 13 does by default): the md5 verifier is not enough, and
+	// the password is stored as asked, the server's setting left alone.
+	pg.psql(t, "ALTER SYSTEM SET password_encryption = 'md5'; SELECT pg_reload_conf()")
+	r.PasswordEncryption = "scram-sha-256"
+	c, err = r.Check(ctx, dry)
+	if err != nil || c.Done || !strings.Contains(c.Reason, "password stored as md5, want scram-sha-256") {
+		t.Fatalf("check of an md5 verifier with password_encryption scram-sha-256: %+v %v", c, err)
+	}
+	if acts, _ := r.Describe(ctx, dry); !strings.HasPrefix(strings.SplitN(acts[0].Summary, "<<< ", 2)[1], "SET password_encryption = 'scram-sha-256'; ALTER ROLE") {
+		t.Fatalf("describe: %s", acts[0].Summary)
+	}
+	if _, err := r.Apply(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	if got := pg.psql(t, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'engine'"); got != "t" {
+		t.Fatalf("verifier after apply: scram %q", got)
+	}
+	if got := pg.psql(t, "SHOW password_encryption"); got != "md5" {
+		t.Fatalf("the server's password_encryption changed to %q", got)
+	}
+	if c, err := r.Check(ctx, dry); err != nil || !c.Done {
+		t.Fatalf("check after apply: %+v %v", c, err)
+	}
 }
 
 func TestPgRoleReplicationSQL(t *testing.T) {

@@ -57,6 +57,10 @@ var _ Spec = (*PgStream)(nil)
 // migrun, and /var/tmp is writable by the login user and survives reboots.
 // The OID tells the database from one dropped and re-created under the
 // same name, so re-creating the target is all it takes to start afresh.
+// The marker also records the target server's system identifier and the
+// run that wrote it, and only that run on that server takes it for its own
+// (see PgRestore): a rehearsal's marker says nothing about a cluster
+// initialised again since, whose new database may get the same OID.
 type PgStream struct {
 	Source      PgEndpoint `yaml:"source" required:"true" doc:"the database to copy; pg_dump runs on its host, which the step only reads"`
 	Target      PgEndpoint `yaml:"target" required:"true" doc:"the database to fill, which must exist and be empty (createdb with the owner, encoding and locale the application wants); pg_restore runs on its host and restores serially: it cannot run parallel jobs from a pipe"`
@@ -133,10 +137,10 @@ func (s *PgStream) sourceID() string { return pgSourceID(s.Source) }
 
 func (s *PgStream) markerPath() string { return targetMarkerPath(s.markerDir, "pg_stream", s.Target) }
 
-// ours reports whether m records a stream of this step into the database
-// that now has oid.
-func (s *PgStream) ours(m *restoreMarker, oid int64) bool {
-	return markerIsOurs(m, s.Source, s.Target, oid)
+// ours reports whether m records a stream of this step, by run runID,
+// into the database that now has identity id.
+func (s *PgStream) ours(m *restoreMarker, id pgDatabaseID, runID string) bool {
+	return markerIsOurs(m, s.Source, s.Target, id, runID)
 }
 
 // The kinds that move one database into another (pg_stream,
@@ -160,11 +164,21 @@ func targetMarkerPath(dir, kind string, target PgEndpoint) string {
 }
 
 // markerIsOurs reports whether m records a move from source into the
-// target database that now has oid (a database dropped and re-created
-// under the same name has another).
-func markerIsOurs(m *restoreMarker, source, target PgEndpoint, oid int64) bool {
-	return m != nil && m.Source == pgSourceID(source) && m.Database == target.Database && m.DatabaseOID == oid &&
+// target database that now has identity id (a database dropped and
+// re-created under the same name has another OID, a re-initialised
+// server another system identifier), written by run runID.
+func markerIsOurs(m *restoreMarker, source, target PgEndpoint, id pgDatabaseID, runID string) bool {
+	return m != nil && m.ownedBy(id, runID) && m.Source == pgSourceID(source) && m.Database == target.Database &&
 		m.SocketDir == target.SocketDir && m.Port == target.Port
+}
+
+// foreignMarkerNote is what a refusal adds about a marker at path that is
+// not this run's, m not nil: "" when m is ours.
+func foreignMarkerNote(m *restoreMarker, path string, id pgDatabaseID, runID string) string {
+	if m == nil || m.ownedBy(id, runID) {
+		return ""
+	}
+	return "; " + path + " was left by " + m.whose(id, runID) + " and is not this run's record of this database"
 }
 
 func (s *PgStream) where(ep PgEndpoint) string { return "database " + ep.Database + " on " + ep.Host }
@@ -178,20 +192,20 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, err
 	}
 	wrap := func(err error) error { return fmt.Errorf("target %s: %w", s.where(s.Target), err) }
-	oid, err := pgDatabaseOID(ctx, dst, s.Target.PgConnection, s.Target.Database)
+	id, err := pgDatabaseIdentity(ctx, dst, s.Target.PgConnection, s.Target.Database)
 	if pgNotReady(err) {
 		return Check{Unknown: true, Reason: "the target server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, wrap(err)
 	}
-	if oid == 0 {
+	if id.OID == 0 {
 		return Check{Unknown: true, Reason: "target " + s.where(s.Target) + " does not exist yet"}, nil
 	}
 	m, err := readRestoreMarker(ctx, dst, s.markerPath())
 	if err != nil {
 		return Check{}, wrap(err)
 	}
-	if s.ours(m, oid) && m.State == "done" {
+	if s.ours(m, id, rt.RunID) && m.State == "done" {
 		return Check{Done: true, Reason: fmt.Sprintf("streamed from %s into %s at %s (%s, sha256 %s)",
 			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), formatBytes(m.Size), shortSum(m.SHA256))}, nil
 	}
@@ -200,7 +214,7 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, wrap(err)
 	}
 	if objs.total > 0 {
-		return Check{}, wrap(s.refusal(ctx, dst, m, oid, objs))
+		return Check{}, wrap(s.refusal(ctx, dst, m, id, rt.RunID, objs))
 	}
 
 	src, err := rt.Executor(ctx, s.Source.Host)
@@ -217,7 +231,7 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{Unknown: true, Reason: "source " + s.where(s.Source) + " does not exist yet"}, nil
 	}
 	reason := "target " + s.where(s.Target) + " is empty: streaming " + s.where(s.Source) + " into it"
-	if s.ours(m, oid) {
+	if s.ours(m, id, rt.RunID) {
 		reason = "an earlier stream into " + s.where(s.Target) + " did not finish and left it empty: streaming again from the beginning"
 	}
 	return Check{Reason: reason}, nil
@@ -289,18 +303,19 @@ func targetObjects(ctx context.Context, ex executors.Executor, target PgEndpoint
 
 // refusal explains why a target that is not empty will not be streamed
 // into, and what to do.
-func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restoreMarker, oid int64, objs dbObjects) error {
+func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restoreMarker, id pgDatabaseID, runID string, objs dbObjects) error {
 	recreate := recreateHint(ctx, ex, s.Target)
 	switch {
-	case s.ours(m, oid) && m.State == "done":
+	case s.ours(m, id, runID) && m.State == "done":
 		// Only a forced re-run gets here: Check says done.
 		return fmt.Errorf("it already holds a finished stream from %s (%s); to stream again, drop and re-create it first%s",
 			s.where(s.Source), m.Time.Format(time.RFC3339), recreate)
-	case s.ours(m, oid):
+	case s.ours(m, id, runID):
 		return fmt.Errorf("an earlier stream from %s into it (started %s) did not finish and left %s; %s.\nDrop and re-create the database, then apply again%s",
 			s.where(s.Source), m.Time.Format(time.RFC3339), objs, streamNotResumable, recreate)
 	}
-	return fmt.Errorf("the database is not empty (%s) and holds no finished stream of this step: pg_stream only streams into an empty database, so that two databases are never mixed", objs)
+	return fmt.Errorf("the database is not empty (%s) and holds no finished stream of this step%s: pg_stream only streams into an empty database, so that two databases are never mixed",
+		objs, foreignMarkerNote(m, s.markerPath(), id, runID))
 }
 
 // recreateHint is ", e.g. on HOST as USER: dropdb ... && createdb ..."
@@ -353,11 +368,11 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	oid, err := pgDatabaseOID(ctx, dst, s.Target.PgConnection, s.Target.Database)
+	id, err := pgDatabaseIdentity(ctx, dst, s.Target.PgConnection, s.Target.Database)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	if oid == 0 {
+	if id.OID == 0 {
 		return Outcome{}, wrap(fmt.Errorf("the target database does not exist: create it first, with the owner, encoding and locale it needs (createdb -O OWNER -E UTF8 --locale=en_US.UTF-8 -T template0 %s)", s.Target.Database))
 	}
 	m, err := readRestoreMarker(ctx, dst, s.markerPath())
@@ -369,14 +384,15 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, wrap(err)
 	}
 	if objs.total > 0 {
-		return Outcome{}, wrap(s.refusal(ctx, dst, m, oid, objs))
+		return Outcome{}, wrap(s.refusal(ctx, dst, m, id, rt.RunID, objs))
 	}
 	note := ""
-	if s.ours(m, oid) && m.State != "done" {
+	if s.ours(m, id, rt.RunID) && m.State != "done" {
 		note = "an earlier stream into this database did not finish and left it empty: streamed again from the beginning\n"
 	}
-	marker := restoreMarker{State: "started", Source: s.sourceID(), Database: s.Target.Database, DatabaseOID: oid,
-		SocketDir: s.Target.SocketDir, Port: s.Target.Port}
+	// A marker of another run or server is not ours: it is replaced.
+	marker := restoreMarker{State: "started", Source: s.sourceID(), Database: s.Target.Database, DatabaseOID: id.OID,
+		SystemID: id.SystemID, RunID: rt.RunID, SocketDir: s.Target.SocketDir, Port: s.Target.Port}
 	if err := writeRestoreMarker(ctx, dst, s.markerPath(), marker); err != nil {
 		return Outcome{}, wrap(err)
 	}

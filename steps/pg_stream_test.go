@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/migrun/migrun/executors"
 )
@@ -112,6 +113,8 @@ func TestPgStreamServer(t *testing.T) {
 	live := testRuntime(hosts{"src": srcEx, "dst": dstEx}, nil, &output)
 	dry := testRuntime(hosts{"src": executors.ReadOnly(srcEx), "dst": executors.ReadOnly(dstEx)}, nil, nil)
 	dry.DryRun = true
+	// The dry run of a run being resumed has its run id (see runner.Plan).
+	live.RunID, dry.RunID = "run-1", "run-1"
 	markers := t.TempDir()
 	stream := func(srcDB, dstDB string) *PgStream {
 		return &PgStream{
@@ -229,6 +232,77 @@ func TestPgStreamServer(t *testing.T) {
 		}
 		if after := marker(t, s); !reflect.DeepEqual(before, after) {
 			t.Fatalf("marker changed: %+v -> %+v", before, after)
+		}
+	})
+
+	t.Run("a marker of another run or server is not ours", func(t *testing.T) {
+		// The finished stream's marker, as another run or server would
+		// have left it on this very database: the stream is not taken as
+		// done, and the refusal of the filled target says who left it.
+		orig, err := os.ReadFile(s.markerPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.WriteFile(s.markerPath(), orig, 0o644)
+		tests := []struct {
+			name  string
+			edit  func(m map[string]any)
+			whose string
+		}{
+			{"another run", func(m map[string]any) { m["run_id"] = "run-0" }, "was left by an earlier run, run-0 (done at "},
+			{"another server", func(m map[string]any) { m["system_identifier"] = "1" }, "was left by this run on another server, system identifier 1"},
+			{"an older migrun", func(m map[string]any) { delete(m, "run_id"); delete(m, "system_identifier") }, "was left by an earlier run of an older migrun"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				editMarker(t, s.markerPath(), orig, tt.edit)
+				_, cerr := s.Check(ctx, dry)
+				_, aerr := s.Apply(ctx, live)
+				for _, err := range []error{cerr, aerr} {
+					if err == nil || !strings.Contains(err.Error(), "holds no finished stream of this step") || !strings.Contains(err.Error(), tt.whose) {
+						t.Fatalf("want a refusal naming %q, got %v", tt.whose, err)
+					}
+				}
+				t.Logf("refusal: %v", aerr)
+			})
+		}
+	})
+
+	t.Run("another run's marker on an empty database: streamed afresh", func(t *testing.T) {
+		// A rehearsal streamed into a database of a cluster since
+		// initialised again, whose new database got the same OID.
+		dstPG.psql(t, "CREATE DATABASE rehearsed OWNER engine;")
+		r := stream("engine", "rehearsed")
+		oid, err := pgDatabaseOID(ctx, dstEx, conn(dstPG), "rehearsed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sysid, err := pgSystemID(ctx, dstEx, conn(dstPG))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := restoreMarker{State: "done", Source: r.sourceID(), Database: "rehearsed", DatabaseOID: oid, SocketDir: dstPG.SocketDir,
+			Port: dstPG.Port, SystemID: sysid, RunID: "run-0", Size: 1, SHA256: strings.Repeat("0", 64)}
+		if err := writeRestoreMarker(ctx, dstEx, r.markerPath(), old); err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.Check(ctx, dry)
+		if err != nil || c.Done || !strings.Contains(c.Reason, "is empty: streaming database engine on src into it") {
+			t.Fatalf("check: %+v %v", c, err)
+		}
+		o, err := r.Apply(ctx, live)
+		if err != nil || strings.Contains(o.Output, "did not finish") {
+			t.Fatalf("apply: %+v %v", o, err)
+		}
+		if n := dstPG.psql(t, "SELECT count(*) FROM audit_log", "rehearsed"); n != "1000" {
+			t.Fatalf("audit_log: %s rows", n)
+		}
+		if m := marker(t, r); m.RunID != "run-1" || m.SystemID != sysid || m.DatabaseOID != oid || m.State != "done" {
+			t.Fatalf("marker %+v", m)
+		}
+		// The same run, resumed, finds its own marker.
+		if c, err := r.Check(ctx, live); err != nil || !c.Done {
+			t.Fatalf("check of the same run: %+v %v", c, err)
 		}
 	})
 
@@ -405,5 +479,77 @@ func (p cancelAtFirstBytes) Done(error)                     {}
 func (p cancelAtFirstBytes) Add(n int64) {
 	if n > 0 {
 		p.cancel()
+	}
+}
+
+// TestMarkerIsOurs: a marker is this step's only when the run, the
+// server, the database and the stream all match; anything else, an older
+// migrun's marker included, is another run's, and refusals say whose.
+func TestMarkerIsOurs(t *testing.T) {
+	src := PgEndpoint{Host: "old", Database: "engine"}
+	dst := PgEndpoint{Host: "new", Database: "engine", PgConnection: PgConnection{Port: 5433}}
+	id := pgDatabaseID{OID: 16384, SystemID: "7301234567890123456"}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	mine := restoreMarker{State: "done", Source: pgSourceID(src), Database: "engine", DatabaseOID: id.OID, Port: 5433,
+		SystemID: id.SystemID, RunID: "run-1", Time: at}
+	tests := []struct {
+		name  string
+		edit  func(m *restoreMarker)
+		runID string
+		ours  bool
+		whose string // whose() of a marker that is not ours
+	}{
+		{"same run, server and database", func(*restoreMarker) {}, "run-1", true, ""},
+		{"another run", func(m *restoreMarker) { m.RunID = "run-0" }, "run-1", false, "an earlier run, run-0 (done at 2025-03-01T12:00:00Z)"},
+		{"a dry run of a fresh run", func(*restoreMarker) {}, "", false, "an earlier run, run-1 (done at"},
+		{"another server", func(m *restoreMarker) { m.SystemID = "7300000000000000001" }, "run-1", false, "this run on another server, system identifier 7300000000000000001"},
+		{"a database re-created", func(m *restoreMarker) { m.DatabaseOID = 16390 }, "run-1", false, "this run on another database of that name, OID 16390"},
+		{"an older migrun", func(m *restoreMarker) { m.RunID, m.SystemID = "", "" }, "run-1", false, "an earlier run of an older migrun (done at"},
+		{"an older migrun, dry run", func(m *restoreMarker) { m.RunID, m.SystemID = "", "" }, "", false, "older migrun"},
+		{"no system identifier", func(m *restoreMarker) { m.SystemID = "" }, "run-1", false, "older migrun"},
+		{"another source", func(m *restoreMarker) { m.Source = "elsewhere: database engine (local socket)" }, "run-1", false, ""},
+		{"another port", func(m *restoreMarker) { m.Port = 5432 }, "run-1", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := mine
+			tt.edit(&m)
+			if got := markerIsOurs(&m, src, dst, id, tt.runID); got != tt.ours {
+				t.Fatalf("markerIsOurs = %v, want %v (%+v)", got, tt.ours, m)
+			}
+			// Refusals name a marker of another run or server, not one of
+			// this run about another stream.
+			note := foreignMarkerNote(&m, "/var/tmp/m", id, tt.runID)
+			if tt.whose == "" {
+				if note != "" {
+					t.Fatalf("note on a marker of this run: %q", note)
+				}
+				return
+			}
+			if !strings.Contains(m.whose(id, tt.runID), tt.whose) || !strings.Contains(note, "/var/tmp/m was left by ") || !strings.Contains(note, tt.whose) {
+				t.Fatalf("whose %q, note %q, want %q", m.whose(id, tt.runID), note, tt.whose)
+			}
+		})
+	}
+	if markerIsOurs(nil, src, dst, id, "run-1") {
+		t.Fatal("no marker is ours")
+	}
+}
+
+// editMarker rewrites the marker at p: orig's JSON with edit applied, the
+// way a marker of another run, another server or an older migrun reads.
+func editMarker(t *testing.T, p string, orig []byte, edit func(m map[string]any)) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(orig, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -250,6 +250,49 @@ func pgDatabaseOID(ctx context.Context, e executors.Executor, c PgConnection, na
 	return oid, nil
 }
 
+// pgDatabaseID identifies a database among all the servers a marker on
+// a host may have seen: its OID tells it from one dropped and re-created
+// under the same name, the system identifier (pg_control_system(),
+// PostgreSQL 9.6 and later, readable by any role) tells the server from
+// one re-initialised on the same host and port, whose first database of
+// a name may well get the same OID again.
+type pgDatabaseID struct {
+	OID      int64  // 0: no such database
+	SystemID string // the cluster's system_identifier, as text
+}
+
+// pgDatabaseIdentity reads database name's OID and the server's system
+// identifier in one query: some of the kinds that need both run inside
+// the application's downtime, where every psql connection counts.
+func pgDatabaseIdentity(ctx context.Context, e executors.Executor, c PgConnection, name string) (pgDatabaseID, error) {
+	rows, err := pgQuery(ctx, e, c.target("postgres"), "SELECT coalesce((SELECT oid FROM pg_database WHERE datname = "+pgLiteral(name)+
+		"), 0), system_identifier FROM pg_control_system();\n")
+	if err != nil {
+		return pgDatabaseID{}, err
+	}
+	if len(rows) != 1 || len(rows[0]) != 2 || rows[0][1] == "" {
+		return pgDatabaseID{}, fmt.Errorf("%s: unexpected psql output %q for the identity of database %s", e.Name(), rows, name)
+	}
+	oid, err := strconv.ParseInt(rows[0][0], 10, 64)
+	if err != nil {
+		return pgDatabaseID{}, fmt.Errorf("%s: unexpected oid %q for database %s", e.Name(), rows[0][0], name)
+	}
+	return pgDatabaseID{OID: oid, SystemID: rows[0][1]}, nil
+}
+
+// pgSystemID returns the server's system identifier, fixed when initdb
+// made the cluster (see pgDatabaseID).
+func pgSystemID(ctx context.Context, e executors.Executor, c PgConnection) (string, error) {
+	rows, err := pgQuery(ctx, e, c.target("postgres"), "SELECT system_identifier FROM pg_control_system();\n")
+	if err != nil {
+		return "", err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == "" {
+		return "", fmt.Errorf("%s: unexpected psql output %q for the system identifier", e.Name(), rows)
+	}
+	return rows[0][0], nil
+}
+
 // pgUserSchemasSQL is the WHERE condition, on pg_namespace n, that keeps
 // the schemas a dump holds: not the catalogs, not TOAST or temporary ones.
 const pgUserSchemasSQL = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`

@@ -30,6 +30,7 @@ type Service struct {
 	State   string `yaml:"state" enum:"started|stopped|restarted|reloaded" doc:"started and stopped are states (done when already so); restarted and reloaded are actions that run every time"`
 	Enabled string `yaml:"enabled" enum:"true|false" doc:"start the service at boot (true) or not (false); left as it is when not given"`
 	Manager string `yaml:"manager" enum:"auto|systemd|sysv" default:"auto" doc:"how to drive the service: auto uses systemctl when the host has it, else the SysV service command"`
+	OnlyIf  string `yaml:"only_if" enum:"installed|enabled" doc:"act only where the service is installed (installed), or installed and enabled at boot (enabled); elsewhere the step is done without touching it. For optional services a plan cannot assume, e.g. ovirt-engine-notifier"`
 
 	// settle bounds how long Apply waits for a started service to be
 	// running, and pollEvery how often it looks; tests shorten both.
@@ -203,6 +204,16 @@ func (s *Service) plan(ctx context.Context, h *hostSession) (*servicePlan, error
 		return nil, err
 	}
 	p := &servicePlan{manager: mgr}
+	if s.OnlyIf != "" {
+		skip, err := s.skipped(ctx, h, mgr)
+		if err != nil {
+			return nil, err
+		}
+		if skip != "" {
+			p.reasons = append(p.reasons, skip)
+			return p, nil
+		}
+	}
 	if err := s.planState(ctx, h, p); err != nil {
 		return nil, err
 	}
@@ -210,6 +221,52 @@ func (s *Service) plan(ctx context.Context, h *hostSession) (*servicePlan, error
 		return nil, err
 	}
 	return p, nil
+}
+
+// skipped tells why only_if leaves the service alone ("" when it does
+// not): it is not installed, or (only_if: enabled) not enabled at boot.
+func (s *Service) skipped(ctx context.Context, h *hostSession, mgr string) (string, error) {
+	installed, enabled, err := s.presence(ctx, h, mgr)
+	switch {
+	case err != nil:
+		return "", err
+	case !installed:
+		return s.Name + " is not installed: left alone (only_if: " + s.OnlyIf + ")", nil
+	case s.OnlyIf == "enabled" && !enabled:
+		return s.Name + " is not enabled at boot: left alone (only_if: enabled)", nil
+	}
+	return "", nil
+}
+
+// presence probes whether the service is installed and enabled at boot.
+func (s *Service) presence(ctx context.Context, h *hostSession, mgr string) (installed, enabled bool, err error) {
+	if mgr == mgrSysV {
+		r, err := h.probe(ctx, executors.Command{Script: "test -x /etc/init.d/" + executors.Quote(s.Name)})
+		if err != nil || !r.ok() {
+			return false, false, err
+		}
+		// chkconfig or update-rc.d's start links, as planBootSysV reads them.
+		r, err = h.probe(ctx, executors.Command{Script: "if command -v chkconfig >/dev/null; then chkconfig " + executors.Quote(s.Name) +
+			"; else ls /etc/rc[2345].d/S[0-9][0-9]" + executors.Quote(s.Name) + " >/dev/null 2>&1; fi"})
+		return true, err == nil && r.ok(), err
+	}
+	// One probe: systemd shows an unknown unit as LoadState=not-found.
+	r, err := h.probe(ctx, executors.Command{Argv: []string{"systemctl", "show", "-p", "LoadState", "-p", "UnitFileState", s.Name}})
+	if err != nil {
+		return false, false, err
+	}
+	if !r.ok() {
+		return false, false, fmt.Errorf("systemctl show %s: %w", s.Name, r.exit)
+	}
+	props := map[string]string{}
+	for _, line := range strings.Split(string(r.Stdout), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			props[k] = v
+		}
+	}
+	installed = props["LoadState"] != "" && props["LoadState"] != "not-found"
+	enabled = props["UnitFileState"] == "enabled" || props["UnitFileState"] == "enabled-runtime"
+	return installed, enabled, nil
 }
 
 // stateCmd is the command that performs action (start, stop, ...).

@@ -377,6 +377,68 @@ func TestServiceSystemd(t *testing.T) {
 	}
 }
 
+// only_if leaves a service alone where it is not installed (or not
+// enabled), and acts as usual where it is.
+func TestServiceOnlyIf(t *testing.T) {
+	fast := func(s Service) *Service { s.settle, s.pollEvery = 50*time.Millisecond, time.Millisecond; return &s }
+	const show = "systemctl show -p LoadState -p UnitFileState ovirt-engine-notifier"
+	tests := []hostKindCase{
+		{
+			name:       "installed: not installed",
+			spec:       fast(Service{Name: "ovirt-engine-notifier", State: "stopped", OnlyIf: "installed"}),
+			replies:    replies(hasSystemctl, replyOK(show, "LoadState=not-found\nUnitFileState=\n")),
+			wantDone:   true,
+			wantReason: "ovirt-engine-notifier is not installed: left alone (only_if: installed)",
+			wantApply:  []string{"? command -v systemctl", "? " + show},
+		},
+		{
+			name: "installed: installed, disabled, running",
+			spec: fast(Service{Name: "ovirt-engine-notifier", State: "stopped", OnlyIf: "installed"}),
+			replies: replies(hasSystemctl, replyOK(show, "LoadState=loaded\nUnitFileState=disabled\n"),
+				replyOK("systemctl is-active ovirt-engine-notifier", "active\n"), replyOK("systemctl stop ovirt-engine-notifier", "")),
+			wantReason: "ovirt-engine-notifier is running",
+			wantActs:   []string{"run on db: systemctl stop ovirt-engine-notifier"},
+			wantApply: []string{"? command -v systemctl", "? " + show, "? systemctl is-active ovirt-engine-notifier",
+				"! systemctl stop ovirt-engine-notifier"},
+		},
+		{
+			name:       "enabled: installed but disabled",
+			spec:       fast(Service{Name: "ovirt-engine-notifier", State: "started", OnlyIf: "enabled"}),
+			replies:    replies(hasSystemctl, replyOK(show, "LoadState=loaded\nUnitFileState=disabled\n")),
+			wantDone:   true,
+			wantReason: "not enabled at boot: left alone (only_if: enabled)",
+			wantApply:  []string{"? command -v systemctl", "? " + show},
+		},
+		{
+			name:       "enabled: not installed",
+			spec:       fast(Service{Name: "ovirt-engine-notifier", State: "started", OnlyIf: "enabled"}),
+			replies:    replies(hasSystemctl, replyOK(show, "LoadState=not-found\nUnitFileState=\n")),
+			wantDone:   true,
+			wantReason: "not installed",
+		},
+		{
+			name: "enabled: enabled and stopped",
+			spec: fast(Service{Name: "ovirt-engine-notifier", State: "started", OnlyIf: "enabled"}),
+			replies: replies(hasSystemctl, replyOK(show, "LoadState=loaded\nUnitFileState=enabled\n"),
+				replyOut("systemctl is-active ovirt-engine-notifier", 3, "inactive\n").once(1),
+				replyOK("systemctl is-active ovirt-engine-notifier", "active\n"),
+				replyOK("systemctl start ovirt-engine-notifier", "")),
+			wantReason: "is not running (inactive)",
+			wantActs:   []string{"run on db: systemctl start ovirt-engine-notifier", "then wait up to 50ms for ovirt-engine-notifier to be running"},
+		},
+		{
+			name:       "sysv: no init script",
+			spec:       fast(Service{Name: "ovirt-engine-notifier", State: "stopped", OnlyIf: "installed", Manager: "sysv"}),
+			replies:    replies(replyFail("test -x /etc/init.d/ovirt-engine-notifier", 1, "")),
+			wantDone:   true,
+			wantReason: "not installed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}
+
 func TestServiceSysV(t *testing.T) {
 	hasService := replyOK("command -v service", "/sbin/service\n")
 	tests := []hostKindCase{

@@ -96,9 +96,11 @@ type Outcome struct {
 type Runtime struct {
 	StepID string
 	// RunID names this run of the plan: the same across resumes of it, new
-	// on a fresh apply or --restart, "" in a dry run. Kinds that leave
-	// artefacts for later steps (a dump) record it, so that an artefact left
-	// by an earlier rehearsal is never mistaken for this run's.
+	// on a fresh apply or --restart. In a dry run it is the run that
+	// `apply --resume` would continue, "" when an apply would start a fresh
+	// one. Kinds that leave artefacts or markers on a host (a dump, a
+	// restore's progress) record it, so that what an earlier rehearsal left
+	// is never mistaken for this run's.
 	RunID  string
 	Host   string // the step's `host:`, "" if none
 	Become string // the step's `become:`, "" if none

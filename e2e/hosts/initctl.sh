@@ -44,6 +44,20 @@ e2e_placeholder() {
 	e2e_daemon "$SVC_STATE/pid" "$SVC_STATE/$1" infinity
 }
 
+# e2e_standin ROLE [ARGS...]: one of the stand-in Manager's services
+# (e2e/standin/engine, run under the service's own name, so ps and pgrep
+# see it), detached; its pid file is $SVC_STATE/pid. Fails, as the real
+# service does, when its configuration stops it at once.
+e2e_standin() {
+	local role=$1 i
+	shift
+	e2e_daemon "$SVC_STATE/pid" "$E2E_STANDIN_BIN/$role" "$@" || return 1
+	for i in $(seq 5); do
+		sleep 0.05
+		e2e_pidfile_alive "$SVC_STATE/pid" || return 1
+	done
+}
+
 # e2e_pidfile_alive PIDFILE
 e2e_pidfile_alive() {
 	local pid
@@ -137,6 +151,18 @@ do_status() {
 verb_unit() { # VERB UNIT: one unit
 	local verb=$1 u
 	u=$(unit_name "$2")
+	if ! known "$u" && [ "$verb" = show ]; then
+		# As systemd: an unknown unit shows as not-found, exit 0.
+		local p v
+		for p in ${props//,/ }; do
+			case $p in
+			LoadState) v=not-found ;; ActiveState) v=inactive ;; SubState) v=dead ;; Id) v=$u.service ;; *) v= ;;
+			esac
+			if [ "$value" = 1 ]; then echo "$v"; else echo "$p=$v"; fi
+		done
+		[ -n "$props" ] || { echo "Id=$u.service"; echo "LoadState=not-found"; echo "ActiveState=inactive"; echo "SubState=dead"; }
+		return 0
+	fi
 	if ! known "$u"; then not_found "$verb" "$u"; return; fi
 	case $verb in
 	start) do_start "$u" ;;

@@ -8,8 +8,11 @@ E2E_HOSTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Services each host's stand-in init knows (one file each under services/),
 # and the ones it starts at boot. Override with MIGRUN_E2E_SERVICES_ENGINE
 # and friends before up.sh.
-E2E_SERVICES_engine=${MIGRUN_E2E_SERVICES_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd}
-E2E_ENABLED_engine=${MIGRUN_E2E_ENABLED_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd}
+# engine has the Manager's database clients: the engine, the DWH, the
+# notifier (configured and enabled here) and the fence_kdump listener
+# (engine-setup enables it).
+E2E_SERVICES_engine=${MIGRUN_E2E_SERVICES_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener}
+E2E_ENABLED_engine=${MIGRUN_E2E_ENABLED_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener}
 E2E_SERVICES_db=${MIGRUN_E2E_SERVICES_DB:-postgresql}
 E2E_ENABLED_db=${MIGRUN_E2E_ENABLED_DB:-postgresql}
 
@@ -18,7 +21,7 @@ E2E_ENABLED_db=${MIGRUN_E2E_ENABLED_DB:-postgresql}
 # a copy-on-write overlay of the workstation's /etc on top of that, so
 # /etc/ovirt-engine, /etc/ovirt-engine-dwh, /etc/hosts ... are private too.
 # Add more with MIGRUN_E2E_EXTRA_PRIVATE_DIRS="/var/log/ovirt-engine ...".
-E2E_PRIVATE_DIRS="/tmp /var/tmp /root /run/postgresql /var/lib/postgresql /usr/local/sbin /etc/ovirt-engine /etc/ovirt-engine-dwh /var/log/ovirt-engine /var/lib/ovirt-engine-backup ${MIGRUN_E2E_EXTRA_PRIVATE_DIRS:-}"
+E2E_PRIVATE_DIRS="/tmp /var/tmp /root /run/postgresql /var/lib/postgresql /usr/local/sbin /etc/ovirt-engine /etc/ovirt-engine-dwh /var/log/ovirt-engine /var/log/ovirt-engine-dwh /var/lib/ovirt-engine-backup /var/lib/ovirt-standin ${MIGRUN_E2E_EXTRA_PRIVATE_DIRS:-}"
 
 # The stand-ins' binaries (e2e/standin/engine), built by up.sh and cached
 # across up/down by the hash of their sources: the one thing down.sh

@@ -21,6 +21,10 @@ case $MIGRUN_E2E_SUBNET in
 *.0/24) ;;
 *) die "MIGRUN_E2E_SUBNET must be a /24 written as A.B.C.0/24, not $MIGRUN_E2E_SUBNET" ;;
 esac
+case $MIGRUN_E2E_PASSWORD_ENCRYPTION in
+scram-sha-256 | md5) ;;
+*) die "MIGRUN_E2E_PASSWORD_ENCRYPTION must be scram-sha-256 or md5, not $MIGRUN_E2E_PASSWORD_ENCRYPTION" ;;
+esac
 
 hosts_up() {
 	local h
@@ -158,6 +162,11 @@ build_standin() {
 	fi
 	install -d -m 0755 "$MIGRUN_E2E_STANDIN_BIN"
 	install -m 0755 "$bin" "$MIGRUN_E2E_STANDIN_BIN/ovirt-engine"
+	# The other services are the same binary under their own names.
+	local r
+	for r in ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener; do
+		ln -sfn ovirt-engine "$MIGRUN_E2E_STANDIN_BIN/$r"
+	done
 }
 build_standin >"$MIGRUN_E2E_ROOT/build.log" 2>&1 &
 build_pid=$!
@@ -263,23 +272,40 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 	local pgdata=$hd/fs$MIGRUN_E2E_PGDATA
 	install -d -o "$pg_uid" -g "$pg_gid" -m 0755 "$(dirname "$pgdata")"
 	runuser -u postgres -- "$MIGRUN_E2E_PGBIN/initdb" -D "$pgdata" -U postgres \
-		--locale=en_US.UTF-8 --encoding=UTF8 --auth-local=peer --auth-host=scram-sha-256 \
+		--locale=en_US.UTF-8 --encoding=UTF8 --auth-local=peer --auth-host="$MIGRUN_E2E_PASSWORD_ENCRYPTION" \
 		>"$hd/log/initdb.log" 2>&1 || { cat "$hd/log/initdb.log" >&2; return 1; }
 	{
 		echo
 		echo "# --- migrun e2e (up.sh) ---"
 		echo "unix_socket_directories = '$MIGRUN_E2E_PGSOCKET_DIR'"
 		echo "port = $MIGRUN_E2E_PGPORT"
+		echo "password_encryption = $MIGRUN_E2E_PASSWORD_ENCRYPTION"
 		if [ "$h" = engine ]; then
-			echo "listen_addresses = 'localhost,$ip'"
+			# As engine-setup provisions the Manager's own server.
+			echo "listen_addresses = '*'"
 		fi
 		# db starts as a fresh server: listen_addresses is left at 'localhost'.
 	} >>"$pgdata/postgresql.conf"
 	if [ "$h" = engine ]; then
-		printf 'host\tengine\tengine\t%s\tscram-sha-256\n' "$MIGRUN_E2E_SUBNET" >>"$pgdata/pg_hba.conf"
-		printf 'host\tovirt_engine_history\tovirt_engine_history\t%s\tscram-sha-256\n' "$MIGRUN_E2E_SUBNET" >>"$pgdata/pg_hba.conf"
+		engine_setup_hba "$pgdata/pg_hba.conf"
 		engine_files "$hd"
 	fi
+}
+
+# engine_setup_hba FILE: the lines engine-setup adds for each database it
+# provisions (any address, md5: a password either way), right after the
+# `local` lines, so that they come before initdb's host lines.
+engine_setup_hba() {
+	local f=$1 lines
+	lines=$(for d in engine ovirt_engine_history; do
+		printf 'host    %s    %s    0.0.0.0/0    md5\n' "$d" "$d"
+		printf 'host    %s    %s    ::0/0        md5\n' "$d" "$d"
+	done)
+	awk -v add="$lines" '
+		/^[ \t]*local[ \t]/ { last = NR }
+		{ line[NR] = $0 }
+		END { for (i = 1; i <= NR; i++) { print line[i]; if (i == last) print add } }
+	' "$f" >"$f.new" && mv "$f.new" "$f"
 }
 
 # db_conf PREFIX USER PASSWORD DATABASE: the nine keys engine-setup 4.5
@@ -309,6 +335,9 @@ engine_files() { # HOST_DIR: engine's oVirt config files and stand-in tools
 		db_conf DWH_DB ovirt_engine_history "$dwh_db_password" ovirt_engine_history
 		db_conf ENGINE_DB engine "$engine_db_password" engine
 	} >"$fs/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf"
+	# The notifier starts only with a mail server configured.
+	install -d -m 0755 "$fs/etc/ovirt-engine/notifier/notifier.conf.d"
+	printf 'MAIL_SERVER=localhost\nMAIL_PORT=25\n' >"$fs/etc/ovirt-engine/notifier/notifier.conf.d/10-e2e.conf"
 	# aaa/internal.properties as engine-setup writes it (config/aaajdbc.py).
 	cat >"$fs/etc/ovirt-engine/aaa/internal.properties" <<-PROPS
 		config.datasource.jdbcurl=jdbc:postgresql://localhost:$MIGRUN_E2E_PGPORT/engine?sslfactory=org.postgresql.ssl.NonValidatingFactory
@@ -409,41 +438,11 @@ owned_db() {
 	SQL
 }
 owned_db engine "$engine_db_password"
-epsql -d engine <<-'SQL'
-	CREATE EXTENSION "uuid-ossp";
-	SET ROLE engine;
-	CREATE TABLE schema_version (
-	    id serial PRIMARY KEY, version text NOT NULL, script text NOT NULL,
-	    checksum text, installed_by text NOT NULL DEFAULT 'engine',
-	    started_at timestamptz NOT NULL DEFAULT now(), state text NOT NULL DEFAULT 'INSTALLED');
-	INSERT INTO schema_version (version, script, checksum)
-	SELECT '04_05_' || lpad(g::text, 4, '0'), 'upgrade/04_05_' || lpad(g::text, 4, '0') || '.sql', md5(g::text)
-	FROM generate_series(10, 400, 10) g;
-	CREATE TABLE vds_static (
-	    vds_id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), vds_name text NOT NULL UNIQUE,
-	    host_name text NOT NULL, port integer NOT NULL DEFAULT 54321, created timestamptz NOT NULL DEFAULT now());
-	INSERT INTO vds_static (vds_name, host_name)
-	SELECT 'host' || g, 'host' || g || '.example.com' FROM generate_series(1, 5) g;
-	CREATE TABLE vm_static (
-	    vm_guid uuid PRIMARY KEY DEFAULT uuid_generate_v4(), vm_name text NOT NULL,
-	    mem_size_mb integer NOT NULL, num_of_cpus integer NOT NULL,
-	    run_on_vds uuid REFERENCES vds_static (vds_id), description text);
-	INSERT INTO vm_static (vm_name, mem_size_mb, num_of_cpus, run_on_vds, description)
-	SELECT 'vm' || g, 1024 * (1 + g % 8), 1 + g % 4,
-	       (SELECT vds_id FROM vds_static ORDER BY vds_name OFFSET g % 5 LIMIT 1), 'Ünïcödé VM ' || g
-	FROM generate_series(1, 200) g;
-	CREATE INDEX vm_static_run_on_vds ON vm_static (run_on_vds);
-	CREATE TABLE audit_log (
-	    audit_log_id bigserial PRIMARY KEY, log_time timestamptz NOT NULL, severity integer NOT NULL,
-	    message text NOT NULL, vm_id uuid);
-	INSERT INTO audit_log (log_time, severity, message, vm_id)
-	SELECT now() - g * interval '1 minute', g % 4, 'event number ' || g || ' ' || md5(g::text),
-	       CASE WHEN g % 3 = 0 THEN uuid_generate_v4() END
-	FROM generate_series(1, 20000) g;
-	CREATE INDEX audit_log_time ON audit_log (log_time);
-	RESET ROLE;
-	ANALYZE;
-SQL
+epsql -d engine -c 'CREATE EXTENSION "uuid-ossp"'
+# The stand-in for the oVirt 4.5 schema: tables without a primary key,
+# sequences owned by no column, a generated column, hundreds of views and
+# functions (see engine-schema.sql).
+epsql -d engine -f "$E2E_HOSTS_DIR/engine-schema.sql"
 # The DWH database, small: its owner, a history table.
 owned_db ovirt_engine_history "$dwh_db_password"
 epsql -d ovirt_engine_history <<-'SQL'

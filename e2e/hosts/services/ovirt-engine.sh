@@ -1,15 +1,15 @@
 # shellcheck shell=bash
 # ovirt-engine: the stand-in engine (e2e/standin/engine, built by up.sh into
 # $E2E_STANDIN_BIN). It reads /etc/ovirt-engine/engine.conf.d/*.conf as the
-# engine does, connects where ENGINE_DB_URL says, writes a heartbeat row
-# every 200 ms and answers http://localhost/ovirt-engine/services/health.
+# engine does, connects where ENGINE_DB_URL says, commits every 200 ms a
+# transaction with its heartbeat and DELETE/INSERT on tables without a
+# primary key, and answers http://localhost/ovirt-engine/services/health.
 # Its log: /var/log/ovirt-engine/engine.log (stdout/stderr: SVC_LOG).
 SVC_DESCRIPTION="oVirt Engine (migrun e2e stand-in)"
 
 svc_start() {
 	install -d -m 0755 /var/log/ovirt-engine
-	e2e_daemon "$SVC_STATE/pid" "$E2E_STANDIN_BIN/ovirt-engine" \
-		-confd /etc/ovirt-engine/engine.conf.d -listen :80 -log /var/log/ovirt-engine/engine.log
+	e2e_daemon "$SVC_STATE/pid" "$E2E_STANDIN_BIN/ovirt-engine" -listen :80
 	# Up once the HTTP port answers (the database may still be down: the
 	# engine keeps trying, and health says 500 meanwhile).
 	local i

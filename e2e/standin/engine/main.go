@@ -1,21 +1,36 @@
-// Command engine is the e2e test hosts' stand-in for the oVirt engine
-// (ovirt-engine.service on the host `engine`; see e2e/hosts/README.md).
+// Command engine is the e2e test hosts' stand-in for the oVirt Manager's
+// database clients (see e2e/hosts/README.md): one binary that behaves as
+// the service it is started as, by the name it runs under (argv[0], a
+// symlink) or -role:
 //
-// It reads its database settings as the real engine does: the files
-// /etc/ovirt-engine/engine.conf.d/*.conf in lexical order, later keys
-// overriding earlier ones, and connects where ENGINE_DB_URL says with
-// ENGINE_DB_USER and ENGINE_DB_PASSWORD. It never looks at
-// ENGINE_DB_HOST, PORT or DATABASE: as with the real engine, editing only
-// ENGINE_DB_HOST leaves it on the old database.
+//	ovirt-engine                the engine: heartbeat, guest-agent NICs, host
+//	                            pinning, async tasks, audit log (every 200 ms)
+//	ovirt-engine-dwhd           the Data Warehouse: dwh_history_timekeeping in
+//	                            the engine database and samples in its own
+//	ovirt-engine-notifier       the notifier: event_notification_hist
+//	ovirt-fence-kdump-listener  the fence_kdump listener: its heartbeat in
+//	                            external_variable
 //
-// Once connected it writes a row into heartbeat(id, at, engine) every
-// 200 ms (creating the table as the engine user if missing), and answers
-// GET /ovirt-engine/services/health with 200 "DB Up!Welcome to Health
-// Status!" while its last write succeeded within the last second, 500
-// otherwise. On database errors it keeps retrying, as the engine does.
-// SIGTERM or SIGINT: a clean exit.
+// Each reads its configuration where the real service does and connects
+// where the JDBC URL in it says (never ENGINE_DB_HOST: editing only the
+// host leaves it on the old database, as in reality). Each holds its
+// connections open and commits one transaction per tick; the statements
+// are the kinds the real service runs, on the tables it runs them on,
+// several of which have no primary key (UPDATE and DELETE on those fail
+// under a publication without a replica identity).
 //
-//	ovirt-engine [-confd DIR] [-listen ADDR] [-log FILE] [-interval D]
+// Each keeps its own account in a state file (-state): the number of
+// transactions committed, the number that failed, and when each failure
+// happened. Every transaction carries its sequence number into the
+// database, so a test can check that what the database holds is exactly
+// what the client committed: nothing lost, nothing doubled.
+//
+// The engine also answers GET /ovirt-engine/services/health with 200
+// "DB Up!Welcome to Health Status!" while its last commit is under a
+// second old, else 500. On database errors every role keeps retrying,
+// re-reading its configuration; SIGTERM or SIGINT: a clean exit.
+//
+//	ovirt-engine [-role R] [-confd DIR] [-listen ADDR] [-log FILE] [-state FILE] [-interval D]
 package main
 
 import (
@@ -29,83 +44,127 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"sync"
+	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/migrun/migrun/internal/ovirtconf"
 )
 
 const healthOK = "DB Up!Welcome to Health Status!"
 
 func main() {
-	confd := flag.String("confd", "/etc/ovirt-engine/engine.conf.d", "the engine's conf.d directory")
-	listen := flag.String("listen", ":80", "HTTP address for /ovirt-engine/services/health")
-	logFile := flag.String("log", "/var/log/ovirt-engine/engine.log", "log file (- for stderr)")
-	interval := flag.Duration("interval", 200*time.Millisecond, "heartbeat interval")
+	role := flag.String("role", filepath.Base(os.Args[0]), "which service: "+roleNames())
+	confd := flag.String("confd", "", "the engine's conf.d directory (default: where the role's real service reads it)")
+	listen := flag.String("listen", ":80", "HTTP address for /ovirt-engine/services/health (engine only)")
+	logFile := flag.String("log", "", "log file (- for stderr; default: the role's real log)")
+	stateFile := flag.String("state", "", "where the committed and failed transactions are counted (default /var/lib/ovirt-standin/ROLE.json)")
+	interval := flag.Duration("interval", 0, "time between transactions (default: 200ms for the engine, 500ms for the others)")
 	name := flag.String("name", "", "the engine column of heartbeat rows (default: the host name)")
+	verify := flag.Bool("verify", false, "compare the database the configuration names with the account (run with the service stopped), print the verdict, exit 1 on a mismatch")
 	flag.Parse()
+
+	r, ok := roles[*role]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "ovirt-engine: unknown role %q (%s)\n", *role, roleNames())
+		os.Exit(2)
+	}
+	if *confd != "" {
+		r.engineConfd = *confd
+	}
+	if *logFile == "" {
+		*logFile = r.log
+	}
+	if *stateFile == "" {
+		*stateFile = "/var/lib/ovirt-standin/" + r.name + ".json"
+	}
+	if *interval == 0 {
+		*interval = r.interval
+	}
+	if *name == "" {
+		*name, _ = os.Hostname()
+	}
 
 	var out io.Writer = os.Stderr
 	if *logFile != "-" {
+		_ = os.MkdirAll(filepath.Dir(*logFile), 0o755)
 		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "ovirt-engine:", err)
+			fmt.Fprintln(os.Stderr, r.name+":", err)
 			os.Exit(1)
 		}
 		defer f.Close()
 		out = f
 	}
 	lg := log.New(out, "", log.LstdFlags|log.Lmicroseconds)
-	if *name == "" {
-		*name, _ = os.Hostname()
+
+	acct, err := openAccount(*stateFile, r.name)
+	if err != nil {
+		lg.Printf("ERROR %v", err)
+		os.Exit(1)
+	}
+	if err := r.precheck(); err != nil {
+		// As the real services do: a missing configuration stops the start.
+		lg.Printf("ERROR %v", err)
+		fmt.Fprintln(os.Stderr, r.name+":", err)
+		os.Exit(1)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	e := &engine{log: lg, name: *name, interval: *interval}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		lg.Printf("ERROR listen %s: %v", *listen, err)
-		os.Exit(1)
+	c := &client{role: r, log: lg, acct: acct, interval: *interval, engineName: *name}
+	if *verify {
+		os.Exit(c.verify(ctx))
 	}
-	srv := &http.Server{Handler: e.handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			lg.Printf("ERROR http: %v", err)
+	if r.name == "ovirt-engine" {
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			lg.Printf("ERROR listen %s: %v", *listen, err)
+			os.Exit(1)
 		}
-	}()
-	lg.Printf("INFO started (pid %d), health on %s, reading %s", os.Getpid(), ln.Addr(), *confd)
-
-	e.run(ctx, *confd)
-
-	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutCtx)
-	lg.Printf("INFO stopped")
+		srv := &http.Server{Handler: c.healthHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				lg.Printf("ERROR http: %v", err)
+			}
+		}()
+		defer func() {
+			shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutCtx)
+		}()
+		lg.Printf("INFO health on %s", ln.Addr())
+	}
+	lg.Printf("INFO %s started (pid %d), state %s, %d committed and %d failed so far", r.name, os.Getpid(), *stateFile, acct.Committed, acct.Failed)
+	c.run(ctx)
+	lg.Printf("INFO stopped: %d committed, %d failed", acct.Committed, acct.Failed)
 }
 
-type engine struct {
-	log      *log.Logger
-	name     string
-	interval time.Duration
-
-	mu      sync.Mutex
-	lastOK  time.Time // last successful heartbeat write
-	lastErr string
+// verify prints whether the database holds what the account says was
+// committed, and returns the exit status.
+func (c *client) verify(ctx context.Context) int {
+	s, err := c.connect(ctx)
+	if err != nil {
+		fmt.Printf("%s: cannot verify: %v\n", c.role.name, err)
+		return 2
+	}
+	defer s.close()
+	bad, err := c.role.verify(ctx, c, s)
+	if err != nil {
+		fmt.Printf("%s: cannot verify: %v\n", c.role.name, err)
+		return 2
+	}
+	if bad != "" {
+		fmt.Printf("%s: MISMATCH on %s: %s\n", c.role.name, s.where, bad)
+		return 1
+	}
+	fmt.Printf("%s: ok on %s: %d committed, %d failed\n", c.role.name, s.where, c.acct.Committed, c.acct.Failed)
+	return 0
 }
 
-func (e *engine) handler() http.Handler {
+func (c *client) healthHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ovirt-engine/services/health", func(w http.ResponseWriter, r *http.Request) {
-		e.mu.Lock()
-		ok := !e.lastOK.IsZero() && time.Since(e.lastOK) < time.Second
-		msg := e.lastErr
-		e.mu.Unlock()
+		ok, msg := c.healthy()
 		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 		if ok {
 			fmt.Fprint(w, healthOK)
@@ -118,127 +177,4 @@ func (e *engine) handler() http.Handler {
 		fmt.Fprintf(w, "DB Down!%s", msg)
 	})
 	return mux
-}
-
-func (e *engine) setState(ok bool, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ok {
-		e.lastOK, e.lastErr = time.Now(), ""
-	} else if err != nil {
-		e.lastErr = err.Error()
-	}
-}
-
-// dbConfig is what the engine connects with.
-type dbConfig struct {
-	url, user, password string
-	files               []string
-}
-
-// readConfig reads conf.d as the engine does; only the URL, user and
-// password count.
-func readConfig(confd string) (dbConfig, error) {
-	vals, files, err := ovirtconf.LoadDir(confd, nil)
-	if err != nil {
-		return dbConfig{}, err
-	}
-	c := dbConfig{url: vals["ENGINE_DB_URL"], user: vals["ENGINE_DB_USER"], password: vals["ENGINE_DB_PASSWORD"], files: files}
-	if c.url == "" {
-		return c, fmt.Errorf("ENGINE_DB_URL is not set in %s/*.conf", confd)
-	}
-	return c, nil
-}
-
-// pgxConfig turns the JDBC URL into a pgx connection config: TCP to
-// HOST:PORT, TLS required with ssl=true, none otherwise.
-func pgxConfig(c dbConfig) (*pgx.ConnConfig, error) {
-	host, port, db, opts, err := ovirtconf.ParseJdbcURLOptions(c.url)
-	if err != nil {
-		return nil, err
-	}
-	if port == "" {
-		port = "5432"
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return nil, fmt.Errorf("ENGINE_DB_URL: port %q", port)
-	}
-	sslmode := "disable"
-	if v, ok := opts["ssl"]; ok && v != "false" {
-		sslmode = "require"
-	}
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("sslmode=%s connect_timeout=5", sslmode))
-	if err != nil {
-		return nil, err
-	}
-	cfg.Host, cfg.Database, cfg.User, cfg.Password = host, db, c.user, c.password
-	p, _ := strconv.Atoi(port)
-	cfg.Port = uint16(p)
-	cfg.RuntimeParams["application_name"] = "ovirt-engine"
-	return cfg, nil
-}
-
-// run connects and heartbeats until ctx ends, reconnecting after errors.
-func (e *engine) run(ctx context.Context, confd string) {
-	backoff := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		err := e.session(ctx, confd)
-		if ctx.Err() != nil {
-			return
-		}
-		e.setState(false, err)
-		e.log.Printf("ERROR database: %v; retrying", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
-		}
-	}
-}
-
-// session reads the config (each time: a restart is not needed to pick up
-// changes after a failure, but a running session keeps its database, as
-// the engine does), connects and heartbeats until an error.
-func (e *engine) session(ctx context.Context, confd string) error {
-	c, err := readConfig(confd)
-	if err != nil {
-		return err
-	}
-	cfg, err := pgxConfig(c)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := pgx.ConnectConfig(cctx, cfg)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", c.url, err)
-	}
-	defer conn.Close(context.Background())
-	e.log.Printf("INFO connected to %s:%d/%s as %s (ENGINE_DB_URL %s, from %v)", cfg.Host, cfg.Port, cfg.Database, cfg.User, c.url, c.files)
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS heartbeat (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), engine text)`); err != nil {
-		return fmt.Errorf("create table heartbeat: %w", err)
-	}
-	t := time.NewTicker(e.interval)
-	defer t.Stop()
-	for {
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := conn.Exec(wctx, `INSERT INTO heartbeat (engine) VALUES ($1)`, e.name)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("heartbeat: %w", err)
-		}
-		e.setState(true, nil)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }

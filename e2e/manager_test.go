@@ -1,0 +1,212 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The stand-in Manager's database clients (e2e/standin/engine): each
+// keeps its own account of the transactions it committed and of every
+// failure, and can compare the database its configuration names with it.
+
+// managerClients are the services on engine that write to the engine
+// database, in the order they are stopped for a check.
+var managerClients = []string{"ovirt-engine", "ovirt-engine-dwhd", "ovirt-engine-notifier", "ovirt-fence-kdump-listener"}
+
+// clientTables are the engine database's tables the clients write to
+// (and its sequences they advance): left out of whole-database
+// comparisons after a move, since the clients go on writing there. The
+// clients' own -verify covers them.
+var clientTables = []string{"heartbeat", "audit_log", "vm_guest_agent_interfaces", "vm_host_pinning_map",
+	"async_tasks_entities", "event_notification_hist", "dwh_history_timekeeping", "external_variable"}
+
+type clientFailure struct {
+	At    time.Time `json:"at"`
+	Seq   int64     `json:"seq"`
+	Error string    `json:"error"`
+}
+
+type clientAccount struct {
+	Role      string          `json:"role"`
+	Committed int64           `json:"committed"`
+	Failed    int64           `json:"failed"`
+	Failures  []clientFailure `json:"failures"`
+	Database  string          `json:"database"`
+}
+
+// accountOf reads a client's account from engine's private
+// /var/lib/ovirt-standin, which the workstation sees directly.
+func accountOf(t *testing.T, role string) clientAccount {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(env["MIGRUN_E2E_ENGINE_DIR"], "fs/var/lib/ovirt-standin", role+".json"))
+	if err != nil {
+		t.Fatalf("%s's account: %v", role, err)
+	}
+	var a clientAccount
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("%s's account: %v", role, err)
+	}
+	return a
+}
+
+// window is a span of time in which client failures are planned.
+type window struct {
+	why        string
+	from, till time.Time
+}
+
+// stepWindow is the time a journal step ran, with slack for the clients'
+// retry back-off (up to 2 s) after it.
+func stepWindow(t *testing.T, state, step string) window {
+	t.Helper()
+	for _, s := range journalOf(t, state)["steps"].([]any) {
+		m := s.(map[string]any)
+		if m["id"] != step {
+			continue
+		}
+		from, _ := time.Parse(time.RFC3339Nano, m["started"].(string))
+		till, _ := time.Parse(time.RFC3339Nano, m["ended"].(string))
+		return window{why: "step " + step, from: from.Add(-time.Second), till: till.Add(3 * time.Second)}
+	}
+	t.Fatalf("no step %s in the journal", step)
+	return window{}
+}
+
+// assertNoClientFailures: no client's transaction failed since since,
+// other than inside the planned windows.
+func assertNoClientFailures(t *testing.T, since time.Time, planned ...window) {
+	t.Helper()
+	for _, role := range managerClients {
+		a := accountOf(t, role)
+		inWindows := 0
+	next:
+		for _, f := range a.Failures {
+			if f.At.Before(since) {
+				continue
+			}
+			for _, w := range planned {
+				if !f.At.Before(w.from) && !f.At.After(w.till) {
+					inWindows++
+					continue next
+				}
+			}
+			t.Errorf("%s: transaction %d failed at %s, outside the planned windows %v: %s", role, f.Seq, f.At.Format(time.RFC3339Nano), planned, f.Error)
+		}
+		t.Logf("%s: %d transactions committed in all; %d failed since the run began inside the planned windows", role, a.Committed, inWindows)
+	}
+}
+
+// assertClientsOn: every client is connected to the engine database on
+// host's server, and none to the other's (the DWH keeps its own database,
+// ovirt_engine_history, on the Manager).
+func assertClientsOn(t *testing.T, host string) {
+	t.Helper()
+	other := map[string]string{"engine": "db", "db": "engine"}[host]
+	q := "select coalesce(string_agg(distinct application_name, ',' order by application_name), '') from pg_stat_activity where application_name like 'ovirt-%' and datname = 'engine'"
+	want := "ovirt-engine,ovirt-engine-dwhd,ovirt-engine-notifier,ovirt-fence-kdump-listener"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := psqlOn(t, host, "postgres", q)
+		if got == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("clients connected to %s's server: %q, want %q", host, got, want)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := psqlOn(t, other, "postgres", q); got != "" {
+		t.Errorf("clients still connected to %s's server: %s", other, got)
+	}
+}
+
+// verifyClients stops every client, then has each compare the database
+// its configuration names with its own account: nothing it committed
+// lost, nothing doubled. The clients are started again after.
+func verifyClients(t *testing.T) {
+	t.Helper()
+	sshOut(t, "engine", "systemctl stop "+strings.Join(managerClients, " "))
+	defer sshOut(t, "engine", "systemctl start "+strings.Join(managerClients, " "))
+	for _, role := range managerClients {
+		out, err := sshRun("engine", env["MIGRUN_E2E_STANDIN_BIN"]+"/"+role+" -log - -verify")
+		out = strings.TrimSpace(out)
+		if err != nil || !strings.Contains(out, ": ok on ") {
+			t.Errorf("%s -verify: %v\n%s", role, err, out)
+			continue
+		}
+		t.Logf("%s", out)
+	}
+}
+
+// replicaIdentities lists the replica identity of every table of the
+// engine database on host that has no primary key.
+func replicaIdentities(t *testing.T, host string) string {
+	t.Helper()
+	return psqlOn(t, host, "engine", `select string_agg(c.relname || ' ' || c.relreplident::text || coalesce(':' || (select ic.relname from pg_index i join pg_class ic on ic.oid = i.indexrelid where i.indrelid = c.oid and i.indisreplident), ''), ', ' order by c.relname)
+		from pg_class c join pg_namespace n on n.oid = c.relnamespace
+		where c.relkind = 'r' and n.nspname = 'public' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)`)
+}
+
+// TestHeadlineRefusesBeforeChange: what can be known before the first
+// change refuses there. For each, the dry run shows the refusal, apply
+// refuses before its first step, and neither host changed.
+func TestHeadlineRefusesBeforeChange(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	cases := []struct {
+		name        string
+		host, db    string
+		setup, undo []string
+		want        string
+	}{
+		{name: "an unlogged table", host: "engine", db: "engine",
+			setup: []string{"create unlogged table scratch (id int primary key);", "alter table scratch owner to engine;"},
+			undo:  []string{"drop table scratch;"}, want: "1 unlogged table"},
+		{name: "a large object", host: "engine", db: "engine",
+			setup: []string{"select lo_from_bytea(0, 'attachment');"},
+			undo:  []string{"select lo_unlink(oid) from pg_largeobject_metadata;"}, want: "1 large object"},
+		{name: "a target that is not empty", host: "db", db: "postgres",
+			setup: []string{"drop database if exists engine;", "create database engine;", "\\connect engine", "create table leftover (id int);"},
+			undo:  []string{"drop database engine;"}, want: "the target database is not empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			psqlScript(t, tc.host, tc.db, tc.setup)
+			defer psqlScript(t, tc.host, tc.db, tc.undo)
+			before := fingerprint(t)
+			state := t.TempDir()
+			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"plan", "--state-dir", state}, headlineVars()...)...)
+			if res.code == 0 || !strings.Contains(res.out, tc.want) {
+				t.Errorf("plan: exit %d, want non-zero naming %q", res.code, tc.want)
+			}
+			res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+			if res.code == 0 || !strings.Contains(res.out, "refused before any change") || !strings.Contains(res.out, tc.want) {
+				t.Errorf("apply: exit %d, want a refusal before any change naming %q", res.code, tc.want)
+			}
+			if after := fingerprint(t); after != before {
+				t.Errorf("the refused apply changed the hosts:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+			if entries, _ := os.ReadDir(state); len(entries) > 0 {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Logf("state dir after the refusal: %v", names)
+			}
+		})
+	}
+}
+
+// psqlScript runs lines of SQL (psql meta-commands allowed) as postgres
+// in db on host.
+func psqlScript(t *testing.T, host, db string, lines []string) {
+	t.Helper()
+	sshOut(t, host, "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d "+db+" <<'SQL'\n"+strings.Join(lines, "\n")+"\nSQL")
+}
