@@ -187,8 +187,8 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 				t.Errorf("plan: exit %d, want non-zero naming %q", res.code, tc.want)
 			}
 			res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
-			if res.code == 0 || !strings.Contains(res.out, "refused before any change") || !strings.Contains(res.out, tc.want) {
-				t.Errorf("apply: exit %d, want a refusal before any change naming %q", res.code, tc.want)
+			if res.code != 3 || !strings.Contains(res.out, "refused before any change") || !strings.Contains(res.out, tc.want) {
+				t.Errorf("apply: exit %d, want 3, a refusal before any change naming %q", res.code, tc.want)
 			}
 			if after := fingerprint(t); after != before {
 				t.Errorf("the refused apply changed the hosts:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -209,4 +209,19 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 func psqlScript(t *testing.T, host, db string, lines []string) {
 	t.Helper()
 	sshOut(t, host, "cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d "+db+" <<'SQL'\n"+strings.Join(lines, "\n")+"\nSQL")
+}
+
+// clientPIDs lists the clients' process ids (from their services' pid
+// files), to tell whether something restarted them.
+func clientPIDs(t *testing.T) string {
+	t.Helper()
+	var pids []string
+	for _, role := range managerClients {
+		b, err := os.ReadFile(filepath.Join(env["MIGRUN_E2E_ENGINE_DIR"], "state", role, "pid"))
+		if err != nil {
+			t.Fatalf("%s's pid file: %v", role, err)
+		}
+		pids = append(pids, role+"="+strings.TrimSpace(string(b)))
+	}
+	return strings.Join(pids, " ")
 }

@@ -568,6 +568,7 @@ func failureRollsBack(t *testing.T, method, failing string) {
 	resetHosts(t)
 	enginePassword(t)
 	psqlOn(t, "engine", "engine", "create role engine_reader; grant select on vm_static to engine_reader")
+	pids := clientPIDs(t)
 	state := t.TempDir()
 	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
 	if res.code != 1 {
@@ -584,6 +585,13 @@ func failureRollsBack(t *testing.T, method, failing string) {
 	conf := sshOut(t, "engine", "cat /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")
 	if !strings.Contains(conf, "jdbc:postgresql://localhost:5432/engine") {
 		t.Errorf("the engine is not pointed at the old database:\n%s", conf)
+	}
+	if method == "replicate=true" {
+		// The failure came before the downtime: the rollback leaves the
+		// running clients alone (no restart, no outage).
+		if got := clientPIDs(t); got != pids {
+			t.Errorf("the rollback restarted clients that were running: pids %s, before %s", got, pids)
+		}
 	}
 	// The rollback restarted the engine on the old database after "stop
 	// engine" and "dump" were done: resuming past them is refused.

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -135,6 +136,11 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 		_, err := repl("start", "engine", "postgres").Check(ctx, dry)
 		if err == nil || !strings.Contains(err.Error(), "1 unlogged table") || strings.Contains(err.Error(), "primary key") {
 			t.Fatalf("check: %v", err)
+		}
+		// Also while the target database does not exist yet (an earlier
+		// step of the plan creates it): the source alone can refuse.
+		if _, err := repl("start", "not_yet", "postgres").Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "1 unlogged table") {
+			t.Fatalf("check with no target database yet: %v", err)
 		}
 		srcPG.psql(t, `ALTER TABLE scratch SET LOGGED`, "engine")
 		// wal_level and the role's REPLICATION are an earlier step's to
@@ -485,4 +491,73 @@ func identities(t *testing.T, pg *testPG, db string) string {
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind = 'r' AND n.nspname IN ('public', 'We ird')
     AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) x`, db)
+}
+
+// TestPgReplicateIdentityWaitsForLocks: the application's transaction
+// holds one table without a primary key and, a second later, writes to
+// another. Giving both an identity at once would deadlock with it (and the
+// deadlock detector might choose the application's transaction); one
+// table and one short lock at a time, it commits, and so does the change.
+func TestPgReplicateIdentityWaitsForLocks(t *testing.T) {
+	pg := startPostgres(t)
+	ctx := context.Background()
+	pg.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine;")
+	pg.psql(t, identityFixture, "engine")
+	ex := executors.NewLocal("src")
+	rt := testRuntime(hosts{"src": ex}, nil, nil)
+	rt.RunID = "run-1"
+	r := &PgReplicate{Action: "start", Source: PgEndpoint{Host: "src", Database: "engine", PgConnection: conn(pg)},
+		Target: PgEndpoint{Host: "dst", Database: "engine"}, markerDir: t.TempDir()}
+
+	app := exec.Command("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+		"-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-d", "engine")
+	app.Env = append(os.Environ(), "PGAPPNAME=application")
+	app.Stdin = strings.NewReader(`BEGIN;
+UPDATE pinning SET vds_id = vds_id WHERE vm_id = 5;
+SELECT pg_sleep(1.5);
+UPDATE labels SET vm_id = vm_id WHERE label_id = 3;
+DELETE FROM subscribers WHERE id = 7;
+COMMIT;
+`)
+	var out bytes.Buffer
+	app.Stdout, app.Stderr = &out, &out
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pg.psql(t, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'application' AND l.relation = 'pinning'::regclass", "engine") == "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("the application's transaction never took its lock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ip, err := r.planIdentities(ctx, rt, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if err := r.giveIdentities(ctx, rt, ex, ip); err != nil {
+		t.Fatalf("give identities: %v", err)
+	}
+	took := time.Since(begin)
+	if err := app.Wait(); err != nil {
+		t.Fatalf("the application's transaction failed: %v\n%s", err, out.String())
+	}
+	if took < time.Second {
+		t.Errorf("the identities were given in %s, while the application held pinning for 1.5 s", took)
+	}
+	const given = `by_expr f; labels f; nothing_set f; pinning i:pinning_vm_host; subscribers f`
+	if got := identities(t, pg, "engine"); got != given {
+		t.Errorf("identities: %s, want %s", got, given)
+	}
+	rec, err := r.ownIdentityRecord(ctx, rt, ex)
+	if err != nil || rec == nil || len(rec.Tables) != 5 {
+		t.Fatalf("record: %+v %v", rec, err)
+	}
+	if err := r.putBackIdentities(ctx, ex, nil, rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := identities(t, pg, "engine"); got != "by_expr d; labels d; nothing_set n; pinning d; subscribers d" {
+		t.Errorf("identities put back: %s", got)
+	}
 }

@@ -20,7 +20,7 @@ const (
 	exitOK          = 0
 	exitFailed      = 1 // a step failed (or a host could not be reached)
 	exitInvalid     = 2 // invalid plan or usage
-	exitRefused     = 3 // lock held, plan completed, resume refused, drift from a review
+	exitRefused     = 3 // lock held, plan completed, resume refused, drift from a review, a step's check refused before any change
 	exitPending     = 4 // plan --detailed-exitcode: steps would change
 	exitInterrupted = 130
 )
@@ -70,7 +70,8 @@ func exitCode(err error) int {
 		errors.Is(err, runner.ErrUnfinished), errors.Is(err, runner.ErrPlanChanged),
 		errors.Is(err, runner.ErrNothingToResume), errors.Is(err, runner.ErrRolledBack),
 		errors.Is(err, runner.ErrOtherReview), errors.Is(err, errDrift),
-		errors.Is(err, errReviewMismatch), errors.Is(err, errNotConfirmed):
+		errors.Is(err, errReviewMismatch), errors.Is(err, errNotConfirmed),
+		errors.Is(err, runner.ErrRefused):
 		return exitRefused
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,5 +246,23 @@ func TestStatusSaysWhatApplyAcceptsNext(t *testing.T) {
 				t.Errorf("nextAction = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, exitOK},
+		{fmt.Errorf("%w: step x: check: unlogged", runner.ErrRefused), exitRefused},
+		{fmt.Errorf("wrapped: %w", runner.ErrLocked), exitRefused},
+		{errors.New("a step failed"), exitFailed},
+		{fmt.Errorf("interrupted: %w", context.Canceled), exitInterrupted},
+	}
+	for _, tt := range tests {
+		if got := exitCode(tt.err); got != tt.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
 	}
 }

@@ -165,13 +165,13 @@ func (c *client) session(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		seq := c.acct.Committed + 1
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		// Not cancelled by a stop: a transaction under way when SIGTERM
+		// comes finishes and is counted, or the account would miss a
+		// commit the database holds.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		err := c.role.write(wctx, c, s, seq)
 		cancel()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			var amb *ambiguousError
 			c.account(c.acct.failed(seq, errors.As(err, &amb), err))
 			c.log.Printf("ERROR transaction %d failed: %v", seq, err)
