@@ -397,15 +397,11 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 	if len(blockers.fatal) > 0 {
 		return Check{}, r.wrap(errors.New(strings.Join(blockers.fatal, "; ")))
 	}
-	reason := "target " + r.where(r.Target) + " is empty: copy the schema, publish and subscribe; the initial copy runs while the source stays in use"
-	ip, err := r.planIdentities(ctx, rt, src)
+	reason, err := r.withIdentities(ctx, rt, src, "target "+r.where(r.Target)+" is empty: copy the schema, publish and subscribe; the initial copy runs while the source stays in use")
 	if pgNotReady(err) {
 		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
-	}
-	if d := ip.describe(); d != "" {
-		reason += "; " + d
 	}
 	if len(blockers.later) > 0 {
 		// An earlier step of the plan (pg_conf, pg_role) may well see to
@@ -428,16 +424,26 @@ func (r *PgReplicate) checkSourceEarly(ctx context.Context, rt *Runtime, src exe
 	if len(b.fatal) > 0 {
 		return Check{}, r.wrap(errors.New(strings.Join(b.fatal, "; ")))
 	}
-	ip, err := r.planIdentities(ctx, rt, src)
+	withIDs, err := r.withIdentities(ctx, rt, src, reason)
 	if pgNotReady(err) {
 		return Check{Unknown: true, Reason: reason}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
 	}
+	return Check{Unknown: true, Reason: withIDs}, nil
+}
+
+// withIdentities adds to reason what start will do about replica
+// identities; it fails when another run's record refuses the start.
+func (r *PgReplicate) withIdentities(ctx context.Context, rt *Runtime, src executors.Executor, reason string) (string, error) {
+	ip, err := r.planIdentities(ctx, rt, src)
+	if err != nil {
+		return reason, err
+	}
 	if d := ip.describe(); d != "" {
 		reason += "; " + d
 	}
-	return Check{Unknown: true, Reason: reason}, nil
+	return reason, nil
 }
 
 func (r *PgReplicate) checkFinish(st replState) (Check, error) {
@@ -597,6 +603,7 @@ func (r *PgReplicate) teardownSourceSQL(subOID int64) string {
 // Describe lists the statements and commands of the action, as they run.
 func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	src, dst := r.source(), r.target()
+	putBack := Action{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"}
 	teardown := []Action{
 		{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.dropSubscriptionSQL())},
 		{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.teardownSourceSQL(0)) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
@@ -636,10 +643,10 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 			{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
 				" (one setval per sequence of the source, and the materialized views populated there refreshed first)"},
 			teardown[1],
-			{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"},
+			putBack,
 		}, nil
 	}
-	return append(teardown, Action{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"}), nil
+	return append(teardown, putBack), nil
 }
 
 // Apply runs the action.
