@@ -163,7 +163,8 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 	cases := []struct {
 		name        string
 		host, db    string
-		setup, undo []string
+		setup, undo []string  // SQL (psql) on host in db, or
+		shell       [2]string // a setup and an undo command on host
 		want        string
 	}{
 		{name: "an unlogged table", host: "engine", db: "engine",
@@ -175,11 +176,22 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 		{name: "a target that is not empty", host: "db", db: "postgres",
 			setup: []string{"drop database if exists engine;", "create database engine;", "\\connect engine", "create table leftover (id int);"},
 			undo:  []string{"drop database engine;"}, want: "the target database is not empty"},
+		// The Manager's pg_dump older than the new server: engine-backup
+		// could not back it up (a stand-in pg_dump first on the PATH).
+		{name: "a Manager's pg_dump older than the new server", host: "engine",
+			shell: [2]string{`printf '#!/bin/sh\necho "pg_dump (PostgreSQL) 13.9"\n' >/usr/local/sbin/pg_dump && chmod 0755 /usr/local/sbin/pg_dump`,
+				"rm -f /usr/local/sbin/pg_dump"},
+			want: "pg_dump on engine is version 13.9, older than the server's major version"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			psqlScript(t, tc.host, tc.db, tc.setup)
-			defer psqlScript(t, tc.host, tc.db, tc.undo)
+			if tc.shell[0] != "" {
+				sshOut(t, tc.host, tc.shell[0])
+				defer sshOut(t, tc.host, tc.shell[1])
+			} else {
+				psqlScript(t, tc.host, tc.db, tc.setup)
+				defer psqlScript(t, tc.host, tc.db, tc.undo)
+			}
 			before := fingerprint(t)
 			state := t.TempDir()
 			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"plan", "--state-dir", state}, headlineVars()...)...)

@@ -43,7 +43,8 @@ type PgCheck struct {
 	Database                   string            `yaml:"database" default:"postgres" doc:"database whose settings and extensions are checked, e.g. engine"`
 	Settings                   map[string]string `yaml:"settings" doc:"parameter -> condition: \">=150\", \"<=0.01\", \"=en_US.UTF-8\", \"!=off\" (a bare value means =); numbers in the setting's unit or with one (\">=8MB\")"`
 	Extensions                 []string          `yaml:"extensions" doc:"extensions that must be created in database, e.g. [uuid-ossp]"`
-	ClientVersionAtLeastServer bool              `yaml:"client_version_at_least_server" default:"false" doc:"psql and pg_dump on the step's host are of the server's major version or newer (pg_dump refuses a server of a newer major version); the server is login's when login is given (checked with it, on apply), else the step's"`
+	ClientVersionAtLeastServer bool              `yaml:"client_version_at_least_server" default:"false" doc:"psql and pg_dump on the step's host (or client_host) are of the server's major version or newer (pg_dump refuses a server of a newer major version); the server is login's when login is given (checked with it, on apply), else the step's. Found already in the check, it refuses: before the first change of an apply"`
+	ClientHost                 string            `yaml:"client_host" doc:"with client_version_at_least_server: the plan host whose psql and pg_dump are compared with this server (e.g. the Manager, which will back the server up), read-only"`
 	DatabaseEmpty              string            `yaml:"database_empty" doc:"a database that must exist and hold no user tables, views or sequences (the restore target)"`
 	Login                      PgCheckLogin      `yaml:"login" doc:"a password login that must succeed from the step's host (as the application will log in)"`
 
@@ -96,6 +97,9 @@ func (c *PgCheck) Validate() []Problem {
 			ps = append(ps, Problem{"login", "host, user and database must be one line each"})
 		}
 	}
+	if c.ClientHost != "" && (!c.ClientVersionAtLeastServer || l != (PgCheckLogin{})) {
+		ps = append(ps, Problem{"client_host", "goes with client_version_at_least_server, without login (a login checks the tools of the step's own host)"})
+	}
 	if len(c.Settings) == 0 && len(c.Extensions) == 0 && !c.ClientVersionAtLeastServer && c.DatabaseEmpty == "" && l == (PgCheckLogin{}) {
 		ps = append(ps, Problem{"", "nothing to check: give settings, extensions, client_version_at_least_server, database_empty or login"})
 	}
@@ -112,7 +116,12 @@ func parseCond(s string) (op, value string) {
 }
 
 // Hosts is the step's host.
-func (c *PgCheck) Hosts(stepHost string) []string { return []string{stepHost} }
+func (c *PgCheck) Hosts(stepHost string) []string {
+	if c.ClientHost != "" && c.ClientHost != stepHost {
+		return []string{stepHost, c.ClientHost}
+	}
+	return []string{stepHost}
+}
 
 func (c *PgCheck) database() string {
 	if c.Database == "" {
@@ -122,9 +131,11 @@ func (c *PgCheck) database() string {
 }
 
 // assertions runs every read-only assertion and returns what holds and
-// what does not. Login needs a password file, a write, so it is left to
-// evaluate (with withLogin) by Apply only.
-func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Executor, withLogin bool) (ok, violated []string, err error) {
+// what does not; fatal are the violations among them that no earlier step
+// of a plan is there to fix (client tools older than the server), which
+// the check refuses at once. Login needs a password file, a write, so it
+// is left to evaluate (with withLogin) by Apply only.
+func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Executor, withLogin bool) (ok, violated, fatal []string, err error) {
 	pass := func(cond bool, good, bad string) {
 		if cond {
 			ok = append(ok, good)
@@ -132,10 +143,31 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 			violated = append(violated, bad)
 		}
 	}
+	// First: it reads only server_version_num, which the server answers
+	// before the database the other assertions read exists.
+	loginServer := c.Login != (PgCheckLogin{})
+	if c.ClientVersionAtLeastServer && !loginServer {
+		tools := ex
+		if c.ClientHost != "" {
+			if tools, err = rt.Executor(ctx, c.ClientHost); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		good, bad, err := c.clientVersion(ctx, ex, tools, 0)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		pass(bad == "", good, bad)
+		if bad != "" && !withLogin {
+			// The check refuses on this alone, whatever the rest says
+			// (or could not read yet).
+			return ok, violated, []string{bad}, nil
+		}
+	}
 	if len(c.Settings) > 0 {
 		have, err := pgSettings(ctx, ex, c.PgConnection, c.database(), sortedKeys(c.Settings))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, k := range sortedKeys(c.Settings) {
 			s, found := have[strings.ToLower(k)]
@@ -152,7 +184,7 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 	if len(c.Extensions) > 0 {
 		rows, err := pgQuery(ctx, ex, c.target(c.database()), "SELECT extname FROM pg_extension;\n")
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		have := map[string]bool{}
 		for _, r := range rows {
@@ -162,36 +194,28 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 			pass(have[e], "extension "+e+" exists in "+c.database(), "extension "+e+" is not created in database "+c.database())
 		}
 	}
-	loginServer := c.Login != (PgCheckLogin{})
-	if c.ClientVersionAtLeastServer && !loginServer {
-		good, bad, err := c.clientVersion(ctx, ex, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		pass(bad == "", good, bad)
-	}
 	if c.DatabaseEmpty != "" {
 		good, bad, err := c.databaseEmpty(ctx, ex)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		pass(bad == "", good, bad)
 	}
 	if withLogin && loginServer {
 		bad, serverNum, err := c.login(ctx, rt, ex)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		pass(bad == "", "login as "+c.Login.User+" to "+c.loginWhere()+" works", bad)
 		if c.ClientVersionAtLeastServer && bad == "" {
-			good, bad, err := c.clientVersion(ctx, ex, serverNum)
+			good, bad, err := c.clientVersion(ctx, ex, ex, serverNum)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			pass(bad == "", good, bad)
 		}
 	}
-	return ok, violated, nil
+	return ok, violated, fatal, nil
 }
 
 func (s pgSetting) unitSuffix() string {
@@ -229,11 +253,12 @@ func condHolds(s pgSetting, op, want string) bool {
 
 var psqlVersionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(?:\.([0-9]+))?`)
 
-// clientVersion compares the major versions of the host's psql and
-// pg_dump with the server's: serverNum (server_version_num), or the step's
-// own server's when 0. Majors are what matter: pg_dump refuses a server of
-// a newer major, and minor releases never change formats.
-func (c *PgCheck) clientVersion(ctx context.Context, ex executors.Executor, serverNum int) (good, bad string, err error) {
+// clientVersion compares the major versions of psql and pg_dump on tools'
+// host with the server's: serverNum (server_version_num), or when 0 that
+// of the step's own server, read on ex. Majors are what matter: pg_dump
+// refuses a server of a newer major, and minor releases never change
+// formats.
+func (c *PgCheck) clientVersion(ctx context.Context, ex, tools executors.Executor, serverNum int) (good, bad string, err error) {
 	if serverNum == 0 {
 		rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT current_setting('server_version_num');\n")
 		if err != nil {
@@ -248,13 +273,13 @@ func (c *PgCheck) clientVersion(ctx context.Context, ex executors.Executor, serv
 	}
 	var goods, bads []string
 	for _, tool := range []string{"psql", "pg_dump"} {
-		res, err := ex.Run(ctx, executors.Command{Argv: []string{tool, "--version"}, Become: c.target("").osUser(), ReadOnly: true})
+		res, err := tools.Run(ctx, executors.Command{Argv: []string{tool, "--version"}, Become: c.target("").osUser(), ReadOnly: true})
 		if err != nil {
 			return "", "", fmt.Errorf("%s --version: %w", tool, err)
 		}
 		m := psqlVersionRE.FindStringSubmatch(string(res.Stdout))
 		if m == nil {
-			return "", "", fmt.Errorf("%s: cannot read the version in %s --version output %q", ex.Name(), tool, strings.TrimSpace(string(res.Stdout)))
+			return "", "", fmt.Errorf("%s: cannot read the version in %s --version output %q", tools.Name(), tool, strings.TrimSpace(string(res.Stdout)))
 		}
 		client, _ := strconv.Atoi(m[1])
 		server := serverNum / 10000
@@ -267,7 +292,7 @@ func (c *PgCheck) clientVersion(ctx context.Context, ex executors.Executor, serv
 		}
 		version := strings.TrimPrefix(m[0], "(PostgreSQL) ")
 		if client < server {
-			bads = append(bads, fmt.Sprintf("%s on %s is version %s, older than the server's major version (server_version_num %d)", tool, ex.Name(), version, serverNum))
+			bads = append(bads, fmt.Sprintf("%s on %s is version %s, older than the server's major version (server_version_num %d): it cannot dump (back up) that server; install the server's major version of the client there", tool, tools.Name(), version, serverNum))
 		} else {
 			goods = append(goods, tool+" "+version)
 		}
@@ -377,12 +402,15 @@ func (c *PgCheck) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	ok, violated, err := c.assertions(ctx, rt, ex, false)
+	ok, violated, fatal, err := c.assertions(ctx, rt, ex, false)
 	if pgNotReady(err) {
 		return Check{Unknown: true, Reason: "the server is not reachable yet: " + err.Error()}, nil
 	}
 	if err != nil {
 		return Check{}, fmt.Errorf("%s: %w", rt.Host, err)
+	}
+	if len(fatal) > 0 {
+		return Check{}, fmt.Errorf("%s: %s", rt.Host, strings.Join(fatal, "; "))
 	}
 	if len(violated) > 0 {
 		return Check{Reason: strings.Join(violated, "; ")}, nil
@@ -404,9 +432,12 @@ func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 		items = append(items, "extension "+e+" in "+c.database())
 	}
 	if c.ClientVersionAtLeastServer {
-		if c.Login != (PgCheckLogin{}) {
+		switch {
+		case c.Login != (PgCheckLogin{}):
 			items = append(items, "psql and pg_dump --version >= the login's server_version_num (on apply)")
-		} else {
+		case c.ClientHost != "":
+			items = append(items, "psql and pg_dump --version on "+c.ClientHost+" >= server_version_num")
+		default:
 			items = append(items, "psql and pg_dump --version >= server_version_num")
 		}
 	}
@@ -434,7 +465,7 @@ func (c *PgCheck) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	ok, violated, err := c.assertions(ctx, rt, ex, true)
+	ok, violated, _, err := c.assertions(ctx, rt, ex, true)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", rt.Host, err)
 	}

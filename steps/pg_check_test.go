@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
 )
 
@@ -132,5 +134,58 @@ func TestPgCheckServer(t *testing.T) {
 	}
 	if left, _ := filepath.Glob("/tmp/migrun-*.pgpass"); len(left) > 0 {
 		t.Fatalf("password files left behind: %v", left)
+	}
+}
+
+// namedHost is a scripted host under another name.
+type namedHost struct {
+	*scriptedHost
+	name string
+}
+
+func (h namedHost) Name() string { return h.name }
+
+// client_host: the tools of another plan host (the Manager) against this
+// server. Older ones refuse in the check already, before any change.
+func TestPgCheckClientHost(t *testing.T) {
+	pg := startPostgres(t)
+	ctx := context.Background()
+	major := strings.SplitN(pg.psql(t, "SHOW server_version"), ".", 2)[0]
+	for _, tt := range []struct {
+		name, client string
+		refuse       bool
+	}{
+		{"same major", major + ".2", false},
+		{"newer", "99.1", false},
+		{"older", "13.9", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			engine := namedHost{newScriptedHost(t,
+				replyOK("psql --version", "psql (PostgreSQL) "+tt.client+"\n"),
+				replyOK("pg_dump --version", "pg_dump (PostgreSQL) "+tt.client+"\n")), "engine"}
+			rt := testRuntime(hosts{"db": executors.ReadOnly(executors.NewLocal("db")), "engine": engine}, secret.Values{}, nil)
+			c := &PgCheck{ClientVersionAtLeastServer: true, ClientHost: "engine", PgConnection: pg.pgConn()}
+			if ps := c.Validate(); len(ps) > 0 {
+				t.Fatal(ps)
+			}
+			if got := c.Hosts("db"); !reflect.DeepEqual(got, []string{"db", "engine"}) {
+				t.Errorf("hosts %v", got)
+			}
+			ck, err := c.Check(ctx, rt)
+			switch {
+			case tt.refuse && (err == nil || !strings.Contains(err.Error(), "pg_dump on engine is version 13.9, older than the server's major version")):
+				t.Fatalf("check: %+v %v, want a refusal", ck, err)
+			case !tt.refuse && (err != nil || !ck.Done):
+				t.Fatalf("check: %+v %v", ck, err)
+			}
+			for _, l := range engine.lines() {
+				if !strings.HasPrefix(l, "? ") {
+					t.Errorf("a command that is not read-only ran on engine: %s", l)
+				}
+			}
+		})
+	}
+	if ps := (&PgCheck{ClientHost: "engine", Extensions: []string{"x"}}).Validate(); len(ps) != 1 || ps[0].Field != "client_host" {
+		t.Errorf("client_host without client_version_at_least_server: %v", ps)
 	}
 }
