@@ -76,9 +76,6 @@ type PgReplicate struct {
 	poll time.Duration
 	// markerDir holds the marker on the target host; "" is /var/tmp.
 	markerDir string
-	// runID and systemID, set by state: the run and the target server
-	// that the markers written from then on belong to (see PgRestore).
-	runID, systemID string
 }
 
 // PgReplicateConnect is the libpq connection the subscription opens from
@@ -185,18 +182,19 @@ func (r *PgReplicate) markerPath() string {
 	return targetMarkerPath(r.markerDir, "pg_replicate", r.Target)
 }
 
-// ours reports whether m records a replication of this step, by this
-// run, into the database that now has identity id: a marker of a
+// ours reports whether m records a replication of this step, by run
+// runID, into the database that now has identity id: a marker of a
 // rehearsal on a cluster initialised again since is not.
-func (r *PgReplicate) ours(m *restoreMarker, id pgDatabaseID) bool {
-	return markerIsOurs(m, r.Source, r.Target, id, r.runID)
+func (r *PgReplicate) ours(m *restoreMarker, id pgDatabaseID, runID string) bool {
+	return markerIsOurs(m, r.Source, r.Target, id, runID)
 }
 
-// writeMarker records state for the run and server state last read.
+// writeMarker records state for the run and the target server st was
+// read for (see PgRestore).
 func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, st replState) error {
 	return writeRestoreMarker(ctx, ex, r.markerPath(), restoreMarker{State: state, Source: r.sourceID(),
 		Database: r.Target.Database, DatabaseOID: st.oid, SocketDir: r.Target.SocketDir, Port: r.Target.Port,
-		SubscriptionOID: st.subOID, SystemID: r.systemID, RunID: r.runID})
+		SubscriptionOID: st.subOID, SystemID: st.systemID, RunID: st.runID})
 }
 
 // readSubscription returns the subscription's OID on the target, 0 when
@@ -217,7 +215,9 @@ func (r *PgReplicate) schemaStream() *PgStream {
 
 // replState is what the two servers hold of this replication.
 type replState struct {
+	runID        string         // the run reading it (Runtime.RunID): the markers it writes are its own
 	oid          int64          // the target database's; 0: none
+	systemID     string         // the target server's system identifier
 	marker       *restoreMarker // nil: none of ours
 	subscription bool           // on the target
 	tables       int            // tables of the subscription
@@ -267,8 +267,7 @@ func (r *PgReplicate) sourceObjectsSQL(subOID int64) string {
 // nil when cancel could not reach the target's host. runID is the run's
 // (Runtime.RunID): only its markers are taken for this step's progress.
 func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executors.Executor) (replState, error) {
-	var st replState
-	r.runID, r.systemID = runID, ""
+	st := replState{runID: runID}
 	if dst == nil {
 		return st, fmt.Errorf("%s is not reachable", r.Target.Host)
 	}
@@ -276,12 +275,12 @@ func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executor
 	if err != nil || id.OID == 0 {
 		return st, err
 	}
-	st.oid, r.systemID = id.OID, id.SystemID
+	st.oid, st.systemID = id.OID, id.SystemID
 	m, err := readRestoreMarker(ctx, dst, r.markerPath())
 	if err != nil {
 		return st, err
 	}
-	if r.ours(m, id) {
+	if r.ours(m, id, runID) {
 		st.marker = m
 	}
 	if st.marker != nil {
@@ -725,7 +724,7 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 		}
 		switch {
 		case objs.total == 0:
-			out, err := r.copySchema(ctx, rt, src, dst, st.oid)
+			out, err := r.copySchema(ctx, rt, src, dst, st)
 			o.Changed = true
 			if err != nil {
 				return o, err
@@ -767,12 +766,12 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 
 // copySchema streams pg_dump -s into pg_restore, between two markers:
 // a run interrupted midway leaves "schema", which tells the next one.
-func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst executors.Executor, oid int64) (string, error) {
+func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (string, error) {
 	harmless, err := harmlessPatterns(r.AllowErrors)
 	if err != nil {
 		return "", err
 	}
-	if err := r.writeMarker(ctx, dst, replSchema, replState{oid: oid}); err != nil {
+	if err := r.writeMarker(ctx, dst, replSchema, replState{runID: st.runID, oid: st.oid, systemID: st.systemID}); err != nil {
 		return "", err
 	}
 	out, w := streamOutput(rt)

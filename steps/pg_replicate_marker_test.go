@@ -66,10 +66,7 @@ CREATE SEQUENCE ticket_seq; SELECT setval('ticket_seq', 4242);`, "engine")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sysid, err := pgSystemID(ctx, dstEx, conn(dstPG))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sysid := dstPG.psql(t, "SELECT system_identifier FROM pg_control_system()")
 	if m, _ := readRestoreMarker(ctx, dstEx, markerPath); m == nil || m.State != replFinished || m.RunID != "run-A" || m.SystemID != sysid {
 		t.Fatalf("run A's marker %+v, want finished by run-A on server %s", m, sysid)
 	}

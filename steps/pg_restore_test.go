@@ -212,10 +212,7 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sysid, err := pgSystemID(ctx, ex, conn(pg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sysid := pg.psql(t, "SELECT system_identifier FROM pg_control_system()")
 	if m, _ := r.readMarker(ctx, ex); m == nil || m.RunID != "run-1" || m.SystemID != sysid || m.State != "done" {
 		t.Fatalf("marker %+v, want run-1 on server %s", m, sysid)
 	}

@@ -277,10 +277,7 @@ func TestPgStreamServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sysid, err := pgSystemID(ctx, dstEx, conn(dstPG))
-		if err != nil {
-			t.Fatal(err)
-		}
+		sysid := dstPG.psql(t, "SELECT system_identifier FROM pg_control_system()")
 		old := restoreMarker{State: "done", Source: r.sourceID(), Database: "rehearsed", DatabaseOID: oid, SocketDir: dstPG.SocketDir,
 			Port: dstPG.Port, SystemID: sysid, RunID: "run-0", Size: 1, SHA256: strings.Repeat("0", 64)}
 		if err := writeRestoreMarker(ctx, dstEx, r.markerPath(), old); err != nil {

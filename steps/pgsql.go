@@ -280,19 +280,6 @@ func pgDatabaseIdentity(ctx context.Context, e executors.Executor, c PgConnectio
 	return pgDatabaseID{OID: oid, SystemID: rows[0][1]}, nil
 }
 
-// pgSystemID returns the server's system identifier, fixed when initdb
-// made the cluster (see pgDatabaseID).
-func pgSystemID(ctx context.Context, e executors.Executor, c PgConnection) (string, error) {
-	rows, err := pgQuery(ctx, e, c.target("postgres"), "SELECT system_identifier FROM pg_control_system();\n")
-	if err != nil {
-		return "", err
-	}
-	if len(rows) != 1 || len(rows[0]) != 1 || rows[0][0] == "" {
-		return "", fmt.Errorf("%s: unexpected psql output %q for the system identifier", e.Name(), rows)
-	}
-	return rows[0][0], nil
-}
-
 // pgUserSchemasSQL is the WHERE condition, on pg_namespace n, that keeps
 // the schemas a dump holds: not the catalogs, not TOAST or temporary ones.
 const pgUserSchemasSQL = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'`

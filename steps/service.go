@@ -245,9 +245,11 @@ func (s *Service) presence(ctx context.Context, h *hostSession, mgr string) (ins
 		if err != nil || !r.ok() {
 			return false, false, err
 		}
-		// chkconfig or update-rc.d's start links, as planBootSysV reads them.
-		r, err = h.probe(ctx, executors.Command{Script: "if command -v chkconfig >/dev/null; then chkconfig " + executors.Quote(s.Name) +
-			"; else ls /etc/rc[2345].d/S[0-9][0-9]" + executors.Quote(s.Name) + " >/dev/null 2>&1; fi"})
+		b, err := s.sysvBoot(ctx, h)
+		if err != nil {
+			return true, false, err
+		}
+		r, err = h.probe(ctx, b.probe)
 		return true, err == nil && r.ok(), err
 	}
 	// One probe: systemd shows an unknown unit as LoadState=not-found.
@@ -368,29 +370,40 @@ func (s *Service) planBoot(ctx context.Context, h *hostSession, p *servicePlan) 
 	return nil
 }
 
-// planBootSysV uses chkconfig (Red Hat) or update-rc.d (Debian).
-func (s *Service) planBootSysV(ctx context.Context, h *hostSession, p *servicePlan, want bool) error {
+// sysvBoot is how a SysV host tells and changes whether a service starts
+// at boot: chkconfig (Red Hat) or update-rc.d (Debian).
+type sysvBoot struct {
+	probe   executors.Command // exits 0 when the service starts at boot
+	on, off []string
+}
+
+func (s *Service) sysvBoot(ctx context.Context, h *hostSession) (sysvBoot, error) {
 	tool, err := h.first(ctx, "chkconfig", "update-rc.d")
 	if err != nil {
-		return err
+		return sysvBoot{}, err
 	}
-	var probe executors.Command
-	var on, off []string
 	switch tool {
 	case "chkconfig":
 		// chkconfig NAME exits 0 when the service starts in the current
 		// runlevel.
-		probe = executors.Command{Argv: []string{"chkconfig", s.Name}}
-		on, off = []string{"chkconfig", s.Name, "on"}, []string{"chkconfig", s.Name, "off"}
+		return sysvBoot{probe: executors.Command{Argv: []string{"chkconfig", s.Name}},
+			on: []string{"chkconfig", s.Name, "on"}, off: []string{"chkconfig", s.Name, "off"}}, nil
 	case "update-rc.d":
 		// update-rc.d has no query: a start link in a multi-user runlevel
 		// is what it would have made.
-		probe = executors.Command{Script: "ls /etc/rc[2345].d/S[0-9][0-9]" + executors.Quote(s.Name) + " >/dev/null 2>&1"}
-		on, off = []string{"update-rc.d", s.Name, "enable"}, []string{"update-rc.d", s.Name, "disable"}
-	default:
-		return errors.New("neither chkconfig nor update-rc.d found: cannot change whether " + s.Name + " starts at boot")
+		return sysvBoot{probe: executors.Command{Script: "ls /etc/rc[2345].d/S[0-9][0-9]" + executors.Quote(s.Name) + " >/dev/null 2>&1"},
+			on: []string{"update-rc.d", s.Name, "enable"}, off: []string{"update-rc.d", s.Name, "disable"}}, nil
 	}
-	r, err := h.probe(ctx, probe)
+	return sysvBoot{}, errors.New("neither chkconfig nor update-rc.d found: cannot change whether " + s.Name + " starts at boot")
+}
+
+// planBootSysV uses chkconfig (Red Hat) or update-rc.d (Debian).
+func (s *Service) planBootSysV(ctx context.Context, h *hostSession, p *servicePlan, want bool) error {
+	b, err := s.sysvBoot(ctx, h)
+	if err != nil {
+		return err
+	}
+	r, err := h.probe(ctx, b.probe)
 	if err != nil {
 		return err
 	}
@@ -398,10 +411,10 @@ func (s *Service) planBootSysV(ctx context.Context, h *hostSession, p *servicePl
 	case want && r.ok():
 		p.reasons = append(p.reasons, s.Name+" is enabled at boot")
 	case want:
-		p.boot = &hostCmd{cmd: executors.Command{Argv: on}}
+		p.boot = &hostCmd{cmd: executors.Command{Argv: b.on}}
 		p.reasons = append(p.reasons, s.Name+" is not enabled at boot")
 	case r.ok():
-		p.boot = &hostCmd{cmd: executors.Command{Argv: off}}
+		p.boot = &hostCmd{cmd: executors.Command{Argv: b.off}}
 		p.reasons = append(p.reasons, s.Name+" is enabled at boot")
 	default:
 		p.reasons = append(p.reasons, s.Name+" is not enabled at boot")

@@ -427,6 +427,14 @@ func TestServiceOnlyIf(t *testing.T) {
 			wantActs:   []string{"run on db: systemctl start ovirt-engine-notifier", "then wait up to 50ms for ovirt-engine-notifier to be running"},
 		},
 		{
+			name: "sysv: installed, not enabled (chkconfig)",
+			spec: fast(Service{Name: "ovirt-engine-notifier", State: "started", OnlyIf: "enabled", Manager: "sysv"}),
+			replies: replies(replyOK("test -x /etc/init.d/ovirt-engine-notifier", ""),
+				replyOK("command -v chkconfig", "/sbin/chkconfig\n"), replyFail("chkconfig ovirt-engine-notifier", 1, "")),
+			wantDone:   true,
+			wantReason: "not enabled at boot: left alone",
+		},
+		{
 			name:       "sysv: no init script",
 			spec:       fast(Service{Name: "ovirt-engine-notifier", State: "stopped", OnlyIf: "installed", Manager: "sysv"}),
 			replies:    replies(replyFail("test -x /etc/init.d/ovirt-engine-notifier", 1, "")),
