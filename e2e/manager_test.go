@@ -159,7 +159,7 @@ func replicaIdentities(t *testing.T, host string) string {
 // refuses before its first step, and neither host changed.
 func TestHeadlineRefusesBeforeChange(t *testing.T) {
 	resetHosts(t)
-	enginePassword(t)
+	pw := enginePassword(t)
 	cases := []struct {
 		name        string
 		host, db    string
@@ -182,12 +182,29 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 			shell: [2]string{`printf '#!/bin/sh\necho "pg_dump (PostgreSQL) 13.9"\n' >/usr/local/sbin/pg_dump && chmod 0755 /usr/local/sbin/pg_dump`,
 				"rm -f /usr/local/sbin/pg_dump"},
 			want: "pg_dump on engine is version 13.9, older than the server's major version"},
+		// Clients of the engine database the plan does not stop: an
+		// administrator's psql left open on the Manager, and a client on
+		// another host (a report), which would go on using the old
+		// database.
+		{name: "a psql left open on the Manager", host: "engine",
+			shell: [2]string{`cd / && setsid -f runuser -u postgres -- psql -X -d engine -c 'select pg_sleep(600) as migrun_e2e_stray' </dev/null >/dev/null 2>&1 && sleep 1`,
+				`pkill -f 'migrun_e2e_[s]tray'; true`},
+			want: `, over the local socket) of `},
+		{name: "a client on another host", host: "db",
+			shell: [2]string{`cd / && PGPASSWORD='` + pw + `' setsid -f psql -X -h ` + ip("engine") + ` -U engine -d engine -c 'select pg_sleep(600) as migrun_e2e_stray' </dev/null >/dev/null 2>&1 && sleep 1`,
+				`pkill -f 'migrun_e2e_[s]tray'; true`},
+			want: "a client at " + ip("db") + " port "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.shell[0] != "" {
 				sshOut(t, tc.host, tc.shell[0])
-				defer sshOut(t, tc.host, tc.shell[1])
+				defer func() {
+					sshOut(t, tc.host, tc.shell[1])
+					// A backend outlives its killed client until its
+					// statement ends: end the stray clients' here.
+					psqlScript(t, "engine", "postgres", []string{"select pg_terminate_backend(pid) from pg_stat_activity where query like '%migrun_e2e_stray%' and pid <> pg_backend_pid();"})
+				}()
 			} else {
 				psqlScript(t, tc.host, tc.db, tc.setup)
 				defer psqlScript(t, tc.host, tc.db, tc.undo)

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/pgclients"
 	"github.com/migrun/migrun/internal/secret"
 )
 
@@ -47,6 +49,7 @@ type PgCheck struct {
 	ClientHost                 string            `yaml:"client_host" doc:"with client_version_at_least_server: the plan host whose psql and pg_dump are compared with this server (e.g. the Manager, which will back the server up), read-only"`
 	DatabaseEmpty              string            `yaml:"database_empty" doc:"a database that must exist and hold no user tables, views or sequences (the restore target)"`
 	Login                      PgCheckLogin      `yaml:"login" doc:"a password login that must succeed from the step's host (as the application will log in)"`
+	ClientsOnlyFrom            []string          `yaml:"clients_only_from" doc:"services (systemd units) on the step's host, the database server's, whose processes may be connected to database: every other client (a process of another service or of none, a login's psql, a connection from another host) refuses, found already in the check: before the first change of an apply. List the services the plan stops before it takes the data"`
 
 	PgConnection `yaml:",inline"`
 }
@@ -100,8 +103,13 @@ func (c *PgCheck) Validate() []Problem {
 	if c.ClientHost != "" && (!c.ClientVersionAtLeastServer || l != (PgCheckLogin{})) {
 		ps = append(ps, Problem{"client_host", "goes with client_version_at_least_server, without login (a login checks the tools of the step's own host)"})
 	}
-	if len(c.Settings) == 0 && len(c.Extensions) == 0 && !c.ClientVersionAtLeastServer && c.DatabaseEmpty == "" && l == (PgCheckLogin{}) {
-		ps = append(ps, Problem{"", "nothing to check: give settings, extensions, client_version_at_least_server, database_empty or login"})
+	for _, u := range c.ClientsOnlyFrom {
+		if !serviceName.MatchString(u) {
+			ps = append(ps, Problem{"clients_only_from", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", u)})
+		}
+	}
+	if len(c.Settings) == 0 && len(c.Extensions) == 0 && !c.ClientVersionAtLeastServer && c.DatabaseEmpty == "" && l == (PgCheckLogin{}) && len(c.ClientsOnlyFrom) == 0 {
+		ps = append(ps, Problem{"", "nothing to check: give settings, extensions, client_version_at_least_server, database_empty, login or clients_only_from"})
 	}
 	return append(ps, c.PgConnection.validate("")...)
 }
@@ -200,6 +208,18 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 			return nil, nil, nil, err
 		}
 		pass(bad == "", good, bad)
+	}
+	if len(c.ClientsOnlyFrom) > 0 {
+		good, bad, err := c.clients(ctx, rt, ex)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		pass(bad == "", good, bad)
+		if bad != "" {
+			// Nothing in a plan before its downtime makes such a client
+			// go away: refuse now, not halfway through.
+			fatal = append(fatal, bad)
+		}
 	}
 	if withLogin && loginServer {
 		bad, serverNum, err := c.login(ctx, rt, ex)
@@ -327,6 +347,73 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+pgUserSchemasSQL+" AND N
 	return "database " + c.DatabaseEmpty + " is empty", "", nil
 }
 
+// clients checks that every client of the database is a process of one of
+// clients_only_from's services on this host (see package pgclients).
+func (c *PgCheck) clients(ctx context.Context, rt *Runtime, ex executors.Executor) (good, bad string, err error) {
+	const unstable = "connections and the processes holding them come and go"
+	rows, err := pgProbe(ctx, ex, c.target(c.database()), pgclients.ListSQL, unstable)
+	if err != nil {
+		return "", "", err
+	}
+	conns, err := pgclients.ParseConns(rows)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", ex.Name(), err)
+	}
+	allowed := map[string]bool{}
+	var services []string
+	for _, u := range c.ClientsOnlyFrom {
+		u = strings.TrimSuffix(u, ".service")
+		allowed[u] = true
+		services = append(services, u)
+	}
+	run := func(ctx context.Context, script string) (string, error) {
+		var out bytes.Buffer // whole: a busy host's socket list can pass OutputTail
+		_, err := ex.Run(ctx, executors.Command{Script: script, Become: rt.Become, ReadOnly: true, Stdout: &out, Unstable: unstable})
+		return out.String(), err
+	}
+	clients, err := pgclients.Identify(ctx, run, conns, services)
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", ex.Name(), err)
+	}
+	// A connection that ended between the looks has no process any
+	// more: only those still there after it count.
+	rows, err = pgProbe(ctx, ex, c.target(c.database()), pgclients.ListSQL, unstable)
+	if err != nil {
+		return "", "", err
+	}
+	still := map[int]bool{}
+	if again, err := pgclients.ParseConns(rows); err == nil {
+		for _, cn := range again {
+			still[cn.BackendPID] = true
+		}
+	}
+	var others []string
+	byUnit := map[string]int{}
+	for _, cl := range clients {
+		switch {
+		case !still[cl.BackendPID]:
+		case cl.PID != 0 && allowed[cl.Unit]:
+			byUnit[cl.Unit]++
+		default:
+			others = append(others, cl.String())
+		}
+	}
+	if len(others) > 0 {
+		return "", fmt.Sprintf("database %s has %s outside the services this plan stops (%s): %s; it would go on using the old database after the data was taken (what it writes then is lost) or make the cut-over refuse in the middle of the downtime: stop it before the run, or stop its service in the plan and add it to clients_only_from",
+			c.database(), plural(len(others), "client", "clients"), strings.Join(services, ", "), strings.Join(others, "; ")), nil
+	}
+	var seen []string
+	for _, u := range services {
+		if byUnit[u] > 0 {
+			seen = append(seen, fmt.Sprintf("%s (%s)", u, plural(byUnit[u], "connection", "connections")))
+		}
+	}
+	if len(seen) == 0 {
+		return "no client of database " + c.database() + " but this check", "", nil
+	}
+	return "the clients of database " + c.database() + " are all of " + strings.Join(seen, ", "), "", nil
+}
+
 func (c *PgCheck) loginPort() int {
 	if c.Login.Port == 0 {
 		return 5432
@@ -443,6 +530,9 @@ func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	}
 	if c.DatabaseEmpty != "" {
 		items = append(items, "database "+c.DatabaseEmpty+" empty")
+	}
+	if len(c.ClientsOnlyFrom) > 0 {
+		items = append(items, "every client of "+c.database()+" a process of "+strings.Join(c.ClientsOnlyFrom, ", "))
 	}
 	acts := []Action{{Host: rt.Host, Summary: fmt.Sprintf("check on %s (read-only): %s", rt.Host, strings.Join(items, "; "))}}
 	if c.Login != (PgCheckLogin{}) {

@@ -3,11 +3,14 @@ package steps
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
@@ -34,6 +37,9 @@ func TestPgCheckConditions(t *testing.T) {
 	}
 	if ps := (&PgCheck{}).Validate(); len(ps) != 1 {
 		t.Errorf("empty check: %v", ps)
+	}
+	if ps := (&PgCheck{ClientsOnlyFrom: []string{"ovirt-engine", "x'; rm -rf /"}}).Validate(); len(ps) != 1 || ps[0].Field != "clients_only_from" {
+		t.Errorf("a service name that is not one: %v", ps)
 	}
 }
 
@@ -187,5 +193,71 @@ func TestPgCheckClientHost(t *testing.T) {
 	}
 	if ps := (&PgCheck{ClientHost: "engine", Extensions: []string{"x"}}).Validate(); len(ps) != 1 || ps[0].Field != "client_host" {
 		t.Errorf("client_host without client_version_at_least_server: %v", ps)
+	}
+}
+
+// TestPgCheckClients holds a connection open from a psql started by
+// hand (no service) and then from the "main pid" of a service (a
+// systemctl first on the PATH says so): the first refuses in the check,
+// naming the process; the second passes.
+func TestPgCheckClients(t *testing.T) {
+	pg := startPostgres(t)
+	ctx := context.Background()
+	pg.psql(t, "CREATE DATABASE engine")
+	c := &PgCheck{Database: "engine", ClientsOnlyFrom: []string{"ovirt-engine", "ovirt-engine-dwhd.service"}, PgConnection: pg.pgConn()}
+	if ps := c.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	dry := pgStepRuntime(secret.Values{}, true)
+
+	ck, err := c.Check(ctx, dry)
+	if err != nil || !ck.Done || !strings.Contains(ck.Reason, "all 1 assertions hold") {
+		t.Fatalf("no client: %+v %v", ck, err)
+	}
+
+	hold := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "psql"), "-X", "-q",
+		"-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-d", "engine", "-c", "SELECT pg_sleep(120)")
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Process.Kill(); hold.Wait() })
+	// psql is runuser's child: wait for its backend.
+	var psqlPID string
+	for i := 0; i < 100 && psqlPID == ""; i++ {
+		time.Sleep(50 * time.Millisecond)
+		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(hold.Process.Pid), "-x", "psql").Output()
+		if pg.psql(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'engine'") == "1" {
+			psqlPID = strings.TrimSpace(string(out))
+		}
+	}
+	if psqlPID == "" {
+		t.Fatal("the psql holding a connection did not connect")
+	}
+
+	_, err = c.Check(ctx, dry)
+	for _, want := range []string{"database engine has 1 client outside the services this plan stops (ovirt-engine, ovirt-engine-dwhd)",
+		"psql (pid " + psqlPID + ", uid ", ", over the local socket) of ", `[role postgres, application "psql"]`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("check with a psql connected: %v, want an error naming %q", err, want)
+		}
+	}
+	if _, err := c.Apply(ctx, pgStepRuntime(secret.Values{}, false)); err == nil || !strings.Contains(err.Error(), "psql (pid "+psqlPID) {
+		t.Errorf("apply with a psql connected: %v", err)
+	}
+
+	// runuser, psql's parent, is ovirt-engine-dwhd's main pid.
+	bin := t.TempDir()
+	script := "#!/bin/sh\ncase \"$*\" in *ovirt-engine-dwhd.service*) echo " + strconv.Itoa(hold.Process.Pid) + ";; *) echo 0;; esac\n"
+	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	ck, err = c.Check(ctx, dry)
+	if err != nil || !ck.Done {
+		t.Fatalf("the client a service's: %+v %v", ck, err)
+	}
+	out, err := c.Apply(ctx, pgStepRuntime(secret.Values{}, false))
+	if err != nil || !strings.Contains(out.Output, "the clients of database engine are all of ovirt-engine-dwhd (1 connection)") {
+		t.Errorf("apply, the client a service's: %q %v", out.Output, err)
 	}
 }

@@ -10,7 +10,9 @@
 #   svc_start   start it; return when it is up (non-zero: failed)
 #   svc_stop    stop it; return when it is down
 #   svc_status  0 when it runs, 3 when it does not
-# and optionally svc_reload and SVC_DESCRIPTION. They run in a subshell with
+# and optionally svc_reload and SVC_DESCRIPTION. `show -p MainPID` is the pid in
+# $SVC_STATE/pid while the service runs (what e2e_placeholder and
+# e2e_standin write), as systemd's is its main process. They run in a subshell with
 # the host's environment (E2E_HOST, E2E_HOST_DIR, PGBIN, PGDATA ...), their
 # own state dir SVC_STATE (pid files) and log file SVC_LOG, and the helpers
 # e2e_daemon, e2e_placeholder, e2e_pidfile_alive, e2e_pidfile_stop below. Which services a
@@ -156,7 +158,7 @@ verb_unit() { # VERB UNIT: one unit
 		local p v
 		for p in ${props//,/ }; do
 			case $p in
-			LoadState) v=not-found ;; ActiveState) v=inactive ;; SubState) v=dead ;; Id) v=$u.service ;; *) v= ;;
+			LoadState) v=not-found ;; ActiveState) v=inactive ;; SubState) v=dead ;; Id) v=$u.service ;; MainPID) v=0 ;; *) v= ;;
 			esac
 			if [ "$value" = 1 ]; then echo "$v"; else echo "$p=$v"; fi
 		done
@@ -205,6 +207,7 @@ verb_unit() { # VERB UNIT: one unit
 				ActiveState) v=$a ;; SubState) v=$s ;; LoadState) v=loaded ;;
 				UnitFileState) v=disabled; is_enabled "$u" && v=enabled ;;
 				Id) v=$u.service ;; Description) v=$(description "$u") ;;
+				MainPID) v=0; [ "$a" = active ] && [ -s "$E2E_HOST_DIR/state/$u/pid" ] && v=$(cat "$E2E_HOST_DIR/state/$u/pid") ;;
 				*) v= ;;
 				esac
 				if [ "$value" = 1 ]; then echo "$v"; else echo "$p=$v"; fi
