@@ -49,6 +49,17 @@ type planDigest struct {
 	// When holds the value of every var a `when:` reads: it decides what
 	// runs without appearing in any step.
 	When map[string]bool `json:"when,omitempty"`
+	// Detect holds the detections' probes (their answers are the run's,
+	// kept in its journal).
+	Detect []detectDigest `json:"detect,omitempty"`
+}
+
+type detectDigest struct {
+	Name       string            `json:"name"`
+	Host       hostDigest        `json:"host"`
+	File       string            `json:"file,omitempty"`
+	Command    string            `json:"command,omitempty"`
+	PgDatabase *DetectPgDatabase `json:"pg_database,omitempty"`
 }
 
 // setDigests fills Step.Digest for every step and then Plan.Digest.
@@ -61,7 +72,9 @@ func (p *Plan) setDigests() {
 			out[i] = list[i].Digest
 			if list[i].When != "" {
 				for _, t := range WhenTerms(list[i].When) {
-					when[t.Var], _ = ParseBool(p.Vars[t.Var])
+					if val, isVar := p.Vars[t.Var]; isVar {
+						when[t.Var], _ = ParseBool(val)
+					}
 				}
 			}
 		}
@@ -76,6 +89,10 @@ func (p *Plan) setDigests() {
 	}
 	for name, h := range p.Hosts {
 		d.Hosts[name] = digestOfHost(h)
+	}
+	for _, det := range p.Detect {
+		d.Detect = append(d.Detect, detectDigest{Name: det.Name, Host: digestOfHost(p.Hosts[det.Host]),
+			File: det.File, Command: det.Command, PgDatabase: det.PgDatabase})
 	}
 	p.Digest = hash(d)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/migrun/migrun/internal/secret"
 )
 
-var topKeys = []string{"version", "name", "description", "vars", "secrets", "hosts", "steps", "on_failure"}
+var topKeys = []string{"version", "name", "description", "vars", "secrets", "hosts", "detect", "steps", "on_failure"}
 
 // document decodes the plan's top level. The sections are taken in the
 // order they depend on each other (vars, then secrets and hosts, which use
@@ -56,6 +56,8 @@ func (l *loader) document(root *yaml.Node, overrides map[string]string) *Plan {
 	p.Secrets = l.secretSources(top["secrets"].v)
 	p.Hosts = l.hosts(top["hosts"].v)
 	l.refs.hosts = p.Hosts
+	p.Detect = l.detections(top["detect"].v)
+	l.refs.detected = p.DetectionNames()
 
 	if v, ok := top["description"]; ok {
 		p.Description, _ = l.plainText(v.v, "description", "")

@@ -59,7 +59,7 @@ func TestParseErrors(t *testing.T) {
 			"plan.yaml:5:8: steps: the plan has no steps",
 		}},
 		{"merge key", "version: 1\nname: t\nbase: &b {host: db}\nsteps:\n  - <<: *b\n    id: a\n", nil, []string{
-			`plan.yaml:3:1: unknown key "base" (known keys: version, name, description, vars, secrets, hosts, steps, on_failure)`,
+			`plan.yaml:3:1: unknown key "base" (known keys: version, name, description, vars, secrets, hosts, detect, steps, on_failure)`,
 			`plan.yaml:5:5: step "a": merge keys (<<) are not supported; repeat the keys, or use an alias for the whole value`,
 			`plan.yaml:5:5: step "a": no step kind; give one of: shell, svc, xfer`,
 		}},
@@ -390,7 +390,7 @@ on_failure:
 	want := []string{
 		"plan.yaml:1:10: version: 2 is not supported; this migrun reads version 1",
 		`plan.yaml:2:7: name: "Bad_Name": use lowercase letters, digits and - (it names the journal)`,
-		`plan.yaml:3:1: unknown key "nope" (known keys: version, name, description, vars, secrets, hosts, steps, on_failure)`,
+		`plan.yaml:3:1: unknown key "nope" (known keys: version, name, description, vars, secrets, hosts, detect, steps, on_failure)`,
 		"plan.yaml:6:6: vars.b: ${a} makes a cycle: a -> b -> a",
 		"plan.yaml:8:8: hosts.db: local: true and address exclude each other",
 		`plan.yaml:11:11: step "a": host: unknown host "dbb" (did you mean "db"?)`,

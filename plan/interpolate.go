@@ -58,6 +58,9 @@ type refs struct {
 	tainted map[string]bool   // vars that failed to resolve (already reported)
 	secrets map[string]bool
 	hosts   map[string]Host // nil until the hosts are loaded
+	// detected names the detect: section's entries, which when: takes
+	// as vars.
+	detected map[string]bool
 }
 
 // lookup resolves ref for a step field: a var, a secret (as its token,

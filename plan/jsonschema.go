@@ -230,6 +230,36 @@ func topKeySchema(key string) (object, error) {
 			{"propertyNames", names},
 			{"additionalProperties", def("host")},
 		}, nil
+	case "detect":
+		probe := func(key string) object {
+			return object{{"required", []string{key}}}
+		}
+		entry := object{
+			{"description", "a yes/no fact found on a host, read-only, when a run starts (kept in its journal for a resume); when: uses it as a var"},
+			{"type", "object"},
+			{"properties", object{
+				{"host", described("the plan host the probe runs on", def("text"))},
+				{"description", described("free text", def("text"))},
+				{"file", described("true when this absolute path exists", def("text", member{"pattern", "^(/|\\$\\{)"}))},
+				{"command", described("a read-only shell script: exit 0 true, 1 false, anything else fails the run before its first step", def("text", member{"minLength", 1}))},
+				{"pg_database", object{
+					{"description", "true when the host's PostgreSQL (local socket, as os_user) has this database"},
+					{"type", "object"},
+					{"properties", object{
+						{"name", def("text", member{"minLength", 1})},
+						{"port", described("default 5432", def("int", member{"minimum", 1}, member{"maximum", 65535}))},
+						{"os_user", described("default postgres", def("text"))},
+					}},
+					{"required", []string{"name"}},
+					{"additionalProperties", false},
+				}},
+			}},
+			{"required", []string{"host"}},
+			{"additionalProperties", false},
+			{"oneOf", []any{probe("file"), probe("command"), probe("pg_database")}},
+		}
+		return nameMap("facts about the hosts, found when a run starts; each name is used in when: as a var is",
+			varNameRE.String(), entry), nil
 	case "steps":
 		return object{
 			{"description", "the steps, run in order"},

@@ -21,8 +21,11 @@ type Plan struct {
 	Vars        map[string]string // after --var overrides
 	Secrets     map[string]SecretSource
 	Hosts       map[string]Host
-	Steps       []Step
-	OnFailure   []Step
+	// Detect are the facts found on the hosts when a run starts, in file
+	// order; `when:` uses them as vars.
+	Detect    []Detection
+	Steps     []Step
+	OnFailure []Step
 	// Digest is the hex sha256 of the resolved plan (vars interpolated,
 	// secrets as tokens): it changes when anything that would run changes.
 	Digest string

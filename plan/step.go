@@ -294,12 +294,18 @@ func (l *loader) checkWhen(n *yaml.Node, when, id string) {
 func (l *loader) checkWhenTerm(n *yaml.Node, when, name, id string) {
 	n = deref(n)
 	switch val, isVar := l.refs.vars[name]; {
+	case l.refs.detected[name]:
+		// Found when a run starts.
 	case !varNameRE.MatchString(name):
 		l.errorf(n, id, "when: %q: want a var name, !name to negate, and && between them", when)
 	case l.refs.secrets[name]:
 		l.errorf(n, id, "when: %q is a secret; when takes a var", name)
 	case !isVar:
-		l.errorf(n, id, "when: no var %q%s", name, didYouMean(name, keysOf(l.refs.vars)))
+		if len(l.refs.detected) == 0 {
+			l.errorf(n, id, "when: no var %q%s", name, didYouMean(name, keysOf(l.refs.vars)))
+		} else {
+			l.errorf(n, id, "when: no var or detection %q%s", name, didYouMean(name, append(keysOf(l.refs.vars), keysOf(l.refs.detected)...)))
+		}
 	case l.refs.tainted[name]:
 		// Reported where the var is defined.
 	default:

@@ -79,7 +79,10 @@ func (sp *StepPreview) pending() bool {
 
 // Preview is the whole dry run.
 type Preview struct {
-	Steps []StepPreview
+	// Detected are the answers to the plan's detections the steps were
+	// previewed with (none offline).
+	Detected map[string]bool
+	Steps    []StepPreview
 }
 
 // Pending counts steps that would change something.
@@ -113,7 +116,14 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 		}
 	}
 	pv := &Preview{}
-	runID := r.dryRunID()
+	runID, recorded := r.dryRunID()
+	if !r.opts.Offline {
+		var err error
+		if r.detected, err = r.detect(ctx, hosts, recorded); err != nil {
+			return nil, err
+		}
+		pv.Detected = r.detected
+	}
 	// changedBy: host -> the first step that may change it. Later steps on
 	// that host see the state as of now, not as it will be when they run.
 	changedBy := map[string]string{}
@@ -187,17 +197,18 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 // `apply --resume` would continue, so that they recognise what it left on
 // the hosts (a dump, a restore marker) as an apply of it would; "" when an
 // apply would start a fresh run (no journal, a completed or rolled-back
-// run, --restart), for which nothing left on a host is its own.
-func (r *Runner) dryRunID() string {
+// run, --restart), for which nothing left on a host is its own. The
+// detections that run recorded come with it: its steps go on with them.
+func (r *Runner) dryRunID() (string, map[string]bool) {
 	if r.opts.Restart {
-		return ""
+		return "", nil
 	}
 	j, err := ReadJournal(JournalPath(r.opts.StateDir, r.plan.Name))
 	if err != nil || j == nil || j.Status == StatusCompleted || len(j.RolledBack()) > 0 {
 		// An unreadable journal makes apply refuse: show a fresh run.
-		return ""
+		return "", nil
 	}
-	return j.RunID
+	return j.RunID, j.Detected
 }
 
 // planEvent announces one step's preview.

@@ -48,9 +48,12 @@ type Journal struct {
 	Error      string     `json:"error,omitempty"`
 	// PointOfNoReturn is the point_of_no_return step the failed run was
 	// past: the reason on_failure did not run.
-	PointOfNoReturn string        `json:"point_of_no_return,omitempty"`
-	Steps           []*StepRecord `json:"steps"`
-	OnFailure       []*StepRecord `json:"on_failure,omitempty"`
+	PointOfNoReturn string `json:"point_of_no_return,omitempty"`
+	// Detected are the answers to the plan's detections its first apply
+	// found; a resume goes on with them.
+	Detected  map[string]bool `json:"detected,omitempty"`
+	Steps     []*StepRecord   `json:"steps"`
+	OnFailure []*StepRecord   `json:"on_failure,omitempty"`
 	// History keeps one line per apply invocation (fresh, resume, restart),
 	// oldest first: an audit trail that survives resumes.
 	History []RunRecord `json:"history"`

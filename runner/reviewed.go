@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,9 @@ type Reviewed struct {
 	Secrets []string          `json:"secrets,omitempty"`
 	// Hosts are the plan's hosts as they resolved: user@address:port.
 	Hosts map[string]string `json:"hosts"`
+	// Detected are the answers to the plan's detections ("true" or
+	// "false") the steps were reviewed with.
+	Detected map[string]string `json:"detected,omitempty"`
 	// From and Only are the dry run's step selection; apply keeps it.
 	From string   `json:"from,omitempty"`
 	Only []string `json:"only,omitempty"`
@@ -103,6 +107,12 @@ func (r *Runner) Review(pv *Preview, migrunVersion string) *Reviewed {
 	}
 	for name, h := range r.plan.Hosts {
 		rv.Hosts[name] = hostString(h.Local, h.User, h.Address, h.Port)
+	}
+	for name, v := range pv.Detected {
+		if rv.Detected == nil {
+			rv.Detected = map[string]string{}
+		}
+		rv.Detected[name] = strconv.FormatBool(v)
 	}
 	for i := range pv.Steps {
 		sp := &pv.Steps[i]
@@ -225,6 +235,7 @@ func Compare(reviewed, now *Reviewed) []Drift {
 	}
 	out = append(out, compareMaps("variable", reviewed.Vars, now.Vars)...)
 	out = append(out, compareMaps("host", reviewed.Hosts, now.Hosts)...)
+	out = append(out, compareMaps("detection", reviewed.Detected, now.Detected)...)
 
 	facts := map[string]*Drift{}
 	var factOrder []string

@@ -66,6 +66,9 @@ type Runner struct {
 	connect Connector
 	secrets secret.Values
 	opts    Options
+	// detected are this run's answers to the plan's detections, found
+	// when Plan or Apply starts (see detect).
+	detected map[string]bool
 }
 
 // New returns a runner for p. secrets are the resolved values of the
@@ -191,10 +194,25 @@ func (r *Runner) whenTrue(st plan.Step) (bool, string) {
 	if st.When == "" {
 		return true, ""
 	}
-	if plan.WhenHolds(st.When, r.plan.Vars) {
+	if r.opts.Offline && r.whenDetects(st.When) {
+		// Not found offline: show the step as it would run.
+		return true, ""
+	}
+	if plan.WhenHolds(st.When, r.whenVars()) {
 		return true, ""
 	}
 	return false, "when: " + st.When + " is false"
+}
+
+// whenDetects reports whether when reads a detection.
+func (r *Runner) whenDetects(when string) bool {
+	names := r.plan.DetectionNames()
+	for _, t := range plan.WhenTerms(when) {
+		if names[t.Var] {
+			return true
+		}
+	}
+	return false
 }
 
 // runtime builds what a step sees.

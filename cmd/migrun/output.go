@@ -50,6 +50,8 @@ func (p *eventPrinter) event(e runner.Event) {
 		} else {
 			fmt.Fprintf(p.w, "Applying %s (%s run)\n", e.Plan, e.Mode)
 		}
+	case runner.EventDetect:
+		fmt.Fprintf(p.w, "detected %s = %s (%s)\n", e.Step, e.Status, e.Reason)
 	case runner.EventStepPlan:
 		p.planStep(e)
 	case runner.EventStepRetry:
