@@ -394,7 +394,8 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 # host's stopped data directory, with the clients' accounts, which must
 # match what the database holds for their -verify), then copied into each
 # fresh engine host: much faster than growing (or pg_restore-ing) it again
-# for every run. The template's name hashes the two SQL files, the
+# for every run. The template's name hashes the SQL files (the engine's,
+# the DWH's and Keycloak's databases are all in the data directory), the
 # stand-in clients' sources (their accounts are in it), the recipe below
 # and the PostgreSQL version.
 pgdata_engine() { echo "$(host_dir engine)/fs$MIGRUN_E2E_PGDATA"; }
@@ -404,7 +405,8 @@ CLIENTS=(ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-
 tpl_dir() {
 	local h
 	h=$( {
-		cat "$hostsdir/engine-schema.sql" "$hostsdir/engine-bulk.sql" "$repo"/e2e/standin/engine/*.go
+		cat "$hostsdir"/engine-schema.sql "$hostsdir"/engine-bulk.sql "$hostsdir"/dwh-schema.sql "$hostsdir"/keycloak-schema.sql \
+			"$repo"/e2e/standin/engine/*.go
 		declare -f build_template
 		"$MIGRUN_E2E_PGBIN/postgres" --version
 	} | sha256sum | cut -c1-12)
@@ -491,7 +493,11 @@ data_row() { # MB: the growth time of a template, as measured when it was built
 migrun_args() { # MARGS: how migrun reaches the hosts; PVARS: the headline plan's vars, as scripts/demo-hosts.sh sets them
 	MARGS=(--known-hosts "$MIGRUN_E2E_KNOWN_HOSTS" --identity "$MIGRUN_E2E_IDENTITY" --ssh-config none)
 	PVARS=(--var "engine_host=$MIGRUN_E2E_ENGINE_IP" --var "db_host=$MIGRUN_E2E_DB_IP"
-		--var "engine_ip=$MIGRUN_E2E_ENGINE_IP" --var "pg_data=$MIGRUN_E2E_PGDATA" --var install_packages=false)
+		--var "engine_ip=$MIGRUN_E2E_ENGINE_IP" --var "pg_data=$MIGRUN_E2E_PGDATA" --var install_packages=false
+		# The manual procedure and the Ansible playbook move the engine
+		# database only, as the guide does: so does migrun here, for a
+		# like-for-like downtime.
+		--var move_dwh_db=false --var move_keycloak_db=false)
 }
 prep_steps() { # the headline plan's step ids before FIRST_DOWNTIME_STEP
 	awk -v stop="$FIRST_DOWNTIME_STEP" '

@@ -102,28 +102,38 @@ func assertNoClientFailures(t *testing.T, since time.Time, planned ...window) {
 	}
 }
 
-// assertClientsOn: every client is connected to the engine database on
-// host's server, and none to the other's (the DWH keeps its own database,
-// ovirt_engine_history, on the Manager).
+// managerDatabases are the Manager's databases and the services that
+// are their clients: the engine database's four, the DWH history
+// database's (the DWH, and the engine's dashboards), Keycloak's (the
+// Keycloak inside the engine).
+var managerDatabases = []struct{ name, clients string }{
+	{"engine", "ovirt-engine,ovirt-engine-dwhd,ovirt-engine-notifier,ovirt-fence-kdump-listener"},
+	{"ovirt_engine_history", "ovirt-engine,ovirt-engine-dwhd"},
+	{"ovirt_engine_keycloak", "ovirt-engine"},
+}
+
+// assertClientsOn: every client of each of the Manager's databases is
+// connected to it on host's server, and none to the other's.
 func assertClientsOn(t *testing.T, host string) {
 	t.Helper()
 	other := map[string]string{"engine": "db", "db": "engine"}[host]
-	q := "select coalesce(string_agg(distinct application_name, ',' order by application_name), '') from pg_stat_activity where application_name like 'ovirt-%' and datname = 'engine'"
-	want := "ovirt-engine,ovirt-engine-dwhd,ovirt-engine-notifier,ovirt-fence-kdump-listener"
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := psqlOn(t, host, "postgres", q)
-		if got == want {
-			break
+	for _, d := range managerDatabases {
+		q := "select coalesce(string_agg(distinct application_name, ',' order by application_name), '') from pg_stat_activity where application_name like 'ovirt-%' and datname = '" + d.name + "'"
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got := psqlOn(t, host, "postgres", q)
+			if got == d.clients {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("clients of %s connected to %s's server: %q, want %q", d.name, host, got, d.clients)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("clients connected to %s's server: %q, want %q", host, got, want)
-			break
+		if got := psqlOn(t, other, "postgres", q); got != "" {
+			t.Errorf("clients of %s still connected to %s's server: %s", d.name, other, got)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if got := psqlOn(t, other, "postgres", q); got != "" {
-		t.Errorf("clients still connected to %s's server: %s", other, got)
 	}
 }
 
@@ -149,7 +159,16 @@ func verifyClients(t *testing.T) {
 // engine database on host that has no primary key.
 func replicaIdentities(t *testing.T, host string) string {
 	t.Helper()
-	return psqlOn(t, host, "engine", `select string_agg(c.relname || ' ' || c.relreplident::text || coalesce(':' || (select ic.relname from pg_index i join pg_class ic on ic.oid = i.indexrelid where i.indrelid = c.oid and i.indisreplident), ''), ', ' order by c.relname)
+	var all []string
+	for _, d := range managerDatabases {
+		all = append(all, d.name+": "+replicaIdentitiesIn(t, host, d.name))
+	}
+	return strings.Join(all, "\n")
+}
+
+func replicaIdentitiesIn(t *testing.T, host, db string) string {
+	t.Helper()
+	return psqlOn(t, host, db, `select string_agg(c.relname || ' ' || c.relreplident::text || coalesce(':' || (select ic.relname from pg_index i join pg_class ic on ic.oid = i.indexrelid where i.indrelid = c.oid and i.indisreplident), ''), ', ' order by c.relname)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
 		where c.relkind = 'r' and n.nspname = 'public' and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)`)
 }
@@ -166,6 +185,9 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 		setup, undo []string  // SQL (psql) on host in db, or
 		shell       [2]string // a setup and an undo command on host
 		want        string
+		// allDBs runs the plan on the Manager's every database; the
+		// others leave the DWH's and Keycloak's in place (a shorter run).
+		allDBs bool
 	}{
 		{name: "an unlogged table", host: "engine", db: "engine",
 			setup: []string{"create unlogged table scratch (id int primary key);", "alter table scratch owner to engine;"},
@@ -194,6 +216,12 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 			shell: [2]string{`cd / && PGPASSWORD='` + pw + `' setsid -f psql -X -h ` + ip("engine") + ` -U engine -d engine -c 'select pg_sleep(600) as migrun_e2e_stray' </dev/null >/dev/null 2>&1 && sleep 1`,
 				`pkill -f 'migrun_e2e_[s]tray'; true`},
 			want: "a client at " + ip("db") + " port "},
+		// A client of the DWH history database the plan does not stop
+		// (a Grafana the plan does not handle).
+		{name: "a client of the DWH database", host: "engine", allDBs: true,
+			shell: [2]string{`cd / && PGAPPNAME=grafana setsid -f runuser -u postgres -- psql -X -d ovirt_engine_history -c 'select pg_sleep(600) as migrun_e2e_stray' </dev/null >/dev/null 2>&1 && sleep 1`,
+				`pkill -f 'migrun_e2e_[s]tray'; true`},
+			want: `step old-dwh-db-clients-check on engine: check: engine: database ovirt_engine_history has 1 client outside the services this plan stops (ovirt-engine, ovirt-engine-dwhd): psql (pid `},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,11 +239,15 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 			}
 			before := fingerprint(t)
 			state := t.TempDir()
-			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"plan", "--state-dir", state}, headlineVars()...)...)
+			vars := headlineVars()
+			if !tc.allDBs {
+				vars = append(vars, "--var", "move_dwh_db=false", "--var", "move_keycloak_db=false")
+			}
+			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"plan", "--state-dir", state}, vars...)...)
 			if res.code == 0 || !strings.Contains(res.out, tc.want) {
 				t.Errorf("plan: exit %d, want non-zero naming %q", res.code, tc.want)
 			}
-			res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+			res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, vars...)...)
 			if res.code != 3 || !strings.Contains(res.out, "refused before any change") || !strings.Contains(res.out, tc.want) {
 				t.Errorf("apply: exit %d, want 3, a refusal before any change naming %q", res.code, tc.want)
 			}

@@ -53,9 +53,9 @@ func (l *loader) document(root *yaml.Node, overrides map[string]string) *Plan {
 	l.applyOverrides(defs, overrides)
 	l.resolveVars(defs)
 	p.Vars = l.refs.vars
-	p.Secrets = l.secretSources(top["secrets"].v)
 	p.Hosts = l.hosts(top["hosts"].v)
 	l.refs.hosts = p.Hosts
+	p.Secrets = l.secretSources(top["secrets"].v)
 	p.Detect = l.detections(top["detect"].v)
 	l.refs.detected = p.DetectionNames()
 
@@ -237,6 +237,7 @@ func (l *loader) secretSources(n *yaml.Node) map[string]SecretSource {
 		}
 		var src SecretSource
 		var set []string
+		keys := map[string]*yaml.Node{}
 		for _, q := range pairs {
 			var dst *string
 			switch q.key {
@@ -246,11 +247,18 @@ func (l *loader) secretSources(n *yaml.Node) map[string]SecretSource {
 				dst = &src.File
 			case "prompt":
 				dst = &src.Prompt
+			case "host":
+				dst = &src.Host
+			case "key":
+				dst = &src.Key
 			default:
-				l.unknownKey(q, path, "", []string{"env", "file", "prompt"})
+				l.unknownKey(q, path, "", []string{"env", "file", "prompt", "host", "key"})
 				continue
 			}
-			set = append(set, q.key)
+			keys[q.key] = q.k
+			if q.key != "host" && q.key != "key" {
+				set = append(set, q.key)
+			}
 			s, ok := l.expand(q.v, join(path, q.key), "", l.refs.lookupVar)
 			switch {
 			case !ok:
@@ -258,6 +266,10 @@ func (l *loader) secretSources(n *yaml.Node) map[string]SecretSource {
 				l.errorf(deref(q.v), "", "%s.%s: must not be empty", path, q.key)
 			case q.key == "env" && !varNameRE.MatchString(s):
 				l.errorf(deref(q.v), "", "%s.env: %q is not an environment variable name", path, s)
+			case q.key == "key" && !varNameRE.MatchString(s):
+				l.errorf(deref(q.v), "", "%s.key: %q is not a variable name", path, s)
+			case q.key == "host" && (!l.knownHost(s) || s == workstation):
+				l.errorf(deref(q.v), "", "%s.host: no host %q%s", path, s, didYouMean(s, l.hostNames()))
 			}
 			*dst = s
 		}
@@ -266,6 +278,14 @@ func (l *loader) secretSources(n *yaml.Node) map[string]SecretSource {
 			l.errorf(p.k, "", "%s: say where the value comes from: env, file or prompt", path)
 		case len(set) > 1:
 			l.errorf(p.k, "", "%s: has %s; give exactly one of env, file or prompt", path, strings.Join(set, " and "))
+		}
+		for _, k := range []string{"host", "key"} {
+			if keys[k] != nil && keys["file"] == nil {
+				l.errorf(keys[k], "", "%s.%s: goes with file", path, k)
+			}
+		}
+		if src.Host != "" && src.File != "" && !strings.HasPrefix(src.File, "/") {
+			l.errorf(keys["file"], "", "%s.file: a file on host %s needs an absolute path", path, src.Host)
 		}
 		out[p.key] = src
 	}

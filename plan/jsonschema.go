@@ -279,19 +279,25 @@ func topKeySchema(key string) (object, error) {
 
 func secretSchema() object {
 	return object{
-		{"description", "exactly one of env, file or prompt"},
+		{"description", "exactly one of env, file or prompt; file may come with host and key"},
 		{"type", "object"},
 		{"properties", object{
 			{"env", object{
 				{"description", "environment variable holding the value"},
 				{"anyOf", []any{object{{"type", "string"}, {"pattern", varNameRE.String()}}, def("ref")}},
 			}},
-			{"file", described("file whose first line is the value; relative to the plan's directory", def("text", member{"minLength", 1}))},
+			{"file", described("file whose first line is the value (with key: whose KEY=\"value\" line); relative to the plan's directory, or with host: an absolute path on that host", def("text", member{"minLength", 1}))},
 			{"prompt", described("text of a no-echo prompt on the terminal", def("text", member{"minLength", 1}))},
+			{"host", described("with file: the plan host the file is on, read once connected and only when a step that will run uses the secret", def("text", member{"minLength", 1}))},
+			{"key", described("with file: the KEY of a KEY=\"value\" line (shell syntax, as oVirt's *.conf files) holding the value", def("text", member{"pattern", varNameRE.String()}))},
 		}},
 		{"additionalProperties", false},
-		{"minProperties", 1},
-		{"maxProperties", 1},
+		{"oneOf", []any{
+			object{{"required", []string{"env"}}},
+			object{{"required", []string{"file"}}},
+			object{{"required", []string{"prompt"}}},
+		}},
+		{"dependentRequired", object{{"host", []string{"file"}}, {"key", []string{"file"}}}},
 	}
 }
 

@@ -37,8 +37,16 @@ type Plan struct {
 // SecretSource says where a secret's value comes from; exactly one is set.
 type SecretSource struct {
 	Env    string // environment variable name
-	File   string // file whose first line is the value
+	File   string // file whose first line is the value (with Key: whose KEY="value" line)
 	Prompt string // text of a no-echo prompt on the terminal
+	// Host, with File, reads the file on that plan host instead of the
+	// workstation: the runner reads it once connected, and only when a
+	// step that will run uses the secret (a password engine-setup wrote
+	// in a config file the operator never saw).
+	Host string
+	// Key, with File, takes the value of KEY="value" (shell syntax, as
+	// oVirt's *.conf files) instead of the first line.
+	Key string
 }
 
 // Host is a machine the plan touches.

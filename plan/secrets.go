@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/migrun/migrun/internal/ovirtconf"
 	"github.com/migrun/migrun/internal/secret"
 )
 
@@ -21,17 +22,7 @@ type Prompter func(prompt string) (string, error)
 // UsedSecrets lists the secrets that steps and on_failure refer to, sorted.
 // Secrets declared but unused are never asked for.
 func (p *Plan) UsedSecrets() []string {
-	seen := map[string]bool{}
-	for _, list := range [][]Step{p.Steps, p.OnFailure} {
-		for _, st := range list {
-			specStrings(st.Spec, func(_, s string) {
-				for _, name := range secret.Names(s) {
-					seen[name] = true
-				}
-			})
-		}
-	}
-	return slices.Sorted(maps.Keys(seen))
+	return SecretsUsedBy(p.Steps, p.OnFailure)
 }
 
 // maxSecretLine bounds what is read of a secret file: its first line is
@@ -61,11 +52,19 @@ func (p *Plan) ResolveSecrets(getenv func(string) string, prompt Prompter) (secr
 		switch {
 		case !declared: // only in a Plan not made by Load
 			errs = append(errs, fmt.Errorf("secret %s is not declared under secrets:", name))
+		case src.Host != "":
+			// Read on the host by the runner, once connected.
 		case src.Env != "":
 			if val := getenv(src.Env); val != "" {
 				vals[name] = val
 			} else {
 				errs = append(errs, fmt.Errorf("secret %s: environment variable %s is not set or empty", name, src.Env))
+			}
+		case src.File != "" && src.Key != "":
+			if val, err := readSecretKey(p.secretPath(src.File), src.Key); err == nil {
+				vals[name] = val
+			} else {
+				errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
 			}
 		case src.File != "":
 			if val, err := readSecretFile(p.secretPath(src.File)); err == nil {
@@ -108,24 +107,46 @@ func (p *Plan) secretPath(path string) string {
 	return filepath.Join(filepath.Dir(p.File), path)
 }
 
-func readSecretFile(path string) (string, error) {
-	f, err := os.Open(path)
+// SecretFromFile is the value of key in a shell-syntax config file's text
+// (KEY="value", as oVirt's *.conf files): the last assignment wins, as
+// when the file is sourced. where names the file in errors.
+func SecretFromFile(text, key, where string) (string, error) {
+	f, err := ovirtconf.Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", where, err)
+	}
+	v, ok := f.Get(key)
+	switch {
+	case !ok:
+		return "", fmt.Errorf("%s does not set %s", where, key)
+	case v == "":
+		return "", fmt.Errorf("%s sets %s empty", where, key)
+	}
+	return v, nil
+}
+
+func readSecretKey(path, key string) (string, error) {
+	f, err := openSecretFile(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return SecretFromFile(string(b), key, "file "+path)
+}
+
+// maxSecretFile bounds what is read of a config file a secret is a key of.
+const maxSecretFile = 1 << 20
+
+func readSecretFile(path string) (string, error) {
+	f, err := openSecretFile(path)
 	if err != nil {
 		return "", err
 	}
-	if fi.IsDir() {
-		return "", fmt.Errorf("file %s is a directory", path)
-	}
-	// Group-readable is a deliberate choice on some systems (a service
-	// group); readable by everyone is not.
-	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o004 != 0 {
-		return "", fmt.Errorf("file %s is readable by every user (mode %04o); run chmod o-r %s", path, perm, path)
-	}
+	defer f.Close()
 	line, err := bufio.NewReader(io.LimitReader(f, maxSecretLine)).ReadString('\n')
 	if err != nil && err != io.EOF {
 		return "", fmt.Errorf("read %s: %w", path, err)
@@ -134,4 +155,44 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("file %s: the first line is empty", path)
 	}
 	return line, nil
+}
+
+// openSecretFile opens a workstation file that holds a secret, refusing
+// a directory and a file every user may read.
+func openSecretFile(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("file %s is a directory", path)
+	}
+	// Group-readable is a deliberate choice on some systems (a service
+	// group); readable by everyone is not.
+	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o004 != 0 {
+		f.Close()
+		return nil, fmt.Errorf("file %s is readable by every user (mode %04o); run chmod o-r %s", path, perm, path)
+	}
+	return f, nil
+}
+
+// SecretsUsedBy lists the secrets the given steps refer to, sorted.
+func SecretsUsedBy(list ...[]Step) []string {
+	seen := map[string]bool{}
+	for _, l := range list {
+		for _, st := range l {
+			specStrings(st.Spec, func(_, s string) {
+				for _, name := range secret.Names(s) {
+					seen[name] = true
+				}
+			})
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }

@@ -198,3 +198,68 @@ func TestSecretFilePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsFromConfigFiles: a secret may be a KEY="value" of a config
+// file, on the workstation (read by ResolveSecrets) or on a plan host
+// (left to the runner, which reads it once connected).
+func TestSecretsFromConfigFiles(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "10-setup-database.conf")
+	if err := os.WriteFile(conf, []byte("ENGINE_DB_HOST=\"localhost\"\nENGINE_DB_PASSWORD=\"s3cr\\\"et\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := `version: 1
+name: t
+secrets:
+  engine: {file: "` + conf + `", key: ENGINE_DB_PASSWORD}
+  dwh: {host: db, file: /etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf, key: DWH_DB_PASSWORD}
+hosts:
+  db: {address: db}
+steps:
+  - {id: a, host: db, shell: {run: psql, stdin: "${engine} ${dwh}"}}
+`
+	p, errs := parse(t, src, nil)
+	if errs != nil {
+		t.Fatal(strings.Join(errs, "\n"))
+	}
+	if got := p.Secrets["dwh"]; got != (plan.SecretSource{Host: "db", File: "/etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf", Key: "DWH_DB_PASSWORD"}) {
+		t.Errorf("dwh source: %+v", got)
+	}
+	vals, err := p.ResolveSecrets(func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vals["engine"] != `s3cr"et` {
+		t.Errorf("engine = %q", vals["engine"])
+	}
+	if _, ok := vals["dwh"]; ok {
+		t.Errorf("a host secret was resolved on the workstation")
+	}
+	if _, err := plan.SecretFromFile("A=1\n", "B", "x.conf"); err == nil || err.Error() != "x.conf does not set B" {
+		t.Errorf("a key the file lacks: %v", err)
+	}
+
+	bad := `version: 1
+name: t
+secrets:
+  a: {env: A, key: K}
+  b: {prompt: x, host: db}
+  c: {host: dbb, file: /x}
+  d: {host: db, file: x.conf, key: "K-1"}
+hosts:
+  db: {address: db}
+steps:
+  - {id: s, host: db, shell: {run: psql, stdin: "${a}${b}${c}${d}"}}
+`
+	_, errs = parse(t, bad, nil)
+	want := []string{
+		`plan.yaml:4:15: secrets.a.key: goes with file`,
+		`plan.yaml:5:18: secrets.b.host: goes with file`,
+		`plan.yaml:6:13: secrets.c.host: no host "dbb" (did you mean "db"?)`,
+		`plan.yaml:7:17: secrets.d.file: a file on host db needs an absolute path`,
+		`plan.yaml:7:36: secrets.d.key: "K-1" is not a variable name`,
+	}
+	if !reflect.DeepEqual(errs, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(errs, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -123,6 +123,9 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 			return nil, err
 		}
 		pv.Detected = r.detected
+		if err := r.hostSecrets(ctx, hosts); err != nil {
+			return nil, err
+		}
 	}
 	// changedBy: host -> the first step that may change it. Later steps on
 	// that host see the state as of now, not as it will be when they run.

@@ -89,6 +89,10 @@ func New(p *plan.Plan, connect Connector, secrets secret.Values, opts Options) *
 	if opts.Progress == nil {
 		opts.Progress = steps.NopProgress{}
 	}
+	if secrets == nil {
+		// hostSecrets adds to it.
+		secrets = secret.Values{}
+	}
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = 2 * time.Second
 	}

@@ -65,13 +65,13 @@ func (f *fakeExec) WriteFile(ctx context.Context, path string, data []byte, attr
 // file holds the content. Knobs make it fail, block or print.
 type testSpec struct {
 	w        *world
-	Path     string `json:"path"`
-	Content  string `json:"content"`
-	FailN    int    `json:"fail_n"` // fail the first FailN applies
-	Fatal    bool   `json:"fatal"`  // always fail
-	Unknown  bool   `json:"unknown"`
-	Refuse   string `json:"refuse"` // Check fails with this
-	Output   string `json:"output"`
+	Path     string `json:"path" yaml:"path"`
+	Content  string `json:"content" yaml:"content"`
+	FailN    int    `json:"fail_n" yaml:"fail_n"` // fail the first FailN applies
+	Fatal    bool   `json:"fatal" yaml:"fatal"`   // always fail
+	Unknown  bool   `json:"unknown" yaml:"unknown"`
+	Refuse   string `json:"refuse" yaml:"refuse"` // Check fails with this
+	Output   string `json:"output" yaml:"output"`
 	started  chan struct{}
 	release  chan struct{}
 	attempts int
@@ -133,7 +133,14 @@ func (s *testSpec) Apply(ctx context.Context, rt *steps.Runtime) (steps.Outcome,
 	s.w.mu.Lock()
 	s.w.applied = append(s.w.applied, rt.StepID)
 	s.w.mu.Unlock()
-	return steps.Outcome{Changed: true, Output: s.Output}, nil
+	// As a kind hands a secret to a command: revealed, then echoed back
+	// (the runner must redact it).
+	out, err := rt.Secrets.Reveal(s.Output)
+	if err != nil {
+		return steps.Outcome{}, err
+	}
+	fmt.Fprint(rt.Output, out)
+	return steps.Outcome{Changed: true, Output: out}, nil
 }
 
 // fixture builds a plan of test steps over two fake hosts.

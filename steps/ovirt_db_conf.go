@@ -23,7 +23,8 @@ var _ Spec = (*OvirtDbConf)(nil)
 // database: /etc/ovirt-engine/engine.conf.d/10-setup-database.conf
 // (ENGINE_DB_*), the DWH's ovirt-engine-dwhd.conf.d/10-setup-database.conf
 // (ENGINE_DB_* and DWH_DB_*), engine.conf.d/10-setup-dwh-database.conf
-// (DWH_DB_*), or the internal login domain's aaa/internal.properties.
+// (DWH_DB_*), engine.conf.d/12-setup-keycloak.conf (KEYCLOAK_DB_*), or the
+// internal login domain's aaa/internal.properties.
 //
 // Since oVirt 3.6 engine-setup writes nine keys per database, and the
 // engine connects with PREFIX_URL alone: changing PREFIX_HOST without the
@@ -33,7 +34,7 @@ var _ Spec = (*OvirtDbConf)(nil)
 type OvirtDbConf struct {
 	File              string `yaml:"file" required:"true" doc:"absolute path of the file to edit, e.g. /etc/ovirt-engine/engine.conf.d/10-setup-database.conf"`
 	Format            string `yaml:"format" enum:"shell|properties" doc:"file format: shell (KEY=\"value\", the *.conf files) or properties (aaa/internal.properties); default: properties when file ends in .properties, else shell"`
-	Prefix            string `yaml:"prefix" enum:"ENGINE_DB|DWH_DB" default:"ENGINE_DB" doc:"which database's keys to set in a shell file: ENGINE_DB_* or DWH_DB_*"`
+	Prefix            string `yaml:"prefix" enum:"ENGINE_DB|DWH_DB|KEYCLOAK_DB" default:"ENGINE_DB" doc:"which database's keys to set in a shell file: ENGINE_DB_*, DWH_DB_* or KEYCLOAK_DB_* (engine.conf.d/12-setup-keycloak.conf)"`
 	Host              string `yaml:"host" doc:"database host name or address (default: keep the file's)"`
 	Port              int    `yaml:"port" default:"5432" doc:"database port"`
 	Database          string `yaml:"database" doc:"database name (default: keep the file's)"`
@@ -82,7 +83,7 @@ func (c *OvirtDbConf) port() int {
 // cannot go into a JDBC URL.
 func (c *OvirtDbConf) Validate() []Problem {
 	ps := validateFile("file", c.File)
-	if c.format() == ovirtFormatProperties && c.Prefix == "DWH_DB" {
+	if c.format() == ovirtFormatProperties && c.Prefix != "" && c.Prefix != "ENGINE_DB" {
 		ps = append(ps, Problem{"prefix", "a properties file holds the engine database's datasource only; prefix applies to shell files"})
 	}
 	if c.Port < 0 || c.Port > 65535 {

@@ -206,6 +206,8 @@ func TestOvirtDbConfGolden(t *testing.T) {
 		{"secured-not-validated", "10-setup-database.conf", OvirtDbConf{Secured: true}},
 		{"dwh-prefix", "dwhd-10-setup-database.conf", OvirtDbConf{Prefix: "DWH_DB", Host: "dwh-db.example.com", Password: pw}},
 		{"dwhd-engine-prefix", "dwhd-10-setup-database.conf", OvirtDbConf{Host: "db.example.com"}},
+		// Keycloak's: only its database keys change, not its own settings.
+		{"keycloak", "12-setup-keycloak.conf", OvirtDbConf{Prefix: "KEYCLOAK_DB", Host: "db.example.com"}},
 		{"legacy-references", "legacy-10-setup-database.conf", OvirtDbConf{Host: "db.example.com"}},
 		{"partial", "partial.conf", OvirtDbConf{User: "engine"}},
 		{"properties", "internal.properties", OvirtDbConf{Host: "db.example.com", Password: pw}},

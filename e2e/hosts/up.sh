@@ -201,8 +201,10 @@ fi
 ssh-keygen -q -t ed25519 -N '' -C migrun-e2e-client -f "$MIGRUN_E2E_IDENTITY"
 ( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE" )
 ( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_DWH_DB_PASSWORD_FILE" )
+( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE" )
 engine_db_password=$(cat "$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE")
 dwh_db_password=$(cat "$MIGRUN_E2E_DWH_DB_PASSWORD_FILE")
+keycloak_db_password=$(cat "$MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE")
 
 # --- hosts ----------------------------------------------------------------------
 pg_uid=$(id -u postgres) pg_gid=$(id -g postgres)
@@ -297,7 +299,7 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 # `local` lines, so that they come before initdb's host lines.
 engine_setup_hba() {
 	local f=$1 lines
-	lines=$(for d in engine ovirt_engine_history; do
+	lines=$(for d in engine ovirt_engine_history ovirt_engine_keycloak; do
 		printf 'host    %s    %s    0.0.0.0/0    md5\n' "$d" "$d"
 		printf 'host    %s    %s    ::0/0        md5\n' "$d" "$d"
 	done)
@@ -331,6 +333,14 @@ engine_files() { # HOST_DIR: engine's oVirt config files and stand-in tools
 	( umask 027
 	db_conf ENGINE_DB engine "$engine_db_password" engine >"$fs/etc/ovirt-engine/engine.conf.d/10-setup-database.conf"
 	db_conf DWH_DB ovirt_engine_history "$dwh_db_password" ovirt_engine_history >"$fs/etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf"
+	# Keycloak, bundled and on by default since 4.5 (OIDC for the
+	# engine's own users).
+	{
+		db_conf KEYCLOAK_DB ovirt_engine_keycloak "$keycloak_db_password" ovirt_engine_keycloak
+		echo 'KEYCLOAK_DB_MAX_CONNECTIONS=20'
+		echo 'KEYCLOAK_BUNDLED=True'
+		echo 'EXTERNAL_OIDC_CLIENT_ID="ovirt-engine-internal"'
+	} >"$fs/etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf"
 	{
 		db_conf DWH_DB ovirt_engine_history "$dwh_db_password" ovirt_engine_history
 		db_conf ENGINE_DB engine "$engine_db_password" engine
@@ -443,18 +453,15 @@ epsql -d engine -c 'CREATE EXTENSION "uuid-ossp"'
 # sequences owned by no column, a generated column, hundreds of views and
 # functions (see engine-schema.sql).
 epsql -d engine -f "$E2E_HOSTS_DIR/engine-schema.sql"
-# The DWH database, small: its owner, a history table.
+# The DWH history database: 40 tables, 32 sequences no column owns,
+# hundreds of views (see dwh-schema.sql).
 owned_db ovirt_engine_history "$dwh_db_password"
-epsql -d ovirt_engine_history <<-'SQL'
-	SET ROLE ovirt_engine_history;
-	CREATE TABLE history_configuration (var_name text PRIMARY KEY, var_value text, var_datetime timestamptz);
-	INSERT INTO history_configuration VALUES ('default_language', 'en_US', NULL), ('firstSync', 'false', now());
-	CREATE TABLE host_samples_history (history_id bigserial PRIMARY KEY, history_datetime timestamptz NOT NULL,
-	    host_id uuid NOT NULL, cpu_usage_percent smallint, memory_usage_percent smallint);
-	INSERT INTO host_samples_history (history_datetime, host_id, cpu_usage_percent, memory_usage_percent)
-	SELECT now() - g * interval '1 minute', md5((g % 5)::text)::uuid, g % 100, (g * 7) % 100
-	FROM generate_series(1, 1000) g;
-SQL
+{ echo 'SET ROLE ovirt_engine_history;'; cat "$E2E_HOSTS_DIR/dwh-schema.sql"; } | epsql -d ovirt_engine_history
+# The Keycloak database: Liquibase's changelog without a primary key,
+# foreign keys, the sessions and events the engine writes (see
+# keycloak-schema.sql).
+owned_db ovirt_engine_keycloak "$keycloak_db_password"
+{ echo 'SET ROLE ovirt_engine_keycloak;'; cat "$E2E_HOSTS_DIR/keycloak-schema.sql"; } | epsql -d ovirt_engine_keycloak
 
 # --- client files -------------------------------------------------------------------
 : >"$MIGRUN_E2E_KNOWN_HOSTS"

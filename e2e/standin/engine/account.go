@@ -23,8 +23,12 @@ type account struct {
 	Ambiguous int64     `json:"ambiguous"`
 	Failures  []failure `json:"failures"` // the latest maxFailures
 	// Database is where the last transaction committed (host:port/db).
-	Database string    `json:"database"`
-	Updated  time.Time `json:"updated"`
+	Database string `json:"database"`
+	// Also holds, for each other database the client writes in its own
+	// transaction before the main one (the DWH's history, Keycloak's
+	// sessions), the sequence number of the last one committed there.
+	Also    map[string]int64 `json:"also,omitempty"`
+	Updated time.Time        `json:"updated"`
 
 	path string
 }
@@ -52,6 +56,15 @@ func openAccount(path, role string) (*account, error) {
 	}
 	a.path = path
 	return a, nil
+}
+
+// committedIn records transaction seq's part in the database called
+// name; it is saved with the main transaction's outcome.
+func (a *account) committedIn(name string, seq int64) {
+	if a.Also == nil {
+		a.Also = map[string]int64{}
+	}
+	a.Also[name] = seq
 }
 
 func (a *account) committed(db string) error {

@@ -18,6 +18,7 @@ import (
 // dbConfig is one database a role connects to, as its configuration
 // names it.
 type dbConfig struct {
+	name                string // what it is to the role: engine, dwh, keycloak
 	url, user, password string
 	files               []string // the files it was read from
 }
@@ -53,7 +54,8 @@ func (c dbConfig) pgxConfig(app string) (*pgx.ConnConfig, error) {
 // session is a role's open connections, in the order of its databases.
 type session struct {
 	conns []*pgx.Conn
-	where string // the first database, host:port/db
+	named map[string]*pgx.Conn // by dbConfig.name
+	where string               // the first database, host:port/db
 	vars  map[string]any
 }
 
@@ -122,7 +124,7 @@ func (c *client) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{vars: map[string]any{}}
+	s := &session{vars: map[string]any{}, named: map[string]*pgx.Conn{}}
 	for i, d := range dbs {
 		cfg, err := d.pgxConfig(c.role.name)
 		if err != nil {
@@ -137,6 +139,7 @@ func (c *client) connect(ctx context.Context) (*session, error) {
 			return nil, fmt.Errorf("connect %s: %w", d.url, err)
 		}
 		s.conns = append(s.conns, conn)
+		s.named[d.name] = conn
 		where := fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 		if i == 0 {
 			s.where = where

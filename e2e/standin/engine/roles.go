@@ -46,7 +46,7 @@ var roles = map[string]*role{
 	"ovirt-engine": {
 		name: "ovirt-engine", log: "/var/log/ovirt-engine/engine.log", interval: 200 * time.Millisecond,
 		engineConfd: engineConfd, precheck: func() error { return nil },
-		databases: engineDatabase, prepare: enginePrepare, write: engineWrite, verify: engineVerify,
+		databases: engineDatabases, prepare: enginePrepare, write: engineWrite, verify: engineVerify,
 	},
 	"ovirt-engine-dwhd": {
 		name: "ovirt-engine-dwhd", log: "/var/log/ovirt-engine-dwh/ovirt-engine-dwhd.log", interval: 500 * time.Millisecond,
@@ -76,7 +76,8 @@ func roleNames() string {
 
 // prefixed reads PREFIX_URL, _USER and _PASSWORD from vals.
 func prefixed(vals map[string]string, files []string, prefix, where string) (dbConfig, error) {
-	d := dbConfig{url: vals[prefix+"_URL"], user: vals[prefix+"_USER"], password: vals[prefix+"_PASSWORD"], files: files}
+	name := map[string]string{"ENGINE_DB": "engine", "DWH_DB": "dwh", "KEYCLOAK_DB": "keycloak"}[prefix]
+	d := dbConfig{name: name, url: vals[prefix+"_URL"], user: vals[prefix+"_USER"], password: vals[prefix+"_PASSWORD"], files: files}
 	if d.url == "" {
 		return d, fmt.Errorf("%s_URL is not set in %s", prefix, where)
 	}
@@ -93,6 +94,33 @@ func engineDatabase(r *role) ([]dbConfig, error) {
 	}
 	d, err := prefixed(vals, files, "ENGINE_DB", r.engineConfd+"/*.conf")
 	return []dbConfig{d}, err
+}
+
+// engineDatabases: the engine's own database, and where engine-setup
+// configured them, the DWH's (its dashboards read it;
+// 10-setup-dwh-database.conf) and Keycloak's (the Keycloak running in the
+// engine's WildFly; 12-setup-keycloak.conf).
+func engineDatabases(r *role) ([]dbConfig, error) {
+	vals, files, err := ovirtconf.LoadDir(r.engineConfd, nil)
+	if err != nil {
+		return nil, err
+	}
+	e, err := prefixed(vals, files, "ENGINE_DB", r.engineConfd+"/*.conf")
+	if err != nil {
+		return nil, err
+	}
+	dbs := []dbConfig{e}
+	for _, prefix := range []string{"DWH_DB", "KEYCLOAK_DB"} {
+		if vals[prefix+"_URL"] == "" {
+			continue
+		}
+		d, err := prefixed(vals, files, prefix, r.engineConfd+"/*.conf")
+		if err != nil {
+			return nil, err
+		}
+		dbs = append(dbs, d)
+	}
+	return dbs, nil
 }
 
 // dwhDatabases: the DWH keeps its own copy of both databases' settings.
@@ -161,6 +189,25 @@ func enginePrepare(ctx context.Context, c *client, s *session) error {
 }
 
 func engineWrite(ctx context.Context, c *client, s *session, seq int64) error {
+	// Keycloak first, in its own database: a token refresh of the
+	// engine's offline session and the event it logs.
+	if kc := s.named["keycloak"]; kc != nil {
+		if err := inTx(ctx, kc,
+			q(`UPDATE offline_user_session SET last_session_refresh = $1 WHERE user_session_id = 'standin'`, seq),
+			q(`INSERT INTO event_entity (id, client_id, realm_id, event_time, type, user_id)
+			   VALUES ('standin-' || $1::bigint, 'ovirt-engine-internal', 'ovirt-internal', $1::bigint, 'REFRESH_TOKEN', 'standin')
+			   ON CONFLICT (id) DO NOTHING`, seq)); err != nil {
+			return fmt.Errorf("keycloak: %w", err)
+		}
+		c.acct.committedIn("keycloak", seq)
+	}
+	// The dashboard reads the DWH's database now and then.
+	if dwh := s.named["dwh"]; dwh != nil && seq%10 == 0 {
+		var n int64
+		if err := dwh.QueryRow(ctx, `SELECT count(*) FROM host_samples_history WHERE history_datetime > now() - interval '5 minutes'`).Scan(&n); err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+	}
 	vms, hosts, tasks := s.vars["vms"].([]string), s.vars["hosts"].([]string), s.vars["tasks"].([]string)
 	vm := vms[int(seq)%len(vms)]
 	host := hosts[int(seq)%len(hosts)]
@@ -208,17 +255,34 @@ func engineVerify(ctx context.Context, c *client, s *session) (string, error) {
 	if nics != 2*nicVMs {
 		bad = append(bad, fmt.Sprintf("vm_guest_agent_interfaces: %d rows for %d VMs (replaced NICs left behind: a DELETE lost)", nics, nicVMs))
 	}
+	if kc := s.named["keycloak"]; kc != nil {
+		var refresh, events int64
+		if err := kc.QueryRow(ctx, `SELECT last_session_refresh, (SELECT count(*) FROM event_entity WHERE id LIKE 'standin-%')
+		    FROM offline_user_session WHERE user_session_id = 'standin'`).Scan(&refresh, &events); err != nil {
+			return "", fmt.Errorf("keycloak: %w", err)
+		}
+		if m := matchAlso("keycloak offline_user_session refresh", refresh, "keycloak", c.acct); m != "" {
+			bad = append(bad, m)
+		}
+		if events != refresh {
+			bad = append(bad, fmt.Sprintf("keycloak event_entity holds %d of the engine's refresh events, its session was refreshed %d times", events, refresh))
+		}
+	}
 	return strings.Join(bad, "; "), nil
 }
 
 // --- the DWH ----------------------------------------------------------------
 
 func dwhWrite(ctx context.Context, c *client, s *session, seq int64) error {
-	// A sample into its own database, then its heartbeat in the engine's.
-	if err := inTx(ctx, s.conns[1], q(`INSERT INTO host_samples_history (history_datetime, host_id, cpu_usage_percent, memory_usage_percent)
-	    VALUES (now(), md5('standin')::uuid, $1 % 100, $1 % 97)`, seq)); err != nil {
-		return err
+	// A sample and its aggregation mark into its own database, then its
+	// heartbeat in the engine's.
+	if err := inTx(ctx, s.named["dwh"],
+		q(`INSERT INTO host_samples_history (history_datetime, host_id, cpu_usage_percent, memory_usage_percent)
+		   VALUES (now(), md5('standin')::uuid, $1 % 100, $1 % 97)`, seq),
+		q(`UPDATE history_configuration SET var_value = $1, var_datetime = now() WHERE var_name = 'lastHourAggr'`, fmt.Sprint(seq))); err != nil {
+		return fmt.Errorf("history database: %w", err)
 	}
+	c.acct.committedIn("dwh", seq)
 	return inTx(ctx, s.conns[0],
 		q(`UPDATE dwh_history_timekeeping SET var_value = $1, var_datetime = now() WHERE var_name = 'heartBeat'`, fmt.Sprint(seq)),
 		q(`UPDATE dwh_history_timekeeping SET var_datetime = now() WHERE var_name = 'lastSync'`))
@@ -229,7 +293,26 @@ func dwhVerify(ctx context.Context, c *client, s *session) (string, error) {
 	if err := s.conns[0].QueryRow(ctx, `SELECT coalesce(var_value, '') FROM dwh_history_timekeeping WHERE var_name = 'heartBeat'`).Scan(&v); err != nil {
 		return "", err
 	}
-	return matchLast("dwh_history_timekeeping heartBeat", v, c.acct), nil
+	bad := matchLast("dwh_history_timekeeping heartBeat", v, c.acct)
+	var last int64
+	if err := s.named["dwh"].QueryRow(ctx, `SELECT coalesce(var_value, '0')::bigint FROM history_configuration WHERE var_name = 'lastHourAggr'`).Scan(&last); err != nil {
+		return "", fmt.Errorf("history database: %w", err)
+	}
+	if m := matchAlso("history_configuration lastHourAggr", last, "dwh", c.acct); m != "" {
+		bad = strings.TrimPrefix(bad+"; "+m, "; ")
+	}
+	return bad, nil
+}
+
+// matchAlso compares what a client's transaction in another database
+// left (its sequence number) with the account of that database (or the
+// one after it, if a COMMIT went unanswered).
+func matchAlso(what string, got int64, db string, a *account) string {
+	want := a.Also[db]
+	if got == want || a.Ambiguous > 0 && got == want+1 {
+		return ""
+	}
+	return fmt.Sprintf("%s is %d, the client committed %d there", what, got, want)
 }
 
 // matchLast compares the value an UPDATE-only client left with its last
