@@ -40,7 +40,7 @@ func TestHeadlineReviewedPlan(t *testing.T) {
 	state := t.TempDir()
 	reviewed := filepath.Join(t.TempDir(), "reviewed.json")
 
-	res := runMigrun(t, known, headlinePlan(), append([]string{"plan", "--state-dir", state, "--out", reviewed}, headlineVars()...)...)
+	res := runMigrun(t, known, headlinePlan(), append(append([]string{"plan", "--state-dir", state, "--out", reviewed}, engineDBOnly...), headlineVars()...)...)
 	if res.code != 0 {
 		t.Fatalf("plan --out: exit %d", res.code)
 	}
@@ -177,7 +177,7 @@ func TestHeadlineReviewedPlan(t *testing.T) {
 		t.Errorf("only %d step(s) of the review were exact; want at least the first change on each host", exact)
 	}
 
-	res = runMigrun(t, known, headlinePlan(), append([]string{"status", "--state-dir", state}, headlineVars()...)...)
+	res = runMigrun(t, known, headlinePlan(), append(append([]string{"status", "--state-dir", state}, engineDBOnly...), headlineVars()...)...)
 	if !strings.Contains(res.out, sha) {
 		t.Errorf("status does not name the reviewed file")
 	}

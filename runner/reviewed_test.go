@@ -219,6 +219,25 @@ func TestReviewDetectsDrift(t *testing.T) {
 	}
 }
 
+// A detection answered otherwise than at the review is drift: the
+// reviewer saw the steps its answer selected.
+func TestReviewDetectionDrift(t *testing.T) {
+	f := newReviewFixture(t)
+	f.p.Detect = []plan.Detection{{Name: "has_marker", Host: "here", File: filepath.Join(f.dir, "marker")}}
+	before := f.review()
+	if before.Detected["has_marker"] != "false" {
+		t.Fatalf("reviewed detections: %v", before.Detected)
+	}
+	f.write("marker", "", 0o644)
+	var lines []string
+	for _, d := range Compare(before, f.review()) {
+		lines = append(lines, d.String())
+	}
+	if all := strings.Join(lines, "\n"); !strings.Contains(all, "detection has_marker") || !strings.Contains(all, "false") {
+		t.Errorf("drift does not name the detection:\n%s", all)
+	}
+}
+
 func TestReviewMarksStateKnownAfterEarlierSteps(t *testing.T) {
 	f := newReviewFixture(t)
 	rv := f.review()

@@ -33,6 +33,7 @@ CREATE SEQUENCE configuration_seq;
 DO $$
 DECLARE
     e text;
+    agg text;
 BEGIN
     -- 9 configuration tables share configuration_seq.
     FOREACH e IN ARRAY ARRAY['host', 'vm', 'cluster', 'datacenter', 'storage_domain', 'vm_disk',
@@ -62,20 +63,18 @@ BEGIN
                 configuration_version integer)$t$, e || '_samples_history', e || '_samples_history_seq', e || '_id');
             EXECUTE format('CREATE INDEX %I ON %I (history_datetime)', e || '_samples_history_datetime_idx', e || '_samples_history');
         END IF;
-        EXECUTE format($t$CREATE TABLE %I (
-            history_id bigint PRIMARY KEY DEFAULT nextval(%L),
-            history_datetime timestamptz NOT NULL,
-            %I uuid NOT NULL,
-            usage_percent smallint,
-            max_usage_percent smallint,
-            configuration_version integer)$t$, e || '_hourly_history', e || '_hourly_history_seq', e || '_id');
-        EXECUTE format($t$CREATE TABLE %I (
-            history_id bigint PRIMARY KEY DEFAULT nextval(%L),
-            history_datetime date NOT NULL,
-            %I uuid NOT NULL,
-            usage_percent smallint,
-            max_usage_percent smallint,
-            configuration_version integer)$t$, e || '_daily_history', e || '_daily_history_seq', e || '_id');
+        -- hourly aggregates are stamped with the hour, daily ones with the day
+        FOREACH agg IN ARRAY ARRAY['hourly:timestamptz', 'daily:date'] LOOP
+            EXECUTE format($t$CREATE TABLE %I (
+                history_id bigint PRIMARY KEY DEFAULT nextval(%L),
+                history_datetime %s NOT NULL,
+                %I uuid NOT NULL,
+                usage_percent smallint,
+                max_usage_percent smallint,
+                configuration_version integer)$t$,
+                e || '_' || split_part(agg, ':', 1) || '_history', e || '_' || split_part(agg, ':', 1) || '_history_seq',
+                split_part(agg, ':', 2), e || '_id');
+        END LOOP;
     END LOOP;
 END
 $$;

@@ -1,0 +1,57 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/migrun/migrun/plan"
+)
+
+// hostSecrets reads the secrets that live in a file on a plan host
+// (secrets: {host, file, key}) and that a step about to run uses: the
+// steps and on_failure steps whose when: holds. A secret only a skipped
+// step uses is never read, so a Manager without a DWH is not asked for
+// the DWH's password. The values join r.secrets, which redacts them from
+// everything shown or recorded.
+func (r *Runner) hostSecrets(ctx context.Context, hosts *pool) error {
+	var running []plan.Step
+	for _, list := range [][]plan.Step{r.plan.Steps, r.plan.OnFailure} {
+		for _, st := range list {
+			if ok, _ := r.whenTrue(st); ok {
+				running = append(running, st)
+			}
+		}
+	}
+	var errs []error
+	for _, name := range plan.SecretsUsedBy(running) {
+		src := r.plan.Secrets[name]
+		if src.Host == "" || r.secrets[name] != "" {
+			continue
+		}
+		ex, err := hosts.get(ctx, src.Host)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
+			continue
+		}
+		b, err := ex.ReadFile(ctx, src.File)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("secret %s: read %s:%s: %w", name, src.Host, src.File, err))
+			continue
+		}
+		where := src.Host + ":" + src.File
+		var v string
+		if src.Key != "" {
+			v, err = plan.SecretFromFile(string(b), src.Key, where)
+		} else if v, _, _ = strings.Cut(string(b), "\n"); strings.TrimRight(v, "\r") == "" {
+			err = fmt.Errorf("%s: the first line is empty", where)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
+			continue
+		}
+		r.secrets[name] = strings.TrimRight(v, "\r")
+	}
+	return errors.Join(errs...)
+}
