@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +56,9 @@ func runStatus(ctx context.Context, args []string, e env) error {
 		j.Plan, j.Status, j.RunID, j.User, j.Workstation, j.Started.Local().Format(time.DateTime))
 	if j.Reviewed != nil {
 		fmt.Fprintf(e.stdout, "Applied from the reviewed plan %s (sha256 %s)\n", j.Reviewed.File, j.Reviewed.SHA256)
+	}
+	if line := detectedLine(j); line != "" {
+		fmt.Fprintln(e.stdout, line)
 	}
 	if j.PlanDigest != p.Digest {
 		fmt.Fprintln(e.stdout, "The plan file has changed since this run.")
@@ -123,4 +128,17 @@ func nextAction(j *runner.Journal) string {
 		return "Fix the cause and continue with: migrun apply --resume."
 	}
 	return ""
+}
+
+// detectedLine names the run's answers to the plan's detections, which a
+// resume goes on with; "" when the plan has none.
+func detectedLine(j *runner.Journal) string {
+	if len(j.Detected) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(j.Detected)) {
+		parts = append(parts, fmt.Sprintf("%s = %t", name, j.Detected[name]))
+	}
+	return "Detected when the run started (a resume goes on with these): " + strings.Join(parts, ", ")
 }

@@ -249,6 +249,16 @@ func TestStatusSaysWhatApplyAcceptsNext(t *testing.T) {
 	}
 }
 
+func TestStatusNamesTheDetections(t *testing.T) {
+	if got := detectedLine(&runner.Journal{}); got != "" {
+		t.Errorf("no detections: %q", got)
+	}
+	j := &runner.Journal{Detected: map[string]bool{"keycloak_db": false, "dwh_db": true}}
+	if got, want := detectedLine(j), "Detected when the run started (a resume goes on with these): dwh_db = true, keycloak_db = false"; got != want {
+		t.Errorf("detectedLine = %q, want %q", got, want)
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	tests := []struct {
 		err  error
