@@ -109,3 +109,25 @@ func TestDetectionFailureChangesNothing(t *testing.T) {
 		t.Fatalf("a journal was written: %+v", j)
 	}
 }
+
+// Offline, nothing is probed: the dry run says so and shows the steps a
+// detection selects as if it held.
+func TestDetectionsOffline(t *testing.T) {
+	f := newFixture(t, "one")
+	f.plan.Detect = []plan.Detection{{Name: "has_dwh", Host: "a", File: "/etc/dwh.conf"}}
+	f.plan.Steps[0].When = "has_dwh"
+	pv, err := f.runner(Options{Offline: true}).Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Steps[0].Skipped != "" || len(pv.Detected) != 0 || f.w.dials["probe a:/etc/dwh.conf"] != 0 {
+		t.Fatalf("offline: skipped %q, detected %v, probes %v", pv.Steps[0].Skipped, pv.Detected, f.w.dials)
+	}
+	var unknown bool
+	for _, e := range f.events {
+		unknown = unknown || e.Type == EventDetect && e.Step == "has_dwh" && e.Status == "unknown"
+	}
+	if !unknown {
+		t.Errorf("no detect event says has_dwh is unknown offline: %+v", f.events)
+	}
+}

@@ -117,7 +117,12 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 	}
 	pv := &Preview{}
 	runID, recorded := r.dryRunID()
-	if !r.opts.Offline {
+	if r.opts.Offline {
+		for _, d := range r.plan.Detect {
+			r.emit(Event{Type: EventDetect, Step: d.Name, Host: d.Host, Status: "unknown",
+				Reason: d.Probe() + ": not probed offline; the steps it selects are shown"})
+		}
+	} else {
 		var err error
 		if r.detected, err = r.detect(ctx, hosts, recorded); err != nil {
 			return nil, err

@@ -9,7 +9,7 @@ import (
 // Event types, in the order a run emits them.
 const (
 	EventRunStart      = "run_start"
-	EventDetect        = "detect" // a detection's answer: Step is its name, Status true or false
+	EventDetect        = "detect" // a detection's answer: Step is its name, Status true, false, or unknown (offline)
 	EventStepStart     = "step_start"
 	EventStepPlan      = "step_plan" // dry run: check result and actions
 	EventStepRetry     = "step_retry"
