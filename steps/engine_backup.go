@@ -42,18 +42,24 @@ var _ Spec = (*EngineBackup)(nil)
 //   - a backup silently leaves the database out when otopi-config-query is
 //     missing, so the archive is checked for db/ before it counts.
 type EngineBackup struct {
-	Mode               string   `yaml:"mode" required:"true" enum:"backup|restore|verify" doc:"what engine-backup does"`
-	Scope              []string `yaml:"scope" doc:"what to back up or restore: all, files, db, dwhdb, reportsdb, cinderlibdb, keycloakdb, grafanadb (default all)"`
-	File               string   `yaml:"file" required:"true" doc:"absolute path of the archive on the host"`
-	Log                string   `yaml:"log" doc:"absolute path of engine-backup's log (default FILE.log)"`
-	ProvisionDB        bool     `yaml:"provision_db" doc:"restore: create the engine database and its user on a local PostgreSQL (--provision-db)"`
-	ProvisionDWHDB     bool     `yaml:"provision_dwh_db" doc:"restore: the same for the DWH database (--provision-dwh-db)"`
-	RestorePermissions string   `yaml:"restore_permissions" enum:"true|false" doc:"restore of a database: restore its grants (--restore-permissions) or not (--no-restore-permissions); required then, and false with changed credentials"`
-	InstalledVersion   string   `yaml:"installed_version" doc:"restore: the installed engine's version (X.Y[.Z]); default: asked from rpm -q ovirt-engine on the host"`
+	Mode                string   `yaml:"mode" required:"true" enum:"backup|restore|verify" doc:"what engine-backup does"`
+	Scope               []string `yaml:"scope" doc:"what to back up or restore: all, files, db, dwhdb, reportsdb, cinderlibdb, keycloakdb, grafanadb (default all)"`
+	File                string   `yaml:"file" required:"true" doc:"absolute path of the archive on the host"`
+	Log                 string   `yaml:"log" doc:"absolute path of engine-backup's log (default FILE.log)"`
+	ProvisionDB         bool     `yaml:"provision_db" doc:"restore: create the engine database and its user on a local PostgreSQL (--provision-db)"`
+	ProvisionDWHDB      bool     `yaml:"provision_dwh_db" doc:"restore: the same for the DWH database (--provision-dwh-db)"`
+	ProvisionKeycloakDB bool     `yaml:"provision_keycloak_db" doc:"restore: the same for Keycloak's database (--provision-keycloak-db; engine 4.5.1 and later)"`
+	ProvisionAll        bool     `yaml:"provision_all_databases" doc:"restore: provision every database the archive holds (--provision-all-databases)"`
+	HERemoveStorageVM   bool     `yaml:"he_remove_storage_vm" doc:"restore of a hosted engine: remove the hosted-engine storage domain and the engine VM from the restored database (--he-remove-storage-vm)"`
+	HERemoveHosts       bool     `yaml:"he_remove_hosts" doc:"restore of a hosted engine: remove the hosted-engine hosts from the restored database (--he-remove-hosts; redeploy them at once)"`
+	RestorePermissions  string   `yaml:"restore_permissions" enum:"true|false" doc:"restore of a database: restore its grants (--restore-permissions) or not (--no-restore-permissions); required then, and false with changed credentials"`
+	InstalledVersion    string   `yaml:"installed_version" doc:"restore: the installed engine's version (X.Y[.Z]); default: asked from rpm -q ovirt-engine on the host"`
 
-	ChangeDBCredentials      EngineDBCredentials `yaml:"change_db_credentials" doc:"restore the engine database with other credentials than the backup's"`
-	ChangeDWHCredentials     EngineDBCredentials `yaml:"change_dwh_db_credentials" doc:"the same for the DWH database"`
-	ChangeReportsCredentials EngineDBCredentials `yaml:"change_reports_db_credentials" doc:"the same for the Reports database (oVirt 3.x)"`
+	ChangeDBCredentials        EngineDBCredentials `yaml:"change_db_credentials" doc:"restore the engine database with other credentials than the backup's"`
+	ChangeDWHCredentials       EngineDBCredentials `yaml:"change_dwh_db_credentials" doc:"the same for the DWH database"`
+	ChangeReportsCredentials   EngineDBCredentials `yaml:"change_reports_db_credentials" doc:"the same for the Reports database (oVirt 3.x; engine-backup 4.4 and later refuse it)"`
+	ChangeKeycloakCredentials  EngineDBCredentials `yaml:"change_keycloak_db_credentials" doc:"the same for Keycloak's database (engine 4.5.1 and later; note engine-backup then rewrites 12-setup-keycloak.conf with the database keys only, until engine-setup runs)"`
+	ChangeCinderlibCredentials EngineDBCredentials `yaml:"change_cinderlib_db_credentials" doc:"the same for the managed block storage database (ovirt_cinderlib)"`
 }
 
 // EngineDBCredentials are the --change-*-db-credentials options. Setting
@@ -70,6 +76,8 @@ type EngineDBCredentials struct {
 
 func (c EngineDBCredentials) set() bool { return c.Host != "" }
 
+// engineBackupScopes are every version's; versionNeeds says which a
+// version lacks.
 var engineBackupScopes = []string{"all", "files", "db", "dwhdb", "reportsdb", "cinderlibdb", "keycloakdb", "grafanadb"}
 
 // credentialSets pairs each credentials block with its option prefix.
@@ -84,7 +92,65 @@ func (b *EngineBackup) credentialSets() []struct {
 		{"change_db_credentials", "db", b.ChangeDBCredentials},
 		{"change_dwh_db_credentials", "dwh-db", b.ChangeDWHCredentials},
 		{"change_reports_db_credentials", "reports-db", b.ChangeReportsCredentials},
+		{"change_keycloak_db_credentials", "keycloak-db", b.ChangeKeycloakCredentials},
+		{"change_cinderlib_db_credentials", "cinderlib-db", b.ChangeCinderlibCredentials},
 	}
+}
+
+// versionNeeds lists what the plan asks of engine-backup that only some
+// versions have, each with the versions that have it: the installed
+// engine's (engine-backup ships with it) is checked against them before
+// anything changes.
+func (b *EngineBackup) versionNeeds() []versionNeed {
+	var needs []versionNeed
+	if slices.Contains(b.Scope, "reportsdb") {
+		needs = append(needs, versionNeed{"scope reportsdb", "", "4.4", "the Reports database was removed in 4.4"})
+	}
+	if b.ChangeReportsCredentials.set() {
+		needs = append(needs, versionNeed{"change_reports_db_credentials", "", "4.4", "the Reports database was removed in 4.4"})
+	}
+	if slices.Contains(b.Scope, "keycloakdb") {
+		needs = append(needs, versionNeed{"scope keycloakdb", "4.5.1", "", "Keycloak's database is backed up since 4.5.1"})
+	}
+	if b.ChangeKeycloakCredentials.set() {
+		needs = append(needs, versionNeed{"change_keycloak_db_credentials", "4.5.1", "", "the --keycloak-db-* options came with 4.5.1"})
+	}
+	if b.ProvisionKeycloakDB {
+		needs = append(needs, versionNeed{"provision_keycloak_db", "4.5.1", "", "--provision-keycloak-db came with 4.5.1"})
+	}
+	return needs
+}
+
+// versionNeed: what needs at least since (if set) and below until (if set).
+type versionNeed struct{ what, since, until, why string }
+
+// versionProblems refuses what installed's engine-backup does not have.
+func (b *EngineBackup) versionProblems(installed string) []string {
+	var out []string
+	for _, n := range b.versionNeeds() {
+		if n.since != "" && compareVersions(installed, n.since) < 0 || n.until != "" && compareVersions(installed, n.until) >= 0 {
+			out = append(out, fmt.Sprintf("%s: engine-backup %s does not have it (%s)", n.what, installed, n.why))
+		}
+	}
+	return out
+}
+
+// compareVersions orders dotted numeric versions (4.5 < 4.5.1 < 4.10).
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(as), len(bs)); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return 0
 }
 
 func (b *EngineBackup) scopes() []string {
@@ -139,13 +205,18 @@ func (b *EngineBackup) Validate() []Problem {
 			ps = append(ps, Problem{cs.key, "secured_validation needs secured: true"})
 		}
 	}
-	if !restore && (b.ProvisionDB || b.ProvisionDWHDB || b.RestorePermissions != "" || b.InstalledVersion != "") {
-		ps = append(ps, Problem{"mode", "provision_db, provision_dwh_db, restore_permissions and installed_version apply to restores only"})
+	if !restore && (b.ProvisionDB || b.ProvisionDWHDB || b.ProvisionKeycloakDB || b.ProvisionAll || b.HERemoveStorageVM || b.HERemoveHosts || b.RestorePermissions != "" || b.InstalledVersion != "") {
+		ps = append(ps, Problem{"mode", "provision_*, he_remove_*, restore_permissions and installed_version apply to restores only"})
+	}
+	if b.InstalledVersion != "" && versionRE.MatchString(b.InstalledVersion) {
+		for _, p := range b.versionProblems(b.InstalledVersion) {
+			ps = append(ps, Problem{"installed_version", p})
+		}
 	}
 	if restore && b.hasScope("db", "dwhdb", "reportsdb", "cinderlibdb", "keycloakdb", "grafanadb") && b.RestorePermissions == "" {
 		ps = append(ps, Problem{"restore_permissions", "a restore of a database needs restore_permissions: true or false (engine-backup dies after restoring the files without one)"})
 	}
-	if b.RestorePermissions == "true" && (b.ChangeDBCredentials.set() || b.ChangeDWHCredentials.set()) {
+	if b.RestorePermissions == "true" && (b.ChangeDBCredentials.set() || b.ChangeDWHCredentials.set() || b.ChangeKeycloakCredentials.set() || b.ChangeCinderlibCredentials.set()) {
 		ps = append(ps, Problem{"restore_permissions", "must be false with changed credentials: the new user is not a member of the backup's roles (\"must be member of role engine\")"})
 	}
 	if b.InstalledVersion != "" && !versionRE.MatchString(b.InstalledVersion) {
@@ -179,6 +250,18 @@ func (b *EngineBackup) argv(passfiles map[string]string) []string {
 	}
 	if b.ProvisionDWHDB {
 		argv = append(argv, "--provision-dwh-db")
+	}
+	if b.ProvisionKeycloakDB {
+		argv = append(argv, "--provision-keycloak-db")
+	}
+	if b.ProvisionAll {
+		argv = append(argv, "--provision-all-databases")
+	}
+	if b.HERemoveStorageVM {
+		argv = append(argv, "--he-remove-storage-vm")
+	}
+	if b.HERemoveHosts {
+		argv = append(argv, "--he-remove-hosts")
 	}
 	switch b.RestorePermissions {
 	case "true":
@@ -224,6 +307,17 @@ func (b *EngineBackup) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	ex, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
 		return Check{}, err
+	}
+	if b.Mode != "verify" && b.InstalledVersion == "" && len(b.versionNeeds()) > 0 {
+		// What the installed engine-backup lacks refuses now, before any
+		// step of the plan changed anything.
+		installed, err := b.installedVersion(ctx, ex)
+		if err != nil {
+			return Check{}, err
+		}
+		if ps := b.versionProblems(installed); len(ps) > 0 {
+			return Check{}, fmt.Errorf("%s: %s", ex.Name(), strings.Join(ps, "; "))
+		}
 	}
 	switch b.Mode {
 	case "verify":
@@ -397,13 +491,9 @@ func (b *EngineBackup) preflight(ctx context.Context, ex executors.Executor) err
 		return fmt.Errorf("read the version in %s: %w", b.File, err)
 	}
 	archived := strings.TrimSpace(string(res.Stdout))
-	installed := b.InstalledVersion
-	if installed == "" {
-		res, err := ex.Run(ctx, executors.Command{Argv: []string{"rpm", "-q", "--qf", "%{VERSION}", "ovirt-engine"}, ReadOnly: true})
-		if err != nil {
-			return fmt.Errorf("cannot tell the installed engine's version (rpm -q ovirt-engine: %w); set installed_version", err)
-		}
-		installed = strings.TrimSpace(string(res.Stdout))
+	installed, err := b.installedVersion(ctx, ex)
+	if err != nil {
+		return err
 	}
 	if err := restorableVersion(archived, installed); err != nil {
 		return err
@@ -412,6 +502,19 @@ func (b *EngineBackup) preflight(ctx context.Context, ex executors.Executor) err
 		return errors.New("ovirt-engine is running: stop it before a restore (a service step with state: stopped)")
 	}
 	return nil
+}
+
+// installedVersion is installed_version, else the installed engine's
+// version as rpm tells it (engine-backup ships with the engine).
+func (b *EngineBackup) installedVersion(ctx context.Context, ex executors.Executor) (string, error) {
+	if b.InstalledVersion != "" {
+		return b.InstalledVersion, nil
+	}
+	res, err := ex.Run(ctx, executors.Command{Argv: []string{"rpm", "-q", "--qf", "%{VERSION}", "ovirt-engine"}, ReadOnly: true})
+	if err != nil {
+		return "", fmt.Errorf("cannot tell the installed engine's version (rpm -q ovirt-engine: %w); set installed_version", err)
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
 }
 
 // restorableVersion applies engine-backup's rule: the archive's X.Y must be

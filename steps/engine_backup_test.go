@@ -242,3 +242,78 @@ func TestRestorableVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineBackupEveryDatabase: the DWH's, Keycloak's and the managed
+// block storage's credentials, each through its own passfile; the
+// provisioning and hosted-engine options; and what the installed
+// engine-backup lacks refused in the check, before any change.
+func TestEngineBackupEveryDatabase(t *testing.T) {
+	creds := func(name string) EngineDBCredentials {
+		return EngineDBCredentials{Host: "db.example.com", User: name, Name: name, Password: secret.Token(name + "_pw")}
+	}
+	b := &EngineBackup{
+		Mode: "restore", File: "/var/tmp/engine.backup", RestorePermissions: "false",
+		ProvisionAll: true, ProvisionKeycloakDB: true, HERemoveStorageVM: true, HERemoveHosts: true,
+		ChangeDBCredentials: creds("engine"), ChangeDWHCredentials: creds("ovirt_engine_history"),
+		ChangeKeycloakCredentials: creds("ovirt_engine_keycloak"), ChangeCinderlibCredentials: creds("ovirt_cinderlib"),
+	}
+	if ps := b.Validate(); len(ps) != 0 {
+		t.Fatal(ps)
+	}
+	argv := strings.Join(b.argv(map[string]string{"db": "/p/db", "dwh-db": "/p/dwh", "keycloak-db": "/p/kc", "cinderlib-db": "/p/cl"}), " ")
+	for _, want := range []string{"--provision-all-databases", "--provision-keycloak-db", "--he-remove-storage-vm", "--he-remove-hosts",
+		"--change-keycloak-db-credentials --keycloak-db-host=db.example.com --keycloak-db-port=5432 --keycloak-db-user=ovirt_engine_keycloak --keycloak-db-passfile=/p/kc --keycloak-db-name=ovirt_engine_keycloak",
+		"--change-cinderlib-db-credentials --cinderlib-db-host=db.example.com", "--cinderlib-db-passfile=/p/cl",
+		"--change-dwh-db-credentials", "--dwh-db-passfile=/p/dwh", "--db-passfile=/p/db"} {
+		if !strings.Contains(argv, want) {
+			t.Errorf("argv lacks %q:\n%s", want, argv)
+		}
+	}
+	if strings.Contains(argv, "_pw") {
+		t.Errorf("a password reached argv: %s", argv)
+	}
+
+	tests := []struct {
+		name      string
+		b         EngineBackup
+		installed string
+		want      string // "" : accepted
+	}{
+		{"keycloak scope on 4.5.0", EngineBackup{Mode: "backup", File: "/x", Scope: []string{"db", "keycloakdb"}}, "4.5.0", "scope keycloakdb: engine-backup 4.5.0 does not have it"},
+		{"keycloak scope on 4.5.1", EngineBackup{Mode: "backup", File: "/x", Scope: []string{"keycloakdb"}}, "4.5.1", ""},
+		{"keycloak credentials on 4.4", EngineBackup{Mode: "restore", File: "/x", Scope: []string{"files"}, ChangeKeycloakCredentials: creds("kc"), RestorePermissions: "false"}, "4.4.10", "change_keycloak_db_credentials"},
+		{"provision keycloak on 4.5.0", EngineBackup{Mode: "restore", File: "/x", Scope: []string{"files"}, ProvisionKeycloakDB: true}, "4.5.0", "provision_keycloak_db"},
+		{"reports on 4.5", EngineBackup{Mode: "backup", File: "/x", Scope: []string{"reportsdb"}}, "4.5.6", "scope reportsdb: engine-backup 4.5.6 does not have it (the Reports database was removed in 4.4)"},
+		{"reports on 4.3", EngineBackup{Mode: "backup", File: "/x", Scope: []string{"reportsdb"}}, "4.3.10", ""},
+		{"he options on a backup", EngineBackup{Mode: "backup", File: "/x", HERemoveHosts: true}, "4.5.6", "apply to restores only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Known from the plan: Validate refuses.
+			withVersion := tt.b
+			if withVersion.Mode == "restore" {
+				withVersion.InstalledVersion = tt.installed
+			}
+			var msgs []string
+			for _, p := range withVersion.Validate() {
+				msgs = append(msgs, p.Field+": "+p.Message)
+			}
+			got := strings.Join(msgs, "\n")
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) && withVersion.InstalledVersion != "" {
+				t.Errorf("validate with installed_version %q: %q, want %q", withVersion.InstalledVersion, got, tt.want)
+			}
+			if strings.Contains(tt.want, "restores only") {
+				return
+			}
+			// Asked of the host (rpm -q): the check refuses, read-only.
+			fakeEngineBackup(t, false, tt.installed)
+			_, err := tt.b.Check(context.Background(), engineBackupRuntime(t, true))
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("check with %s installed: %v, want %q", tt.installed, err, tt.want)
+			}
+		})
+	}
+	if compareVersions("4.5", "4.5.1") >= 0 || compareVersions("4.10", "4.9.9") <= 0 || compareVersions("4.5.0", "4.5") != 0 {
+		t.Error("compareVersions misorders")
+	}
+}
