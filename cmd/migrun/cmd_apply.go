@@ -28,7 +28,7 @@ func runApply(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&resume, "resume", false, "continue an interrupted or failed run: skip steps recorded done, re-check the one in progress")
 	fs.BoolVar(&restart, "restart", false, "start over even though the journal records an earlier run")
 	fs.StringVar(&expect, "expect-sha256", "", "apply the reviewed plan FILE only if its sha256 is `SHA` (the one an approval quotes)")
-	files, err := parseFlags(fs, args, e.stderr)
+	files, err := parseFlags(fs, args, e)
 	if err != nil {
 		return err
 	}

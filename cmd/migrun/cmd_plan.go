@@ -26,7 +26,7 @@ func runPlan(ctx context.Context, args []string, e env) error {
 	fs.BoolVar(&offline, "offline", false, "render the steps without connecting to any host (no checks)")
 	fs.StringVar(&out, "out", "", "save the dry run as a reviewed-plan `file` for `migrun show` and `migrun apply FILE`")
 	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when nothing would change, 4 when steps would change (1 and 2 stay errors)")
-	files, err := parseFlags(fs, args, e.stderr)
+	files, err := parseFlags(fs, args, e)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 // schema the loader enforces; plans/plan.schema.json is its output.
 func runSchema(ctx context.Context, args []string, e env) error {
 	fs := newFlagSet("schema", "schema")
-	rest, err := parseFlags(fs, args, e.stderr)
+	rest, err := parseFlags(fs, args, e)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func runShow(ctx context.Context, args []string, e env) error {
 	var output string
 	fs := newFlagSet("show", "show [--output text|markdown|json] FILE")
 	fs.StringVar(&output, "output", "text", "`format`: text, markdown (for a pull request or a change ticket) or json")
-	files, err := parseFlags(fs, args, e.stderr)
+	files, err := parseFlags(fs, args, e)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	var c commonFlags
 	fs := newFlagSet("status", "status [flags] PLAN")
 	c.add(fs)
-	files, err := parseFlags(fs, args, e.stderr)
+	files, err := parseFlags(fs, args, e)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func runValidate(ctx context.Context, args []string, e env) error {
 	var c commonFlags
 	flags := newFlagSet("validate", "validate [flags] PLAN|DIR...")
 	c.add(flags)
-	paths, err := parseFlags(flags, args, e.stderr)
+	paths, err := parseFlags(flags, args, e)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -61,14 +61,21 @@ func (v varFlag) Set(s string) error {
 
 // parseFlags parses flags given before or after the positional arguments
 // ("migrun apply plan.yaml --yes" works like "migrun apply --yes plan.yaml").
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
-	fs.SetOutput(stderr)
+func parseFlags(fs *flag.FlagSet, args []string, e env) ([]string, error) {
+	// The flag package prints a parse error and the usage to its output:
+	// held back, so that -h prints the usage alone on standard output
+	// (asked-for help is not an error) and a mistake goes to stderr.
+	var held bytes.Buffer
+	fs.SetOutput(&held)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, reported{usagef("help requested")}
+				fs.SetOutput(e.stdout)
+				fs.Usage()
+				return nil, errHelpShown
 			}
+			e.stderr.Write(held.Bytes())
 			return nil, reported{usagef("%v", err)}
 		}
 		args = fs.Args()
@@ -82,6 +89,10 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, er
 		args = args[1:]
 	}
 }
+
+// errHelpShown: the help a command was asked for is on standard output;
+// the command did nothing else, successfully.
+var errHelpShown = errors.New("help shown")
 
 func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)

@@ -95,11 +95,22 @@ Usage:
   migrun schema                  print the JSON Schema of plans (for editors)
   migrun version
 
-Run 'migrun COMMAND -h' for a command's flags.
+Run 'migrun COMMAND -h' (or 'migrun help COMMAND') for a command's flags.
 Exit codes: 0 done, 1 a step failed, 2 invalid plan or usage,
 3 refused (lock held, plan completed, resume refused, drift from a review),
 4 changes pending (plan --detailed-exitcode), 130 interrupted.
 `
+
+// flaglessCommands are the commands that take no flags, with what they
+// do take: their -h says so.
+var flaglessCommands = map[string]string{
+	"steps":   "steps               list the step kinds",
+	"doc":     "doc KIND            document a step kind's fields",
+	"version": "version             print migrun's version",
+	"help":    "help [COMMAND]      this help, or a command's",
+}
+
+func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
 
 // version is set by the build (-ldflags "-X main.version=...").
 var version = "dev"
@@ -110,6 +121,16 @@ func run(ctx context.Context, args []string, e env) error {
 		return usagef("no command given")
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "help" && len(rest) == 1 {
+		// migrun help COMMAND is migrun COMMAND -h.
+		cmd, rest = rest[0], []string{"-h"}
+	}
+	if len(rest) > 0 && isHelpFlag(rest[0]) {
+		if synopsis, ok := flaglessCommands[cmd]; ok {
+			fmt.Fprintf(e.stdout, "Usage: migrun %s\n", synopsis)
+			return nil
+		}
+	}
 	var err error
 	switch cmd {
 	case "validate":
@@ -128,13 +149,16 @@ func run(ctx context.Context, args []string, e env) error {
 		err = runDoc(ctx, rest, e)
 	case "schema":
 		err = runSchema(ctx, rest, e)
-	case "version", "--version":
+	case "version", "--version", "-v":
 		fmt.Fprintln(e.stdout, "migrun", version)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 	default:
 		fmt.Fprint(e.stderr, usage)
 		err = usagef("unknown command %q", cmd)
+	}
+	if errors.Is(err, errHelpShown) {
+		return nil
 	}
 	var rep reported
 	if err != nil && !errors.As(err, &rep) {

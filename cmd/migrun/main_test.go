@@ -276,3 +276,32 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: asked-for help is on standard output with exit 0, for every
+// command and however it is asked; a wrong flag is a usage error on
+// stderr.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply", "-h"}, "Usage: migrun apply [flags] PLAN"},
+		{[]string{"help", "apply"}, "Usage: migrun apply [flags] PLAN"},
+		{[]string{"validate", "--help"}, "Usage: migrun validate"},
+		{[]string{"status", "-h"}, "Usage: migrun status"},
+		{[]string{"doc", "-h"}, "Usage: migrun doc KIND"},
+		{[]string{"help", "steps"}, "Usage: migrun steps"},
+		{[]string{"help"}, "migrun runs migration plans"},
+		{[]string{"-v"}, "migrun dev"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := cli(t, nil, tt.args...)
+		if code != exitOK || !strings.Contains(out, tt.want) || errOut != "" {
+			t.Errorf("migrun %v: exit %d, stdout %q, stderr %q; want 0 and %q on stdout", tt.args, code, out, errOut, tt.want)
+		}
+	}
+	code, out, errOut := cli(t, nil, "plan", "--bogus")
+	if code != exitInvalid || out != "" || !strings.Contains(errOut, "flag provided but not defined: -bogus") {
+		t.Errorf("a wrong flag: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
