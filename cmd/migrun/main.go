@@ -150,7 +150,7 @@ func run(ctx context.Context, args []string, e env) error {
 	case "schema":
 		err = runSchema(ctx, rest, e)
 	case "version", "--version", "-v":
-		fmt.Fprintln(e.stdout, "migrun", version)
+		fmt.Fprintln(e.stdout, "migrun", versionString(version, readBuildInfo()))
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, usage)
 	default:

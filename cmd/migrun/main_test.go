@@ -305,3 +305,22 @@ func TestHelp(t *testing.T) {
 		t.Errorf("a wrong flag: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+func TestVersionString(t *testing.T) {
+	tests := []struct {
+		stamped string
+		b       buildInfo
+		want    string
+	}{
+		{"v0.3.0", buildInfo{revision: "0123456789abcdef"}, "v0.3.0"},
+		{"dev", buildInfo{module: "v0.3.1"}, "v0.3.1"},
+		{"dev", buildInfo{module: "(devel)", revision: "0123456789abcdef", modified: true}, "dev-0123456789ab-modified"},
+		{"dev", buildInfo{module: "(devel)", revision: "0123456789abcdef"}, "dev-0123456789ab"},
+		{"dev", buildInfo{}, "dev"},
+	}
+	for _, tt := range tests {
+		if got := versionString(tt.stamped, tt.b); got != tt.want {
+			t.Errorf("versionString(%q, %+v) = %q, want %q", tt.stamped, tt.b, got, tt.want)
+		}
+	}
+}
