@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -24,10 +23,6 @@ type Prompter func(prompt string) (string, error)
 func (p *Plan) UsedSecrets() []string {
 	return SecretsUsedBy(p.Steps, p.OnFailure)
 }
-
-// maxSecretLine bounds what is read of a secret file: its first line is
-// the value, and a huge file is a mistake.
-const maxSecretLine = 64 << 10
 
 // ResolveSecrets reads the values of the secrets the plan uses. getenv
 // reads the environment (nil: os.Getenv); prompt asks on the terminal (nil
@@ -60,14 +55,8 @@ func (p *Plan) ResolveSecrets(getenv func(string) string, prompt Prompter) (secr
 			} else {
 				errs = append(errs, fmt.Errorf("secret %s: environment variable %s is not set or empty", name, src.Env))
 			}
-		case src.File != "" && src.Key != "":
-			if val, err := readSecretKey(p.secretPath(src.File), src.Key); err == nil {
-				vals[name] = val
-			} else {
-				errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
-			}
 		case src.File != "":
-			if val, err := readSecretFile(p.secretPath(src.File)); err == nil {
+			if val, err := readSecret(p.secretPath(src.File), src.Key); err == nil {
 				vals[name] = val
 			} else {
 				errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
@@ -107,10 +96,19 @@ func (p *Plan) secretPath(path string) string {
 	return filepath.Join(filepath.Dir(p.File), path)
 }
 
-// SecretFromFile is the value of key in a shell-syntax config file's text
-// (KEY="value", as oVirt's *.conf files): the last assignment wins, as
-// when the file is sourced. where names the file in errors.
-func SecretFromFile(text, key, where string) (string, error) {
+// SecretFromText is the secret a file's text holds: with key, the value of
+// its KEY="value" line (shell syntax, as oVirt's *.conf files; the last
+// assignment wins, as when the file is sourced), else its first line.
+// where names the file in errors. The workstation's files and the plan
+// hosts' (read by the runner) go through it alike.
+func SecretFromText(text, key, where string) (string, error) {
+	if key == "" {
+		line, _, _ := strings.Cut(text, "\n")
+		if line = strings.TrimRight(line, "\r"); line == "" {
+			return "", fmt.Errorf("%s: the first line is empty", where)
+		}
+		return line, nil
+	}
 	f, err := ovirtconf.Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", where, err)
@@ -125,7 +123,8 @@ func SecretFromFile(text, key, where string) (string, error) {
 	return v, nil
 }
 
-func readSecretKey(path, key string) (string, error) {
+// readSecret reads a workstation file's secret (see SecretFromText).
+func readSecret(path, key string) (string, error) {
 	f, err := openSecretFile(path)
 	if err != nil {
 		return "", err
@@ -135,27 +134,12 @@ func readSecretKey(path, key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	return SecretFromFile(string(b), key, "file "+path)
+	return SecretFromText(string(b), key, "file "+path)
 }
 
-// maxSecretFile bounds what is read of a config file a secret is a key of.
+// maxSecretFile bounds what is read of a file holding a secret: a line of
+// it, or a config file's key; a huge file is a mistake.
 const maxSecretFile = 1 << 20
-
-func readSecretFile(path string) (string, error) {
-	f, err := openSecretFile(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	line, err := bufio.NewReader(io.LimitReader(f, maxSecretLine)).ReadString('\n')
-	if err != nil && err != io.EOF {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	if line = strings.TrimRight(line, "\r\n"); line == "" {
-		return "", fmt.Errorf("file %s: the first line is empty", path)
-	}
-	return line, nil
-}
 
 // openSecretFile opens a workstation file that holds a secret, refusing
 // a directory and a file every user may read.

@@ -235,7 +235,7 @@ steps:
 	if _, ok := vals["dwh"]; ok {
 		t.Errorf("a host secret was resolved on the workstation")
 	}
-	if _, err := plan.SecretFromFile("A=1\n", "B", "x.conf"); err == nil || err.Error() != "x.conf does not set B" {
+	if _, err := plan.SecretFromText("A=1\n", "B", "x.conf"); err == nil || err.Error() != "x.conf does not set B" {
 		t.Errorf("a key the file lacks: %v", err)
 	}
 

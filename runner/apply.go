@@ -53,17 +53,12 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
 		return old, err
 	}
-	if r.detected, err = r.detect(ctx, hosts, j.Detected); err != nil {
+	if err := r.learnHosts(ctx, hosts, j.Detected); err != nil {
 		err = fmt.Errorf("%w; nothing was changed", err)
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
 		return old, err
 	}
 	j.Detected = r.detected
-	if err := r.hostSecrets(ctx, hosts); err != nil {
-		err = fmt.Errorf("%w; nothing was changed", err)
-		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
-		return old, err
-	}
 	if err := r.preflight(ctx, hosts, j); err != nil {
 		// Nothing ran: leave an existing journal as it was.
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})

@@ -12,6 +12,18 @@ import (
 	"github.com/migrun/migrun/plan"
 )
 
+// learnHosts is what a dry run and an apply find on the connected hosts
+// before any step: the detections' answers (recorded: those of the run
+// being resumed), into r.detected, and then the host secrets the steps
+// they select use.
+func (r *Runner) learnHosts(ctx context.Context, hosts *pool, recorded map[string]bool) error {
+	var err error
+	if r.detected, err = r.detect(ctx, hosts, recorded); err != nil {
+		return err
+	}
+	return r.hostSecrets(ctx, hosts)
+}
+
 // detect answers the plan's detections (its detect: section) on their
 // hosts, read-only, before any step: a dry run shows, and an apply runs,
 // the steps their `when:` selects. recorded holds the answers of the run

@@ -123,14 +123,10 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 				Reason: d.Probe() + ": not probed offline; the steps it selects are shown"})
 		}
 	} else {
-		var err error
-		if r.detected, err = r.detect(ctx, hosts, recorded); err != nil {
+		if err := r.learnHosts(ctx, hosts, recorded); err != nil {
 			return nil, err
 		}
 		pv.Detected = r.detected
-		if err := r.hostSecrets(ctx, hosts); err != nil {
-			return nil, err
-		}
 	}
 	// changedBy: host -> the first step that may change it. Later steps on
 	// that host see the state as of now, not as it will be when they run.

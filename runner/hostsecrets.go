@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/migrun/migrun/plan"
 )
@@ -40,18 +39,12 @@ func (r *Runner) hostSecrets(ctx context.Context, hosts *pool) error {
 			errs = append(errs, fmt.Errorf("secret %s: read %s:%s: %w", name, src.Host, src.File, err))
 			continue
 		}
-		where := src.Host + ":" + src.File
-		var v string
-		if src.Key != "" {
-			v, err = plan.SecretFromFile(string(b), src.Key, where)
-		} else if v, _, _ = strings.Cut(string(b), "\n"); strings.TrimRight(v, "\r") == "" {
-			err = fmt.Errorf("%s: the first line is empty", where)
-		}
+		v, err := plan.SecretFromText(string(b), src.Key, src.Host+":"+src.File)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("secret %s: %w", name, err))
 			continue
 		}
-		r.secrets[name] = strings.TrimRight(v, "\r")
+		r.secrets[name] = v
 	}
 	return errors.Join(errs...)
 }
