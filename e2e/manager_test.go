@@ -188,6 +188,7 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 		// allDBs runs the plan on the Manager's every database; the
 		// others leave the DWH's and Keycloak's in place (a shorter run).
 		allDBs bool
+		vars   []string // more --var
 	}{
 		{name: "an unlogged table", host: "engine", db: "engine",
 			setup: []string{"create unlogged table scratch (id int primary key);", "alter table scratch owner to engine;"},
@@ -222,6 +223,13 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 			shell: [2]string{`cd / && PGAPPNAME=grafana setsid -f runuser -u postgres -- psql -X -d ovirt_engine_history -c 'select pg_sleep(600) as migrun_e2e_stray' </dev/null >/dev/null 2>&1 && sleep 1`,
 				`pkill -f 'migrun_e2e_[s]tray'; true`},
 			want: `step old-dwh-db-clients-check on engine: check: engine: database ovirt_engine_history has 1 client outside the services this plan stops (ovirt-engine, ovirt-engine-dwhd): psql (pid `},
+		// Retiring the Manager's PostgreSQL while a database stays on it:
+		// the DWH's (move_dwh_db=false), or one that is not the Manager's.
+		{name: "retiring a server that keeps the DWH's database", vars: []string{"--var", "retire_old_db=true"},
+			want: "step old-db-retire-check-dwh on engine: check: engine: the server holds 1 database ovirt_engine_history besides engine, ovirt_engine_keycloak"},
+		{name: "retiring a server that holds another database", host: "engine", db: "postgres", allDBs: true, vars: []string{"--var", "retire_old_db=true"},
+			setup: []string{"create database reports;"}, undo: []string{"drop database reports;"},
+			want: "step old-db-retire-check on engine: check: engine: the server holds 1 database reports besides engine, ovirt_engine_history, ovirt_engine_keycloak"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,7 +241,7 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 					// statement ends: end the stray clients' here.
 					psqlScript(t, "engine", "postgres", []string{"select pg_terminate_backend(pid) from pg_stat_activity where query like '%migrun_e2e_stray%' and pid <> pg_backend_pid();"})
 				}()
-			} else {
+			} else if tc.setup != nil {
 				psqlScript(t, tc.host, tc.db, tc.setup)
 				defer psqlScript(t, tc.host, tc.db, tc.undo)
 			}
@@ -243,6 +251,7 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 			if !tc.allDBs {
 				vars = append(vars, "--var", "move_dwh_db=false", "--var", "move_keycloak_db=false")
 			}
+			vars = append(vars, tc.vars...)
 			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"plan", "--state-dir", state}, vars...)...)
 			if res.code == 0 || !strings.Contains(res.out, tc.want) {
 				t.Errorf("plan: exit %d, want non-zero naming %q", res.code, tc.want)

@@ -311,15 +311,15 @@ func TestHeadlineApplyMigrates(t *testing.T) {
 	var rehearsal map[string][]byte
 	t.Run("replicate, md5", func(t *testing.T) {
 		t.Setenv("MIGRUN_E2E_PASSWORD_ENCRYPTION", "md5")
-		applyMigrates(t, "replicate=true", "old-db-logical-wal", nil)
+		applyMigrates(t, migration{method: "replicate=true", restart: "old-db-logical-wal"})
 		rehearsal = markersOn(t, "db")
 	})
-	t.Run("dump", func(t *testing.T) { applyMigrates(t, "replicate=false", "", nil) })
-	t.Run("replicate after a rehearsal", func(t *testing.T) {
+	t.Run("dump, hosted engine", func(t *testing.T) { applyMigrates(t, migration{method: "replicate=false", hostedEngine: true}) })
+	t.Run("replicate after a rehearsal, old server retired", func(t *testing.T) {
 		if len(rehearsal) == 0 {
 			t.Fatal("the rehearsal left no marker on db")
 		}
-		applyMigrates(t, "replicate=true", "old-db-logical-wal", rehearsal)
+		applyMigrates(t, migration{method: "replicate=true", restart: "old-db-logical-wal", leftover: rehearsal, retire: true})
 		after := markersOn(t, "db")
 		for name, old := range rehearsal {
 			var was, now struct {
@@ -350,12 +350,28 @@ func markersOn(t *testing.T, host string) map[string][]byte {
 	return m
 }
 
-// applyMigrates runs the headline plan with method on fresh hosts, with
-// leftover files in db's /var/tmp first; restart names the step whose
-// restart of the old server is a planned window of client failures (""
-// for none).
-func applyMigrates(t *testing.T, method, restart string, leftover map[string][]byte) {
+// migration is one run of applyMigrates.
+type migration struct {
+	method string // "replicate=true" or "replicate=false"
+	// restart names the step whose restart of the old server is a planned
+	// window of client failures ("" for none).
+	restart      string
+	leftover     map[string][]byte // files put in db's /var/tmp first
+	hostedEngine bool              // the Manager is a hosted engine
+	retire       bool              // retire_old_db=true
+}
+
+// applyMigrates runs the headline plan on fresh hosts as m says.
+func applyMigrates(t *testing.T, m migration) {
+	method, restart, leftover, hostedEngine := m.method, m.restart, m.leftover, m.hostedEngine
 	resetHosts(t)
+	vars := headlineVars()
+	if hostedEngine {
+		vars = append(vars, deployHostedEngine(t)...)
+	}
+	if m.retire {
+		vars = append(vars, "--var", "retire_old_db=true")
+	}
 	for name, b := range leftover {
 		if err := os.WriteFile(filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs/var/tmp", name), b, 0o644); err != nil {
 			t.Fatal(err)
@@ -373,7 +389,7 @@ func applyMigrates(t *testing.T, method, restart string, leftover map[string][]b
 	stop := make(chan struct{})
 	leaks := watchSecrets(pw, func(pid int) bool { mu.Lock(); defer mu.Unlock(); return pid == migrunPID }, stop)
 
-	cmd, events, stderr := startMigrun(t, append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
+	cmd, events, stderr := startMigrun(t, append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, vars...)...)
 	mu.Lock()
 	migrunPID = cmd.Process.Pid
 	mu.Unlock()
@@ -384,7 +400,7 @@ func applyMigrates(t *testing.T, method, restart string, leftover map[string][]b
 		b, _ := json.Marshal(e)
 		out.Write(append(b, '\n'))
 		if e["type"] == "step_start" && e["step"] == "db-settings" {
-			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, headlineVars()...)...)
+			res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state}, vars...)...)
 			if res.code != 3 || !strings.Contains(res.out, "another migrun is running") {
 				t.Errorf("concurrent apply: exit %d, want 3 and the lock named", res.code)
 			}
@@ -416,6 +432,14 @@ func applyMigrates(t *testing.T, method, restart string, leftover map[string][]b
 		}
 	}
 
+	if m.retire {
+		// Stopped and disabled; its data kept: started again for the
+		// comparisons below.
+		if got := sshOut(t, "engine", "systemctl is-active postgresql; systemctl is-enabled postgresql; true"); got != "inactive\ndisabled" {
+			t.Errorf("the old server after retire_old_db: %q, want inactive and disabled", got)
+		}
+		sshOut(t, "engine", "systemctl start postgresql")
+	}
 	before := tableCounts(t, "engine")
 	assertMigrated(t, state, before)
 
@@ -425,6 +449,9 @@ func applyMigrates(t *testing.T, method, restart string, leftover map[string][]b
 		planned = append(planned, stepWindow(t, state, restart))
 	}
 	assertNoClientFailures(t, since, planned...)
+	if hostedEngine {
+		assertGlobalMaintenance(t, since)
+	}
 	assertClientsOn(t, "db")
 	verifyClients(t)
 	if got := replicaIdentities(t, "engine"); got != identitiesBefore {
@@ -441,7 +468,7 @@ func applyMigrates(t *testing.T, method, restart string, leftover map[string][]b
 
 	// One-shot: a second apply is refused and changes nothing.
 	fp := fingerprint(t)
-	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, vars...)...)
 	if res.code != 3 || !strings.Contains(res.out, "already completed") {
 		t.Errorf("second apply: exit %d, want 3", res.code)
 	}
@@ -590,21 +617,32 @@ func partBytes(pattern string) int64 {
 // the old database, writing heartbeats there, and no replication is left.
 func TestHeadlineFailureRollsBack(t *testing.T) {
 	t.Run("replicate", func(t *testing.T) { failureRollsBack(t, "replicate=true", "replicate-start") })
-	t.Run("dump", func(t *testing.T) { failureRollsBack(t, "replicate=false", "restore") })
+	t.Run("dump, hosted engine", func(t *testing.T) { failureRollsBack(t, "replicate=false", "restore") })
 }
 
+// failureRollsBack: with dump, in the downtime, the Manager is a hosted
+// engine: its global maintenance is cleared by the rollback too.
 func failureRollsBack(t *testing.T, method, failing string) {
 	resetHosts(t)
 	enginePassword(t)
+	vars := headlineVars()
+	hostedEngine := method == "replicate=false"
+	if hostedEngine {
+		vars = append(vars, deployHostedEngine(t)...)
+	}
 	psqlOn(t, "engine", "engine", "create role engine_reader; grant select on vm_static to engine_reader")
 	pids := clientPIDs(t)
 	state := t.TempDir()
-	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, headlineVars()...)...)
+	since := time.Now()
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--state-dir", state, "--var", method}, vars...)...)
 	if res.code != 1 {
 		t.Fatalf("apply: exit %d, want 1", res.code)
 	}
 	if !strings.Contains(res.out, "engine_reader") {
 		t.Errorf("the failure does not name the missing role")
+	}
+	if hostedEngine {
+		assertGlobalMaintenance(t, since)
 	}
 	j := journalOf(t, state)
 	if j["failed_step"] != failing || j["status"] != "failed" {
@@ -624,7 +662,7 @@ func failureRollsBack(t *testing.T, method, failing string) {
 	}
 	// The rollback restarted the engine on the old database after "stop
 	// engine" and "dump" were done: resuming past them is refused.
-	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--resume", "--state-dir", state, "--var", method}, headlineVars()...)...)
+	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"apply", "--yes", "--resume", "--state-dir", state, "--var", method}, vars...)...)
 	if res.code != 3 || !strings.Contains(res.out, "--restart") {
 		t.Errorf("resume after a rollback: exit %d, want 3 pointing at --restart", res.code)
 	}

@@ -47,13 +47,8 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	hosts := newPool(r.plan.Hosts, r.connect, false, false)
 	defer hosts.close()
 	r.emit(Event{Type: EventRunStart, Mode: mode})
-	if err := connectAll(ctx, hosts, hostsOf(r.plan.Steps, r.plan.OnFailure)); err != nil {
-		// Nothing ran: leave an existing journal as it was.
-		err = fmt.Errorf("%w; nothing was changed", err)
-		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
-		return old, err
-	}
 	if err := r.learnHosts(ctx, hosts, j.Detected); err != nil {
+		// Nothing ran: leave an existing journal as it was.
 		err = fmt.Errorf("%w; nothing was changed", err)
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
 		return old, err

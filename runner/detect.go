@@ -12,16 +12,46 @@ import (
 	"github.com/migrun/migrun/plan"
 )
 
-// learnHosts is what a dry run and an apply find on the connected hosts
-// before any step: the detections' answers (recorded: those of the run
-// being resumed), into r.detected, and then the host secrets the steps
-// they select use.
+// learnHosts connects the hosts and learns what a dry run and an apply
+// find on them before any step: the detections' answers (recorded: those
+// of the run being resumed), into r.detected, and then the host secrets
+// the steps they select use.
+//
+// The hosts the probes ask are dialed first. Then every host a step that
+// will run uses (its when: holds, the detections known) is dialed at once,
+// so that a refused host key or a wrong password stops the run before
+// anything changed; a host that only skipped steps use (the hosted
+// engine's host, for a Manager that is none) is never contacted.
 func (r *Runner) learnHosts(ctx context.Context, hosts *pool, recorded map[string]bool) error {
+	probed := make([]string, 0, len(r.plan.Detect))
+	for _, d := range r.plan.Detect {
+		probed = append(probed, d.Host)
+	}
+	if err := connectAll(ctx, hosts, probed); err != nil {
+		return err
+	}
 	var err error
 	if r.detected, err = r.detect(ctx, hosts, recorded); err != nil {
 		return err
 	}
-	return r.hostSecrets(ctx, hosts)
+	running := r.runningSteps()
+	if err := connectAll(ctx, hosts, hostsOf(running)); err != nil {
+		return err
+	}
+	return r.hostSecrets(ctx, hosts, running)
+}
+
+// runningSteps are the steps and on_failure steps whose when: holds.
+func (r *Runner) runningSteps() []plan.Step {
+	var running []plan.Step
+	for _, list := range [][]plan.Step{r.plan.Steps, r.plan.OnFailure} {
+		for _, st := range list {
+			if ok, _ := r.whenTrue(st); ok {
+				running = append(running, st)
+			}
+		}
+	}
+	return running
 }
 
 // detect answers the plan's detections (its detect: section) on their

@@ -131,3 +131,39 @@ func TestDetectionsOffline(t *testing.T) {
 		t.Errorf("no detect event says has_dwh is unknown offline: %+v", f.events)
 	}
 }
+
+// A host that only skipped steps use is never dialed, neither by the dry
+// run nor by the apply: the hosted engine's host of a plan run on a
+// Manager that is no hosted engine may not even exist.
+func TestHostOfSkippedStepsNotContacted(t *testing.T) {
+	f := newFixture(t, "one", "two")
+	f.plan.Hosts["he"] = plan.Host{Name: "he"}
+	f.plan.Detect = []plan.Detection{{Name: "hosted_engine", Host: "a", File: "/etc/he"}}
+	f.plan.Steps[1] = f.step("two", "he")
+	f.plan.Steps[1].When = "hosted_engine"
+	f.plan.OnFailure = []plan.Step{f.step("undo", "he")}
+	f.plan.OnFailure[0].When = "hosted_engine && yes"
+	f.redigest()
+
+	if _, err := f.runner(Options{}).Plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.apply(Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.w.dials["he"]; n != 0 {
+		t.Fatalf("he was dialed %d times although only skipped steps use it", n)
+	}
+	if got := statuses(f.journal().Steps); got != "one=done,two=skipped" {
+		t.Fatalf("journal: %s", got)
+	}
+
+	// Once the detection holds, he is dialed like any other host.
+	f.w.files["a:/etc/he"] = "x"
+	if _, err := f.apply(Options{Restart: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.w.dials["he"]; n != 1 {
+		t.Fatalf("he dialed %d times, want 1", n)
+	}
+}

@@ -110,11 +110,6 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 	r.emit(Event{Type: EventRunStart, Mode: "plan"})
 
 	var errs []error
-	if !r.opts.Offline {
-		if err := connectAll(ctx, hosts, hostsOf(r.plan.Steps, r.plan.OnFailure)); err != nil {
-			return nil, err
-		}
-	}
 	pv := &Preview{}
 	runID, recorded := r.dryRunID()
 	if r.opts.Offline {

@@ -9,20 +9,12 @@ import (
 )
 
 // hostSecrets reads the secrets that live in a file on a plan host
-// (secrets: {host, file, key}) and that a step about to run uses: the
-// steps and on_failure steps whose when: holds. A secret only a skipped
-// step uses is never read, so a Manager without a DWH is not asked for
-// the DWH's password. The values join r.secrets, which redacts them from
-// everything shown or recorded.
-func (r *Runner) hostSecrets(ctx context.Context, hosts *pool) error {
-	var running []plan.Step
-	for _, list := range [][]plan.Step{r.plan.Steps, r.plan.OnFailure} {
-		for _, st := range list {
-			if ok, _ := r.whenTrue(st); ok {
-				running = append(running, st)
-			}
-		}
-	}
+// (secrets: {host, file, key}) and that a step about to run uses (running:
+// the steps and on_failure steps whose when: holds). A secret only a
+// skipped step uses is never read, so a Manager without a DWH is not asked
+// for the DWH's password. The values join r.secrets, which redacts them
+// from everything shown or recorded.
+func (r *Runner) hostSecrets(ctx context.Context, hosts *pool, running []plan.Step) error {
 	var errs []error
 	for _, name := range plan.SecretsUsedBy(running) {
 		src := r.plan.Secrets[name]

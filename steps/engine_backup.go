@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/ovirtconf"
 	"github.com/migrun/migrun/internal/secret"
 )
 
@@ -319,6 +320,9 @@ func (b *EngineBackup) Check(ctx context.Context, rt *Runtime) (Check, error) {
 			return Check{}, fmt.Errorf("%s: %s", ex.Name(), strings.Join(ps, "; "))
 		}
 	}
+	if err := b.keycloakClobbered(ctx, ex, keycloakConf); err != nil {
+		return Check{}, err
+	}
 	switch b.Mode {
 	case "verify":
 		return Check{Reason: "a verification always runs"}, nil
@@ -481,6 +485,34 @@ func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) 
 		}
 	}
 	return o, nil
+}
+
+// keycloakConf is where engine-setup 4.5 configures Keycloak's database.
+const keycloakConf = "/etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf"
+
+// keycloakClobbered refuses a restore with change_db_credentials but not
+// change_keycloak_db_credentials on a Manager whose Keycloak has a
+// database: engine-backup 4.5 then rewrites 12-setup-keycloak.conf with the
+// Keycloak credentials it was given, none, and the Manager's logins break
+// (read in engine-backup.sh.in: changeKeycloakDBConf runs on either option).
+func (b *EngineBackup) keycloakClobbered(ctx context.Context, ex executors.Executor, conf string) error {
+	if b.Mode != "restore" || !b.ChangeDBCredentials.set() || b.ChangeKeycloakCredentials.set() {
+		return nil
+	}
+	data, err := ex.ReadFile(ctx, conf)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	f, err := ovirtconf.Parse(string(data))
+	if err != nil {
+		return fmt.Errorf("%s:%s: %w", ex.Name(), conf, err)
+	}
+	if user, _ := f.Get("KEYCLOAK_DB_USER"); user == "" {
+		return nil
+	}
+	return fmt.Errorf("%s: Keycloak's database is configured in %s: with change_db_credentials alone engine-backup rewrites that file with empty credentials and the Manager's logins break; give change_keycloak_db_credentials as well (its owner's host, user, password and database)", ex.Name(), conf)
 }
 
 // preflight checks what engine-backup would otherwise find late: the

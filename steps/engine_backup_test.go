@@ -317,3 +317,45 @@ func TestEngineBackupEveryDatabase(t *testing.T) {
 		t.Error("compareVersions misorders")
 	}
 }
+
+// A restore with new engine credentials but none for Keycloak, on a Manager
+// whose Keycloak has a database, is refused: engine-backup would empty
+// 12-setup-keycloak.conf.
+func TestEngineBackupKeycloakClobbered(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "12-setup-keycloak.conf")
+	ex := executors.ReadOnly(executors.NewLocal("engine"))
+	ctx := context.Background()
+	newEngine := EngineDBCredentials{Host: "db", User: "engine", Name: "engine", Password: secret.Token("db_pw")}
+	newKeycloak := EngineDBCredentials{Host: "db", User: "ovirt_engine_keycloak", Name: "ovirt_engine_keycloak", Password: secret.Token("kc_pw")}
+	for _, tt := range []struct {
+		name    string
+		conf    string // "" = no file
+		b       EngineBackup
+		refused bool
+	}{
+		{"keycloak configured, engine credentials alone", `KEYCLOAK_BUNDLED=True` + "\n" + `KEYCLOAK_DB_USER="ovirt_engine_keycloak"` + "\n",
+			EngineBackup{Mode: "restore", ChangeDBCredentials: newEngine}, true},
+		{"keycloak configured, both", `KEYCLOAK_DB_USER="ovirt_engine_keycloak"` + "\n",
+			EngineBackup{Mode: "restore", ChangeDBCredentials: newEngine, ChangeKeycloakCredentials: newKeycloak}, false},
+		{"no keycloak file", "", EngineBackup{Mode: "restore", ChangeDBCredentials: newEngine}, false},
+		{"keycloak without a database", "KEYCLOAK_BUNDLED=False\n", EngineBackup{Mode: "restore", ChangeDBCredentials: newEngine}, false},
+		{"no new credentials", `KEYCLOAK_DB_USER="ovirt_engine_keycloak"` + "\n", EngineBackup{Mode: "restore"}, false},
+		{"a backup", `KEYCLOAK_DB_USER="ovirt_engine_keycloak"` + "\n", EngineBackup{Mode: "backup"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(conf)
+			if tt.conf != "" {
+				if err := os.WriteFile(conf, []byte(tt.conf), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := tt.b.keycloakClobbered(ctx, ex, conf)
+			if got := err != nil; got != tt.refused {
+				t.Fatalf("refused = %v (%v), want %v", got, err, tt.refused)
+			}
+			if err != nil && !strings.Contains(err.Error(), "give change_keycloak_db_credentials as well") {
+				t.Errorf("the refusal does not say what to do: %v", err)
+			}
+		})
+	}
+}

@@ -49,6 +49,7 @@ type PgCheck struct {
 	ClientHost                 string            `yaml:"client_host" doc:"with client_version_at_least_server: the plan host whose psql and pg_dump are compared with this server (e.g. the Manager, which will back the server up), read-only"`
 	DatabaseEmpty              string            `yaml:"database_empty" doc:"a database that must exist and hold no user tables, views or sequences (the restore target)"`
 	Login                      PgCheckLogin      `yaml:"login" doc:"a password login that must succeed from the step's host (as the application will log in)"`
+	DatabasesOnly              []string          `yaml:"databases_only" doc:"the only databases the server may hold besides postgres and the templates (a server about to be retired: any other database would be lost with it); another refuses, found already in the check: before the first change of an apply"`
 	ClientsOnlyFrom            []string          `yaml:"clients_only_from" doc:"services (systemd units) on the step's host, the database server's, whose processes may be connected to database: every other client (a process of another service or of none, a login's psql, a connection from another host) refuses, found already in the check: before the first change of an apply. List the services the plan stops before it takes the data"`
 
 	PgConnection `yaml:",inline"`
@@ -108,8 +109,13 @@ func (c *PgCheck) Validate() []Problem {
 			ps = append(ps, Problem{"clients_only_from", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", u)})
 		}
 	}
-	if len(c.Settings) == 0 && len(c.Extensions) == 0 && !c.ClientVersionAtLeastServer && c.DatabaseEmpty == "" && l == (PgCheckLogin{}) && len(c.ClientsOnlyFrom) == 0 {
-		ps = append(ps, Problem{"", "nothing to check: give settings, extensions, client_version_at_least_server, database_empty, login or clients_only_from"})
+	for _, d := range c.DatabasesOnly {
+		if d == "" || strings.ContainsAny(d, "\n\r") {
+			ps = append(ps, Problem{"databases_only", fmt.Sprintf("%q is not a database name", d)})
+		}
+	}
+	if len(c.Settings) == 0 && len(c.Extensions) == 0 && !c.ClientVersionAtLeastServer && c.DatabaseEmpty == "" && l == (PgCheckLogin{}) && len(c.ClientsOnlyFrom) == 0 && c.DatabasesOnly == nil {
+		ps = append(ps, Problem{"", "nothing to check: give settings, extensions, client_version_at_least_server, database_empty, login, databases_only or clients_only_from"})
 	}
 	return append(ps, c.PgConnection.validate("")...)
 }
@@ -208,6 +214,17 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 			return nil, nil, nil, err
 		}
 		pass(bad == "", good, bad)
+	}
+	if c.DatabasesOnly != nil {
+		good, bad, err := c.databasesOnly(ctx, ex)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		pass(bad == "", good, bad)
+		if bad != "" {
+			// No step of a plan drops a database it does not know.
+			fatal = append(fatal, bad)
+		}
 	}
 	if len(c.ClientsOnlyFrom) > 0 {
 		good, bad, err := c.clients(ctx, rt, ex)
@@ -345,6 +362,39 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+pgUserSchemasSQL+" AND N
 		return "", fmt.Sprintf("database %s is not empty: %s user tables, views or sequences", c.DatabaseEmpty, n), nil
 	}
 	return "database " + c.DatabaseEmpty + " is empty", "", nil
+}
+
+// databasesOnly checks the server holds no database but databases_only's,
+// postgres and the templates.
+func (c *PgCheck) databasesOnly(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
+	rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1;\n")
+	if err != nil {
+		return "", "", err
+	}
+	listed := map[string]bool{}
+	for _, d := range c.DatabasesOnly {
+		listed[d] = true
+	}
+	var have, others []string
+	for _, r := range rows {
+		have = append(have, r[0])
+		if !listed[r[0]] {
+			others = append(others, r[0])
+		}
+	}
+	if len(others) > 0 {
+		return "", fmt.Sprintf("the server holds %s %s besides %s: retiring the server would take it along; move it first, or keep the server",
+			plural(len(others), "database", "databases"), strings.Join(others, ", "), orNone(c.DatabasesOnly)), nil
+	}
+	return "the server holds no database but " + orNone(have) + " (and postgres, the templates)", "", nil
+}
+
+// orNone joins names, "none" for none.
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // clients checks that every client of the database is a process of one of
@@ -530,6 +580,9 @@ func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	}
 	if c.DatabaseEmpty != "" {
 		items = append(items, "database "+c.DatabaseEmpty+" empty")
+	}
+	if c.DatabasesOnly != nil {
+		items = append(items, "no database but "+orNone(c.DatabasesOnly)+" (and postgres, the templates)")
 	}
 	if len(c.ClientsOnlyFrom) > 0 {
 		items = append(items, "every client of "+c.database()+" a process of "+strings.Join(c.ClientsOnlyFrom, ", "))

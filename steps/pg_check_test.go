@@ -111,6 +111,24 @@ func TestPgCheckServer(t *testing.T) {
 	}
 	pg.psql(t, "DROP TABLE t", "engine")
 
+	// databases_only: a server to retire holds nothing else; another
+	// database refuses in the check already (before any change).
+	only := &PgCheck{DatabasesOnly: []string{"engine", "ovirt_engine_history"}, PgConnection: pg.pgConn()}
+	if ck, err := only.Check(ctx, dry); err != nil || !ck.Done {
+		t.Fatalf("databases_only, engine alone: %+v %v", ck, err)
+	}
+	if out, err := only.Apply(ctx, rt); err != nil || !strings.Contains(out.Output, "no database but engine (and postgres, the templates)") {
+		t.Fatalf("databases_only, engine alone: %+v %v", out, err)
+	}
+	pg.psql(t, "CREATE DATABASE reports")
+	if _, err := only.Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "the server holds 1 database reports besides engine, ovirt_engine_history") {
+		t.Fatalf("databases_only with another database: %v", err)
+	}
+	if _, err := (&PgCheck{DatabasesOnly: []string{}, PgConnection: pg.pgConn()}).Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "2 databases engine, reports besides none") {
+		t.Fatalf("databases_only: []: %v", err)
+	}
+	pg.psql(t, "DROP DATABASE reports")
+
 	// A password login over the socket, with a scram rule placed by pg_hba.
 	h := &PgHba{Type: "local", Database: "engine", User: "engine", Method: "scram-sha-256", Reload: true, PgConnection: pg.pgConn()}
 	if _, err := h.Apply(ctx, rt); err != nil {

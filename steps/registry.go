@@ -11,6 +11,7 @@ func builtin() []Kind {
 		configSetKind,
 		lineKind,
 		engineBackupKind,
+		ovirtHEMaintenanceKind,
 		serviceKind,
 		packageKind,
 		waitKind,

@@ -154,7 +154,9 @@ CREATE TABLE vds_dynamic (vds_id uuid PRIMARY KEY REFERENCES vds_static ON DELET
 CREATE TABLE vds_statistics (vds_id uuid PRIMARY KEY REFERENCES vds_static ON DELETE CASCADE,
     cpu_idle numeric(18,0) DEFAULT 0, cpu_load numeric(18,0) DEFAULT 0, cpu_sys numeric(18,0) DEFAULT 0,
     cpu_user numeric(18,0) DEFAULT 0, usage_mem_percent integer DEFAULT 0, usage_cpu_percent integer DEFAULT 0,
-    mem_free bigint, swap_free bigint, swap_total bigint, ha_score integer, boot_time bigint, _update_date timestamptz);
+    mem_free bigint, swap_free bigint, swap_total bigint, ha_score integer, ha_configured boolean NOT NULL DEFAULT false,
+    ha_active boolean NOT NULL DEFAULT false, ha_global_maintenance boolean NOT NULL DEFAULT false,
+    ha_local_maintenance boolean NOT NULL DEFAULT false, boot_time bigint, _update_date timestamptz);
 CREATE TABLE vds_interface (id uuid PRIMARY KEY DEFAULT uuid_generate_v4(), name varchar(50) NOT NULL,
     network_name varchar(256), vds_id uuid REFERENCES vds_static ON DELETE CASCADE, mac_addr varchar(59),
     is_bond boolean DEFAULT false, bond_name varchar(50), bond_opts varchar(4000), vlan_id integer, speed integer,

@@ -13,7 +13,9 @@ E2E_HOSTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # (engine-setup enables it).
 E2E_SERVICES_engine=${MIGRUN_E2E_SERVICES_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener}
 E2E_ENABLED_engine=${MIGRUN_E2E_ENABLED_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener}
-E2E_SERVICES_db=${MIGRUN_E2E_SERVICES_DB:-postgresql}
+# db has the HA agent of a hosted-engine host too, started by the tests that
+# deploy a hosted engine (e2e/standin/ovirt-ha-agent).
+E2E_SERVICES_db=${MIGRUN_E2E_SERVICES_DB:-postgresql ovirt-ha-agent}
 E2E_ENABLED_db=${MIGRUN_E2E_ENABLED_DB:-postgresql}
 
 # Directories each host has its own copy of (bind-mounted from

@@ -291,7 +291,19 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 	if [ "$h" = engine ]; then
 		engine_setup_hba "$pgdata/pg_hba.conf"
 		engine_files "$hd"
+	else
+		he_host_files "$hd"
 	fi
+}
+
+# he_host_files HOST_DIR: db doubles as a hosted-engine host: the stand-in
+# hosted-engine tool and HA agent (not deployed: no hosted-engine.conf, the
+# ovirt-ha-agent service not started; a test deploys them).
+he_host_files() {
+	local t
+	for t in hosted-engine ovirt-ha-agent; do
+		install -m 0755 "$E2E_REPO_DIR/e2e/standin/$t" "$1/fs/usr/local/sbin/$t"
+	done
 }
 
 # engine_setup_hba FILE: the lines engine-setup adds for each database it
