@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The other shipped plans (plans/*.yaml), each applied for real against the
@@ -100,7 +101,7 @@ func TestPlanEngineBackup(t *testing.T) {
 	}
 	const archive = "/var/lib/ovirt-engine-backup/engine-backup.tar"
 	list := "\n" + sshOut(t, "engine", "tar -tf "+archive) + "\n"
-	for _, m := range []string{"./version", "./files", "./db/engine_backup.db"} {
+	for _, m := range []string{"./version", "./files", "./db/engine_backup.db", "./db/dwh_backup.db", "./db/keycloak_backup.db"} {
 		if !strings.Contains(list, "\n"+m+"\n") {
 			t.Errorf("the archive on engine lacks %s:%s", m, list)
 		}
@@ -127,6 +128,7 @@ func TestPlanRestoreOverwrite(t *testing.T) {
 	if got := psqlOn(t, "engine", "engine", "select count(*) from vm_static"); got != "201" {
 		t.Fatalf("vm_static rows after the insert: %s", got)
 	}
+	psqlOn(t, "engine", "ovirt_engine_keycloak", afterBackupUser)
 	state := t.TempDir()
 	res := applyPlan(t, "ovirt-restore-overwrite", state, "engine_host="+ip("engine"), "local_archive="+local)
 	if res.code != 0 {
@@ -145,10 +147,40 @@ func TestPlanRestoreOverwrite(t *testing.T) {
 	if got := psqlOn(t, "engine", "engine", "select tableowner from pg_tables where tablename = 'vm_static'"); got != "engine" {
 		t.Errorf("vm_static owner %q after --restore-permissions, want engine", got)
 	}
+	assertKeycloakRestored(t, "ovirt_engine_keycloak")
 	engineRunsOn(t, "engine")
 	assertCompleted(t, state, "ovirt-restore-overwrite")
 }
 
+// afterBackupUser is a Keycloak user made after the backup, which a restore
+// must undo.
+const afterBackupUser = "insert into user_entity (id, enabled, username, realm_id) values ('after-backup', true, 'after-backup', 'ovirt-internal')"
+
+// assertKeycloakRestored: Keycloak's database holds the backup's users,
+// owned by owner (--restore-permissions or a provisioned database).
+func assertKeycloakRestored(t *testing.T, owner string) {
+	t.Helper()
+	if got := psqlOn(t, "engine", "ovirt_engine_keycloak", "select count(*), count(*) filter (where username = 'after-backup') from user_entity"); got != "201|0" {
+		t.Errorf("Keycloak's users after the restore (all, made after the backup): %s, want 201|0", got)
+	}
+	if got := psqlOn(t, "engine", "ovirt_engine_keycloak", "select tableowner from pg_tables where tablename = 'user_entity'"); got != owner {
+		t.Errorf("user_entity owner %q, want %s", got, owner)
+	}
+}
+
+// connectedAs lists "database user" of the client connections on engine's
+// server.
+func connectedAs(t *testing.T) string {
+	t.Helper()
+	return psqlOn(t, "engine", "postgres", "select string_agg(distinct datname || ' ' || usename, ', ' order by datname || ' ' || usename) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()")
+}
+
+// TestPlanRestoreNewCredentials restores onto a Manager whose three
+// databases' owners have passwords other than the backup's (its own
+// configuration says which): the restore is given every database's, the
+// engine's copy of the DWH settings is repointed, and every client logs in.
+// An installed engine-backup older than Keycloak's options (4.5.0) is
+// refused before any change.
 func TestPlanRestoreNewCredentials(t *testing.T) {
 	resetHosts(t)
 	local := backupToWorkstation(t)
@@ -161,16 +193,49 @@ func TestPlanRestoreNewCredentials(t *testing.T) {
 		"local_archive=" + local, "set_password=true"}
 	state := t.TempDir()
 
+	// The installed system's DWH and Keycloak owners have passwords of
+	// their own, in its configuration; the backup's files carry others.
+	dwhPW, kcPW := "dwh-"+uniq(t), "kc-"+uniq(t)
+	psqlOn(t, "engine", "postgres", "alter role ovirt_engine_history password '"+dwhPW+"'")
+	psqlOn(t, "engine", "postgres", "alter role ovirt_engine_keycloak password '"+kcPW+"'")
+	sshOut(t, "engine", `sed -i 's/^DWH_DB_PASSWORD=.*/DWH_DB_PASSWORD="`+dwhPW+`"/' /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf /etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf && `+
+		`sed -i 's/^KEYCLOAK_DB_PASSWORD=.*/KEYCLOAK_DB_PASSWORD="`+kcPW+`"/' /etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf`)
+	psqlOn(t, "engine", "ovirt_engine_keycloak", afterBackupUser)
+
+	// engine-backup 4.5.0 has no --keycloak-db-* options: refused before
+	// any change.
+	rpmDB := filepath.Join(env["MIGRUN_E2E_ENGINE_DIR"], "fs/usr/local/sbin/rpm-standin.db")
+	rpmWas, err := os.ReadFile(rpmDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rpmDB, []byte("ovirt-engine 4.5.0 1.el9 noarch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fp := fingerprint(t)
+	res := applyPlan(t, "ovirt-restore-new-credentials", t.TempDir(), vars...)
+	if res.code != 3 || !strings.Contains(res.out, "refused before any change") || !strings.Contains(res.out, "change_keycloak_db_credentials") || !strings.Contains(res.out, "4.5.1") {
+		t.Errorf("apply with engine-backup 4.5.0: exit %d, want 3, refused naming change_keycloak_db_credentials and 4.5.1", res.code)
+	}
+	if got := fingerprint(t); got != fp {
+		t.Errorf("the refused apply changed the hosts")
+	}
+	if err := os.WriteFile(rpmDB, rpmWas, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	// The files come back from the archive (scope all) before
 	// engine-backup rewrites them: a missing aaa/internal.properties is
 	// restored, then rewritten with the new credentials.
 	sshOut(t, "engine", "rm /etc/ovirt-engine/aaa/internal.properties")
-	res := applyPlan(t, "ovirt-restore-new-credentials", state, vars...)
+	res = applyPlan(t, "ovirt-restore-new-credentials", state, vars...)
 	if res.code != 0 {
 		t.Fatalf("apply: exit %d", res.code)
 	}
-	if strings.Contains(res.out, newPW) {
-		t.Error("migrun's output holds the new password")
+	for _, pw := range []string{newPW, dwhPW, kcPW} {
+		if strings.Contains(res.out, pw) {
+			t.Errorf("migrun's output holds a password (%s...)", pw[:4])
+		}
 	}
 	conf := sshOut(t, "engine", "cat /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")
 	esc := strings.ReplaceAll(newPW, "$", `\$`)
@@ -192,8 +257,34 @@ func TestPlanRestoreNewCredentials(t *testing.T) {
 	if got := psqlOn(t, "engine", "engine", "select count(*) from vm_static"); got != "200" {
 		t.Errorf("vm_static rows after the restore: %s, want 200", got)
 	}
-	// The engine logs in with the new password.
+	// The DWH's and Keycloak's settings hold the installed system's
+	// passwords again: the DWH's own (both keys), the engine's copy,
+	// Keycloak's.
+	for file, want := range map[string]string{
+		"/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf": `DWH_DB_PASSWORD="` + dwhPW + `"`,
+		"/etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf":            `DWH_DB_PASSWORD="` + dwhPW + `"`,
+		"/etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf":                `KEYCLOAK_DB_PASSWORD="` + kcPW + `"`,
+	} {
+		if got := sshOut(t, "engine", "cat "+file); !strings.Contains(got, want) {
+			t.Errorf("%s lacks %s:\n%s", file, want, got)
+		}
+	}
+	if got := sshOut(t, "engine", "grep '^ENGINE_DB_PASSWORD=' /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf"); got != `ENGINE_DB_PASSWORD="`+esc+`"` {
+		t.Errorf("the DWH's engine password: %q", got)
+	}
+	assertKeycloakRestored(t, "ovirt_engine_keycloak")
+	// Every client logs in with the new passwords: the engine (its own
+	// database, Keycloak's, the DWH's for its dashboards) and the DWH.
 	engineRunsOn(t, "engine")
+	deadline := time.Now().Add(20 * time.Second)
+	want := "engine engine, ovirt_engine_history ovirt_engine_history, ovirt_engine_keycloak ovirt_engine_keycloak"
+	for got := connectedAs(t); got != want; got = connectedAs(t) {
+		if time.Now().After(deadline) {
+			t.Errorf("connected to engine's server: %q, want %q", got, want)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	assertCompleted(t, state, "ovirt-restore-new-credentials")
 	// No passfile is left behind on engine.
 	if out := sshOut(t, "engine", "ls /tmp | grep '^migrun-.*\\.pass$' || true"); out != "" {
@@ -214,9 +305,11 @@ func TestPlanRestoreFreshInstall(t *testing.T) {
 	sshOut(t, "engine", "systemctl stop ovirt-engine ovirt-engine-dwhd")
 	psqlOn(t, "engine", "postgres", "drop database engine with (force)")
 	psqlOn(t, "engine", "postgres", "drop database ovirt_engine_history with (force)")
+	psqlOn(t, "engine", "postgres", "drop database ovirt_engine_keycloak with (force)")
 	psqlOn(t, "engine", "postgres", "drop role engine")
 	psqlOn(t, "engine", "postgres", "drop role ovirt_engine_history")
-	sshOut(t, "engine", "rm -f /etc/ovirt-engine/engine.conf.d/10-setup-*.conf /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf")
+	psqlOn(t, "engine", "postgres", "drop role ovirt_engine_keycloak")
+	sshOut(t, "engine", "rm -f /etc/ovirt-engine/engine.conf.d/1[02]-setup-*.conf /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf")
 
 	state := t.TempDir()
 	res := applyPlan(t, "ovirt-restore-fresh-install", state, "engine_host="+ip("engine"), "local_archive="+local)
@@ -232,6 +325,7 @@ func TestPlanRestoreFreshInstall(t *testing.T) {
 	if got := psqlOn(t, "engine", "ovirt_engine_history", seeded); got != dwhBefore {
 		t.Errorf("provisioned DWH database: %s host_samples_history rows, want %s", got, dwhBefore)
 	}
+	assertKeycloakRestored(t, "ovirt_engine_keycloak")
 	sshOut(t, "engine", "test -e /etc/ovirt-engine/engine.conf.d/10-setup-database.conf")
 	engineRunsOn(t, "engine")
 	assertCompleted(t, state, "ovirt-restore-fresh-install")
