@@ -33,7 +33,7 @@ func TestParseErrors(t *testing.T) {
 		// Document level.
 		{"empty file", "", nil, []string{"plan.yaml: the plan is empty"}},
 		{"only comments", "# nothing yet\n", nil, []string{"plan.yaml: the plan is empty"}},
-		{"yaml syntax", "version: 1\nname: [x\n", nil, []string{"plan.yaml:2: YAML: did not find expected ',' or ']'"}},
+		{"yaml syntax", "version: 1\nname: [x\n", nil, []string{"plan.yaml:2:7: YAML: did not find expected ',' or ']'"}},
 		{"two documents", "version: 1\n---\nname: x\n", nil, []string{"plan.yaml:2:1: a plan is one YAML document; this is a second one"}},
 		{"root is a list", "- a\n", nil, []string{"plan.yaml:1:1: want a mapping, got a list"}},
 		{"missing keys", "description: x\n", nil, []string{

@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"strconv"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -62,13 +60,19 @@ func (l *loader) parseYAML(data []byte) (root *yaml.Node) {
 			root = nil
 		}
 	}()
+	if line, col, ok := invalidUTF8(data); ok {
+		// yaml.v3 says only "invalid leading UTF-8 octet", with no place.
+		l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col,
+			Msg: "YAML: not UTF-8 text (a plan is UTF-8; convert the file, e.g. iconv -f LATIN1 -t UTF-8)"})
+		return nil
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			l.errorf(nil, "", "the plan is empty")
 		} else {
-			l.yamlError(err)
+			l.yamlError(err, data)
 		}
 		return nil
 	}
@@ -76,7 +80,7 @@ func (l *loader) parseYAML(data []byte) (root *yaml.Node) {
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		l.yamlError(err)
+		l.yamlError(err, data)
 		return nil
 	default:
 		l.errorf(&next, "", "a plan is one YAML document; this is a second one")
@@ -117,19 +121,4 @@ func expandedSize(root *yaml.Node) int {
 		return total
 	}
 	return size(root)
-}
-
-func (l *loader) yamlError(err error) {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		if strings.HasPrefix(m[2], "did not find expected") {
-			// yaml.v3 numbers lines from 0 in its parser's errors (and
-			// from 1 in its scanner's); those all start this way.
-			line++
-		}
-		l.errs = append(l.errs, &Error{File: l.file, Line: line, Msg: "YAML: " + m[2]})
-		return
-	}
-	l.errorf(nil, "", "%s", msg)
 }

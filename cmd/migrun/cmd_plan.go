@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/plan"
 	"github.com/migrun/migrun/runner"
 )
 
@@ -44,9 +47,13 @@ func runPlan(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	var sec secret.Values
-	if !offline {
-		// Checks may need secrets (a login to PostgreSQL, say); an
-		// offline rendering shows them masked and needs none.
+	if offline {
+		// An offline rendering needs no secret: each stands in as a
+		// placeholder that reaches no host (none is contacted) and is
+		// shown masked, as a real value is, in the diffs that need one.
+		sec = offlineSecrets(p)
+	} else {
+		// Checks may need secrets (a login to PostgreSQL, say).
 		if sec, err = resolveSecrets(p, e); err != nil {
 			return err
 		}
@@ -128,4 +135,16 @@ func oneFile(cmd string, files []string) error {
 	default:
 		return usagef("%s: one plan file at a time, got %d: %s", cmd, len(files), strings.Join(files, " "))
 	}
+}
+
+// offlineSecrets gives every secret the plan uses a placeholder value,
+// unlike any text a plan or a host holds.
+func offlineSecrets(p *plan.Plan) secret.Values {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	sec := secret.Values{}
+	for _, name := range p.UsedSecrets() {
+		sec[name] = "migrun-offline-" + name + "-" + hex.EncodeToString(b[:])
+	}
+	return sec
 }

@@ -14,7 +14,7 @@ import (
 
 func runStatus(ctx context.Context, args []string, e env) error {
 	var c commonFlags
-	fs := newFlagSet("status", "status [flags] PLAN")
+	fs := newFlagSet("status", "status [flags] PLAN", sshFlags...)
 	c.add(fs)
 	files, err := parseFlags(fs, args, e)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 // returned plan.Errors holds every problem of every file (exit status 2).
 func runValidate(ctx context.Context, args []string, e env) error {
 	var c commonFlags
-	flags := newFlagSet("validate", "validate [flags] PLAN|DIR...")
+	flags := newFlagSet("validate", "validate [flags] PLAN|DIR...", sshFlags...)
 	c.add(flags)
 	paths, err := parseFlags(flags, args, e)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -94,11 +95,26 @@ func parseFlags(fs *flag.FlagSet, args []string, e env) ([]string, error) {
 // the command did nothing else, successfully.
 var errHelpShown = errors.New("help shown")
 
-func newFlagSet(name, synopsis string) *flag.FlagSet {
+// newFlagSet makes a command's flag set. Flags named in hidden are
+// accepted but left out of its usage.
+func newFlagSet(name, synopsis string, hidden ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: migrun %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		shown := flag.NewFlagSet(name, flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if !slices.Contains(hidden, f.Name) {
+				shown.Var(f.Value, f.Name, f.Usage)
+				shown.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		shown.PrintDefaults()
 	}
 	return fs
 }
+
+// sshFlags are the SSH settings every plan-reading command takes. The
+// commands that contact no host (validate, status) accept them, so that
+// one set of flags works for every command, but do not list them.
+var sshFlags = []string{"known-hosts", "accept-new-host-keys", "ssh-config", "identity", "connect-timeout"}

@@ -300,6 +300,22 @@ func TestHelp(t *testing.T) {
 			t.Errorf("migrun %v: exit %d, stdout %q, stderr %q; want 0 and %q on stdout", tt.args, code, out, errOut, tt.want)
 		}
 	}
+	// validate and status contact no host: their help leaves the SSH
+	// flags out, though they accept them; plan's lists them.
+	for cmd, listed := range map[string]bool{"validate": false, "status": false, "plan": true, "apply": true} {
+		_, out, _ := cli(t, nil, cmd, "-h")
+		for _, f := range sshFlags {
+			if got := strings.Contains(out, "-"+f); got != listed {
+				t.Errorf("%s -h lists -%s: %v, want %v", cmd, f, got, listed)
+			}
+		}
+		if !strings.Contains(out, "-var key=value") {
+			t.Errorf("%s -h lacks -var:\n%s", cmd, out)
+		}
+	}
+	if code, out, errOut := cli(t, nil, "validate", "--known-hosts", "/dev/null", "--identity", "key", "--connect-timeout", "3s", "../../plans/demo-local.yaml"); code != exitOK {
+		t.Errorf("validate with SSH flags: exit %d\n%s%s", code, out, errOut)
+	}
 	code, out, errOut := cli(t, nil, "plan", "--bogus")
 	if code != exitInvalid || out != "" || !strings.Contains(errOut, "flag provided but not defined: -bogus") {
 		t.Errorf("a wrong flag: exit %d, stdout %q, stderr %q", code, out, errOut)

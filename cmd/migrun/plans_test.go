@@ -25,6 +25,11 @@ func TestShippedPlans(t *testing.T) {
 			if !strings.Contains(out, "nothing checked (--offline)") {
 				t.Fatalf("plan --offline output:\n%s", out)
 			}
+			// No secret is set (cli's environment has none): offline,
+			// none is needed, and none is shown.
+			if strings.Contains(out+errOut, "not resolved") || strings.Contains(out+errOut, "migrun-offline-") {
+				t.Fatalf("plan --offline without secrets:\n%s%s", out, errOut)
+			}
 		})
 	}
 }
