@@ -79,9 +79,9 @@ type Check struct {
 
 // Action is one thing a step would do, for the dry run.
 type Action struct {
-	Host    string // plan host name it happens on ("" for the workstation relay)
-	Summary string // one line: "run: pg_dump -F c ...", "copy engine:/a -> db:/a (12 MB)"
-	Diff    string // unified diff for file edits, else empty
+	Host    string `json:"host"`           // plan host name it happens on ("" for the workstation relay)
+	Summary string `json:"summary"`        // one line: "run: pg_dump -F c ...", "copy engine:/a -> db:/a (12 MB)"
+	Diff    string `json:"diff,omitempty"` // unified diff for file edits, else empty
 }
 
 // Outcome is what Apply reports back for the journal.

@@ -41,8 +41,11 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	}
 	if c.output == "json" {
 		if j == nil {
-			fmt.Fprintln(e.stdout, "null")
-			return nil
+			// An object like a journal's, not null: a script reads
+			// .status either way.
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]string{"plan": p.Name, "status": "never_applied", "journal": path})
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,33 @@ func TestCLIJSONEvents(t *testing.T) {
 	}
 	if strings.Contains(out, "pw-value") {
 		t.Fatal("secret in JSON events")
+	}
+}
+
+// TestCLIJSONShapes: every key of the JSON output is snake_case, the dry
+// run's actions included, and status of a plan never applied is an object
+// with a status, not null.
+func TestCLIJSONShapes(t *testing.T) {
+	planFile, dir := writePlan(t, localPlan)
+	vars := []string{"--var", "dir=" + dir}
+	code, out, errOut := cli(t, nil, append([]string{"plan", "--offline", "--output", "json", planFile}, vars...)...)
+	if code != 0 {
+		t.Fatalf("plan: exit %d: %s", code, errOut)
+	}
+	keyRE := regexp.MustCompile(`"([A-Za-z_]+)":`)
+	for _, m := range keyRE.FindAllStringSubmatch(out, -1) {
+		if m[1] != strings.ToLower(m[1]) {
+			t.Errorf("key %q is not snake_case in:\n%s", m[1], out)
+			break
+		}
+	}
+	if !strings.Contains(out, `"actions":[{"host":"here","summary":`) {
+		t.Errorf("no action with host and summary keys:\n%s", out)
+	}
+	code, out, _ = cli(t, nil, append([]string{"status", "--output", "json", planFile}, vars...)...)
+	var st struct{ Plan, Status, Journal string }
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Status != "never_applied" || st.Plan == "" || st.Journal == "" {
+		t.Errorf("status --output json of a plan never applied: exit %d, %q (%v)", code, out, err)
 	}
 }
 
