@@ -1,6 +1,10 @@
 package plan
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -27,7 +31,65 @@ func (l *loader) hosts(n *yaml.Node) map[string]Host {
 		// not add "unknown host" to the real problem.
 		out[p.key] = l.host(p, path)
 	}
+	l.jumpsThroughHosts(out)
 	return out
+}
+
+// jumpsThroughHosts lets a host's jump name another host of the plan
+// ("jump: engine"): it becomes that host's [user@]address[:port], after
+// that host's own jump, as ssh -J chains them. The plan's name wins over a
+// DNS name spelled the same.
+func (l *loader) jumpsThroughHosts(hosts map[string]Host) {
+	spec := func(h Host) string {
+		s := h.Address
+		if h.User != "" {
+			s = h.User + "@" + s
+		}
+		if h.Port != 0 {
+			s += ":" + strconv.Itoa(h.Port)
+		}
+		return s
+	}
+	var resolve func(name string, seen []string) (string, bool)
+	resolve = func(name string, seen []string) (string, bool) {
+		h := hosts[name]
+		j, isHost := hosts[h.Jump]
+		if !isHost {
+			return h.Jump, true // an address, "none" or nothing
+		}
+		first := hosts[seen[0]]
+		if slices.Contains(seen, h.Jump) {
+			l.errs = append(l.errs, &Error{File: l.file, Line: first.Line, Column: first.Column,
+				Msg: fmt.Sprintf("hosts.%s.jump: the hosts jump through each other in a loop (%s)", seen[0], strings.Join(append(seen, h.Jump), " -> "))})
+			return "", false
+		}
+		if j.Local {
+			l.errs = append(l.errs, &Error{File: l.file, Line: h.Line, Column: h.Column,
+				Msg: fmt.Sprintf("hosts.%s.jump: %q is the machine migrun runs on (local: true); a jump host is reached over SSH", name, h.Jump)})
+			return "", false
+		}
+		before, ok := resolve(h.Jump, append(seen, h.Jump))
+		if !ok {
+			return "", false
+		}
+		if before != "" && before != "none" {
+			return before + "," + spec(j), true
+		}
+		return spec(j), true
+	}
+	resolved := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(hosts)) {
+		if _, isHost := hosts[hosts[name].Jump]; isHost {
+			if j, ok := resolve(name, []string{name}); ok {
+				resolved[name] = j
+			}
+		}
+	}
+	for name, j := range resolved {
+		h := hosts[name]
+		h.Jump = j
+		hosts[name] = h
+	}
 }
 
 func (l *loader) host(p pair, path string) Host {

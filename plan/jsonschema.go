@@ -318,7 +318,7 @@ func hostSchema() (object, error) {
 		case "identity_file":
 			s = described("private key file", def("text", member{"pattern", `^[^-]`}))
 		case "jump":
-			s = described("ProxyJump: [user@]host[:port][,...]", def("text", member{"pattern", noOptionPattern}))
+			s = described("ProxyJump: another host of the plan by name, or [user@]host[:port][,...]", def("text", member{"pattern", noOptionPattern}))
 		case "become":
 			s = object{
 				{"description", "how steps' become: switches user"},

@@ -229,3 +229,40 @@ func TestErrorFormat(t *testing.T) {
 		t.Errorf("Errors.Error() = %q, want %q", got, want)
 	}
 }
+
+// A host's jump may name another host of the plan: it goes through that
+// host as the plan reaches it (user, address, port), after that host's
+// own jump.
+func TestJumpThroughPlanHosts(t *testing.T) {
+	p := mustParse(t, `version: 1
+name: x
+hosts:
+  bastion: {address: gw.example.com, user: ops, port: 2222}
+  engine: {address: 10.0.0.5, user: root, jump: bastion}
+  db: {address: 10.0.0.6, jump: engine}
+  other: {address: 10.0.0.7, jump: "admin@gw2.example.com"}
+steps:
+  - {id: a, host: db, svc: {name: pg, state: stopped}}
+`, nil)
+	for name, want := range map[string]string{
+		"bastion": "",
+		"engine":  "ops@gw.example.com:2222",
+		"db":      "ops@gw.example.com:2222,root@10.0.0.5",
+		"other":   "admin@gw2.example.com",
+	} {
+		if got := p.Hosts[name].Jump; got != want {
+			t.Errorf("hosts.%s.jump = %q, want %q", name, got, want)
+		}
+	}
+
+	for _, tt := range []struct{ hosts, want string }{
+		{"  a: {address: a.example.com, jump: b}\n  b: {address: b.example.com, jump: a}\n", "hosts.a.jump: the hosts jump through each other in a loop (a -> b -> a)"},
+		{"  a: {address: a.example.com, jump: a}\n", "hosts.a.jump: the hosts jump through each other in a loop (a -> a)"},
+		{"  a: {address: a.example.com, jump: here}\n  here: {local: true}\n", `hosts.a.jump: "here" is the machine migrun runs on`},
+	} {
+		_, err := plan.Parse("plan.yaml", []byte("version: 1\nname: x\nhosts:\n"+tt.hosts+"steps:\n  - {id: s, host: a, svc: {name: pg, state: stopped}}\n"), testRegistry(), nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("hosts\n%s: %v, want an error with %q", tt.hosts, err, tt.want)
+		}
+	}
+}
