@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -13,25 +14,33 @@ import (
 
 var errNotConfirmed = errors.New("apply not confirmed; nothing was changed")
 
-func runApply(ctx context.Context, args []string, e env) error {
-	var (
-		c               commonFlags
-		sel             selection
-		yes             bool
-		resume, restart bool
-		expect          string
-	)
+// applyOptions are apply's flags.
+type applyOptions struct {
+	c               commonFlags
+	sel             selection
+	yes             bool
+	resume, restart bool
+	expect          string
+}
+
+func (o *applyOptions) flagSet() *flag.FlagSet {
 	fs := newFlagSet("apply", "apply [flags] PLAN")
-	c.add(fs)
-	sel.add(fs)
-	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation on a terminal")
-	fs.BoolVar(&resume, "resume", false, "continue an interrupted or failed run: skip steps recorded done, re-check the one in progress")
-	fs.BoolVar(&restart, "restart", false, "start over even though the journal records an earlier run")
-	fs.StringVar(&expect, "expect-sha256", "", "apply the reviewed plan FILE only if its sha256 is `SHA` (the one an approval quotes)")
-	files, err := parseFlags(fs, args, e)
+	o.c.add(fs)
+	o.sel.add(fs)
+	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation on a terminal")
+	fs.BoolVar(&o.resume, "resume", false, "continue an interrupted or failed run: skip steps recorded done, re-check the one in progress")
+	fs.BoolVar(&o.restart, "restart", false, "start over even though the journal records an earlier run")
+	fs.StringVar(&o.expect, "expect-sha256", "", "apply the reviewed plan FILE only if its sha256 is `SHA` (the one an approval quotes)")
+	return fs
+}
+
+func runApply(ctx context.Context, args []string, e env) error {
+	var o applyOptions
+	files, err := parseFlags(o.flagSet(), args, e)
 	if err != nil {
 		return err
 	}
+	c, sel, yes, resume, restart, expect := o.c, o.sel, o.yes, o.resume, o.restart, o.expect
 	if err := oneFile("apply", files); err != nil {
 		return err
 	}

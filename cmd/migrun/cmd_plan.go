@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -15,24 +16,32 @@ import (
 	"github.com/migrun/migrun/runner"
 )
 
-func runPlan(ctx context.Context, args []string, e env) error {
-	var (
-		c        commonFlags
-		offline  bool
-		sel      selection
-		out      string
-		detailed bool
-	)
+// planOptions are plan's flags.
+type planOptions struct {
+	c        commonFlags
+	offline  bool
+	sel      selection
+	out      string
+	detailed bool
+}
+
+func (o *planOptions) flagSet() *flag.FlagSet {
 	fs := newFlagSet("plan", "plan [flags] PLAN")
-	c.add(fs)
-	sel.add(fs)
-	fs.BoolVar(&offline, "offline", false, "render the steps without connecting to any host (no checks)")
-	fs.StringVar(&out, "out", "", "save the dry run as a reviewed-plan `file` for `migrun show` and `migrun apply FILE`")
-	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when nothing would change, 4 when steps would change (1 and 2 stay errors)")
-	files, err := parseFlags(fs, args, e)
+	o.c.add(fs)
+	o.sel.add(fs)
+	fs.BoolVar(&o.offline, "offline", false, "render the steps without connecting to any host (no checks)")
+	fs.StringVar(&o.out, "out", "", "save the dry run as a reviewed-plan `file` for `migrun show` and `migrun apply FILE`")
+	fs.BoolVar(&o.detailed, "detailed-exitcode", false, "exit 0 when nothing would change, 4 when steps would change (1 and 2 stay errors)")
+	return fs
+}
+
+func runPlan(ctx context.Context, args []string, e env) error {
+	var o planOptions
+	files, err := parseFlags(o.flagSet(), args, e)
 	if err != nil {
 		return err
 	}
+	c, offline, sel, out, detailed := o.c, o.offline, o.sel, o.out, o.detailed
 	if err := oneFile("plan", files); err != nil {
 		return err
 	}

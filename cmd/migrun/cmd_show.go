@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -13,11 +14,16 @@ import (
 	"github.com/migrun/migrun/runner"
 )
 
+// showFlagSet is show's flags.
+func showFlagSet(output *string) *flag.FlagSet {
+	fs := newFlagSet("show", "show [--output text|markdown|json] FILE")
+	fs.StringVar(output, "output", "text", "`format`: text, markdown (for a pull request or a change ticket) or json")
+	return fs
+}
+
 func runShow(ctx context.Context, args []string, e env) error {
 	var output string
-	fs := newFlagSet("show", "show [--output text|markdown|json] FILE")
-	fs.StringVar(&output, "output", "text", "`format`: text, markdown (for a pull request or a change ticket) or json")
-	files, err := parseFlags(fs, args, e)
+	files, err := parseFlags(showFlagSet(&output), args, e)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,11 +13,16 @@ import (
 	"github.com/migrun/migrun/runner"
 )
 
-func runStatus(ctx context.Context, args []string, e env) error {
-	var c commonFlags
+// statusFlagSet is status's flags.
+func statusFlagSet(c *commonFlags) *flag.FlagSet {
 	fs := newFlagSet("status", "status [flags] PLAN", sshFlags...)
 	c.add(fs)
-	files, err := parseFlags(fs, args, e)
+	return fs
+}
+
+func runStatus(ctx context.Context, args []string, e env) error {
+	var c commonFlags
+	files, err := parseFlags(statusFlagSet(&c), args, e)
 	if err != nil {
 		return err
 	}

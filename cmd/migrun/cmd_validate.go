@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,14 +18,19 @@ import (
 	"github.com/migrun/migrun/steps"
 )
 
+// validateFlagSet is validate's flags.
+func validateFlagSet(c *commonFlags) *flag.FlagSet {
+	fs := newFlagSet("validate", "validate [flags] PLAN|DIR...", sshFlags...)
+	c.add(fs)
+	return fs
+}
+
 // runValidate checks plan files, and the plans under directories, without
 // contacting any host. Every file is checked before it returns; the
 // returned plan.Errors holds every problem of every file (exit status 2).
 func runValidate(ctx context.Context, args []string, e env) error {
 	var c commonFlags
-	flags := newFlagSet("validate", "validate [flags] PLAN|DIR...", sshFlags...)
-	c.add(flags)
-	paths, err := parseFlags(flags, args, e)
+	paths, err := parseFlags(validateFlagSet(&c), args, e)
 	if err != nil {
 		return err
 	}

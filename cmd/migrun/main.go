@@ -93,6 +93,8 @@ Usage:
   migrun steps                   list the step kinds
   migrun doc KIND                document a step kind's fields
   migrun schema                  print the JSON Schema of plans (for editors)
+  migrun completion bash|zsh|fish  print the shell completion script
+  migrun man DIR                 write the man pages into DIR
   migrun version
 
 Run 'migrun COMMAND -h' (or 'migrun help COMMAND') for a command's flags.
@@ -100,15 +102,6 @@ Exit codes: 0 done, 1 a step failed, 2 invalid plan or usage,
 3 refused (lock held, plan completed, resume refused, drift from a review),
 4 changes pending (plan --detailed-exitcode), 130 interrupted.
 `
-
-// flaglessCommands are the commands that take no flags, with what they
-// do take: their -h says so.
-var flaglessCommands = map[string]string{
-	"steps":   "steps               list the step kinds",
-	"doc":     "doc KIND            document a step kind's fields",
-	"version": "version             print migrun's version",
-	"help":    "help [COMMAND]      this help, or a command's",
-}
 
 func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
 
@@ -126,8 +119,9 @@ func run(ctx context.Context, args []string, e env) error {
 		cmd, rest = rest[0], []string{"-h"}
 	}
 	if len(rest) > 0 && isHelpFlag(rest[0]) {
-		if synopsis, ok := flaglessCommands[cmd]; ok {
-			fmt.Fprintf(e.stdout, "Usage: migrun %s\n", synopsis)
+		// The commands without flags say what they take.
+		if c, ok := lookupCommand(cmd); ok && c.flags == nil {
+			fmt.Fprintf(e.stdout, "Usage: migrun %s\n\n%s\n", c.synopsis, c.summary)
 			return nil
 		}
 	}
@@ -149,6 +143,12 @@ func run(ctx context.Context, args []string, e env) error {
 		err = runDoc(ctx, rest, e)
 	case "schema":
 		err = runSchema(ctx, rest, e)
+	case "completion":
+		err = runCompletion(rest, e)
+	case "__complete":
+		err = runComplete(rest, e)
+	case "man":
+		err = runMan(rest, e)
 	case "version", "--version", "-v":
 		fmt.Fprintln(e.stdout, "migrun", versionString(version, readBuildInfo()))
 	case "help", "-h", "--help":
