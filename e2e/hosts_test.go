@@ -658,7 +658,7 @@ func TestStandinEngineBackup(t *testing.T) {
 	password := strings.TrimSpace(string(pw))
 	sshOut(t, "engine", fmt.Sprintf("umask 077; printf '%%s\\n' '%s' > %s/pass && cp %s/pass %s/pass644 && chmod 0644 %s/pass644", password, dir, dir, dir, dir))
 	out, err = sshRun("engine", "engine-backup --mode=restore --file="+archive+" --log="+dir+"/r.log --db-secured-validation")
-	if exitCode(err) != 1 || !strings.Contains(out, "FATAL: Unknown option --db-secured-validation") {
+	if exitCode(err) != 1 || !strings.Contains(out, "FATAL: Unknown option '--db-secured-validation'") {
 		t.Errorf("--db-secured-validation: exit %d\n%s", exitCode(err), out)
 	}
 	out, err = sshRun("engine", "engine-backup --mode=restore --file="+archive+" --log="+dir+"/r.log --change-db-credentials --db-host=localhost --db-user=engine --db-name=x --db-passfile="+dir+"/pass644")
@@ -687,8 +687,28 @@ func TestStandinEngineBackup(t *testing.T) {
 	sshOut(t, "engine", "systemctl stop ovirt-engine")
 	restore := func(db, user, pass, extra string) (string, error) {
 		return sshRun("engine", "engine-backup --mode=restore --scope=db --file="+archive+" --log="+dir+"/restore-"+db+".log"+
-			" --provision-db --change-db-credentials --db-host=localhost --db-port=5432 --db-user="+user+" --db-name="+db+
+			" --change-db-credentials --db-host=localhost --db-port=5432 --db-user="+user+" --db-name="+db+
 			" --db-passfile="+dir+"/"+pass+" "+extra)
+	}
+	// New credentials name a database that exists: the real tool refuses
+	// to provision one it is given credentials for.
+	if out, err := sshRun("engine", "engine-backup --mode=restore --scope=db --file="+archive+" --log="+dir+"/r.log --provision-db --no-restore-permissions"+
+		" --change-db-credentials --db-host=localhost --db-user=engine --db-name="+dbs[0]+" --db-passfile="+dir+"/pass"); exitCode(err) != 1 || !strings.Contains(out, "Cannot change credentials if provisioning a database") {
+		t.Errorf("--provision-db with --change-db-credentials: exit %d\n%s", exitCode(err), out)
+	}
+	psqlScript(t, "engine", "postgres", []string{
+		"\\set pw '" + password + "'",
+		"create role e2e_other login password :'pw';",
+	})
+	for i, d := range dbs {
+		owner := "engine"
+		if i == 2 {
+			owner = "e2e_other"
+		}
+		psqlScript(t, "engine", "postgres", []string{
+			"create database " + d + " owner " + owner + " template template0 encoding 'UTF8' lc_collate 'en_US.UTF-8' lc_ctype 'en_US.UTF-8';",
+			"alter database " + d + " set lc_messages = 'en_US.UTF-8';",
+		})
 	}
 
 	// Without --*restore-permissions: FATAL.
@@ -714,7 +734,7 @@ func TestStandinEngineBackup(t *testing.T) {
 	// Into an empty database with all files present: rc 0, every config
 	// rewritten, and the engine then heartbeats into the new database.
 	out = sshOut(t, "engine", "engine-backup --mode=restore --scope=db --file="+archive+" --log="+dir+"/restore2.log"+
-		" --provision-db --change-db-credentials --db-host=localhost --db-user=engine --db-name="+dbs[1]+" --db-passfile="+dir+"/pass --no-restore-permissions")
+		" --change-db-credentials --db-host=localhost --db-user=engine --db-name="+dbs[1]+" --db-passfile="+dir+"/pass --no-restore-permissions")
 	if !strings.Contains(out, "Done.") {
 		t.Errorf("restore output:\n%s", out)
 	}

@@ -15,9 +15,10 @@ import (
 // keeps its own account of the transactions it committed and of every
 // failure, and can compare the database its configuration names with it.
 
-// managerClients are the services on engine that write to the engine
-// database, in the order they are stopped for a check.
-var managerClients = []string{"ovirt-engine", "ovirt-engine-dwhd", "ovirt-engine-notifier", "ovirt-fence-kdump-listener"}
+// managerClients are the services on engine that use its databases (all
+// but Grafana write to the engine database), in the order they are stopped
+// for a check.
+var managerClients = []string{"ovirt-engine", "ovirt-engine-dwhd", "ovirt-engine-notifier", "ovirt-fence-kdump-listener", "grafana-server"}
 
 // clientTables are the engine database's tables the clients write to
 // (and its sequences they advance): left out of whole-database
@@ -108,7 +109,7 @@ func assertNoClientFailures(t *testing.T, since time.Time, planned ...window) {
 // Keycloak inside the engine).
 var managerDatabases = []struct{ name, clients string }{
 	{"engine", "ovirt-engine,ovirt-engine-dwhd,ovirt-engine-notifier,ovirt-fence-kdump-listener"},
-	{"ovirt_engine_history", "ovirt-engine,ovirt-engine-dwhd"},
+	{"ovirt_engine_history", "grafana-server,ovirt-engine,ovirt-engine-dwhd"},
 	{"ovirt_engine_keycloak", "ovirt-engine"},
 }
 
@@ -118,7 +119,7 @@ func assertClientsOn(t *testing.T, host string) {
 	t.Helper()
 	other := map[string]string{"engine": "db", "db": "engine"}[host]
 	for _, d := range managerDatabases {
-		q := "select coalesce(string_agg(distinct application_name, ',' order by application_name), '') from pg_stat_activity where application_name like 'ovirt-%' and datname = '" + d.name + "'"
+		q := "select coalesce(string_agg(distinct application_name, ',' order by application_name), '') from pg_stat_activity where (application_name like 'ovirt-%' or application_name = 'grafana-server') and datname = '" + d.name + "'"
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			got := psqlOn(t, host, "postgres", q)
@@ -222,7 +223,7 @@ func TestHeadlineRefusesBeforeChange(t *testing.T) {
 		{name: "a client of the DWH database", host: "engine", allDBs: true,
 			shell: [2]string{`cd / && PGAPPNAME=grafana setsid -f runuser -u postgres -- psql -X -d ovirt_engine_history -c 'select pg_sleep(600) as migrun_e2e_stray' </dev/null >/dev/null 2>&1 && sleep 1`,
 				`pkill -f 'migrun_e2e_[s]tray'; true`},
-			want: `step old-dwh-db-clients-check on engine: check: engine: database ovirt_engine_history has 1 client outside the services this plan stops (ovirt-engine, ovirt-engine-dwhd): psql (pid `},
+			want: `step old-dwh-db-clients-check on engine: check: engine: database ovirt_engine_history has 1 client outside the services this plan stops (ovirt-engine, ovirt-engine-dwhd, grafana-server): psql (pid `},
 		// Retiring the Manager's PostgreSQL while a database stays on it:
 		// the DWH's (move_dwh_db=false), or one that is not the Manager's.
 		{name: "retiring a server that keeps the DWH's database", vars: []string{"--var", "retire_old_db=true"},

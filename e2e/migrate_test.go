@@ -423,7 +423,7 @@ func applyMigrates(t *testing.T, m migration) {
 	}
 	// The DWH's and Keycloak's passwords, which migrun read on the Manager.
 	journal, _ := os.ReadFile(filepath.Join(state, "ovirt-engine-remote-db.journal.json"))
-	for _, f := range []string{"MIGRUN_E2E_DWH_DB_PASSWORD_FILE", "MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE"} {
+	for _, f := range []string{"MIGRUN_E2E_DWH_DB_PASSWORD_FILE", "MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE", "MIGRUN_E2E_GRAFANA_DB_PASSWORD_FILE"} {
 		b, err := os.ReadFile(env[f])
 		if p := strings.TrimSpace(string(b)); err != nil || p == "" {
 			t.Errorf("%s: %v", f, err)

@@ -176,7 +176,7 @@ func connectedAs(t *testing.T) string {
 }
 
 // TestPlanRestoreNewCredentials restores onto a Manager whose three
-// databases' owners have passwords other than the backup's (its own
+// databases' owners (and Grafana's role) have passwords other than the backup's (its own
 // configuration says which): the restore is given every database's, the
 // engine's copy of the DWH settings is repointed, and every client logs in.
 // An installed engine-backup older than Keycloak's options (4.5.0) is
@@ -195,9 +195,12 @@ func TestPlanRestoreNewCredentials(t *testing.T) {
 
 	// The installed system's DWH and Keycloak owners have passwords of
 	// their own, in its configuration; the backup's files carry others.
-	dwhPW, kcPW := "dwh-"+uniq(t), "kc-"+uniq(t)
+	dwhPW, kcPW, grafanaPW := "dwh-"+uniq(t), "kc-"+uniq(t), "gr-"+uniq(t)
 	psqlOn(t, "engine", "postgres", "alter role ovirt_engine_history password '"+dwhPW+"'")
 	psqlOn(t, "engine", "postgres", "alter role ovirt_engine_keycloak password '"+kcPW+"'")
+	psqlOn(t, "engine", "postgres", "alter role ovirt_engine_history_grafana password '"+grafanaPW+"'")
+	sshOut(t, "engine", `sed -i 's/^GRAFANA_DB_PASSWORD=.*/GRAFANA_DB_PASSWORD="`+grafanaPW+`"/' /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-grafana-database.conf && `+
+		`sed -i "s/^    password: .*/    password: '`+grafanaPW+`'/" /etc/grafana/conf/provisioning/datasources/ovirt-dwh.yaml`)
 	sshOut(t, "engine", `sed -i 's/^DWH_DB_PASSWORD=.*/DWH_DB_PASSWORD="`+dwhPW+`"/' /etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf /etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf && `+
 		`sed -i 's/^KEYCLOAK_DB_PASSWORD=.*/KEYCLOAK_DB_PASSWORD="`+kcPW+`"/' /etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf`)
 	psqlOn(t, "engine", "ovirt_engine_keycloak", afterBackupUser)
@@ -232,7 +235,7 @@ func TestPlanRestoreNewCredentials(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("apply: exit %d", res.code)
 	}
-	for _, pw := range []string{newPW, dwhPW, kcPW} {
+	for _, pw := range []string{newPW, dwhPW, kcPW, grafanaPW} {
 		if strings.Contains(res.out, pw) {
 			t.Errorf("migrun's output holds a password (%s...)", pw[:4])
 		}
@@ -261,9 +264,11 @@ func TestPlanRestoreNewCredentials(t *testing.T) {
 	// passwords again: the DWH's own (both keys), the engine's copy,
 	// Keycloak's.
 	for file, want := range map[string]string{
-		"/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf": `DWH_DB_PASSWORD="` + dwhPW + `"`,
-		"/etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf":            `DWH_DB_PASSWORD="` + dwhPW + `"`,
-		"/etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf":                `KEYCLOAK_DB_PASSWORD="` + kcPW + `"`,
+		"/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf":         `DWH_DB_PASSWORD="` + dwhPW + `"`,
+		"/etc/ovirt-engine/engine.conf.d/10-setup-dwh-database.conf":                    `DWH_DB_PASSWORD="` + dwhPW + `"`,
+		"/etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf":                        `KEYCLOAK_DB_PASSWORD="` + kcPW + `"`,
+		"/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-grafana-database.conf": `GRAFANA_DB_PASSWORD="` + grafanaPW + `"`,
+		"/etc/grafana/conf/provisioning/datasources/ovirt-dwh.yaml":                     `    password: '` + grafanaPW + `'`,
 	} {
 		if got := sshOut(t, "engine", "cat "+file); !strings.Contains(got, want) {
 			t.Errorf("%s lacks %s:\n%s", file, want, got)
@@ -277,7 +282,7 @@ func TestPlanRestoreNewCredentials(t *testing.T) {
 	// database, Keycloak's, the DWH's for its dashboards) and the DWH.
 	engineRunsOn(t, "engine")
 	deadline := time.Now().Add(20 * time.Second)
-	want := "engine engine, ovirt_engine_history ovirt_engine_history, ovirt_engine_keycloak ovirt_engine_keycloak"
+	want := "engine engine, ovirt_engine_history ovirt_engine_history, ovirt_engine_history ovirt_engine_history_grafana, ovirt_engine_keycloak ovirt_engine_keycloak"
 	for got := connectedAs(t); got != want; got = connectedAs(t) {
 		if time.Now().After(deadline) {
 			t.Errorf("connected to engine's server: %q, want %q", got, want)

@@ -220,6 +220,22 @@ func (b *EngineBackup) Validate() []Problem {
 	if b.RestorePermissions == "true" && (b.ChangeDBCredentials.set() || b.ChangeDWHCredentials.set() || b.ChangeKeycloakCredentials.set() || b.ChangeCinderlibCredentials.set()) {
 		ps = append(ps, Problem{"restore_permissions", "must be false with changed credentials: the new user is not a member of the backup's roles (\"must be member of role engine\")"})
 	}
+	// engine-backup dies on a database both provisioned and given new
+	// credentials: provisioning creates it with the backup's.
+	for _, pc := range []struct {
+		provision bool
+		key       string
+		creds     EngineDBCredentials
+	}{
+		{b.ProvisionDB || b.ProvisionAll, "change_db_credentials", b.ChangeDBCredentials},
+		{b.ProvisionDWHDB || b.ProvisionAll, "change_dwh_db_credentials", b.ChangeDWHCredentials},
+		{b.ProvisionKeycloakDB || b.ProvisionAll, "change_keycloak_db_credentials", b.ChangeKeycloakCredentials},
+		{b.ProvisionAll, "change_cinderlib_db_credentials", b.ChangeCinderlibCredentials},
+	} {
+		if pc.provision && pc.creds.set() {
+			ps = append(ps, Problem{pc.key, "engine-backup cannot change the credentials of a database it provisions (\"Cannot change credentials if provisioning a database\"): provision it, or create it and give its credentials"})
+		}
+	}
 	if b.InstalledVersion != "" && !versionRE.MatchString(b.InstalledVersion) {
 		ps = append(ps, Problem{"installed_version", fmt.Sprintf("%q is not a version like 4.5 or 4.5.6", b.InstalledVersion)})
 	}

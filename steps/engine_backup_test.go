@@ -210,6 +210,8 @@ func TestEngineBackupValidate(t *testing.T) {
 		{"db restore without permissions choice", EngineBackup{Mode: "restore", File: "/x"}, "restore_permissions"},
 		{"permissions with new credentials", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "true", ChangeDBCredentials: creds}, "must be false"},
 		{"incomplete credentials", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "false", ChangeDBCredentials: EngineDBCredentials{Host: "h"}}, "needs host, user, name and password"},
+		{"provisioned with new credentials", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "false", ProvisionDB: true, ChangeDBCredentials: creds}, "change_db_credentials: engine-backup cannot change the credentials of a database it provisions"},
+		{"all provisioned, new Keycloak credentials", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "false", ProvisionAll: true, ChangeKeycloakCredentials: creds}, "change_keycloak_db_credentials: engine-backup cannot"},
 		{"validation without ssl", EngineBackup{Mode: "restore", File: "/x", RestorePermissions: "false", ChangeDBCredentials: EngineDBCredentials{Host: "h", User: "u", Name: "n", Password: "p", SecuredValidation: true}}, "needs secured"},
 	}
 	for _, tt := range tests {
@@ -251,16 +253,24 @@ func TestEngineBackupEveryDatabase(t *testing.T) {
 	creds := func(name string) EngineDBCredentials {
 		return EngineDBCredentials{Host: "db.example.com", User: name, Name: name, Password: secret.Token(name + "_pw")}
 	}
+	// Provisioned databases take no new credentials (engine-backup refuses
+	// both for one database): one restore of each.
+	provisioned := &EngineBackup{
+		Mode: "restore", File: "/var/tmp/engine.backup", RestorePermissions: "true",
+		ProvisionAll: true, ProvisionKeycloakDB: true, HERemoveStorageVM: true, HERemoveHosts: true,
+	}
 	b := &EngineBackup{
 		Mode: "restore", File: "/var/tmp/engine.backup", RestorePermissions: "false",
-		ProvisionAll: true, ProvisionKeycloakDB: true, HERemoveStorageVM: true, HERemoveHosts: true,
 		ChangeDBCredentials: creds("engine"), ChangeDWHCredentials: creds("ovirt_engine_history"),
 		ChangeKeycloakCredentials: creds("ovirt_engine_keycloak"), ChangeCinderlibCredentials: creds("ovirt_cinderlib"),
 	}
-	if ps := b.Validate(); len(ps) != 0 {
-		t.Fatal(ps)
+	for _, spec := range []*EngineBackup{provisioned, b} {
+		if ps := spec.Validate(); len(ps) != 0 {
+			t.Fatal(ps)
+		}
 	}
-	argv := strings.Join(b.argv(map[string]string{"db": "/p/db", "dwh-db": "/p/dwh", "keycloak-db": "/p/kc", "cinderlib-db": "/p/cl"}), " ")
+	argv := strings.Join(provisioned.argv(nil), " ") + " " +
+		strings.Join(b.argv(map[string]string{"db": "/p/db", "dwh-db": "/p/dwh", "keycloak-db": "/p/kc", "cinderlib-db": "/p/cl"}), " ")
 	for _, want := range []string{"--provision-all-databases", "--provision-keycloak-db", "--he-remove-storage-vm", "--he-remove-hosts",
 		"--change-keycloak-db-credentials --keycloak-db-host=db.example.com --keycloak-db-port=5432 --keycloak-db-user=ovirt_engine_keycloak --keycloak-db-passfile=/p/kc --keycloak-db-name=ovirt_engine_keycloak",
 		"--change-cinderlib-db-credentials --cinderlib-db-host=db.example.com", "--cinderlib-db-passfile=/p/cl",

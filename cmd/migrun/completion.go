@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -144,13 +145,7 @@ func completions(words []string) []string {
 	case "command":
 		return completions([]string{""})
 	case "shell":
-		return slices.Sorted(func(yield func(string) bool) {
-			for s := range completionScripts {
-				if !yield(s) {
-					return
-				}
-			}
-		})
+		return slices.Sorted(maps.Keys(completionScripts))
 	}
 	return nil
 }
@@ -188,13 +183,7 @@ func flagValues(cmd command, name string, words []string) []string {
 			return nil
 		}
 		var out []string
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range p.Vars {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, k := range slices.Sorted(maps.Keys(p.Vars)) {
 			out = append(out, k+"=")
 		}
 		return out

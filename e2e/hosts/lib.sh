@@ -11,8 +11,9 @@ E2E_HOSTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # engine has the Manager's database clients: the engine, the DWH, the
 # notifier (configured and enabled here) and the fence_kdump listener
 # (engine-setup enables it).
-E2E_SERVICES_engine=${MIGRUN_E2E_SERVICES_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener}
-E2E_ENABLED_engine=${MIGRUN_E2E_ENABLED_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener}
+# Grafana (installed with the DWH since 4.4) reads the DWH's database.
+E2E_SERVICES_engine=${MIGRUN_E2E_SERVICES_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener grafana-server}
+E2E_ENABLED_engine=${MIGRUN_E2E_ENABLED_ENGINE:-postgresql ovirt-engine ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener grafana-server}
 # db has the HA agent of a hosted-engine host too, started by the tests that
 # deploy a hosted engine (e2e/standin/ovirt-ha-agent).
 E2E_SERVICES_db=${MIGRUN_E2E_SERVICES_DB:-postgresql ovirt-ha-agent}
@@ -23,7 +24,7 @@ E2E_ENABLED_db=${MIGRUN_E2E_ENABLED_DB:-postgresql}
 # a copy-on-write overlay of the workstation's /etc on top of that, so
 # /etc/ovirt-engine, /etc/ovirt-engine-dwh, /etc/hosts ... are private too.
 # Add more with MIGRUN_E2E_EXTRA_PRIVATE_DIRS="/var/log/ovirt-engine ...".
-E2E_PRIVATE_DIRS="/tmp /var/tmp /root /run/postgresql /var/lib/postgresql /usr/local/sbin /etc/ovirt-engine /etc/ovirt-engine-dwh /var/log/ovirt-engine /var/log/ovirt-engine-dwh /var/lib/ovirt-engine-backup /var/lib/ovirt-standin ${MIGRUN_E2E_EXTRA_PRIVATE_DIRS:-}"
+E2E_PRIVATE_DIRS="/tmp /var/tmp /root /run/postgresql /var/lib/postgresql /usr/local/sbin /etc/ovirt-engine /etc/ovirt-engine-dwh /var/log/ovirt-engine /var/log/ovirt-engine-dwh /var/lib/ovirt-engine-backup /var/lib/ovirt-standin /var/log/grafana ${MIGRUN_E2E_EXTRA_PRIVATE_DIRS:-}"
 
 # The stand-ins' binaries (e2e/standin/engine), built by up.sh and cached
 # across up/down by the hash of their sources: the one thing down.sh

@@ -164,7 +164,7 @@ build_standin() {
 	install -m 0755 "$bin" "$MIGRUN_E2E_STANDIN_BIN/ovirt-engine"
 	# The other services are the same binary under their own names.
 	local r
-	for r in ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener; do
+	for r in ovirt-engine-dwhd ovirt-engine-notifier ovirt-fence-kdump-listener grafana-server; do
 		ln -sfn ovirt-engine "$MIGRUN_E2E_STANDIN_BIN/$r"
 	done
 }
@@ -202,9 +202,11 @@ ssh-keygen -q -t ed25519 -N '' -C migrun-e2e-client -f "$MIGRUN_E2E_IDENTITY"
 ( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE" )
 ( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_DWH_DB_PASSWORD_FILE" )
 ( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE" )
+( umask 077; head -c 18 /dev/urandom | base64 | tr '+/' 'xy' >"$MIGRUN_E2E_GRAFANA_DB_PASSWORD_FILE" )
 engine_db_password=$(cat "$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE")
 dwh_db_password=$(cat "$MIGRUN_E2E_DWH_DB_PASSWORD_FILE")
 keycloak_db_password=$(cat "$MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE")
+grafana_db_password=$(cat "$MIGRUN_E2E_GRAFANA_DB_PASSWORD_FILE")
 
 # --- hosts ----------------------------------------------------------------------
 pg_uid=$(id -u postgres) pg_gid=$(id -g postgres)
@@ -311,9 +313,10 @@ he_host_files() {
 # `local` lines, so that they come before initdb's host lines.
 engine_setup_hba() {
 	local f=$1 lines
-	lines=$(for d in engine ovirt_engine_history ovirt_engine_keycloak; do
-		printf 'host    %s    %s    0.0.0.0/0    md5\n' "$d" "$d"
-		printf 'host    %s    %s    ::0/0        md5\n' "$d" "$d"
+	lines=$(for du in engine:engine ovirt_engine_history:ovirt_engine_history ovirt_engine_keycloak:ovirt_engine_keycloak \
+		ovirt_engine_history:ovirt_engine_history_grafana; do
+		printf 'host    %s    %s    0.0.0.0/0    md5\n' "${du%%:*}" "${du#*:}"
+		printf 'host    %s    %s    ::0/0        md5\n' "${du%%:*}" "${du#*:}"
 	done)
 	awk -v add="$lines" '
 		/^[ \t]*local[ \t]/ { last = NR }
@@ -357,6 +360,36 @@ engine_files() { # HOST_DIR: engine's oVirt config files and stand-in tools
 		db_conf DWH_DB ovirt_engine_history "$dwh_db_password" ovirt_engine_history
 		db_conf ENGINE_DB engine "$engine_db_password" engine
 	} >"$fs/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf"
+	# Grafana's read-only role, as engine-setup keeps it for itself, and the
+	# DWH data source it provisions for Grafana (grafana-dwh-data-source.template).
+	{
+		echo 'GRAFANA_DB_HOST="localhost"'
+		echo "GRAFANA_DB_PORT=\"$MIGRUN_E2E_PGPORT\""
+		echo 'GRAFANA_DB_USER="ovirt_engine_history_grafana"'
+		echo "GRAFANA_DB_PASSWORD=\"$grafana_db_password\""
+		echo 'GRAFANA_DB_DATABASE="ovirt_engine_history"'
+	} >"$fs/etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-grafana-database.conf"
+	install -d -m 0755 "$hd/etc-upper/grafana/conf/provisioning/datasources"
+	cat >"$hd/etc-upper/grafana/conf/provisioning/datasources/ovirt-dwh.yaml" <<-YAML
+		---
+		apiVersion: 1
+
+		datasources:
+		- name: oVirt DWH
+		  type: postgres
+		  access: proxy
+		  orgId: 1
+		  uid: DS_OVIRT_DWH
+		  url: localhost:$MIGRUN_E2E_PGPORT
+		  editable: true
+		  isDefault: true
+		  secureJsonData:
+		    password: '$grafana_db_password'
+		  user: ovirt_engine_history_grafana
+		  database: ovirt_engine_history
+		  jsonData:
+		    sslmode: disable
+	YAML
 	# The notifier starts only with a mail server configured.
 	install -d -m 0755 "$fs/etc/ovirt-engine/notifier/notifier.conf.d"
 	printf 'MAIL_SERVER=localhost\nMAIL_PORT=25\n' >"$fs/etc/ovirt-engine/notifier/notifier.conf.d/10-e2e.conf"
@@ -469,6 +502,16 @@ epsql -d engine -f "$E2E_HOSTS_DIR/engine-schema.sql"
 # hundreds of views (see dwh-schema.sql).
 owned_db ovirt_engine_history "$dwh_db_password"
 { echo 'SET ROLE ovirt_engine_history;'; cat "$E2E_HOSTS_DIR/dwh-schema.sql"; } | epsql -d ovirt_engine_history
+# Grafana's read-only role (ovirt-engine-dwh's grafana provisioning): SELECT
+# on every table now and, by default privileges, on every table the DWH
+# makes later.
+epsql -d ovirt_engine_history <<-SQL
+	\set pw '$grafana_db_password'
+	CREATE ROLE ovirt_engine_history_grafana LOGIN PASSWORD :'pw';
+	GRANT USAGE ON SCHEMA public TO ovirt_engine_history_grafana;
+	GRANT SELECT ON ALL TABLES IN SCHEMA public TO ovirt_engine_history_grafana;
+	ALTER DEFAULT PRIVILEGES FOR ROLE ovirt_engine_history IN SCHEMA public GRANT SELECT ON TABLES TO ovirt_engine_history_grafana;
+SQL
 # The Keycloak database: Liquibase's changelog without a primary key,
 # foreign keys, the sessions and events the engine writes (see
 # keycloak-schema.sql).

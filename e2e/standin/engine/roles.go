@@ -58,6 +58,11 @@ var roles = map[string]*role{
 		engineConfd: engineConfd, precheck: notifierPrecheck,
 		databases: engineDatabase, write: notifierWrite, verify: notifierVerify,
 	},
+	"grafana-server": {
+		name: "grafana-server", log: "/var/log/grafana/grafana.log", interval: time.Second,
+		precheck:  func() error { _, err := grafanaDatabases(nil); return err },
+		databases: grafanaDatabases, write: grafanaRead, verify: grafanaVerify,
+	},
 	"ovirt-fence-kdump-listener": {
 		name: "ovirt-fence-kdump-listener", log: "/var/log/ovirt-engine/ovirt-fence-kdump-listener.log", interval: 500 * time.Millisecond,
 		engineConfd: engineConfd, precheck: func() error { return nil },
