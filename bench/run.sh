@@ -471,11 +471,16 @@ load_template() { # MB: the template's data (and the clients' accounts) into the
 	sshc engine 'systemctl start postgresql' >/dev/null
 	# This pair's passwords (up.sh made new ones), on stdin only.
 	pw=$(cat "$MIGRUN_E2E_ENGINE_DB_PASSWORD_FILE") dpw=$(cat "$MIGRUN_E2E_DWH_DB_PASSWORD_FILE")
+	kpw=$(cat "$MIGRUN_E2E_KEYCLOAK_DB_PASSWORD_FILE") gpw=$(cat "$MIGRUN_E2E_GRAFANA_DB_PASSWORD_FILE")
 	hpsql engine -d postgres <<-SQL
 		\set pw '$pw'
 		\set dpw '$dpw'
+		\set kpw '$kpw'
+		\set gpw '$gpw'
 		ALTER ROLE engine PASSWORD :'pw';
 		ALTER ROLE ovirt_engine_history PASSWORD :'dpw';
+		ALTER ROLE ovirt_engine_keycloak PASSWORD :'kpw';
+		ALTER ROLE ovirt_engine_history_grafana PASSWORD :'gpw';
 	SQL
 	sshc engine "systemctl start ${CLIENTS[*]}" >/dev/null
 	wait_health 60 || die "the engine did not come up on the loaded database"
