@@ -66,7 +66,8 @@ package:
 	build/pkg/migrun completion bash > build/pkg/completion/migrun.bash
 	build/pkg/migrun completion zsh > build/pkg/completion/_migrun
 	build/pkg/migrun completion fish > build/pkg/completion/migrun.fish
-	build/pkg/migrun man build/pkg/man > /dev/null && gzip -9n build/pkg/man/*.1
+	MIGRUN_MAN_DATE="$$(git log -1 --format=%cd --date=format:%Y-%m-%d 2>/dev/null)" \
+	  build/pkg/migrun man build/pkg/man > /dev/null && gzip -9n build/pkg/man/*.1
 	cp plans/*.yaml plans/plan.schema.json build/pkg/plans/
 	cp README.md CHANGELOG.md build/pkg/doc/
 	$(GO) -C tools build -o ../build/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm

@@ -48,6 +48,12 @@ func (m *OvirtHEMaintenance) Validate() []Problem {
 
 func (m *OvirtHEMaintenance) Hosts(stepHost string) []string { return []string{stepHost} }
 
+// timeout is Timeout, its default applied; Validate has vouched for it.
+func (m *OvirtHEMaintenance) timeout() time.Duration {
+	d, _ := parseWaitDuration(m.Timeout, defaultHEMaintenanceTimeout)
+	return d
+}
+
 var (
 	heCheckDeployed = executors.Command{Argv: []string{"hosted-engine", "--check-deployed"}}
 	heVMStatus      = executors.Command{Argv: []string{"hosted-engine", "--vm-status", "--json"}}
@@ -72,10 +78,7 @@ func (m *OvirtHEMaintenance) Check(ctx context.Context, rt *Runtime) (Check, err
 	if err != nil {
 		return Check{}, err
 	}
-	if global == m.wantGlobal() {
-		return Check{Done: true, Reason: "the hosts report global maintenance " + onOff(global)}, nil
-	}
-	return Check{Reason: "the hosts report global maintenance " + onOff(global)}, nil
+	return Check{Done: global == m.wantGlobal(), Reason: "the hosts report global maintenance " + onOff(global)}, nil
 }
 
 func (m *OvirtHEMaintenance) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
@@ -83,9 +86,8 @@ func (m *OvirtHEMaintenance) Describe(ctx context.Context, rt *Runtime) ([]Actio
 	if err != nil {
 		return nil, err
 	}
-	timeout, _ := parseWaitDuration(m.Timeout, defaultHEMaintenanceTimeout)
 	c := m.set()
-	c.note = fmt.Sprintf("then wait until the hosts report global maintenance %s, at most %s", onOff(m.wantGlobal()), timeout)
+	c.note = fmt.Sprintf("then wait until the hosts report global maintenance %s, at most %s", onOff(m.wantGlobal()), m.timeout())
 	return []Action{h.action(c)}, nil
 }
 
@@ -105,7 +107,7 @@ func (m *OvirtHEMaintenance) Apply(ctx context.Context, rt *Runtime) (Outcome, e
 	if err := h.run(ctx, m.set()); err != nil {
 		return Outcome{}, h.wrap(err)
 	}
-	timeout, _ := parseWaitDuration(m.Timeout, defaultHEMaintenanceTimeout)
+	timeout := m.timeout()
 	every := m.pollEvery
 	if every <= 0 {
 		every = defaultHEMaintenancePoll

@@ -15,7 +15,7 @@ import (
 
 // statusFlagSet is status's flags.
 func statusFlagSet(c *commonFlags) *flag.FlagSet {
-	fs := newFlagSet("status", "status [flags] PLAN", sshFlags...)
+	fs := newFlagSet("status", "status [flags] PLAN")
 	c.add(fs)
 	return fs
 }

@@ -20,7 +20,7 @@ import (
 
 // validateFlagSet is validate's flags.
 func validateFlagSet(c *commonFlags) *flag.FlagSet {
-	fs := newFlagSet("validate", "validate [flags] PLAN|DIR...", sshFlags...)
+	fs := newFlagSet("validate", "validate [flags] PLAN|DIR...")
 	c.add(fs)
 	return fs
 }

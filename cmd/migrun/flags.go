@@ -95,12 +95,14 @@ func parseFlags(fs *flag.FlagSet, args []string, e env) ([]string, error) {
 // the command did nothing else, successfully.
 var errHelpShown = errors.New("help shown")
 
-// newFlagSet makes a command's flag set. Flags named in hidden are
-// accepted but left out of its usage.
-func newFlagSet(name, synopsis string, hidden ...string) *flag.FlagSet {
+// newFlagSet makes a command's flag set. The flags the command table says
+// the command hides are accepted but left out of its usage.
+func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: migrun %s\n\nFlags:\n", synopsis)
+		c, _ := lookupCommand(name)
+		hidden := c.hidden
 		shown := flag.NewFlagSet(name, flag.ContinueOnError)
 		shown.SetOutput(fs.Output())
 		fs.VisitAll(func(f *flag.Flag) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/migrun/migrun/plan"
@@ -79,29 +80,32 @@ func exitCode(err error) int {
 	return exitFailed
 }
 
-const usage = `migrun runs migration plans: ordered steps on local and SSH hosts,
-with a dry run, a journal, resume and rollback.
+// exitStatuses explain the exit codes, for the help and the man page.
+var exitStatuses = []struct {
+	code int
+	what string
+}{
+	{exitOK, "done"},
+	{exitFailed, "a step failed (or a host could not be reached)"},
+	{exitInvalid, "invalid plan or usage"},
+	{exitRefused, "refused: lock held, plan completed, resume refused, drift from a review, a step's check refused before any change"},
+	{exitPending, "changes pending (plan --detailed-exitcode)"},
+	{exitInterrupted, "interrupted"},
+}
 
-Usage:
-  migrun validate PLAN...        check plans without contacting any host
-  migrun plan PLAN [--out FILE]  dry run: checks and exact actions, changes nothing;
-                                 --out saves it as a reviewed plan
-  migrun show FILE               render a reviewed plan (--output text|markdown|json)
-  migrun apply PLAN|FILE         run the plan (asks first on a terminal unless --yes), or
-                                 exactly a reviewed plan, refusing hosts that drifted
-  migrun status PLAN             show the journal of the last run
-  migrun steps                   list the step kinds
-  migrun doc KIND                document a step kind's fields
-  migrun schema                  print the JSON Schema of plans (for editors)
-  migrun completion bash|zsh|fish  print the shell completion script
-  migrun man DIR                 write the man pages into DIR
-  migrun version
-
-Run 'migrun COMMAND -h' (or 'migrun help COMMAND') for a command's flags.
-Exit codes: 0 done, 1 a step failed, 2 invalid plan or usage,
-3 refused (lock held, plan completed, resume refused, drift from a review),
-4 changes pending (plan --detailed-exitcode), 130 interrupted.
-`
+// usage is the top-level help, from the command table.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("migrun runs migration plans: ordered steps on local and SSH hosts,\nwith a dry run, a journal, resume and rollback.\n\nUsage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  migrun %-40s %s\n", c.synopsis, c.summary)
+	}
+	b.WriteString("\nRun 'migrun COMMAND -h' (or 'migrun help COMMAND') for a command's flags.\nExit codes:\n")
+	for _, s := range exitStatuses {
+		fmt.Fprintf(&b, "  %-3d %s\n", s.code, s.what)
+	}
+	return b.String()
+}
 
 func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }
 
@@ -110,7 +114,7 @@ var version = "dev"
 
 func run(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
+		fmt.Fprint(e.stderr, usage())
 		return usagef("no command given")
 	}
 	cmd, rest := args[0], args[1:]
@@ -152,9 +156,9 @@ func run(ctx context.Context, args []string, e env) error {
 	case "version", "--version", "-v":
 		fmt.Fprintln(e.stdout, "migrun", versionString(version, readBuildInfo()))
 	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, usage)
+		fmt.Fprint(e.stdout, usage())
 	default:
-		fmt.Fprint(e.stderr, usage)
+		fmt.Fprint(e.stderr, usage())
 		err = usagef("unknown command %q", cmd)
 	}
 	if errors.Is(err, errHelpShown) {

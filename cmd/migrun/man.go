@@ -34,8 +34,8 @@ func runMan(args []string, e env) error {
 	return nil
 }
 
-// manDate is the pages' date: the build's (SOURCE_DATE_EPOCH, for
-// reproducible packages) or none.
+// manDate is the pages' date, given by the build (make package sets the
+// commit's date, so that the same commit makes the same pages), or none.
 func manDate() string {
 	return os.Getenv("MIGRUN_MAN_DATE")
 }
@@ -67,12 +67,8 @@ func mainManPage(date string) string {
 		fmt.Fprintf(&b, ".TP\n.B migrun %s\n%s (see \\fBmigrun\\-%s\\fR(1))\n", roff(c.synopsis), roff(c.summary), roff(c.name))
 	}
 	b.WriteString(".SH EXIT STATUS\n")
-	for _, s := range []struct{ code, what string }{
-		{"0", "done"}, {"1", "a step failed (or a host could not be reached)"}, {"2", "invalid plan or usage"},
-		{"3", "refused: lock held, plan completed, resume refused, drift from a review, a step's check refused before any change"},
-		{"4", "changes pending (plan --detailed-exitcode)"}, {"130", "interrupted"},
-	} {
-		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", s.code, roff(s.what))
+	for _, s := range exitStatuses {
+		fmt.Fprintf(&b, ".TP\n.B %d\n%s\n", s.code, roff(s.what))
 	}
 	b.WriteString(".SH SEE ALSO\n")
 	var refs []string
