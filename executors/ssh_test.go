@@ -560,10 +560,19 @@ func TestSSHConfigFile(t *testing.T) {
 	}
 	cfg.User = ""
 
-	// Match exec cannot be honoured: say so instead of misreading it.
-	writeConf("Match exec \"true\"\n  User root\n")
-	if _, err := DialSSH(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), conf) {
-		t.Errorf("unsupported Match: %v", err)
+	// Match host tests the HostName set above it, as OpenSSH does: the
+	// block for 127.0.0.1 applies to the alias mydb.
+	writeConf("Match host 127.0.0.1\n  User nobody-by-match\n")
+	body, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(body), "  User migrun-test\n", "", 1)), 0o600)
+	if _, err := DialSSH(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "nobody-by-match") {
+		t.Errorf("Match host against HostName not applied: %v", err)
+	}
+
+	// A keyword ssh does not know is refused with the file and line.
+	writeConf("  NoSuchKeyword yes\n")
+	if _, err := DialSSH(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), conf+" line 6") {
+		t.Errorf("unknown keyword: %v", err)
 	}
 }
 

@@ -8,24 +8,20 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/kevinburke/ssh_config"
+	"github.com/migrun/migrun/executors/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
 
 // dialer holds what DialSSH needs for every hop of one connection chain.
 type dialer struct {
-	cfg       SSHConfig
-	sshConfig *ssh_config.Config
-	localUser string
-	home      string
-	timeout   time.Duration
-	hostKeys  *hostKeyStore
+	cfg     SSHConfig
+	env     sshconfig.Env
+	sources []sshconfig.Source
+	timeout time.Duration
 }
 
 func newDialer(cfg SSHConfig) (*dialer, error) {
@@ -33,27 +29,19 @@ func newDialer(cfg SSHConfig) (*dialer, error) {
 	if d.timeout <= 0 {
 		d.timeout = defaultConnectTimeout
 	}
-	d.localUser, d.home = currentUser()
-	sc, err := loadSSHConfig(cfg.SSHConfigFile)
+	env, err := sshconfig.CurrentEnv()
 	if err != nil {
 		return nil, err
 	}
-	d.sshConfig = sc
-	khFile := cfg.KnownHostsFile
-	if khFile == "" {
-		if d.home == "" {
-			return nil, errors.New("no home directory for ~/.ssh/known_hosts: set the known hosts file")
-		}
-		khFile = filepath.Join(d.home, ".ssh", "known_hosts")
-	}
-	d.hostKeys = &hostKeyStore{file: khFile, acceptNew: cfg.AcceptNewHostKeys}
+	d.env = env
+	d.sources = sshconfig.Sources(cfg.SSHConfigFile, env)
 	return d, nil
 }
 
 // dialHop connects to h, directly or through via, and authenticates.
 func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.Client, ssh.PublicKey, error) {
 	addr := h.addr()
-	callback, algos, err := d.hostKeys.callback(addr)
+	callback, algos, err := h.hostKeys.callback(h.keyName)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -64,10 +52,13 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 	defer auth.close()
 
 	var nc net.Conn
-	if via == nil {
+	switch {
+	case via == nil && h.proxyCommand != "":
+		nc, err = dialProxyCommand(h.proxyCommand)
+	case via == nil:
 		nd := net.Dialer{Timeout: d.timeout}
 		nc, err = nd.DialContext(ctx, "tcp", addr)
-	} else {
+	default:
 		dctx, cancel := context.WithTimeout(ctx, d.timeout)
 		nc, err = via.DialContext(dctx, "tcp", addr)
 		cancel()
@@ -85,8 +76,8 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 	config := &ssh.ClientConfig{
 		User: h.user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(auth.signers)},
-		HostKeyCallback: func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-			hostKeyErr = callback(hostname, remote, key)
+		HostKeyCallback: func(_ string, remote net.Addr, key ssh.PublicKey) error {
+			hostKeyErr = callback(h.keyName, remote, key)
 			if hostKeyErr == nil {
 				hostKey = key
 			}
@@ -124,6 +115,9 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			err = fmt.Errorf("%w (user %s; %s)", err, h.user, auth.describe())
+		}
+		if via == nil && h.proxyCommand != "" {
+			return nil, nil, fmt.Errorf("ssh to %s through ProxyCommand %q: %w", addr, h.proxyCommand, err)
 		}
 		return nil, nil, fmt.Errorf("ssh to %s: %w", addr, err)
 	}
@@ -302,45 +296,4 @@ func keepalive(client *ssh.Client, interval time.Duration, maxFail int, stop <-c
 			}()
 		}
 	}
-}
-
-// hostKeyStore checks host keys against a known_hosts file and, when
-// allowed, records new ones.
-type hostKeyStore struct {
-	file      string
-	acceptNew bool
-	mu        sync.Mutex // serialises appends from this process
-}
-
-// callback returns the host key callback for hostport and the key
-// algorithms to ask for. Restricting the algorithms to the types known for
-// the host matters: otherwise the server may offer a type not in the file
-// and a known host looks like a changed key.
-func (s *hostKeyStore) callback(hostport string) (ssh.HostKeyCallback, []string, error) {
-	db, err := loadKnownHosts(s.file)
-	if err != nil {
-		return nil, nil, err
-	}
-	inner := db.HostKeyCallback()
-	cb := func(hostname string, remote net.Addr, key ssh.PublicKey) error {
-		err := inner(hostname, remote, key)
-		switch {
-		case err == nil:
-			return nil
-		case isHostKeyChanged(err):
-			return changedKeyError(hostname, key, err, s.file)
-		case isHostUnknown(err):
-			if !s.acceptNew {
-				return fmt.Errorf("%w: %s presented %s key %s; if that is the host's key, rerun with --accept-new-host-keys or add it to %s",
-					ErrUnknownHostKey, hostname, key.Type(), ssh.FingerprintSHA256(key), s.file)
-			}
-			if err := s.append(hostname, remote, key); err != nil {
-				return fmt.Errorf("record new host key of %s: %w", hostname, err)
-			}
-			return nil
-		default:
-			return fmt.Errorf("known hosts %s: %w", s.file, err)
-		}
-	}
-	return cb, db.HostKeyAlgorithms(hostport), nil
 }
