@@ -31,6 +31,10 @@ type SSHConfig struct {
 	// Jump is a ProxyJump spec: "[user@]host[:port]", comma-separated for
 	// a chain; "none" disables a ProxyJump from ~/.ssh/config.
 	Jump string
+	// JumpIdentityFiles are identity files for hops of Jump, keyed by the
+	// hop as written there ("ops@bastion:2222"): a jump host that is
+	// another host of the plan is reached with its own key first.
+	JumpIdentityFiles map[string][]string
 	// BecomeMethod is "sudo" (the default) or "su".
 	BecomeMethod string
 	// KnownHostsFile defaults to ~/.ssh/known_hosts.

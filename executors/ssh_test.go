@@ -655,3 +655,27 @@ func TestSSHCancelOnSilentConnection(t *testing.T) {
 		t.Errorf("Close on a silent connection took %v", d)
 	}
 }
+
+// A jump host that is another host of the plan is reached with its own
+// key, which the target does not accept, and the target with its key.
+func TestSSHJumpOwnIdentity(t *testing.T) {
+	target := newSSHFixture(t, sshtest.Options{})
+	jumpSigner, jumpKey := sshtest.NewKey(t)
+	jump := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{jumpSigner.PublicKey()}})
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte(target.srv.KnownHostsLine()+"\n"+jump.KnownHostsLine()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := user.Current()
+	cfg := target.config(t)
+	cfg.KnownHostsFile = kh
+	cfg.Jump = u.Username + "@" + jump.Addr()
+	if _, err := DialSSH(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "jump host") {
+		t.Fatalf("jump host accepted the target's key: %v", err)
+	}
+	cfg.JumpIdentityFiles = map[string][]string{cfg.Jump: {sshtest.WriteIdentity(t, jumpKey, nil)}}
+	s := target.dial(t, cfg)
+	if res, err := s.Run(t.Context(), Command{Argv: []string{"echo", "ok"}}); err != nil || string(res.Stdout) != "ok\n" {
+		t.Fatalf("Run through jump host with its own key: %q, %v", res.Stdout, err)
+	}
+}

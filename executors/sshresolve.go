@@ -149,11 +149,16 @@ func (d *dialer) chain(cfg SSHConfig, depth int) ([]sshHop, error) {
 }
 
 // jumpConfig turns a "[user@]host[:port]" spec into the config for that
-// hop. It shares the target's host key and authentication settings (and its
-// identity files, as ssh -i applies to every hop).
+// hop. It shares the target's host key and authentication settings, and
+// its identity files (as ssh -i applies to every hop) after the hop's own.
 func jumpConfig(target SSHConfig, spec string) (SSHConfig, error) {
-	spec = strings.TrimPrefix(spec, "ssh://")
 	c := target
+	for hop, own := range target.JumpIdentityFiles {
+		if sameHop(hop, spec) {
+			c.IdentityFiles = append(append([]string(nil), own...), target.IdentityFiles...)
+		}
+	}
+	spec = strings.TrimPrefix(spec, "ssh://")
 	c.Name, c.User, c.Port, c.Jump = spec, "", 0, ""
 	if at := strings.LastIndexByte(spec, '@'); at >= 0 {
 		c.User, spec = spec[:at], spec[at+1:]
@@ -163,4 +168,22 @@ func jumpConfig(target SSHConfig, spec string) (SSHConfig, error) {
 		return SSHConfig{}, fmt.Errorf("bad ProxyJump host %q", spec)
 	}
 	return c, nil
+}
+
+// sameHop compares two jump specs by user, host and port, however each
+// writes them ("root@[10.0.0.5]:22" and "root@10.0.0.5").
+func sameHop(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimSuffix(strings.TrimPrefix(s, "ssh://"), "/")
+		user, host := "", s
+		if at := strings.LastIndexByte(s, '@'); at >= 0 {
+			user, host = s[:at], s[at+1:]
+		}
+		port := "22"
+		if h, p, err := net.SplitHostPort(host); err == nil {
+			host, port = h, p
+		}
+		return user + "@" + strings.Trim(host, "[]") + ":" + port
+	}
+	return norm(a) == norm(b)
 }

@@ -50,8 +50,10 @@ func (l *loader) jumpsThroughHosts(hosts map[string]Host) {
 		}
 		return s
 	}
-	var resolve func(name string, seen []string) (string, bool)
-	resolve = func(name string, seen []string) (string, bool) {
+	// resolve returns name's jump chain, recording in keys the identity
+	// file of every hop that is a plan host with one.
+	var resolve func(name string, seen []string, keys map[string]string) (string, bool)
+	resolve = func(name string, seen []string, keys map[string]string) (string, bool) {
 		h := hosts[name]
 		j, isHost := hosts[h.Jump]
 		if !isHost {
@@ -68,28 +70,33 @@ func (l *loader) jumpsThroughHosts(hosts map[string]Host) {
 				Msg: fmt.Sprintf("hosts.%s.jump: %q is the machine migrun runs on (local: true); a jump host is reached over SSH", name, h.Jump)})
 			return "", false
 		}
-		before, ok := resolve(h.Jump, append(seen, h.Jump))
+		before, ok := resolve(h.Jump, append(seen, h.Jump), keys)
 		if !ok {
 			return "", false
+		}
+		if j.IdentityFile != "" {
+			keys[spec(j)] = j.IdentityFile
 		}
 		if before != "" && before != "none" {
 			return before + "," + spec(j), true
 		}
 		return spec(j), true
 	}
-	resolved := map[string]string{}
+	resolved := map[string]Host{}
 	for _, name := range slices.Sorted(maps.Keys(hosts)) {
 		if _, isHost := hosts[hosts[name].Jump]; isHost {
-			if j, ok := resolve(name, []string{name}); ok {
-				resolved[name] = j
+			keys := map[string]string{}
+			if j, ok := resolve(name, []string{name}, keys); ok {
+				h := hosts[name]
+				h.Jump = j
+				if len(keys) > 0 {
+					h.JumpIdentityFiles = keys
+				}
+				resolved[name] = h
 			}
 		}
 	}
-	for name, j := range resolved {
-		h := hosts[name]
-		h.Jump = j
-		hosts[name] = h
-	}
+	maps.Copy(hosts, resolved)
 }
 
 func (l *loader) host(p pair, path string) Host {

@@ -58,6 +58,10 @@ type Host struct {
 	Port         int    // 0: from ~/.ssh/config, else 22
 	IdentityFile string // private key path
 	Jump         string // ProxyJump: [user@]host[:port][,...]
+	// JumpIdentityFiles gives, for a hop of Jump that is another host of
+	// the plan, that host's identity_file, keyed by the hop as it appears
+	// in Jump.
+	JumpIdentityFiles map[string]string
 	Become       string // how steps' `become:` switches user: sudo (default) or su
 	Line, Column int    // where the host was defined
 }

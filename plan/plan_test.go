@@ -3,6 +3,7 @@ package plan_test
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -237,7 +238,7 @@ func TestJumpThroughPlanHosts(t *testing.T) {
 	p := mustParse(t, `version: 1
 name: x
 hosts:
-  bastion: {address: gw.example.com, user: ops, port: 2222}
+  bastion: {address: gw.example.com, user: ops, port: 2222, identity_file: /keys/bastion}
   engine: {address: 10.0.0.5, user: root, jump: bastion}
   db: {address: 10.0.0.6, jump: engine}
   other: {address: 10.0.0.7, jump: "admin@gw2.example.com"}
@@ -253,6 +254,13 @@ steps:
 		if got := p.Hosts[name].Jump; got != want {
 			t.Errorf("hosts.%s.jump = %q, want %q", name, got, want)
 		}
+	}
+	// Each hop that is a plan host is reached with that host's key.
+	if got, want := p.Hosts["db"].JumpIdentityFiles, map[string]string{"ops@gw.example.com:2222": "/keys/bastion"}; !maps.Equal(got, want) {
+		t.Errorf("hosts.db jump identities = %v, want %v", got, want)
+	}
+	if got := p.Hosts["other"].JumpIdentityFiles; got != nil {
+		t.Errorf("hosts.other jump identities = %v, want none", got)
 	}
 
 	for _, tt := range []struct{ hosts, want string }{

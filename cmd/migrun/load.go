@@ -127,6 +127,12 @@ func (c connector) connect(ctx context.Context, h plan.Host) (executors.Executor
 	if c.flags.identity != "" {
 		cfg.IdentityFiles = append(cfg.IdentityFiles, c.flags.identity)
 	}
+	for hop, key := range h.JumpIdentityFiles {
+		if cfg.JumpIdentityFiles == nil {
+			cfg.JumpIdentityFiles = map[string][]string{}
+		}
+		cfg.JumpIdentityFiles[hop] = []string{key}
+	}
 	if p := terminalPrompter(c.e); p != nil {
 		cfg.PassphrasePrompt = func(keyFile string) ([]byte, error) {
 			s, err := p("Passphrase for " + keyFile)
