@@ -380,6 +380,10 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 
 	rt := a.runtime(st, a.hosts, false)
 	rt.RunID = a.j.RunID
+	// Progress and step_running events name the step; the description
+	// was in step_start.
+	quiet := Event{Step: ev.Step, Kind: ev.Kind, Host: ev.Host, Rollback: ev.Rollback}
+	rt.Progress = stepProgress{inner: rt.Progress, emit: a.emit, ev: quiet}
 	// Record what the step does for the journal (the facts its check
 	// reads are recorded too, and dropped: they matter to reviews only).
 	recording = &executors.Recording{Scrub: a.secrets.Redact}
@@ -401,7 +405,9 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 	if err := a.note(rec, true); err != nil {
 		return err
 	}
+	stopRunning := a.whileRunning(ctx, quiet)
 	out, err := a.applyWithRetries(ctx, st, rt, rec)
+	stopRunning()
 	if err != nil {
 		return fail(err)
 	}

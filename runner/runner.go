@@ -273,6 +273,7 @@ func (r *Runner) clean(s string) string {
 }
 
 func (r *Runner) emit(e Event) {
+	e.Version = EventSchemaVersion
 	e.Time = r.opts.Now()
 	e.Plan = r.plan.Name
 	e.Error = r.clean(e.Error)

@@ -325,7 +325,7 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 		if err != nil {
 			return Outcome{}, err
 		}
-		bar := progressOf(rt).Start(label, root.Size, off)
+		bar := progressOf(rt).Start(Task{Label: label, Unit: UnitBytes, Total: root.Size, Done: off})
 		sum, err := t.transfer(ctx, job, off, bar)
 		bar.Done(err)
 		if err != nil {
@@ -348,7 +348,7 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 			total += e.info.Size
 		}
 	}
-	bar := progressOf(rt).Start(label, total, 0)
+	bar := progressOf(rt).Start(Task{Label: label, Unit: UnitBytes, Total: total})
 	res, err := t.copyTree(ctx, tree, bar)
 	bar.Done(err)
 	out := Outcome{Changed: res.copied+res.attrs+res.dirs > 0, Output: res.String()}

@@ -84,7 +84,8 @@ type progressLog struct {
 	errs               []error
 }
 
-func (p *progressLog) Start(label string, total, done int64) Bar {
+func (p *progressLog) Start(t Task) Bar {
+	label, total, done := t.Label, t.Total, t.Done
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.starts = append(p.starts, label)
@@ -405,8 +406,8 @@ type cancelBar struct {
 	seen   int64
 }
 
-func (b *cancelBar) Start(string, int64, int64) Bar { return b }
-func (b *cancelBar) Done(error)                     {}
+func (b *cancelBar) Start(Task) Bar { return b }
+func (b *cancelBar) Done(error)     {}
 func (b *cancelBar) Add(n int64) {
 	b.seen += n
 	if b.seen >= b.after {
@@ -696,8 +697,8 @@ type cutBar struct {
 	cut   func()
 }
 
-func (b *cutBar) Start(string, int64, int64) Bar { return b }
-func (b *cutBar) Done(error)                     {}
+func (b *cutBar) Start(Task) Bar { return b }
+func (b *cutBar) Done(error)     {}
 func (b *cutBar) Add(n int64) {
 	b.seen += n
 	if b.seen >= b.after && b.cut != nil {

@@ -862,7 +862,7 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 		ready, _ := strconv.Atoi(rows[0][2])
 		errs, _ := strconv.ParseInt(rows[0][3], 10, 64)
 		if bar == nil {
-			bar = progressOf(rt).Start("initial copy "+r.Source.Host+":"+r.Source.Database+" -> "+r.Target.Host+":"+r.Target.Database+" (tables)", int64(total), int64(ready))
+			bar = progressOf(rt).Start(Task{Label: "initial copy " + r.Source.Host + ":" + r.Source.Database + " -> " + r.Target.Host + ":" + r.Target.Database, Unit: UnitTables, Total: int64(total), Done: int64(ready)})
 			shown = ready
 		} else if ready > shown {
 			bar.Add(int64(ready - shown))

@@ -429,7 +429,7 @@ type streamResult struct {
 func (s *PgStream) stream(ctx context.Context, rt *Runtime, src, dst executors.Executor, harmless []*regexp.Regexp, out io.Writer) (streamResult, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	bar := progressOf(rt).Start(s.Source.Host+":"+s.Source.Database+" -> "+s.Target.Host+":"+s.Target.Database, -1, 0)
+	bar := progressOf(rt).Start(Task{Label: s.Source.Host + ":" + s.Source.Database + " -> " + s.Target.Host + ":" + s.Target.Database, Unit: UnitBytes, Total: -1})
 
 	var (
 		mu    sync.Mutex

@@ -471,8 +471,8 @@ func TestPgStreamServer(t *testing.T) {
 // bytes are reported: an interrupt in the middle of a stream.
 type cancelAtFirstBytes struct{ cancel context.CancelFunc }
 
-func (p cancelAtFirstBytes) Start(string, int64, int64) Bar { return p }
-func (p cancelAtFirstBytes) Done(error)                     {}
+func (p cancelAtFirstBytes) Start(Task) Bar { return p }
+func (p cancelAtFirstBytes) Done(error)     {}
 func (p cancelAtFirstBytes) Add(n int64) {
 	if n > 0 {
 		p.cancel()

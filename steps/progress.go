@@ -5,7 +5,7 @@ package steps
 type NopProgress struct{}
 
 // Start returns a Bar that ignores everything.
-func (NopProgress) Start(label string, total, done int64) Bar { return nopBar{} }
+func (NopProgress) Start(Task) Bar { return nopBar{} }
 
 type nopBar struct{}
 

@@ -118,14 +118,30 @@ type Runtime struct {
 	Progress Progress
 }
 
-// Progress creates progress reporters for long transfers.
+// Progress creates progress reporters for long work.
 type Progress interface {
-	// Start begins a transfer of total bytes (-1 if unknown) named label,
-	// starting at done bytes (a resumed copy).
-	Start(label string, total, done int64) Bar
+	// Start begins reporting on t.
+	Start(t Task) Bar
 }
 
-// Bar is one transfer in progress.
+// Task is one long piece of work a step reports progress on.
+type Task struct {
+	Label string
+	Unit  Unit
+	Total int64 // -1 if unknown
+	Done  int64 // already done when it starts (a resumed copy)
+}
+
+// Unit is what a Task counts.
+type Unit string
+
+const (
+	UnitBytes  Unit = "bytes"
+	UnitItems  Unit = "items"  // archive entries (pg_restore's table of contents)
+	UnitTables Unit = "tables" // tables dumped, copied or verified
+)
+
+// Bar is one task in progress.
 type Bar interface {
 	Add(n int64)
 	Done(err error)

@@ -79,13 +79,14 @@ func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runn
 		return nil, nil, err
 	}
 	pr := &eventPrinter{w: e.stdout, json: c.output == "json", total: len(p.Steps)}
+	if c.output == "text" && isTerminal(e.stderr) {
+		pr.progress = &termProgress{w: e.stderr, now: time.Now}
+		opts.Progress = pr.progress
+	}
 	opts.StateDir = c.stateDir
 	opts.Events = pr.event
 	if c.verbose && c.output == "text" {
 		opts.Output = sec.Writer(prefixWriter{w: e.stderr, prefix: "      | "})
-	}
-	if c.output == "text" {
-		opts.Progress = &lineProgress{w: e.stderr, tty: isTerminal(e.stderr), interval: 5 * time.Second, now: time.Now}
 	}
 	return runner.New(p, conn.connect, sec, opts), pr, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/runner"
+	"github.com/migrun/migrun/steps"
 )
 
 // cli runs migrun in-process and returns its exit code and output.
@@ -229,26 +230,45 @@ func TestCLIDoc(t *testing.T) {
 	}
 }
 
-func TestProgressLines(t *testing.T) {
+func TestTerminalProgress(t *testing.T) {
 	var buf bytes.Buffer
 	now := time.Unix(0, 0)
-	p := &lineProgress{w: &buf, interval: 5 * time.Second, now: func() time.Time { return now }}
-	b := p.Start("engine:/a -> db:/a", 100<<20, 10<<20) // resumed at 10 MiB
+	p := &termProgress{w: &buf, now: func() time.Time { return now }}
+	b := p.Start(steps.Task{Label: "engine:/a -> db:/a", Unit: steps.UnitBytes, Total: 100 << 20, Done: 10 << 20}) // resumed at 10 MiB
 	for i := 0; i < 9; i++ {
 		now = now.Add(time.Second)
 		b.Add(10 << 20)
 	}
 	b.Done(nil)
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	// Not a terminal: a line every 5 s of the 9 s, plus the final one.
-	if len(lines) != 2 {
-		t.Fatalf("got %d lines:\n%s", len(lines), buf.String())
+	out := buf.String()
+	// One line redrawn in place: every draw starts with \r and clears it,
+	// and only the final one ends the line.
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") || strings.Count(out, "\r\033[K") != 10 {
+		t.Fatalf("draws:\n%q", out)
 	}
-	if !strings.Contains(lines[1], "100.0 MiB / 100.0 MiB (100%)") || !strings.Contains(lines[1], "10.0 MiB/s") {
-		t.Fatalf("final line %q: want totals and the rate of this run's bytes only", lines[1])
+	final := out[strings.LastIndex(out, "\r\033[K"):]
+	if !strings.Contains(final, "100.0 MiB / 100.0 MiB (100%)") || !strings.Contains(final, "10.0 MiB/s") {
+		t.Fatalf("final line %q: want totals and the rate of this run's bytes only", final)
 	}
 	if got := bar(50, 100, 10); got != "[=====>    ]" {
 		t.Fatalf("bar = %q", got)
+	}
+
+	// Counted tasks show their unit, without a byte rate.
+	buf.Reset()
+	b = p.Start(steps.Task{Label: "restore", Unit: steps.UnitItems, Total: 40})
+	now = now.Add(time.Second)
+	b.Add(10)
+	if got := buf.String(); !strings.Contains(got, "restore: 10 items / 40 items (25%)") || strings.Contains(got, "/s") {
+		t.Errorf("items line %q", got)
+	}
+	// A step running with no bar shows its time; the next line clears it.
+	buf.Reset()
+	now = now.Add(2 * time.Second)
+	p.running("wait-engine", 12*time.Second)
+	p.clear()
+	if got := buf.String(); got != "\r\033[K    wait-engine: running, 12s\r\033[K" {
+		t.Errorf("running line %q", got)
 	}
 }
 

@@ -20,6 +20,9 @@ type eventPrinter struct {
 	total int // steps in the plan, for [n/total]
 	n     int
 	ended bool // a run_end event was shown: the outcome is on screen
+	// progress is the terminal's progress line, nil when stderr is not a
+	// terminal.
+	progress *termProgress
 }
 
 // shown wraps err as already reported when the run's end was printed.
@@ -42,6 +45,18 @@ func (p *eventPrinter) event(e runner.Event) {
 		b, _ := json.Marshal(e)
 		p.w.Write(append(b, '\n'))
 		return
+	}
+	switch e.Type {
+	case runner.EventProgress:
+		return // drawn by the bar itself
+	case runner.EventStepRunning:
+		if p.progress != nil {
+			p.progress.running(e.Step, e.Duration)
+		}
+		return
+	}
+	if p.progress != nil {
+		p.progress.clear()
 	}
 	switch e.Type {
 	case runner.EventRunStart:

@@ -10,84 +10,121 @@ import (
 	"github.com/migrun/migrun/steps"
 )
 
-// lineProgress reports transfers: on a terminal one line redrawn in place,
-// otherwise (CI, pipes) a plain line every interval, so logs stay readable.
-type lineProgress struct {
-	w        io.Writer
-	tty      bool
-	interval time.Duration
-	now      func() time.Time
+// termProgress draws progress on a terminal as one line redrawn in place:
+// a bar for a task whose total is known, the count and rate otherwise, and
+// "running" with the time so far for a long step with no task of its own.
+// It is used only when stderr is a terminal; logs and pipes get nothing
+// extra (--output json carries progress events instead).
+type termProgress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	now     func() time.Time
+	drawn   bool      // a line is on screen without its newline
+	lastBar time.Time // when a bar last drew
 }
 
-func (p *lineProgress) Start(label string, total, done int64) steps.Bar {
+// redrawEvery keeps a fast task from spending its time on the terminal.
+const redrawEvery = 200 * time.Millisecond
+
+func (p *termProgress) Start(t steps.Task) steps.Bar {
 	now := p.now()
-	return &lineBar{p: p, label: label, total: total, done: done, start: now, startDone: done, last: now}
+	return &termBar{p: p, task: t, done: t.Done, start: now}
 }
 
-type lineBar struct {
-	p         *lineProgress
-	mu        sync.Mutex
-	label     string
-	total     int64
-	done      int64
-	startDone int64
-	start     time.Time
-	last      time.Time
+// running shows that step is still at work, unless a bar is showing more.
+func (p *termProgress) running(step string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.now().Sub(p.lastBar) < time.Second {
+		return
+	}
+	fmt.Fprintf(p.w, "\r\033[K    %s: running, %s", step, d.Round(time.Second))
+	p.drawn = true
 }
 
-func (b *lineBar) Add(n int64) {
+// clear removes an unfinished line before other output.
+func (p *termProgress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+type termBar struct {
+	p     *termProgress
+	task  steps.Task
+	mu    sync.Mutex
+	done  int64
+	start time.Time
+	last  time.Time
+}
+
+func (b *termBar) Add(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done += n
 	now := b.p.now()
-	every := b.p.interval
-	if b.p.tty {
-		every = 200 * time.Millisecond
-	}
-	if now.Sub(b.last) < every {
+	if now.Sub(b.last) < redrawEvery {
 		return
 	}
 	b.last = now
-	b.print(now, false)
+	b.draw(now, false)
 }
 
-func (b *lineBar) Done(err error) {
+func (b *termBar) Done(err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.print(b.p.now(), true)
+	b.draw(b.p.now(), true)
 }
 
-func (b *lineBar) print(now time.Time, final bool) {
-	elapsed := now.Sub(b.start).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(b.done-b.startDone) / elapsed
+func (b *termBar) draw(now time.Time, final bool) {
+	line := progressLine(b.task, b.done, now.Sub(b.start), final)
+	if b.task.Total > 0 {
+		line += " " + bar(b.done, b.task.Total, 24)
 	}
-	line := fmt.Sprintf("    %s: %s", b.label, byteSize(b.done))
-	if b.total >= 0 {
+	b.p.mu.Lock()
+	defer b.p.mu.Unlock()
+	end := ""
+	if final {
+		end = "\n"
+	}
+	fmt.Fprintf(b.p.w, "\r\033[K%s%s", line, end)
+	b.p.drawn, b.p.lastBar = !final, now
+}
+
+// progressLine is "    label: done / total (pct), rate, ETA" in the
+// task's unit; the rate counts this run's work only (a resumed copy's
+// earlier bytes are not this run's speed).
+func progressLine(t steps.Task, done int64, elapsed time.Duration, final bool) string {
+	line := fmt.Sprintf("    %s: %s", t.Label, amount(t.Unit, done))
+	if t.Total >= 0 {
 		pct := 100.0
-		if b.total > 0 {
-			pct = 100 * float64(b.done) / float64(b.total)
+		if t.Total > 0 {
+			pct = 100 * float64(done) / float64(t.Total)
 		}
-		line += fmt.Sprintf(" / %s (%.0f%%)", byteSize(b.total), pct)
+		line += fmt.Sprintf(" / %s (%.0f%%)", amount(t.Unit, t.Total), pct)
 	}
-	line += fmt.Sprintf(", %s/s", byteSize(int64(rate)))
-	if !final && b.total > 0 && rate > 0 {
-		eta := time.Duration(float64(b.total-b.done)/rate) * time.Second
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(done-t.Done) / s
+	}
+	if t.Unit == steps.UnitBytes {
+		line += fmt.Sprintf(", %s/s", byteSize(int64(rate)))
+	}
+	if !final && t.Total > 0 && rate > 0 {
+		eta := time.Duration(float64(t.Total-done)/rate) * time.Second
 		line += ", ETA " + eta.Round(time.Second).String()
 	}
-	if b.p.tty {
-		if b.total > 0 {
-			line += " " + bar(b.done, b.total, 24)
-		}
-		end := ""
-		if final {
-			end = "\n"
-		}
-		fmt.Fprintf(b.p.w, "\r\033[K%s%s", line, end)
-		return
+	return line
+}
+
+func amount(u steps.Unit, n int64) string {
+	if u == steps.UnitBytes {
+		return byteSize(n)
 	}
-	fmt.Fprintln(b.p.w, line)
+	return fmt.Sprintf("%d %s", n, u)
 }
 
 func byteSize(n int64) string {
