@@ -62,8 +62,8 @@ type Host struct {
 	// the plan, that host's identity_file, keyed by the hop as it appears
 	// in Jump.
 	JumpIdentityFiles map[string]string
-	Become       string // how steps' `become:` switches user: sudo (default) or su
-	Line, Column int    // where the host was defined
+	Become            string // how steps' `become:` switches user: sudo (default) or su
+	Line, Column      int    // where the host was defined
 }
 
 // Step is one step of the plan (or of on_failure).
