@@ -210,7 +210,8 @@ func (d *PgDump) reusable(ctx context.Context, ex executors.Executor, runID stri
 
 // argv is the pg_dump command line writing to out.
 func (d *PgDump) argv(out string) []string {
-	argv := []string{"pg_dump", "-F", d.format()[:1]}
+	// -v narrates each table's data as it is dumped: the progress.
+	argv := []string{"pg_dump", "-v", "-F", d.format()[:1]}
 	if d.Jobs > 1 {
 		argv = append(argv, "-j", strconv.Itoa(d.Jobs))
 	}
@@ -267,8 +268,23 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if rt.Output != nil {
 		w = io.MultiWriter(rt.Output, tail)
 	}
-	cmd.Stdout, cmd.Stderr = w, w
-	if _, err := ex.Run(ctx, cmd); err != nil {
+	total := d.tablesWithData(ctx, ex)
+	bar := progressOf(rt).Start(Task{Label: "pg_dump " + d.Database + " on " + ex.Name(), Unit: UnitTables, Total: total})
+	lp := &lineProgress{w: w, bar: bar, limit: total, classify: func(l string) (bool, bool) {
+		if strings.HasPrefix(l, "pg_dump: dumping contents of table ") {
+			return true, true
+		}
+		// The rest of -v's narration ("reading tables", "saving
+		// encoding", "finished item ...") is dropped; errors and
+		// warnings stay.
+		return false, strings.HasPrefix(l, "pg_dump: ") && !strings.HasPrefix(l, "pg_dump: error") && !strings.HasPrefix(l, "pg_dump: warning") &&
+			!strings.HasPrefix(l, "pg_dump: detail") && !strings.HasPrefix(l, "pg_dump: hint")
+	}}
+	cmd.Stdout, cmd.Stderr = lp, lp
+	_, err = ex.Run(ctx, cmd)
+	lp.Close()
+	bar.Done(err)
+	if err != nil {
 		return Outcome{Changed: true, Output: tail.String()}, wrap(err)
 	}
 
@@ -322,4 +338,22 @@ func removeTree(ctx context.Context, ex executors.Executor, p string) error {
 	}
 	_, err = ex.Run(ctx, executors.Command{Argv: []string{"rm", "-rf", "--", p}})
 	return err
+}
+
+// tablesWithData counts the tables whose rows pg_dump dumps (ordinary
+// tables and partitions outside the system schemas and extensions), for
+// the progress total; -1 when the count cannot be had (progress is never
+// worth failing a dump for).
+func (d *PgDump) tablesWithData(ctx context.Context, ex executors.Executor) int64 {
+	rows, err := pgProbe(ctx, ex, d.target(), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND `+pgUserSchemasSQL+`
+  AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e');`, "")
+	if err != nil || len(rows) != 1 || len(rows[0]) != 1 {
+		return -1
+	}
+	n, err := strconv.ParseInt(rows[0][0], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }

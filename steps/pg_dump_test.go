@@ -39,12 +39,12 @@ func TestPgDumpValidate(t *testing.T) {
 
 func TestPgDumpArgv(t *testing.T) {
 	d := PgDump{Database: "engine", File: "/var/tmp/engine.dump"}
-	if got, want := d.argv(partPath(d.File)), []string{"pg_dump", "-F", "c", "-f", "/var/tmp/engine.dump.migrun-part", "engine"}; !reflect.DeepEqual(got, want) {
+	if got, want := d.argv(partPath(d.File)), []string{"pg_dump", "-v", "-F", "c", "-f", "/var/tmp/engine.dump.migrun-part", "engine"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("custom: %q, want %q", got, want)
 	}
 	d = PgDump{Database: "engine", File: "/var/tmp/engine.d", Format: "directory", Jobs: 4, Compress: "0",
 		PgConnection: PgConnection{SocketDir: "/run/pg", Port: 5433, OSUser: "pg"}}
-	want := []string{"pg_dump", "-F", "d", "-j", "4", "-Z", "0", "-h", "/run/pg", "-p", "5433", "-f", "/var/tmp/engine.d.migrun-part", "engine"}
+	want := []string{"pg_dump", "-v", "-F", "d", "-j", "4", "-Z", "0", "-h", "/run/pg", "-p", "5433", "-f", "/var/tmp/engine.d.migrun-part", "engine"}
 	if got := d.argv(partPath(d.File)); !reflect.DeepEqual(got, want) {
 		t.Errorf("directory: %q, want %q", got, want)
 	}
@@ -62,7 +62,7 @@ func TestPgDumpDescribe(t *testing.T) {
 	}
 	text := summaries(acts)
 	for _, want := range []string{
-		"run on db as postgres: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C' pg_dump -F c -Z 9 -f /var/tmp/engine.dump.migrun-part engine",
+		"run on db as postgres: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C' pg_dump -v -F c -Z 9 -f /var/tmp/engine.dump.migrun-part engine",
 		"rename /var/tmp/engine.dump.migrun-part to /var/tmp/engine.dump",
 		"/var/tmp/engine.dump.migrun-meta",
 	} {

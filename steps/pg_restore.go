@@ -238,7 +238,9 @@ func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 
 // argv is the pg_restore command line; clean adds --clean --if-exists.
 func (r *PgRestore) argv(clean bool) []string {
-	return restoreArgv(r.target(), r.Jobs, r.NoOwner, r.Role, clean, r.File)
+	argv := restoreArgv(r.target(), r.Jobs, r.NoOwner, r.Role, clean, r.File)
+	// -v narrates each archive item as it is restored: the progress.
+	return append([]string{argv[0], "-v"}, argv[1:]...)
 }
 
 // restoreArgv is a pg_restore command line into t's database. file ""
@@ -350,8 +352,13 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if rt.Output != nil {
 		w = io.MultiWriter(rt.Output, out)
 	}
-	cmd.Stdout, cmd.Stderr = w, io.MultiWriter(w, errs)
+	total := r.archiveItems(ctx, ex)
+	bar := progressOf(rt).Start(Task{Label: "pg_restore " + r.File + " into " + r.Database, Unit: UnitItems, Total: total})
+	stderr := &lineProgress{w: io.MultiWriter(w, errs), bar: bar, limit: total, classify: restoreNarration}
+	cmd.Stdout, cmd.Stderr = w, stderr
 	_, runErr := ex.Run(ctx, cmd)
+	stderr.Close()
+	bar.Done(runErr)
 	o := Outcome{Changed: true, Output: note + strings.TrimSpace(out.String())}
 	// Cancelled, connection lost or errors: the marker stays "started".
 	report, err := errs.result(runErr, harmless, restoreRetryAdvice)
@@ -363,6 +370,55 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	o.Output = strings.TrimSpace(o.Output + "\n" + report.summary(r.File, r.Database, dg))
 	return o, nil
+}
+
+// archiveItems counts the entries of the archive's table of contents
+// (pg_restore -l), the progress total; -1 when it cannot be had.
+func (r *PgRestore) archiveItems(ctx context.Context, ex executors.Executor) int64 {
+	var n int64
+	count := &lineProgress{w: io.Discard, bar: nopBar{}, classify: func(l string) (bool, bool) {
+		if l != "" && !strings.HasPrefix(l, ";") {
+			n++
+		}
+		return false, true
+	}}
+	cmd := r.target().clientCommand([]string{"pg_restore", "-l", r.File}, false)
+	cmd.Stdout = count
+	if _, err := ex.Run(ctx, cmd); err != nil {
+		return -1
+	}
+	count.Close()
+	return n
+}
+
+// restoreNarration classifies pg_restore -v's lines: each archive item
+// restored counts one; the narration is dropped; errors, warnings and
+// their context stay for the classifier and the output. With -j the
+// workers write to one pipe a piece at a time, so one line may hold
+// several messages: each "pg_restore: " in it is looked at.
+func restoreNarration(l string) (count, drop bool) {
+	if !strings.Contains(l, restorePrefix) {
+		return false, false
+	}
+	n, keep := 0, !strings.HasPrefix(l, restorePrefix)
+	for _, msg := range strings.Split(l, restorePrefix)[1:] {
+		switch {
+		case hasAnyPrefix(msg, "creating ", "processing data for table ", "executing ", "setting owner and privileges for "):
+			n++
+		case hasAnyPrefix(msg, "error: ", "warning: ", "from TOC entry ", "while ", "detail: ", "hint: "):
+			keep = true
+		}
+	}
+	return n > 0, !keep
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // userTables lists up to a few tables outside the system schemas, and

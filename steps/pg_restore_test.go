@@ -22,12 +22,12 @@ func TestPgRestoreValidate(t *testing.T) {
 
 func TestPgRestoreArgv(t *testing.T) {
 	r := PgRestore{Database: "engine", File: "/var/tmp/engine.dump"}
-	if got, want := r.argv(false), []string{"pg_restore", "-d", "engine", "/var/tmp/engine.dump"}; !reflect.DeepEqual(got, want) {
+	if got, want := r.argv(false), []string{"pg_restore", "-v", "-d", "engine", "/var/tmp/engine.dump"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("plain: %q, want %q", got, want)
 	}
 	r = PgRestore{Database: "engine", File: "/var/tmp/engine.dump", Jobs: 4, NoOwner: true, Role: "engine",
 		PgConnection: PgConnection{SocketDir: "/run/pg", Port: 5433}}
-	want := []string{"pg_restore", "-d", "engine", "-h", "/run/pg", "-p", "5433", "-j", "4", "--no-owner", "--role=engine", "--clean", "--if-exists", "/var/tmp/engine.dump"}
+	want := []string{"pg_restore", "-v", "-d", "engine", "-h", "/run/pg", "-p", "5433", "-j", "4", "--no-owner", "--role=engine", "--clean", "--if-exists", "/var/tmp/engine.dump"}
 	if got := r.argv(true); !reflect.DeepEqual(got, want) {
 		t.Errorf("full: %q, want %q", got, want)
 	}
@@ -174,7 +174,7 @@ func TestPgRestoreDescribe(t *testing.T) {
 	text := summaries(acts)
 	for _, want := range []string{
 		"refuse unless database engine has no tables",
-		"run on db as postgres: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C -c maintenance_work_mem=512MB -c synchronous_commit=off' pg_restore -d engine -j 2 /var/tmp/engine.dump",
+		"run on db as postgres: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C -c maintenance_work_mem=512MB -c synchronous_commit=off' pg_restore -v -d engine -j 2 /var/tmp/engine.dump",
 		"/var/tmp/engine.dump.migrun-restore.engine",
 	} {
 		if !strings.Contains(text, want) {
@@ -292,4 +292,27 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 			t.Fatalf("marker %+v", m)
 		}
 	})
+}
+
+func TestRestoreNarration(t *testing.T) {
+	tests := []struct {
+		line        string
+		count, drop bool
+	}{
+		{`pg_restore: creating TABLE "public.vds"`, true, true},
+		{`pg_restore: processing data for table "public.vds"`, true, true},
+		{`pg_restore: launching item 3372 TABLE DATA public.vds`, false, true},
+		{`pg_restore: connecting to database for restore`, false, true},
+		{`pg_restore: error: could not execute query: ERROR:  role "engine" does not exist`, false, false},
+		{`pg_restore: from TOC entry 215; 1259 16386 TABLE t engine`, false, false},
+		{`Command was: ALTER TABLE public.vds OWNER TO engine;`, false, false},
+		// Two workers' messages in one line: counted, and the error kept.
+		{`pg_restore: pg_restore: creating INDEX "public.i"`, true, true},
+		{`pg_restore: creating INDEX "public.i"pg_restore: error: could not create`, true, false},
+	}
+	for _, tt := range tests {
+		if count, drop := restoreNarration(tt.line); count != tt.count || drop != tt.drop {
+			t.Errorf("restoreNarration(%q) = %v, %v; want %v, %v", tt.line, count, drop, tt.count, tt.drop)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -74,8 +75,15 @@ func (v *PgVerify) Hosts(string) []string { return []string{v.Source.Host, v.Tar
 // statement counts every table, without a round trip per table.
 func (v *PgVerify) inventorySQL() string {
 	var b strings.Builder
+	// FETCH_COUNT makes psql fetch through a cursor and print rows as
+	// they come, so each table's count arrives when it is done: the
+	// progress. The first row is how many tables there are.
+	b.WriteString("\\set FETCH_COUNT 1\n")
 	b.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n")
 	if v.tables() {
+		b.WriteString(`SELECT 'n', '', count(*)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND ` + pgUserSchemasSQL + `;
+`)
 		// ONLY: a parent's rows are its own, not its partitions' or
 		// children's, which are listed on their own lines.
 		b.WriteString(`SELECT 't', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
@@ -107,7 +115,7 @@ func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inv
 	if err != nil {
 		return inv, err
 	}
-	rows, err := pgProbe(ctx, ex, ep.target(ep.Database), v.inventorySQL(), "row counts change while the database is in use")
+	rows, err := v.inventory(ctx, rt, ex, ep)
 	if err != nil {
 		return inv, fmt.Errorf("database %s: %w", ep.Database, err)
 	}
@@ -125,6 +133,38 @@ func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inv
 		}
 	}
 	return inv, nil
+}
+
+// inventory runs inventorySQL on ep, reporting tables counted as they
+// stream in.
+func (v *PgVerify) inventory(ctx context.Context, rt *Runtime, ex executors.Executor, ep PgEndpoint) ([][]string, error) {
+	cmd := ep.target(ep.Database).psqlCommand(v.inventorySQL(), true)
+	cmd.Unstable = "row counts change while the database is in use"
+	var (
+		bar Bar
+		out bytes.Buffer
+	)
+	lp := &lineProgress{w: &out, bar: nopBar{}, classify: func(l string) (bool, bool) {
+		kind, rest, _ := strings.Cut(l, "\x1f")
+		switch {
+		case kind == "n" && bar == nil:
+			total, _ := strconv.ParseInt(strings.TrimPrefix(rest, "\x1f"), 10, 64)
+			bar = progressOf(rt).Start(Task{Label: "count rows of " + ep.Database + " on " + ep.Host, Unit: UnitTables, Total: total})
+		case kind == "t" && bar != nil:
+			bar.Add(1)
+		}
+		return false, false // every line is output too
+	}}
+	cmd.Stdout = lp
+	_, err := ex.Run(ctx, cmd)
+	lp.Close()
+	if bar != nil {
+		bar.Done(err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: psql: %w", ex.Name(), err)
+	}
+	return parseRows(out.Bytes()), nil
 }
 
 // comparison is the result of comparing two inventories.

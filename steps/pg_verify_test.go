@@ -160,9 +160,19 @@ func TestPgDumpRestoreVerify(t *testing.T) {
 	})
 
 	t.Run("dump", func(t *testing.T) {
-		o, err := dump.Apply(ctx, onOld(live))
+		rt, pl := onOld(live), &progressLog{}
+		rt.Progress = pl
+		o, err := dump.Apply(ctx, rt)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Progress: one per table dumped, of the tables counted first;
+		// -v's narration is not in the output.
+		if len(pl.starts) != 1 || pl.total != 3 || pl.added != 3 || len(pl.errs) != 1 || pl.errs[0] != nil {
+			t.Errorf("dump progress: %+v", pl)
+		}
+		if strings.Contains(o.Output, "pg_dump: reading") || strings.Contains(o.Output, "dumping contents") {
+			t.Errorf("pg_dump -v narration in the output:\n%s", o.Output)
 		}
 		if !o.Changed || !strings.Contains(o.Output, "dumped engine to "+file) {
 			t.Fatalf("outcome %+v", o)
@@ -205,9 +215,15 @@ func TestPgDumpRestoreVerify(t *testing.T) {
 		if n := dst.psql(t, "SELECT count(*) FROM audit_log", "engine"); n != "1000" {
 			t.Fatalf("partial restore holds %s audit_log rows", n)
 		}
-		o, err := restore.Apply(ctx, onNew(live))
+		rt, pl := onNew(live), &progressLog{}
+		rt.Progress = pl
+		o, err := restore.Apply(ctx, rt)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Progress in archive items, of the archive's table of contents.
+		if len(pl.starts) != 1 || pl.total < 10 || pl.added < pl.total/2 || pl.added > pl.total {
+			t.Errorf("restore progress: %d of %d items (%+v)", pl.added, pl.total, pl)
 		}
 		if !strings.Contains(o.Output, "did not finish: its objects were dropped and restored again") {
 			t.Errorf("output does not say it redid the restore:\n%s", o.Output)
@@ -221,9 +237,15 @@ func TestPgDumpRestoreVerify(t *testing.T) {
 	})
 
 	t.Run("verify matches", func(t *testing.T) {
-		c, err := verify.Check(ctx, pgRuntime(dry))
+		rt, pl := pgRuntime(dry), &progressLog{}
+		rt.Progress = pl
+		c, err := verify.Check(ctx, rt)
 		if err != nil || !c.Done {
 			t.Fatalf("verify check: %+v %v", c, err)
+		}
+		// Tables counted, on both sides, as the counts streamed in.
+		if len(pl.starts) != 2 || pl.total != 3 || pl.added != 6 {
+			t.Errorf("verify progress: %+v", pl)
 		}
 		o, err := verify.Apply(ctx, pgRuntime(dry)) // read-only: works under a dry run
 		if err != nil {

@@ -1,5 +1,12 @@
 package steps
 
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync"
+)
+
 // NopProgress is a Progress that reports nothing: the runner's default
 // when no one watches, and what tests use.
 type NopProgress struct{}
@@ -19,4 +26,61 @@ func progressOf(rt *Runtime) Progress {
 		return NopProgress{}
 	}
 	return rt.Progress
+}
+
+// lineProgress is a writer for a command's output that turns the lines
+// reporting progress into bar steps. For each whole line, classify says
+// whether it counts one unit of work and whether it is narration to drop
+// (pg_dump -v and pg_restore -v narrate every object: that is progress,
+// not output). Other lines go to w whole. Close passes on a last
+// unterminated line.
+type lineProgress struct {
+	w        io.Writer
+	bar      Bar
+	classify func(line string) (count, drop bool)
+	limit    int64 // the bar's total: counting stops there (0: no limit)
+	mu       sync.Mutex
+	counted  int64
+	partial  []byte
+}
+
+func (l *lineProgress) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(l.partial[:i+1])
+		l.partial = l.partial[i+1:]
+	}
+	// A pathological line without newlines must not grow without bound.
+	if len(l.partial) > 64<<10 {
+		l.line(l.partial)
+		l.partial = nil
+	}
+	return len(b), nil
+}
+
+func (l *lineProgress) line(b []byte) {
+	count, drop := l.classify(strings.TrimRight(string(b), "\r\n"))
+	if count && (l.limit <= 0 || l.counted < l.limit) {
+		l.counted++
+		l.bar.Add(1)
+	}
+	if !drop {
+		l.w.Write(b)
+	}
+}
+
+func (l *lineProgress) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.partial) > 0 {
+		l.line(l.partial)
+		l.partial = nil
+	}
+	return nil
 }
