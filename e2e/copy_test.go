@@ -61,3 +61,72 @@ steps:
 		t.Errorf("the journal does not show the direct transfer: %s", ran)
 	}
 }
+
+// TestCopyDirectKeysElsewhere: the target's sshd reads keys from a central
+// AuthorizedKeysFile, then only from an AuthorizedKeysCommand. The direct
+// copy puts its key where sshd looks (sshd -T), and where it cannot, the
+// dry run says so and the copy goes through the workstation, announced.
+func TestCopyDirectKeysElsewhere(t *testing.T) {
+	known := env["MIGRUN_E2E_KNOWN_HOSTS"]
+	config := sshOut(t, "db", "cat /etc/ssh/sshd_config")
+	reload := "pkill -HUP -P 1 -x sshd && sleep 0.5"
+	t.Cleanup(func() {
+		sshOut(t, "db", "cp /etc/ssh/sshd_config.migrun-test /etc/ssh/sshd_config && rm -rf /etc/ssh/authorized_keys /etc/ssh/central-keys && "+reload)
+		if got := sshOut(t, "db", "cat /etc/ssh/sshd_config"); got != config {
+			t.Errorf("db's sshd_config not restored")
+		}
+	})
+	sshOut(t, "db", "cp /etc/ssh/sshd_config /etc/ssh/sshd_config.migrun-test")
+	sshOut(t, "engine", "head -c 5M /dev/urandom > /var/tmp/central.bin")
+
+	run := func(name string) (dry, applied runResult, journal string) {
+		planFile := writePlan(t, fmt.Sprintf(`version: 1
+name: %s
+hosts:
+  engine: {address: %s, user: root}
+  db: {address: %s, user: root}
+steps:
+  - id: file
+    copy: {from: "engine:/var/tmp/central.bin", to: "db:/var/tmp/%s.bin", direct: true}
+`, name, ip("engine"), ip("db"), name))
+		state := t.TempDir()
+		dry = runMigrun(t, known, planFile, "plan", "--state-dir", state)
+		applied = runMigrun(t, known, planFile, "apply", "--yes", "--state-dir", state)
+		if applied.code != 0 {
+			t.Fatalf("%s: apply: exit %d\n%s", name, applied.code, applied.out)
+		}
+		if a, b := sshOut(t, "engine", "sha256sum /var/tmp/central.bin | cut -d' ' -f1"), sshOut(t, "db", "sha256sum /var/tmp/"+name+".bin | cut -d' ' -f1"); a != b {
+			t.Errorf("%s: sha256 %s on engine, %s on db", name, a, b)
+		}
+		return dry, applied, fmt.Sprint(planJournal(t, state, name)["steps"])
+	}
+
+	// A central file, as some hardened or LDAP-managed hosts have: the
+	// harness's own key moves there, ~/.ssh/authorized_keys is not read.
+	sshOut(t, "db", `install -d -m 0755 /etc/ssh/authorized_keys && install -m 0644 /root/.ssh/authorized_keys /etc/ssh/authorized_keys/root &&
+sed -i 's|^AuthorizedKeysFile.*|AuthorizedKeysFile /etc/ssh/authorized_keys/%u|' /etc/ssh/sshd_config && `+reload)
+	central := sshOut(t, "db", "cat /etc/ssh/authorized_keys/root")
+	dry, _, ran := run("central-keys")
+	if !strings.Contains(dry.out, "directly: engine sends it to root@"+ip("db")+":22") || !strings.Contains(dry.out, "in /etc/ssh/authorized_keys/root") {
+		t.Errorf("dry run does not name the central file:\n%s", dry.out)
+	}
+	if !strings.Contains(ran, "ssh -i /tmp/migrun-direct-") {
+		t.Errorf("the copy did not go direct: %s", ran)
+	}
+	if after := sshOut(t, "db", "cat /etc/ssh/authorized_keys/root"); after != central {
+		t.Errorf("the copy's key is still in the central file:\n%s", after)
+	}
+
+	// Keys only from a command (FreeIPA/SSSD's sss_ssh_authorizedkeys):
+	// no file to add a key to, so the bytes go through the workstation.
+	sshOut(t, "db", `install -m 0644 /etc/ssh/authorized_keys/root /etc/ssh/central-keys &&
+sed -i 's|^AuthorizedKeysFile.*|AuthorizedKeysFile none\nAuthorizedKeysCommand /bin/cat /etc/ssh/central-keys\nAuthorizedKeysCommandUser nobody|' /etc/ssh/sshd_config && `+reload)
+	dry, _, ran = run("command-keys")
+	want := "not directly: on db, sshd reads keys only from AuthorizedKeysCommand (/bin/cat /etc/ssh/central-keys), where migrun cannot add one; the copy goes through the workstation"
+	if !strings.Contains(dry.out, want) {
+		t.Errorf("dry run lacks %q:\n%s", want, dry.out)
+	}
+	if strings.Contains(ran, "ssh -i /tmp/migrun-direct-") || !strings.Contains(ran, "copied through the workstation") {
+		t.Errorf("the copy was not relayed, announced: %s", ran)
+	}
+}

@@ -475,6 +475,18 @@ func applyMigrates(t *testing.T, m migration) {
 	if after := fingerprint(t); after != fp {
 		t.Errorf("the refused apply changed the hosts")
 	}
+
+	// The run's report: the engine's downtime on the timeline, and none of
+	// the passwords.
+	page := filepath.Join(state, "report.html")
+	res = runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(), append([]string{"report", "--state-dir", state, "--out", page, "--var", method}, vars...)...)
+	html, _ := os.ReadFile(page)
+	if res.code != 0 || !bytes.Contains(html, []byte(`<svg id="timeline"`)) || !bytes.Contains(html, []byte("downtime of ovirt-engine on engine: ")) {
+		t.Errorf("report: exit %d, want the timeline with the engine's downtime (%d bytes)", res.code, len(html))
+	}
+	if bytes.Contains(html, []byte(pw)) {
+		t.Error("the report holds the password")
+	}
 }
 
 // padEngineDB adds about mb MiB of incompressible rows, so the dump is big

@@ -576,9 +576,10 @@ func TestSSHConfigFile(t *testing.T) {
 	}
 }
 
-func TestSSHProxyJump(t *testing.T) {
-	target := newSSHFixture(t, sshtest.Options{})
-	jump := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{mustSigner(t, target.key).PublicKey()}})
+// jumpSetup starts a jump server accepting jumpKey and returns the
+// target's config going through it, both host keys known.
+func jumpSetup(t *testing.T, target *sshFixture, jumpKey ssh.PublicKey) (*sshtest.Server, SSHConfig, string) {
+	jump := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{jumpKey}})
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	if err := os.WriteFile(kh, []byte(target.srv.KnownHostsLine()+"\n"+jump.KnownHostsLine()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -587,6 +588,12 @@ func TestSSHProxyJump(t *testing.T) {
 	cfg := target.config(t)
 	cfg.KnownHostsFile = kh
 	cfg.Jump = u.Username + "@" + jump.Addr()
+	return jump, cfg, kh
+}
+
+func TestSSHProxyJump(t *testing.T) {
+	target := newSSHFixture(t, sshtest.Options{})
+	jump, cfg, kh := jumpSetup(t, target, mustSigner(t, target.key).PublicKey())
 	s := target.dial(t, cfg)
 	res, err := s.Run(t.Context(), Command{Argv: []string{"echo", "through"}})
 	if err != nil || string(res.Stdout) != "through\n" {
@@ -661,15 +668,7 @@ func TestSSHCancelOnSilentConnection(t *testing.T) {
 func TestSSHJumpOwnIdentity(t *testing.T) {
 	target := newSSHFixture(t, sshtest.Options{})
 	jumpSigner, jumpKey := sshtest.NewKey(t)
-	jump := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{jumpSigner.PublicKey()}})
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	if err := os.WriteFile(kh, []byte(target.srv.KnownHostsLine()+"\n"+jump.KnownHostsLine()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := user.Current()
-	cfg := target.config(t)
-	cfg.KnownHostsFile = kh
-	cfg.Jump = u.Username + "@" + jump.Addr()
+	_, cfg, _ := jumpSetup(t, target, jumpSigner.PublicKey())
 	if _, err := DialSSH(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "jump host") {
 		t.Fatalf("jump host accepted the target's key: %v", err)
 	}

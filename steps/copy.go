@@ -265,11 +265,16 @@ func (c *Copy) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	}
 	if c.Direct {
 		ep, err := directTarget(t.dst, t.to)
+		if err == nil {
+			var place keyPlace
+			if place, err = findKeyPlace(ctx, t.dst, ep.User); err == nil {
+				detail += "; " + describeDirect(t.from, t.to, ep, place)
+			}
+		}
 		if err != nil {
 			act.Summary += " (" + detail + ")" + then
 			return []Action{act}, err
 		}
-		detail += "; " + describeDirect(t.from, t.to, ep)
 	}
 	act.Summary += " (" + detail + ")" + then
 	return []Action{act}, nil
@@ -335,7 +340,7 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 		if off > 0 {
 			msg += " (resumed from " + formatBytes(off) + ")"
 		}
-		return Outcome{Changed: true, Output: msg + ", sha256 " + sum}, nil
+		return Outcome{Changed: true, Output: t.relayNote() + msg + ", sha256 " + sum}, nil
 	}
 
 	tree, err := t.walk(ctx)
@@ -351,7 +356,7 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 	bar := progressOf(rt).Start(Task{Label: label, Unit: UnitBytes, Total: total})
 	res, err := t.copyTree(ctx, tree, bar)
 	bar.Done(err)
-	out := Outcome{Changed: res.copied+res.attrs+res.dirs > 0, Output: res.String()}
+	out := Outcome{Changed: res.copied+res.attrs+res.dirs > 0, Output: t.relayNote() + res.String()}
 	return out, err
 }
 
@@ -463,6 +468,9 @@ type copier struct {
 	src, dst executors.Executor
 	mode     fs.FileMode // wanted mode; 0: the source file's
 	direct   *directLink // set up by the first direct transfer
+	// relayed says why a direct copy went through the workstation after
+	// all; "" while it goes direct (or was not asked to).
+	relayed string
 }
 
 // link returns the direct copy's access, setting it up on first use.
@@ -475,6 +483,27 @@ func (t *copier) link(ctx context.Context) (*directLink, error) {
 		t.direct = l
 	}
 	return t.direct, nil
+}
+
+// relay gives up the direct route after why (the target's sshd reads no
+// keys file migrun can add to, or refused the source's key): the access
+// is removed and this file and the rest go through the workstation, as
+// the step's output says.
+func (t *copier) relay(ctx context.Context, why error) error {
+	t.relayed = "not directly (" + why.Error() + "): copied through the workstation"
+	var err error
+	t.closeLink(ctx, &err)
+	t.direct = nil
+	return err
+}
+
+// relayNote is the first line of the output when a direct copy went
+// through the workstation.
+func (t *copier) relayNote() string {
+	if t.relayed == "" {
+		return ""
+	}
+	return t.relayed + "\n"
 }
 
 // closeLink removes a direct copy's access, adding any failure to err.
@@ -708,15 +737,12 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	// no second read of the source. A resumed one has not seen the first
 	// bytes and hashes the source file afterwards, as does a direct one,
 	// whose bytes never pass here.
-	var streamed hash.Hash
-	if offset == 0 && !t.spec.Direct {
-		streamed = sha256.New()
-	}
 	var (
-		n    int64
-		link *directLink
+		n        int64
+		link     *directLink
+		streamed hash.Hash
 	)
-	if t.spec.Direct {
+	if t.spec.Direct && t.relayed == "" {
 		// OpenWriter truncated the part to offset; the source appends.
 		err = w.Close()
 		if err == nil {
@@ -725,7 +751,20 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 		if err == nil {
 			err = link.send(ctx, src.Path, part.Path, offset, bar)
 		}
-	} else {
+		if errors.Is(err, errDirectRefused) || refusedByTarget(err) {
+			link, err = nil, t.relay(ctx, err)
+			if err == nil {
+				w, err = t.dst.OpenWriter(ctx, part.Path, offset)
+			}
+			if err != nil {
+				return "", fmt.Errorf("copy %s -> %s: %w", src, part, err)
+			}
+		}
+	}
+	if link == nil && err == nil {
+		if offset == 0 {
+			streamed = sha256.New()
+		}
 		n, err = t.stream(ctx, w, src, offset, job.info.Size-offset, bar, streamed)
 		if err == nil {
 			err = w.Sync()

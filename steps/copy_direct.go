@@ -37,8 +37,9 @@ import (
 type directLink struct {
 	src, dst executors.Executor
 	target   executors.SSHEndpoint
-	dir      string // on the source: the key and known_hosts
-	tag      string // comment of the authorized_keys line
+	place    keyPlace // where the target's sshd reads the key
+	dir      string   // on the source: the key and known_hosts
+	tag      string   // comment of the authorized_keys line
 }
 
 // directTarget returns where the source should connect, or why a direct
@@ -62,11 +63,20 @@ func (ep sshEndpoint) String() string {
 
 type sshEndpoint executors.SSHEndpoint
 
-// openDirect authorizes the source on the target for this copy.
+// openDirect authorizes the source on the target for this copy. It
+// returns an error wrapping errDirectRefused when the target's sshd reads
+// no keys file migrun could add to.
 func openDirect(ctx context.Context, src, dst executors.Executor, to location) (*directLink, error) {
 	ep, err := directTarget(dst, to)
 	if err != nil {
 		return nil, err
+	}
+	place, err := findKeyPlace(ctx, dst, ep.User)
+	if err != nil {
+		return nil, fmt.Errorf("direct: %w", err)
+	}
+	if place.file == "" {
+		return nil, fmt.Errorf("%w: on %s, %s", errDirectRefused, to.Host, place.why)
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -78,7 +88,7 @@ func openDirect(ctx context.Context, src, dst executors.Executor, to location) (
 	}
 	random := make([]byte, 6)
 	rand.Read(random)
-	l := &directLink{src: src, dst: dst, target: ep, tag: "migrun-direct-copy-" + hex.EncodeToString(random)}
+	l := &directLink{src: src, dst: dst, target: ep, place: place, tag: "migrun-direct-copy-" + hex.EncodeToString(random)}
 	block, err := ssh.MarshalPrivateKey(priv, l.tag)
 	if err != nil {
 		return nil, err
@@ -107,10 +117,10 @@ func openDirect(ctx context.Context, src, dst executors.Executor, to location) (
 		}
 	}
 	line := "restrict " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + l.tag
-	if _, err := dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c",
-		`umask 077 && mkdir -p "$HOME/.ssh" && printf '%s\n' "$1" >> "$HOME/.ssh/authorized_keys"`, "sh", line}}); err != nil {
+	if _, err := dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c", place.authorizeScript(), "sh", place.file, line},
+		Become: place.become()}); err != nil {
 		l.close(ctx)
-		return nil, fmt.Errorf("direct: authorize %s on %s: %w", src.Name(), dst.Name(), err)
+		return nil, fmt.Errorf("direct: authorize %s in %s on %s: %w", src.Name(), place.file, dst.Name(), err)
 	}
 	return l, nil
 }
@@ -120,13 +130,10 @@ func openDirect(ctx context.Context, src, dst executors.Executor, to location) (
 func (l *directLink) close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	// cat > keeps the file's inode, owner and mode; grep -v exits 1 when
-	// no line is left, which is fine.
-	_, err := l.dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c",
-		`f="$HOME/.ssh/authorized_keys"; [ -f "$f" ] || exit 0; grep -v -F -e "$1" "$f" > "$f.migrun-tmp"; cat "$f.migrun-tmp" > "$f" && rm -f "$f.migrun-tmp"`,
-		"sh", l.tag}})
+	_, err := l.dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c", revokeScript, "sh", l.place.file, l.tag},
+		Become: l.place.become()})
 	if err != nil {
-		err = fmt.Errorf("direct: remove the key of this copy (%s) from %s's authorized_keys: %w", l.tag, l.dst.Name(), err)
+		err = fmt.Errorf("direct: remove the key of this copy (%s) from %s on %s: %w", l.tag, l.place.file, l.dst.Name(), err)
 	}
 	if l.dir != "" {
 		if _, rerr := l.src.Run(ctx, executors.Command{Argv: []string{"rm", "-rf", "--", l.dir}}); rerr != nil && err == nil {
@@ -222,7 +229,10 @@ func (l *directLink) sums(ctx context.Context, srcPath, part string) (srcSum, ds
 
 // describeDirect is the dry run's account of the access a direct copy
 // sets up.
-func describeDirect(from, to location, ep executors.SSHEndpoint) string {
-	return fmt.Sprintf("directly: %s sends it to %s with ssh, using a key made for this copy (authorized on %s with restrict, removed after) and %s's verified host key",
-		from.Host, ep.User+"@"+net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)), to.Host, to.Host)
+func describeDirect(from, to location, ep executors.SSHEndpoint, place keyPlace) string {
+	if place.file == "" {
+		return fmt.Sprintf("not directly: on %s, %s; the copy goes through the workstation", to.Host, place.why)
+	}
+	return fmt.Sprintf("directly: %s sends it to %s with ssh, using a key made for this copy (authorized on %s with restrict in %s, removed after) and %s's verified host key",
+		from.Host, ep.User+"@"+net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)), to.Host, place.file, to.Host)
 }

@@ -32,6 +32,8 @@ func commands() []command {
 			flags: func() *flag.FlagSet { return new(applyOptions).flagSet() }, args: "plan"},
 		{name: "status", synopsis: "status [flags] PLAN", summary: "show the journal of the last run",
 			flags: func() *flag.FlagSet { return statusFlagSet(new(commonFlags)) }, hidden: sshFlags, args: "plan"},
+		{name: "report", synopsis: "report [flags] PLAN|FILE", summary: "write the last run's report: one HTML page with its timeline, verdicts and commands",
+			flags: func() *flag.FlagSet { return reportFlagSet(new(commonFlags), new(string)) }, hidden: sshFlags, args: "plan"},
 		{name: "steps", synopsis: "steps", summary: "list the step kinds"},
 		{name: "doc", synopsis: "doc KIND", summary: "document a step kind's fields", args: "kind"},
 		{name: "schema", synopsis: "schema", summary: "print the JSON Schema of plans (for editors)",

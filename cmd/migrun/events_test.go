@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -18,24 +17,7 @@ const eventSchemaFile = "../../docs/events.schema.json"
 
 func eventSchema(t *testing.T) (*jsonschema.Schema, map[string]any) {
 	t.Helper()
-	raw, err := os.ReadFile(eventSchemaFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("events.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("events.schema.json")
-	if err != nil {
-		t.Fatalf("compile: %v", err)
-	}
-	return sch, doc.(map[string]any)
+	return compileSchema(t, eventSchemaFile, "events.schema.json", true)
 }
 
 // eventsPlan exercises every event an apply emits: a step long enough to

@@ -141,6 +141,8 @@ func run(ctx context.Context, args []string, e env) error {
 		err = runShow(ctx, rest, e)
 	case "status":
 		err = runStatus(ctx, rest, e)
+	case "report":
+		err = runReport(ctx, rest, e)
 	case "steps":
 		err = runSteps(ctx, rest, e)
 	case "doc":

@@ -41,10 +41,11 @@ func TestSchemaFileUpToDate(t *testing.T) {
 	}
 }
 
-// TestShippedPlansMatchSchema: every shipped plan names the schema on its
-// first line and validates against it, converted to JSON as an editor does.
-func TestShippedPlansMatchSchema(t *testing.T) {
-	raw, err := os.ReadFile(schemaFile)
+// compileSchema compiles the JSON Schema in file, asserting formats
+// (date-time...) when formats is set, and returns it with its document.
+func compileSchema(t *testing.T, file, name string, formats bool) (*jsonschema.Schema, map[string]any) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +54,23 @@ func TestShippedPlansMatchSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := jsonschema.NewCompiler()
-	if err := c.AddResource("plan.schema.json", doc); err != nil {
+	if formats {
+		c.AssertFormat()
+	}
+	if err := c.AddResource(name, doc); err != nil {
 		t.Fatal(err)
 	}
-	sch, err := c.Compile("plan.schema.json")
+	sch, err := c.Compile(name)
 	if err != nil {
-		t.Fatalf("compile: %v", err)
+		t.Fatalf("compile %s: %v", file, err)
 	}
+	return sch, doc.(map[string]any)
+}
+
+// TestShippedPlansMatchSchema: every shipped plan names the schema on its
+// first line and validates against it, converted to JSON as an editor does.
+func TestShippedPlansMatchSchema(t *testing.T) {
+	sch, _ := compileSchema(t, schemaFile, "plan.schema.json", false)
 	files, err := filepath.Glob("../../plans/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no shipped plans found: %v", err)

@@ -33,7 +33,10 @@ for d in $E2E_PRIVATE_DIRS; do
 done
 
 # --- sshd -------------------------------------------------------------------
-/usr/sbin/sshd -D -f "$hd/sshd_config" -E "$hd/log/sshd.log" &
+# The host's sshd reads /etc/ssh/sshd_config as a real host's does, so that
+# `sshd -T` on the host reports what the running sshd does.
+install -m 0644 "$hd/sshd_config" /etc/ssh/sshd_config
+/usr/sbin/sshd -D -f /etc/ssh/sshd_config -E "$hd/log/sshd.log" &
 sshd_pid=$!
 say "sshd pid $sshd_pid"
 
