@@ -63,38 +63,83 @@ steps:
 	}
 }
 
-// The bash script, sourced by a real bash, completes through
-// `migrun __complete` (this test binary's CLI, built into a temp dir).
-func TestBashCompletionScript(t *testing.T) {
-	bash, err := exec.LookPath("bash")
+// completionShell runs script in a shell with this package's CLI built
+// as migrun on the PATH, and returns what it printed. A shell that is not
+// installed skips the test, except in CI, which installs all three.
+func completionShell(t *testing.T, shell string, args ...string) string {
+	t.Helper()
+	path, err := exec.LookPath(shell)
 	if err != nil {
-		t.Skip("no bash")
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed; CI must run its completion", shell)
+		}
+		t.Skip("no " + shell)
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "migrun")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	_, script, _ := cli(t, nil, "completion", "bash")
-	scriptFile := filepath.Join(dir, "migrun.bash")
+	_, script, _ := cli(t, nil, "completion", shell)
+	scriptFile := filepath.Join(dir, "migrun."+shell)
 	if err := os.WriteFile(scriptFile, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bash, "--norc", "--noprofile", "-c", `
+	cmd := exec.Command(path, append(args, scriptFile)...)
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", shell, err, out)
+	}
+	return string(out)
+}
+
+// Each shell's script, sourced by the real shell, completes through
+// `migrun __complete`: a command, a flag, a step kind.
+func TestCompletionScripts(t *testing.T) {
+	tests := []struct {
+		shell string
+		args  []string
+		want  []string
+	}{
+		{"bash", []string{"--norc", "--noprofile", "-c", `
 source "$1"
 COMP_WORDS=(migrun ap); COMP_CWORD=1; _migrun; echo "1:${COMPREPLY[*]}"
 COMP_WORDS=(migrun apply --re); COMP_CWORD=2; _migrun; echo "2:${COMPREPLY[*]}"
 COMP_WORDS=(migrun doc pg_re); COMP_CWORD=2; _migrun; echo "3:${COMPREPLY[*]}"
-`, "bash", scriptFile)
-	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("bash: %v\n%s", err, out)
+`, "bash"}, []string{"1:apply\n", "2:--restart --resume\n", "3:pg_replicate pg_restore\n"}},
+		// zsh's completion system needs a terminal; the two functions the
+		// script calls are stood in for (compadd keeps, as zsh does, the
+		// candidates the word typed so far begins), the rest is zsh.
+		{"zsh", []string{"-f", "-c", `
+compdef() { :; }
+compadd() {
+	[ "$1" = -- ] && shift
+	local -a m; local c
+	for c in "$@"; do [[ $c == ${words[CURRENT]}* ]] && m+=($c); done
+	print -r -- "$n:$m"
+}
+source "$1"
+n=1 words=(migrun ap) CURRENT=2 _migrun
+n=2 words=(migrun apply --re) CURRENT=3 _migrun
+n=3 words=(migrun doc pg_re) CURRENT=3 _migrun
+`, "zsh"}, []string{"1:apply\n", "2:--restart --resume\n", "3:pg_replicate pg_restore\n"}},
+		{"fish", []string{"--no-config", "-c", `
+source $argv[1]
+complete -C "migrun ap" | string replace -r '^' '1:'
+complete -C "migrun apply --re" | string replace -r '^' '2:'
+complete -C "migrun doc pg_re" | string replace -r '^' '3:'
+`}, []string{"1:apply\n", "2:--restart\n", "2:--resume\n", "3:pg_replicate\n", "3:pg_restore\n"}},
 	}
-	for _, want := range []string{"1:apply\n", "2:--restart --resume\n", "3:pg_replicate pg_restore\n"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("bash completion lacks %q:\n%s", want, out)
-		}
+	for _, tt := range tests {
+		t.Run(tt.shell, func(t *testing.T) {
+			out := completionShell(t, tt.shell, tt.args...)
+			for _, want := range tt.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("%s completion lacks %q:\n%s", tt.shell, want, out)
+				}
+			}
+		})
 	}
 }
 
