@@ -515,9 +515,9 @@ func crashResume(t *testing.T, method string) {
 	viaCopy := method == "replicate=false"
 	padEngineDB(t, 48)
 	state := t.TempDir()
-	// The dump is a directory archive: its files are copied one by one,
-	// each through its own part file.
-	parts := filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs", "var", "tmp", "engine.dump", "*.migrun-part")
+	// The dump is a directory archive: it is copied as one stream into
+	// engine.dump.migrun-part, which becomes engine.dump at the end.
+	parts := filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs", "var", "tmp", "engine.dump.migrun-part", "*")
 	var before string
 	killedMidCopy := false
 	for round := 0; round < 60; round++ {

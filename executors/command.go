@@ -139,13 +139,21 @@ func displayCommand(cmd Command) string {
 	return secret.Mask(s)
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// Tail keeps the last bytes written to it, up to a bound: the end of a
+// command's output, which is where the error is. It is safe for
+// concurrent use. It is migrun's one output tail.
+type Tail struct {
+	mu  sync.Mutex
 	max int
 	buf []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+// NewTail keeps the last max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	n := len(p)
 	if len(p) > t.max {
 		p = p[len(p)-t.max:]
@@ -160,13 +168,30 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Bytes returns a copy of at most the last max bytes.
-func (t *tailBuffer) Bytes() []byte {
+// Bytes returns a copy of the tail.
+func (t *Tail) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	b := t.buf
 	if len(b) > t.max {
 		b = b[len(b)-t.max:]
 	}
 	return bytes.Clone(b)
+}
+
+func (t *Tail) String() string { return string(t.Bytes()) }
+
+// LastBytes keeps the last n bytes of s, starting at a line where it can,
+// marked with "…" when it cut.
+func LastBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+		s = s[i+1:]
+	}
+	return "…" + s
 }
 
 // output is the stdout and stderr plumbing of one command: the caller's
@@ -176,7 +201,7 @@ func (t *tailBuffer) Bytes() []byte {
 type output struct {
 	mu                     sync.Mutex
 	done                   bool
-	stdoutTail, stderrTail tailBuffer
+	stdoutTail, stderrTail *Tail
 	stdout, stderr         io.Writer // the caller's, may be nil
 	stdoutBroken           bool
 	stderrBroken           bool
@@ -184,8 +209,8 @@ type output struct {
 
 func newOutput(cmd Command) *output {
 	return &output{
-		stdoutTail: tailBuffer{max: OutputTail},
-		stderrTail: tailBuffer{max: OutputTail},
+		stdoutTail: NewTail(OutputTail),
+		stderrTail: NewTail(OutputTail),
 		stdout:     cmd.Stdout,
 		stderr:     cmd.Stderr,
 	}
@@ -211,9 +236,9 @@ func (w streamWriter) Write(p []byte) (int, error) {
 	if o.done {
 		return len(p), nil
 	}
-	tail, dst, broken := &o.stdoutTail, o.stdout, &o.stdoutBroken
+	tail, dst, broken := o.stdoutTail, o.stdout, &o.stdoutBroken
 	if w.stderr {
-		tail, dst, broken = &o.stderrTail, o.stderr, &o.stderrBroken
+		tail, dst, broken = o.stderrTail, o.stderr, &o.stderrBroken
 	}
 	tail.Write(p)
 	if dst != nil && !*broken {
@@ -245,15 +270,8 @@ func newExitError(host string, cmd Command, code int, stderr []byte) *ExitError 
 // stderrTail trims stderr to its last exitStderrMax bytes, starting at a
 // line boundary when one is near, for a readable one-line error.
 func stderrTail(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > exitStderrMax {
-		b = b[len(b)-exitStderrMax:]
-		if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
-			b = b[i+1:]
-		}
-		b = append([]byte("... "), b...)
-	}
-	return secret.Mask(strings.ToValidUTF8(string(b), "\uFFFD"))
+	s := LastBytes(string(bytes.TrimSpace(b)), exitStderrMax)
+	return secret.Mask(strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // requireTTYHint explains sudo's "you must have a tty" refusal (RHEL 7's

@@ -221,8 +221,19 @@ func (l *Local) WriteFile(ctx context.Context, p string, data []byte, attrs File
 	if err != nil {
 		return fmt.Errorf("%s: write %s: %w", l.name, p, err)
 	}
-	name := filepath.FromSlash(p)
-	mode := attrs.Mode & chmodBits
+	if err := WriteFileAtomic(filepath.FromSlash(p), data, attrs.Mode&chmodBits, uid, gid); err != nil {
+		return l.wrap("write", p, err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces the local file name with data so that a crash
+// at any moment leaves the old file or the new one, never a torn one: a
+// temporary file beside it, written, synced, given its owner (uid, gid;
+// -1 keeps) and mode, renamed over name, the directory synced. A zero mode
+// keeps the mode of the file being replaced, or gets the umask default.
+// It is migrun's one atomic local write (the journal uses it too).
+func WriteFileAtomic(name string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
 	if mode == 0 {
 		if fi, err := os.Stat(name); err == nil {
 			mode = fi.Mode() & chmodBits
@@ -236,7 +247,7 @@ func (l *Local) WriteFile(ctx context.Context, p string, data []byte, attrs File
 	}
 	tmp, f, err := createTemp(name, createPerm)
 	if err != nil {
-		return l.wrap("write", p, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -245,30 +256,30 @@ func (l *Local) WriteFile(ctx context.Context, p string, data []byte, attrs File
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
-		return l.wrap("write", p, err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return l.wrap("write", p, err)
+		return err
 	}
 	// chown before chmod: chown clears set-id bits.
 	if uid >= 0 || gid >= 0 {
 		if err := f.Chown(uid, gid); err != nil {
-			return l.wrap("chown", p, err)
+			return fmt.Errorf("chown: %w", err)
 		}
 	}
 	if mode != 0 {
 		if err := f.Chmod(mode); err != nil {
-			return l.wrap("chmod", p, err)
+			return fmt.Errorf("chmod: %w", err)
 		}
 	}
 	if err := f.Close(); err != nil {
-		return l.wrap("write", p, err)
+		return err
 	}
 	if err := os.Rename(tmp, name); err != nil {
-		return l.wrap("rename", p, err)
+		return err
 	}
 	// The rename is durable only once the directory entry is synced.
-	return l.syncDir(filepath.Dir(name))
+	return syncDir(filepath.Dir(name))
 }
 
 // createTemp creates .BASE.migrun-tmp-RANDOM next to name, exclusively.
@@ -285,16 +296,14 @@ func createTemp(name string, perm fs.FileMode) (string, *os.File, error) {
 	return "", nil, fmt.Errorf("create temporary file next to %s: too many collisions", name)
 }
 
-func (l *Local) syncDir(dir string) error {
+// syncDir makes the entries of dir (a rename into it) durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return l.wrap("sync", dir, err)
+		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return l.wrap("sync", dir, err)
-	}
-	return nil
+	return d.Sync()
 }
 
 // Open opens p for reading.

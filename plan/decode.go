@@ -27,7 +27,7 @@ func (l *loader) errorf(n *yaml.Node, step, format string, args ...any) {
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
-	l.errs = append(l.errs, e)
+	l.errs = append(l.errs, e.withField())
 }
 
 // deref follows a YAML alias to its anchored node. Aliases are allowed as a

@@ -3,6 +3,7 @@ package plan
 import (
 	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,7 +14,26 @@ type Error struct {
 	File         string
 	Line, Column int    // 1-based; 0 when the problem is not at one place (an unknown --var)
 	Step         string // id of the step it is in, if any
-	Msg          string
+	// Field is the dotted path of the field the problem is about
+	// ("copy.to", "hosts.db.port", "command.argv[2]"); "" when it is
+	// about a step or the plan as a whole. Msg starts with it.
+	Field string
+	Msg   string
+}
+
+// fieldPrefixRE matches the dotted path a message about one field starts
+// with: "copy.to: ", "hosts.db.port: ", "command.argv[2]: ". The first
+// part is a lowercase key, which keeps out "YAML: ..." and the messages
+// about a step or the plan as a whole ("no step kind; ...").
+var fieldPrefixRE = regexp.MustCompile(`^([a-z_][a-z0-9_]*(?:\[[0-9]+\])?(?:\.[^\s:]+)*): `)
+
+// withField fills e.Field from the start of its message, where every
+// message about one field names it.
+func (e *Error) withField() *Error {
+	if m := fieldPrefixRE.FindStringSubmatch(e.Msg); m != nil {
+		e.Field = m[1]
+	}
+	return e
 }
 
 // Error renders the problem as

@@ -61,13 +61,13 @@ func (l *loader) jumpsThroughHosts(hosts map[string]Host) {
 		}
 		first := hosts[seen[0]]
 		if slices.Contains(seen, h.Jump) {
-			l.errs = append(l.errs, &Error{File: l.file, Line: first.Line, Column: first.Column,
-				Msg: fmt.Sprintf("hosts.%s.jump: the hosts jump through each other in a loop (%s)", seen[0], strings.Join(append(seen, h.Jump), " -> "))})
+			l.errs = append(l.errs, (&Error{File: l.file, Line: first.Line, Column: first.Column,
+				Msg: fmt.Sprintf("hosts.%s.jump: the hosts jump through each other in a loop (%s)", seen[0], strings.Join(append(seen, h.Jump), " -> "))}).withField())
 			return "", false
 		}
 		if j.Local {
-			l.errs = append(l.errs, &Error{File: l.file, Line: h.Line, Column: h.Column,
-				Msg: fmt.Sprintf("hosts.%s.jump: %q is the machine migrun runs on (local: true); a jump host is reached over SSH", name, h.Jump)})
+			l.errs = append(l.errs, (&Error{File: l.file, Line: h.Line, Column: h.Column,
+				Msg: fmt.Sprintf("hosts.%s.jump: %q is the machine migrun runs on (local: true); a jump host is reached over SSH", name, h.Jump)}).withField())
 			return "", false
 		}
 		before, ok := resolve(h.Jump, append(seen, h.Jump), keys)

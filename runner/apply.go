@@ -411,7 +411,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 	if err != nil {
 		return fail(err)
 	}
-	rec.Changed, rec.Output = out.Changed, a.clean(tail(out.Output, 4096))
+	rec.Changed, rec.Output = out.Changed, a.clean(executors.LastBytes(out.Output, 4096))
 	ran()
 	a.finish(rec, StatusDone, "")
 	e = ev
@@ -447,16 +447,4 @@ func (a *applier) applyWithRetries(ctx context.Context, st plan.Step, rt *steps.
 			return out, err
 		}
 	}
-}
-
-// tail keeps the last n bytes of s, cut at a line start where possible.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-		s = s[i+1:]
-	}
-	return "…" + s
 }

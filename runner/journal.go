@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/migrun/migrun/executors"
 )
 
 // Step and run statuses as the journal records them.
@@ -129,42 +130,6 @@ func ReadJournal(path string) (*Journal, error) {
 	return &j, nil
 }
 
-// writeFileAtomic replaces path with data so that a crash at any moment
-// leaves either the old or the new file, never a torn one: write a
-// temporary file, fsync it, rename it over path, fsync the directory.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // save writes the journal durably.
 func (j *Journal) save(path string, now time.Time) error {
 	j.Updated = now
@@ -172,7 +137,7 @@ func (j *Journal) save(path string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, append(data, '\n'), 0o600); err != nil {
+	if err := executors.WriteFileAtomic(path, append(data, '\n'), 0o600, -1, -1); err != nil {
 		return fmt.Errorf("write journal %s: %w", path, err)
 	}
 	return nil

@@ -121,16 +121,13 @@ type StepError struct {
 }
 
 func (e *StepError) Error() string {
-	msg := e.Err.Error()
-	if strings.HasPrefix(msg, "step "+e.Step+": ") {
-		// The kind named the step and its host already: say it once.
-		return msg
-	}
 	where := "step " + e.Step
-	if e.Host != "" {
+	var we *steps.WhereError
+	if e.Host != "" && !errors.As(e.Err, &we) {
+		// A kind that says where it failed names the host itself.
 		where += " on " + e.Host
 	}
-	return where + ": " + msg
+	return where + ": " + e.Err.Error()
 }
 
 func (e *StepError) Unwrap() error { return e.Err }

@@ -733,14 +733,17 @@ func TestJournalLogReplaysAfterCrash(t *testing.T) {
 }
 
 func TestStepErrorNamesTheStepOnce(t *testing.T) {
-	tests := []struct{ inner, want string }{
-		{"boom", "step a on db: boom"},
-		// service, command and the kinds built on them name the step.
-		{"step a: service x on db: boom", "step a: service x on db: boom"},
-		{"step ab: boom", "step a on db: step ab: boom"},
+	tests := []struct {
+		inner error
+		want  string
+	}{
+		{errors.New("boom"), "step a on db: boom"},
+		// service, command and the kinds built on them say where.
+		{&steps.WhereError{Where: "service x on db", Err: errors.New("boom")}, "step a: service x on db: boom"},
+		{fmt.Errorf("check: %w", &steps.WhereError{Where: "run on db", Err: errors.New("boom")}), "step a: check: run on db: boom"},
 	}
 	for _, tt := range tests {
-		if got := (&StepError{Step: "a", Host: "db", Err: errors.New(tt.inner)}).Error(); got != tt.want {
+		if got := (&StepError{Step: "a", Host: "db", Err: tt.inner}).Error(); got != tt.want {
 			t.Errorf("StepError(%q) = %q, want %q", tt.inner, got, tt.want)
 		}
 	}

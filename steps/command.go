@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
@@ -238,14 +237,14 @@ func (c *Command) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	red := rt.Secrets.Writer(out)
 	// Keep twice the tail and cut after redacting: cutting first could
 	// leave the end of a secret value that no longer matches as a whole.
-	tail := &tailBuffer{max: 2 * outputTail}
+	tail := executors.NewTail(2 * outputTail)
 	w := io.MultiWriter(red, tail)
 	cmd.Stdout, cmd.Stderr = w, w
 
 	runErr := c.run(ctx, rt, ex, cmd, w)
 	red.Flush()
 	// Changed even on failure: the command may have done part of its work.
-	o := Outcome{Changed: true, Output: lastBytes(rt.Secrets.Redact(secret.Mask(tail.String())), outputTail)}
+	o := Outcome{Changed: true, Output: executors.LastBytes(rt.Secrets.Redact(secret.Mask(tail.String())), outputTail)}
 	if runErr != nil {
 		return o, c.wrap(rt, runErr)
 	}
@@ -301,10 +300,7 @@ func (c *Command) wrap(rt *Runtime, err error) error {
 	if rt.Become != "" {
 		where += " as " + rt.Become
 	}
-	if rt.StepID != "" {
-		return fmt.Errorf("step %s: run on %s: %w", rt.StepID, where, err)
-	}
-	return fmt.Errorf("run on %s: %w", where, err)
+	return &WhereError{Where: "run on " + where, Err: err}
 }
 
 // oneLine shortens a command to its first line, for reasons and messages.
@@ -331,40 +327,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// tailBuffer keeps the last max bytes written to it. The executor writes
-// stdout and stderr from two goroutines, hence the lock.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
-}
-
-// lastBytes keeps the last n bytes of s, starting at a line where it can.
-func lastBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-		s = s[i+1:]
-	}
-	return "…" + s
 }

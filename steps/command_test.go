@@ -247,8 +247,9 @@ func TestCommandExitError(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode != 3 {
 		t.Fatalf("Apply error = %v, want an *ExitError with code 3", err)
 	}
-	if !strings.Contains(err.Error(), "step s1") || !strings.Contains(err.Error(), "db") {
-		t.Errorf("error %q does not name the step and host", err)
+	var where *WhereError
+	if !errors.As(err, &where) || where.Where != "run on db" {
+		t.Errorf("error %q does not say where it ran", err)
 	}
 	if !strings.Contains(out.Output, "partial") || !strings.Contains(out.Output, "broken") {
 		t.Errorf("Output = %q, want the command's output kept on failure", out.Output)

@@ -251,16 +251,16 @@ func (c *Copy) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 				size += e.info.Size
 			}
 		}
-		detail = fmt.Sprintf("directory: %s, %s, sha256 verified", plural(files, "file", "files"), formatBytes(size))
+		detail = fmt.Sprintf("directory: %s, %s, sha256 verified", plural(files, "file", "files"), FormatBytes(size))
 	} else {
-		detail = formatBytes(root.Size) + ", sha256 verified"
+		detail = FormatBytes(root.Size) + ", sha256 verified"
 		off, err := t.resumePoint(ctx, t.to.Path, root.Size)
 		if err != nil {
 			act.Summary += then
 			return []Action{act}, err
 		}
 		if off > 0 {
-			detail += "; resumes from " + formatBytes(off)
+			detail += "; resumes from " + FormatBytes(off)
 		}
 	}
 	if c.Direct {
@@ -336,9 +336,9 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 		if err != nil {
 			return Outcome{Changed: true}, err
 		}
-		msg := "copied " + formatBytes(root.Size)
+		msg := "copied " + FormatBytes(root.Size)
 		if off > 0 {
-			msg += " (resumed from " + formatBytes(off) + ")"
+			msg += " (resumed from " + FormatBytes(off) + ")"
 		}
 		return Outcome{Changed: true, Output: t.relayNote() + msg + ", sha256 " + sum}, nil
 	}
@@ -353,8 +353,17 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 			total += e.info.Size
 		}
 	}
+	stream, err := t.streamUsable(ctx)
+	if err != nil {
+		return Outcome{}, err
+	}
 	bar := progressOf(rt).Start(Task{Label: label, Unit: UnitBytes, Total: total})
-	res, err := t.copyTree(ctx, tree, bar)
+	var res treeResult
+	if stream {
+		res, err = t.streamTree(ctx, tree, bar)
+	} else {
+		res, err = t.copyTree(ctx, tree, bar)
+	}
 	bar.Done(err)
 	out := Outcome{Changed: res.copied+res.attrs+res.dirs > 0, Output: t.relayNote() + res.String()}
 	return out, err
@@ -368,9 +377,9 @@ type treeResult struct {
 }
 
 func (r treeResult) String() string {
-	s := fmt.Sprintf("copied %s (%s)", plural(r.copied, "file", "files"), formatBytes(r.bytes))
+	s := fmt.Sprintf("copied %s (%s)", plural(r.copied, "file", "files"), FormatBytes(r.bytes))
 	if r.resumed > 0 {
-		s += " (resumed from " + formatBytes(r.resumed) + " already there)"
+		s += " (resumed from " + FormatBytes(r.resumed) + " already there)"
 	}
 	if r.attrs > 0 {
 		s += fmt.Sprintf(", fixed mode/owner of %d", r.attrs)
@@ -649,7 +658,7 @@ func (t *copier) compare(ctx context.Context, job fileJob) (fileState, error) {
 	case !fi.Mode.IsRegular():
 		return fileState{}, fmt.Errorf("%s is a %s, not a regular file", dst, describeType(fi.Mode))
 	case fi.Size != job.info.Size:
-		return fileState{reason: fmt.Sprintf("%s is %s, %s is %s", dst, formatBytes(fi.Size), src, formatBytes(job.info.Size))}, nil
+		return fileState{reason: fmt.Sprintf("%s is %s, %s is %s", dst, FormatBytes(fi.Size), src, FormatBytes(job.info.Size))}, nil
 	}
 	srcSum, dstSum, err := checksums(ctx, t.src, src, t.dst, dst)
 	if err != nil {
@@ -775,7 +784,7 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	}
 	if err != nil {
 		// The part stays: the next attempt resumes from it.
-		return "", fmt.Errorf("copy %s -> %s (at %s of %s): %w", src, part, formatBytes(offset+n), formatBytes(job.info.Size), err)
+		return "", fmt.Errorf("copy %s -> %s (at %s of %s): %w", src, part, FormatBytes(offset+n), FormatBytes(job.info.Size), err)
 	}
 
 	// The source is hashed after the copy, not before, so that a source
@@ -856,7 +865,7 @@ func (t *copier) stream(ctx context.Context, w io.Writer, src location, offset, 
 	lr := &io.LimitedReader{R: &progressReader{ctx: ctx, r: in, bar: bar}, N: n}
 	copied, err := io.CopyBuffer(w, lr, make([]byte, chunk))
 	if err == nil && copied < n {
-		err = fmt.Errorf("%s ended after %s: it shrank during the copy", src, formatBytes(offset+copied))
+		err = fmt.Errorf("%s ended after %s: it shrank during the copy", src, FormatBytes(offset+copied))
 	}
 	return copied, err
 }
@@ -896,21 +905,4 @@ func checksums(ctx context.Context, a executors.Executor, al location, b executo
 		errB = fmt.Errorf("sha256 of %s: %w", bl, errB)
 	}
 	return sa, sb, errors.Join(errA, errB)
-}
-
-// formatBytes renders a size for people: "512 B", "12.3 MiB", "1.2 GiB".
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	return s + " " + "KMGTPE"[exp:exp+1] + "iB"
 }

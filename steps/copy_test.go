@@ -355,7 +355,7 @@ func TestCopyResume(t *testing.T) {
 			}
 			wantDesc := "copy engine:" + src + " -> db:" + dst + " (5.3 MiB, sha256 verified"
 			if tt.wantFrom > 0 {
-				wantDesc += "; resumes from " + formatBytes(tt.wantFrom)
+				wantDesc += "; resumes from " + FormatBytes(tt.wantFrom)
 			} else if tt.wantFrom < 0 {
 				wantDesc += "; resumes from 3 MiB"
 			}
@@ -391,7 +391,7 @@ func TestCopyResume(t *testing.T) {
 			if prog.done != tt.wantFrom || prog.done+prog.added != int64(len(data)) {
 				t.Errorf("progress started at %d and added %d; want start %d, sum %d", prog.done, prog.added, tt.wantFrom, len(data))
 			}
-			if tt.wantFrom > 0 && !strings.Contains(out.Output, "resumed from "+formatBytes(tt.wantFrom)) {
+			if tt.wantFrom > 0 && !strings.Contains(out.Output, "resumed from "+FormatBytes(tt.wantFrom)) {
 				t.Errorf("Output = %q, want the resume noted", out.Output)
 			}
 		})
@@ -653,8 +653,8 @@ func TestFormatBytes(t *testing.T) {
 		0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 512 * mib: "512 MiB",
 		1288490189: "1.2 GiB", 5 << 40: "5 TiB",
 	} {
-		if got := formatBytes(n); got != want {
-			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }

@@ -468,7 +468,7 @@ func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) 
 		out = io.Discard
 	}
 	red := rt.Secrets.Writer(out)
-	tail := &tailBuffer{max: outputTail}
+	tail := executors.NewTail(outputTail)
 	w := io.MultiWriter(red, tail)
 	argv := b.argv(passfiles)
 	_, runErr := ex.Run(ctx, executors.Command{Argv: argv, Stdout: w, Stderr: w})

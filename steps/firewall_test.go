@@ -175,8 +175,8 @@ func TestFirewallIptablesErrors(t *testing.T) {
 	// A failing insert keeps its ExitError.
 	h = newScriptedHost(t, replyFail("iptables -C", 1, ""), replyOK("iptables -S INPUT", ""), replyFail("iptables -I", 1, "iptables: Index of insertion too big."))
 	_, err = (&Firewall{Port: 5432, Backend: "iptables", Persist: "false"}).Apply(ctx, runOn(h))
-	if !errors.As(err, &exit) || !strings.Contains(err.Error(), "step s1: firewall: open 5432/tcp on db") {
-		t.Errorf("Apply error = %v, want the ExitError, naming step and host", err)
+	if !errors.As(err, &exit) || !strings.HasPrefix(err.Error(), "firewall: open 5432/tcp on db: ") {
+		t.Errorf("Apply error = %v, want the ExitError, naming the work and host", err)
 	}
 }
 

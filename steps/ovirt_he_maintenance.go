@@ -169,7 +169,7 @@ func parseHEGlobalMaintenance(out []byte) (bool, error) {
 	}
 	raw, ok := status["global_maintenance"]
 	if !ok {
-		return false, fmt.Errorf("hosted-engine --vm-status --json: no global_maintenance in %s", lastBytes(string(out), 200))
+		return false, fmt.Errorf("hosted-engine --vm-status --json: no global_maintenance in %s", executors.LastBytes(string(out), 200))
 	}
 	var global bool
 	if err := json.Unmarshal(raw, &global); err != nil {

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -103,8 +104,9 @@ func TestOvirtHEMaintenanceRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Check error = %v, want one containing %q", err, tt.want)
 			}
-			if !strings.Contains(err.Error(), "step he-global-maintenance") || !strings.Contains(err.Error(), " on db") {
-				t.Errorf("the error does not name the step and the host: %v", err)
+			var where *WhereError
+			if !errors.As(err, &where) || !strings.HasSuffix(where.Where, " on db") {
+				t.Errorf("the error does not say where it failed: %v", err)
 			}
 			if c := h.changes(); len(c) > 0 {
 				t.Errorf("Check changed the host: %q", c)

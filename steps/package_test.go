@@ -133,8 +133,8 @@ func TestPackageErrors(t *testing.T) {
 	h = newScriptedHost(t, hasDnf, replyOut("rpm -q", 1, "package x is not installed\n"),
 		&scriptedReply{prefix: "dnf install", code: 1, out: "Last metadata expiration check\n", errOut: "Error: Unable to find a match: x"})
 	out, err := (&Package{Names: []string{"x"}}).Apply(ctx, runOn(h))
-	if !errors.As(err, &exit) || exit.ExitCode != 1 || !strings.Contains(err.Error(), "step s1: install packages x on db") {
-		t.Errorf("Apply error = %v, want dnf's ExitError, naming step and host", err)
+	if !errors.As(err, &exit) || exit.ExitCode != 1 || !strings.HasPrefix(err.Error(), "install packages x on db: ") {
+		t.Errorf("Apply error = %v, want dnf's ExitError, naming the work and host", err)
 	}
 	if !out.Changed || !strings.Contains(out.Output, "Unable to find a match") {
 		t.Errorf("Outcome = %+v, want changed with dnf's output", out)

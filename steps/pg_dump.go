@@ -263,7 +263,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 
 	cmd := d.target().clientCommand(d.argv(part), false)
-	tail := &tailBuffer{max: outputTail}
+	tail := executors.NewTail(outputTail)
 	var w io.Writer = tail
 	if rt.Output != nil {
 		w = io.MultiWriter(rt.Output, tail)
@@ -317,7 +317,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if out != "" {
 		out += "\n"
 	}
-	return Outcome{Changed: true, Output: out + fmt.Sprintf("dumped %s to %s: %s, %s", d.Database, d.File, formatBytes(dg.Size), what)}, nil
+	return Outcome{Changed: true, Output: out + fmt.Sprintf("dumped %s to %s: %s, %s", d.Database, d.File, FormatBytes(dg.Size), what)}, nil
 }
 
 // removeTree removes p and everything under it; a missing p is fine. It

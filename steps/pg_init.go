@@ -197,7 +197,7 @@ func (i *PgInit) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, err
 	}
 	res, err := ex.Run(ctx, cmd)
-	out := Outcome{Changed: true, Output: lastBytes(strings.TrimSpace(string(res.Stdout)+"\n"+string(res.Stderr)), outputTail)}
+	out := Outcome{Changed: true, Output: executors.LastBytes(strings.TrimSpace(string(res.Stdout)+"\n"+string(res.Stderr)), outputTail)}
 	if err != nil {
 		return out, fmt.Errorf("initialise the cluster: %w", err)
 	}

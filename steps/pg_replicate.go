@@ -780,7 +780,7 @@ func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst exec
 	if err != nil {
 		return "", fmt.Errorf("copy the schema: %w: %s", err, strings.TrimSpace(out.String()))
 	}
-	return "copied the schema (" + formatBytes(res.bytes) + " archive)" + res.report.acceptedNote(), nil
+	return "copied the schema (" + FormatBytes(res.bytes) + " archive)" + res.report.acceptedNote(), nil
 }
 
 // checkTablesEmpty makes sure a schema left by an interrupted run holds
@@ -926,7 +926,7 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 		return Outcome{}, err
 	}
 	caught := fmt.Sprintf("target caught up with %s in %s (%s behind at the start); ", r.where(r.Source),
-		time.Since(begin).Round(time.Millisecond), formatBytes(final.lag))
+		time.Since(begin).Round(time.Millisecond), FormatBytes(final.lag))
 	return r.cutOver(ctx, src, dst, st, final, caught)
 }
 
@@ -1015,7 +1015,7 @@ func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wai
 			if m := replBehindRE.FindStringSubmatch(exit.Stderr); m != nil {
 				behind, _ := strconv.ParseInt(m[1], 10, 64)
 				return f, fmt.Errorf("the target is still %s behind the source after %s (catch_up_timeout); is its subscription worker running? (pg_stat_subscription on %s)",
-					formatBytes(behind), r.catchUpTimeout(), r.Target.Host)
+					FormatBytes(behind), r.catchUpTimeout(), r.Target.Host)
 			}
 			if strings.Contains(exit.Stderr, "migrun-noslot") {
 				return f, fmt.Errorf("replication slot %s is gone from %s", r.name(), r.Source.Host)

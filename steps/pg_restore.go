@@ -347,7 +347,7 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 
 	cmd := r.command(clean)
 	errs := &restoreErrors{}
-	out := &tailBuffer{max: outputTail}
+	out := executors.NewTail(outputTail)
 	var w io.Writer = out
 	if rt.Output != nil {
 		w = io.MultiWriter(rt.Output, out)
@@ -718,7 +718,7 @@ func (rep restoreReport) total() int {
 }
 
 func (rep restoreReport) summary(file, database string, dg archiveDigest) string {
-	s := fmt.Sprintf("restored %s (%s, sha256 %s) into %s", file, formatBytes(dg.Size), shortSum(dg.SHA256), database)
+	s := fmt.Sprintf("restored %s (%s, sha256 %s) into %s", file, FormatBytes(dg.Size), shortSum(dg.SHA256), database)
 	return s + rep.acceptedNote()
 }
 

@@ -207,7 +207,7 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	}
 	if s.ours(m, id, rt.RunID) && m.State == "done" {
 		return Check{Done: true, Reason: fmt.Sprintf("streamed from %s into %s at %s (%s, sha256 %s)",
-			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), formatBytes(m.Size), shortSum(m.SHA256))}, nil
+			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), FormatBytes(m.Size), shortSum(m.SHA256))}, nil
 	}
 	objs, err := targetObjects(ctx, dst, s.Target)
 	if err != nil {
@@ -410,7 +410,7 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return o, wrap(err)
 	}
 	o.Output = strings.TrimSpace(o.Output + "\n" + fmt.Sprintf("streamed %s into %s: %s (sha256 %s) in %s",
-		s.where(s.Source), s.where(s.Target), formatBytes(res.bytes), shortSum(res.sha256), time.Since(begin).Round(100*time.Millisecond)) +
+		s.where(s.Source), s.where(s.Target), FormatBytes(res.bytes), shortSum(res.sha256), time.Since(begin).Round(100*time.Millisecond)) +
 		res.report.acceptedNote())
 	return o, nil
 }
@@ -487,13 +487,13 @@ func (s *PgStream) stream(ctx context.Context, rt *Runtime, src, dst executors.E
 	var err error
 	switch report, rerr := errs.result(restoreErr, harmless, streamRetryAdvice); {
 	case ctx.Err() != nil:
-		err = fmt.Errorf("stream interrupted after %s: %w", formatBytes(res.bytes), ctx.Err())
+		err = fmt.Errorf("stream interrupted after %s: %w", FormatBytes(res.bytes), ctx.Err())
 	case dumpErr != nil && first == "source":
-		err = fmt.Errorf("pg_dump failed after %s: %w", formatBytes(res.bytes), dumpErr)
+		err = fmt.Errorf("pg_dump failed after %s: %w", FormatBytes(res.bytes), dumpErr)
 	case rerr != nil:
 		err = rerr
 	case dumpErr != nil:
-		err = fmt.Errorf("pg_restore ended before pg_dump on %s finished the stream (after %s): %w", s.Source.Host, formatBytes(res.bytes), dumpErr)
+		err = fmt.Errorf("pg_restore ended before pg_dump on %s finished the stream (after %s): %w", s.Source.Host, FormatBytes(res.bytes), dumpErr)
 	default:
 		res.report = report
 	}
@@ -534,8 +534,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // for the step's outcome and error, and rt.Output when there is one,
 // locked since the two write at once and rt.Output need not be safe for
 // that.
-func streamOutput(rt *Runtime) (*tailBuffer, io.Writer) {
-	out := &tailBuffer{max: outputTail}
+func streamOutput(rt *Runtime) (*executors.Tail, io.Writer) {
+	out := executors.NewTail(outputTail)
 	if rt.Output == nil {
 		return out, out
 	}

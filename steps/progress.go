@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -83,4 +84,20 @@ func (l *lineProgress) Close() error {
 		l.partial = nil
 	}
 	return nil
+}
+
+// FormatBytes renders a size for people: "512 B", "12 MiB", "12.3 MiB",
+// "1.2 GiB". It is the one byte formatter of migrun's output.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	s := strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64)
+	return strings.TrimSuffix(s, ".0") + " " + "KMGTPE"[exp:exp+1] + "iB"
 }

@@ -478,13 +478,13 @@ type hostCmd struct {
 type hostSession struct {
 	rt   *Runtime
 	ex   executors.Executor
-	what string      // "service nginx": names the work in errors
-	tail *tailBuffer // output of the commands run, for the Outcome
-	out  io.Writer   // rt.Output, never nil
+	what string          // "service nginx": names the work in errors
+	tail *executors.Tail // output of the commands run, for the Outcome
+	out  io.Writer       // rt.Output, never nil
 }
 
 func openHost(ctx context.Context, rt *Runtime, what string) (*hostSession, error) {
-	h := &hostSession{rt: rt, what: what, tail: &tailBuffer{max: 2 * outputTail}, out: rt.Output}
+	h := &hostSession{rt: rt, what: what, tail: executors.NewTail(2 * outputTail), out: rt.Output}
 	if h.out == nil {
 		h.out = io.Discard
 	}
@@ -507,10 +507,7 @@ func (h *hostSession) where() string {
 // wrap names the step, the work and the host. An *executors.ExitError
 // stays reachable with errors.As.
 func (h *hostSession) wrap(err error) error {
-	if h.rt.StepID != "" {
-		return fmt.Errorf("step %s: %s on %s: %w", h.rt.StepID, h.what, h.where(), err)
-	}
-	return fmt.Errorf("%s on %s: %w", h.what, h.where(), err)
+	return &WhereError{Where: h.what + " on " + h.where(), Err: err}
 }
 
 // probeResult is a read-only command that ran to completion.
@@ -590,7 +587,7 @@ func (h *hostSession) run(ctx context.Context, c hostCmd) error {
 
 // outcome reports the commands' output; changed is false when nothing ran.
 func (h *hostSession) outcome(changed bool) Outcome {
-	return Outcome{Changed: changed, Output: lastBytes(h.rt.Secrets.Redact(h.tail.String()), outputTail)}
+	return Outcome{Changed: changed, Output: executors.LastBytes(h.rt.Secrets.Redact(h.tail.String()), outputTail)}
 }
 
 // show renders a command as a person would type it.

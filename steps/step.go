@@ -147,6 +147,17 @@ type Bar interface {
 	Done(err error)
 }
 
+// WhereError says where a step's work failed: "run on db as postgres",
+// "stop ovirt-engine on engine". The runner puts the step's id before it
+// and, since it names the host, not the host again.
+type WhereError struct {
+	Where string
+	Err   error
+}
+
+func (e *WhereError) Error() string { return e.Where + ": " + e.Err.Error() }
+func (e *WhereError) Unwrap() error { return e.Err }
+
 // Kind describes one step kind for the registry, docs and schema.
 type Kind struct {
 	Name    string // the plan key: "command", "copy"

@@ -225,7 +225,7 @@ func waitJudgeExit(r probeResult) (bool, string) {
 	}
 	if out != "" {
 		// Reasons are one line.
-		note += ": " + strings.Join(strings.Fields(lastBytes(out, 1<<10)), " ")
+		note += ": " + strings.Join(strings.Fields(executors.LastBytes(out, 1<<10)), " ")
 	}
 	return false, note
 }
@@ -349,7 +349,7 @@ func (w *Wait) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 			// The exit error holds stderr; stdout may be what says why.
 			var out string
 			if s := strings.TrimSpace(string(r.Stdout)); s != "" {
-				out = "; its output: " + lastBytes(s, 1<<10)
+				out = "; its output: " + executors.LastBytes(s, 1<<10)
 			}
 			return Outcome{Output: note}, h.wrap(fmt.Errorf("not ready after %s (%s); last try: %w%s", timeout, tries, r.exit, out))
 		}

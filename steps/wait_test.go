@@ -123,8 +123,8 @@ func TestWaitTimeout(t *testing.T) {
 		t.Errorf("Apply took %s, want about 60ms", took)
 	}
 	if err == nil || !strings.Contains(err.Error(), "not ready after 60ms") || !strings.Contains(err.Error(), "last try: HTTP 503") ||
-		!strings.Contains(err.Error(), "step s1: wait for "+healthURL+" to answer 200-399 on db") {
-		t.Errorf("Apply error = %v, want a timeout naming the step, target, host and last answer", err)
+		!strings.HasPrefix(err.Error(), "wait for "+healthURL+" to answer 200-399 on db: ") {
+		t.Errorf("Apply error = %v, want a timeout naming the target, host and last answer", err)
 	}
 	if out.Changed || out.Output != "HTTP 503" {
 		t.Errorf("Outcome = %+v, want unchanged with the last answer", out)

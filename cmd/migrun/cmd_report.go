@@ -62,12 +62,7 @@ func runReport(ctx context.Context, args []string, e env) error {
 	} else if p, err = loadPlan(files[0], &c, e); err != nil {
 		return err
 	}
-	dir := c.stateDir
-	if dir == "" {
-		dir = runner.DefaultStateDir(p.File)
-	}
-	path := runner.JournalPath(dir, p.Name)
-	j, err := runner.ReadJournal(path)
+	path, j, err := readJournalOf(p, &c)
 	if err != nil {
 		return err
 	}

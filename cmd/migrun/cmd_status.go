@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/migrun/migrun/plan"
 	"github.com/migrun/migrun/runner"
 )
 
@@ -36,12 +37,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	dir := c.stateDir
-	if dir == "" {
-		dir = runner.DefaultStateDir(p.File)
-	}
-	path := runner.JournalPath(dir, p.Name)
-	j, err := runner.ReadJournal(path)
+	path, j, err := readJournalOf(p, &c)
 	if err != nil {
 		return err
 	}
@@ -150,4 +146,16 @@ func detectedLine(j *runner.Journal) string {
 		parts = append(parts, fmt.Sprintf("%s = %t", name, j.Detected[name]))
 	}
 	return "Detected when the run started (a resume goes on with these): " + strings.Join(parts, ", ")
+}
+
+// readJournalOf reads the journal of plan p from --state-dir, or the
+// plan's default state directory; j is nil when the plan never ran.
+func readJournalOf(p *plan.Plan, c *commonFlags) (path string, j *runner.Journal, err error) {
+	dir := c.stateDir
+	if dir == "" {
+		dir = runner.DefaultStateDir(p.File)
+	}
+	path = runner.JournalPath(dir, p.Name)
+	j, err = runner.ReadJournal(path)
+	return path, j, err
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -178,7 +177,7 @@ func (o validateOutput) problems(file string, errs plan.Errors, summary bool) {
 	for _, pe := range errs {
 		o.writeJSON(validProblem{
 			File: pe.File, Line: pe.Line, Column: pe.Column, Step: pe.Step,
-			Field: problemField(pe.Msg), Message: pe.Msg, Severity: "error",
+			Field: pe.Field, Message: pe.Msg, Severity: "error",
 		})
 	}
 }
@@ -202,20 +201,4 @@ func (o validateOutput) writeJSON(v any) {
 	// Messages quote YAML ("merge keys (<<)"); keep them readable.
 	enc.SetEscapeHTML(false)
 	enc.Encode(v) // a value of these types always encodes
-}
-
-// fieldPrefixRE matches the dotted path the loader starts a message about
-// one field with: "copy.to: ", "hosts.db.port: ", "command.argv[2]: ".
-// The first part is a lowercase key, which keeps out "YAML: ..." and the
-// messages about a step or the plan as a whole ("no step kind; ...").
-var fieldPrefixRE = regexp.MustCompile(`^([a-z_][a-z0-9_]*(?:\[[0-9]+\])?(?:\.[^\s:]+)*): `)
-
-// problemField is the field a loader message is about, "" when it is
-// about no single field. plan.Error has no field of its own; the loader
-// names the field at the start of the message instead.
-func problemField(msg string) string {
-	if m := fieldPrefixRE.FindStringSubmatch(msg); m != nil {
-		return m[1]
-	}
-	return ""
 }

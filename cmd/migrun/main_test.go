@@ -247,7 +247,7 @@ func TestTerminalProgress(t *testing.T) {
 		t.Fatalf("draws:\n%q", out)
 	}
 	final := out[strings.LastIndex(out, "\r\033[K"):]
-	if !strings.Contains(final, "100.0 MiB / 100.0 MiB (100%)") || !strings.Contains(final, "10.0 MiB/s") {
+	if !strings.Contains(final, "100 MiB / 100 MiB (100%)") || !strings.Contains(final, "10 MiB/s") {
 		t.Fatalf("final line %q: want totals and the rate of this run's bytes only", final)
 	}
 	if got := bar(50, 100, 10); got != "[=====>    ]" {

@@ -111,7 +111,7 @@ func progressLine(t steps.Task, done int64, elapsed time.Duration, final bool) s
 		rate = float64(done-t.Done) / s
 	}
 	if t.Unit == steps.UnitBytes {
-		line += fmt.Sprintf(", %s/s", byteSize(int64(rate)))
+		line += fmt.Sprintf(", %s/s", steps.FormatBytes(int64(rate)))
 	}
 	if !final && t.Total > 0 && rate > 0 {
 		eta := time.Duration(float64(t.Total-done)/rate) * time.Second
@@ -122,22 +122,9 @@ func progressLine(t steps.Task, done int64, elapsed time.Duration, final bool) s
 
 func amount(u steps.Unit, n int64) string {
 	if u == steps.UnitBytes {
-		return byteSize(n)
+		return steps.FormatBytes(n)
 	}
 	return fmt.Sprintf("%d %s", n, u)
-}
-
-func byteSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // bar draws [=====>     ] for done of total in width cells.
