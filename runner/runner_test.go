@@ -367,7 +367,8 @@ func TestPointOfNoReturnStopsOnFailure(t *testing.T) {
 				// A crash after the marked step: the resume finds it done.
 				f.spec(2).started, f.spec(2).release = make(chan struct{}), make(chan struct{})
 				ctx, cancel := context.WithCancel(context.Background())
-				go func() { <-f.spec(2).started; cancel() }()
+				started := f.spec(2).started
+				go func() { <-started; cancel() }()
 				if _, err := f.runner(Options{}).Apply(ctx); !errors.Is(err, context.Canceled) {
 					t.Fatalf("interrupted apply: %v", err)
 				}
