@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -46,24 +47,29 @@ func dialProxyCommand(command string) (net.Conn, error) {
 // connection is closed.
 const proxyCommandGrace = 2 * time.Second
 
-// proxyConn ends the command when the connection is closed.
+// proxyConn ends the command when the connection is closed. The SSH
+// library may close it from more than one goroutine: the first does it.
 type proxyConn struct {
 	net.Conn
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	once sync.Once
+	err  error
 }
 
 func (c *proxyConn) Close() error {
-	err := c.Conn.Close()
-	// ssh sends SIGHUP to its proxy command. One that ignores it and its
-	// closed stdin is killed rather than waited for forever.
-	_ = c.cmd.Process.Signal(syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(proxyCommandGrace):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
-	return err
+	c.once.Do(func() {
+		c.err = c.Conn.Close()
+		// ssh sends SIGHUP to its proxy command. One that ignores it and
+		// its closed stdin is killed rather than waited for forever.
+		_ = c.cmd.Process.Signal(syscall.SIGHUP)
+		done := make(chan struct{})
+		go func() { _ = c.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(proxyCommandGrace):
+			_ = c.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return c.err
 }
