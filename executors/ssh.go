@@ -13,9 +13,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// SSHConfig says how to reach one host over SSH. Empty fields are filled
-// from ~/.ssh/config (HostName, User, Port, IdentityFile, ProxyJump), then
-// from defaults.
+// SSHConfig says how to reach one host over SSH. Its fields act as ssh's
+// command line: they win over ssh_config, which fills the rest as ssh does
+// (package sshconfig: HostName, User, Port, IdentityFile, ProxyJump,
+// ProxyCommand, the known_hosts settings), then ssh's defaults.
 type SSHConfig struct {
 	// Name is the plan's name for the host, used in every message.
 	Name string
@@ -37,12 +38,14 @@ type SSHConfig struct {
 	JumpIdentityFiles map[string][]string
 	// BecomeMethod is "sudo" (the default) or "su".
 	BecomeMethod string
-	// KnownHostsFile defaults to ~/.ssh/known_hosts.
+	// KnownHostsFile replaces ssh_config's UserKnownHostsFile (default
+	// ~/.ssh/known_hosts and ~/.ssh/known_hosts2); the global files stay.
 	KnownHostsFile string
 	// AcceptNewHostKeys trusts and records the key of a host that is not
 	// in KnownHostsFile yet. A changed key is refused regardless.
 	AcceptNewHostKeys bool
-	// SSHConfigFile defaults to ~/.ssh/config; "none" disables it.
+	// SSHConfigFile is the one ssh_config file to read, as ssh -F; empty
+	// reads ~/.ssh/config and /etc/ssh/ssh_config; "none" reads none.
 	SSHConfigFile string
 	// ConnectTimeout bounds the TCP connect and, separately, the SSH
 	// handshake of each hop. Default 15s.

@@ -29,9 +29,9 @@ func (c *commonFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&c.stateDir, "state-dir", "", "journal and lock `directory` (default .migrun/ beside the plan)")
 	fs.StringVar(&c.output, "output", "text", "output `format`: text or json (JSON lines events)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: stream command output")
-	fs.StringVar(&c.knownHosts, "known-hosts", "", "known_hosts `file` (default ~/.ssh/known_hosts)")
+	fs.StringVar(&c.knownHosts, "known-hosts", "", "known_hosts `file` to check and record host keys in (default: ssh_config's UserKnownHostsFile, ~/.ssh/known_hosts; the global files are read too)")
 	fs.BoolVar(&c.acceptNew, "accept-new-host-keys", false, "trust and record the keys of hosts not yet in known_hosts (a changed key is always refused)")
-	fs.StringVar(&c.sshConfig, "ssh-config", "", "ssh config `file` (default ~/.ssh/config; \"none\" to ignore it)")
+	fs.StringVar(&c.sshConfig, "ssh-config", "", "the one ssh_config `file` to read, as ssh -F (default ~/.ssh/config, then /etc/ssh/ssh_config; \"none\" to read none)")
 	fs.StringVar(&c.identity, "identity", "", "private key `file` to offer to every SSH host, before the agent's keys")
 	fs.StringVar(&c.connTimeout, "connect-timeout", "15s", "SSH connect and handshake `timeout`")
 }

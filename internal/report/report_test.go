@@ -148,6 +148,7 @@ func TestReportInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(dir, "shot.png")
+	// REPORT_SHOT_DIR=DIR keeps the page and its screenshot there, to look at.
 	if d := os.Getenv("REPORT_SHOT_DIR"); d != "" {
 		shot = filepath.Join(d, "shot.png")
 		os.WriteFile(filepath.Join(d, "report.html"), buf.Bytes(), 0o644)
