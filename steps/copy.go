@@ -890,14 +890,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // checksums hashes two files at once, each on its own host: for a large
 // dump that halves the wait.
 func checksums(ctx context.Context, a executors.Executor, al location, b executors.Executor, bl location) (string, string, error) {
-	var (
-		wg         sync.WaitGroup
-		sa, sb     string
-		errA, errB error
-	)
-	wg.Go(func() { sa, errA = a.Checksum(ctx, al.Path) })
-	sb, errB = b.Checksum(ctx, bl.Path)
-	wg.Wait()
+	sa, sb, errA, errB := atOnce(
+		func() (string, error) { return a.Checksum(ctx, al.Path) },
+		func() (string, error) { return b.Checksum(ctx, bl.Path) })
 	if errA != nil {
 		errA = fmt.Errorf("sha256 of %s: %w", al, errA)
 	}
@@ -905,4 +900,14 @@ func checksums(ctx context.Context, a executors.Executor, al location, b executo
 		errB = fmt.Errorf("sha256 of %s: %w", bl, errB)
 	}
 	return sa, sb, errors.Join(errA, errB)
+}
+
+// atOnce runs a and b concurrently, the two hosts of a copy answering at
+// the same time, and returns both answers.
+func atOnce[A, B any](a func() (A, error), b func() (B, error)) (ra A, rb B, errA, errB error) {
+	var wg sync.WaitGroup
+	wg.Go(func() { ra, errA = a() })
+	rb, errB = b()
+	wg.Wait()
+	return ra, rb, errA, errB
 }

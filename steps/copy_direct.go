@@ -11,7 +11,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -203,13 +202,11 @@ exit $rc`
 // sums returns the sha256 of the source file and of the part, computed
 // on both hosts at once, the part synced to disk on the way.
 func (l *directLink) sums(ctx context.Context, srcPath, part string) (srcSum, dstSum string, err error) {
-	var (
-		wg   sync.WaitGroup
-		errA error
-	)
-	wg.Go(func() { srcSum, errA = l.src.Checksum(ctx, srcPath) })
-	res, errB := l.dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c", syncAndHashScript, "sh", part}})
-	wg.Wait()
+	srcSum, res, errA, errB := atOnce(
+		func() (string, error) { return l.src.Checksum(ctx, srcPath) },
+		func() (executors.Result, error) {
+			return l.dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c", syncAndHashScript, "sh", part}})
+		})
 	if errA != nil {
 		errA = fmt.Errorf("sha256 of %s:%s: %w", l.src.Name(), srcPath, errA)
 	}

@@ -218,13 +218,9 @@ func sums(ctx context.Context, ex executors.Executor, dir string, rels []string)
 
 // sumBoth hashes rels on the source and in the part directory at once.
 func (t *copier) sumBoth(ctx context.Context, rels []string, part location) (src, dst map[string]string, err error) {
-	var (
-		wg   sync.WaitGroup
-		errA error
-	)
-	wg.Go(func() { src, errA = sums(ctx, t.src, t.from.Path, rels) })
-	dst, errB := sums(ctx, t.dst, part.Path, rels)
-	wg.Wait()
+	src, dst, errA, errB := atOnce(
+		func() (map[string]string, error) { return sums(ctx, t.src, t.from.Path, rels) },
+		func() (map[string]string, error) { return sums(ctx, t.dst, part.Path, rels) })
 	if errA != nil {
 		errA = fmt.Errorf("sha256 on %s: %w", t.from, errA)
 	}

@@ -1,7 +1,6 @@
 package steps
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -529,7 +528,7 @@ func (e restoreError) String() string {
 //	pg_restore: warning: errors ignored on restore: 1
 type restoreErrors struct {
 	mu       sync.Mutex
-	partial  []byte
+	lines    lineSplitter
 	entry    string
 	cur      *restoreError // the error whose continuation lines may follow
 	inCmd    bool          // cur's "Command was:" started: further lines are its SQL
@@ -540,31 +539,17 @@ type restoreErrors struct {
 func (p *restoreErrors) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.partial = append(p.partial, b...)
-	for {
-		i := bytes.IndexByte(p.partial, '\n')
-		if i < 0 {
-			break
-		}
-		p.line(string(p.partial[:i]))
-		p.partial = p.partial[i+1:]
-	}
-	// A pathological line without newlines must not grow without bound.
-	if len(p.partial) > 64<<10 {
-		p.line(string(p.partial))
-		p.partial = p.partial[:0]
-	}
+	p.lines.feed(b, p.lineBytes)
 	return len(b), nil
 }
+
+func (p *restoreErrors) lineBytes(b []byte) { p.line(strings.TrimSuffix(string(b), "\n")) }
 
 // flush parses a last line that had no newline.
 func (p *restoreErrors) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.partial) > 0 {
-		p.line(string(p.partial))
-		p.partial = nil
-	}
+	p.lines.flush(p.lineBytes)
 	p.end()
 }
 

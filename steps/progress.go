@@ -42,26 +42,13 @@ type lineProgress struct {
 	limit    int64 // the bar's total: counting stops there (0: no limit)
 	mu       sync.Mutex
 	counted  int64
-	partial  []byte
+	lines    lineSplitter
 }
 
 func (l *lineProgress) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.partial = append(l.partial, b...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.line(l.partial[:i+1])
-		l.partial = l.partial[i+1:]
-	}
-	// A pathological line without newlines must not grow without bound.
-	if len(l.partial) > 64<<10 {
-		l.line(l.partial)
-		l.partial = nil
-	}
+	l.lines.feed(b, l.line)
 	return len(b), nil
 }
 
@@ -79,11 +66,42 @@ func (l *lineProgress) line(b []byte) {
 func (l *lineProgress) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.partial) > 0 {
-		l.line(l.partial)
-		l.partial = nil
-	}
+	l.lines.flush(l.line)
 	return nil
+}
+
+// lineSplitter cuts a command's output, as it streams, into lines for a
+// writer that reads it line by line.
+type lineSplitter struct{ partial []byte }
+
+// maxLine bounds a line: a pathological one without newlines is passed
+// on in pieces rather than held without bound.
+const maxLine = 64 << 10
+
+// feed passes each whole line of what came so far, newline included, to
+// line, and keeps the rest for later.
+func (s *lineSplitter) feed(b []byte, line func([]byte)) {
+	s.partial = append(s.partial, b...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line(s.partial[:i+1])
+		s.partial = s.partial[i+1:]
+	}
+	if len(s.partial) > maxLine {
+		line(s.partial)
+		s.partial = nil
+	}
+}
+
+// flush passes on a last line that had no newline.
+func (s *lineSplitter) flush(line func([]byte)) {
+	if len(s.partial) > 0 {
+		line(s.partial)
+		s.partial = nil
+	}
 }
 
 // FormatBytes renders a size for people: "512 B", "12 MiB", "12.3 MiB",
