@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/migrun/migrun/executors"
 )
@@ -40,6 +41,16 @@ type PgVerify struct {
 	Tables     string `yaml:"tables" enum:"true|false" default:"true" doc:"compare the tables and their exact row counts (count(*))"`
 	Sequences  string `yaml:"sequences" enum:"true|false" default:"true" doc:"compare the sequences' last values"`
 	Extensions string `yaml:"extensions" enum:"true|false" default:"true" doc:"compare the installed extensions and their versions"`
+
+	// Action splits the comparison of a database that is being
+	// replicated (see pg_verify_baseline.go): baseline, while the
+	// application still runs, compares every row's checksum chunk by chunk
+	// and follows the source's changes from then on; compare, in the
+	// downtime, then reads again only the chunks that changed since or
+	// differed. Without a baseline of this run, compare reads everything.
+	Action string `yaml:"action" enum:"compare|baseline|cancel" default:"compare" doc:"compare: compare now (only what changed since this run's baseline, if one was taken); baseline: checksum every chunk of rows while the application runs and follow the source's changes (needs wal_level = logical on the source); cancel: drop the baseline's replication slot (on_failure)"`
+
+	markerDir string // where the baseline's marker lives ("" = /var/tmp); tests set it
 }
 
 // PgEndpoint is one database of a comparison: the plan host psql runs on
@@ -56,6 +67,9 @@ func (v *PgVerify) Validate() []Problem {
 	ps = append(ps, v.Target.PgConnection.validate("target.")...)
 	if v.Source == v.Target {
 		ps = append(ps, Problem{"target", "source and target are the same database"})
+	}
+	if v.Action == "baseline" && !v.tables() {
+		ps = append(ps, Problem{"tables", "a baseline checksums the tables' rows: tables cannot be false"})
 	}
 	if !v.tables() && !v.sequences() && !v.extensions() {
 		ps = append(ps, Problem{"", "tables, sequences and extensions are all false: nothing to compare"})
@@ -93,16 +107,21 @@ WHERE c.relkind IN ('r', 'p') AND ` + pgUserSchemasSQL + `;
 `)
 	}
 	if v.sequences() {
-		// last_value is NULL for a sequence never used (or setval(.., false)).
-		b.WriteString(`SELECT 's', quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value::text, 'unused') FROM pg_sequences;
-`)
+		b.WriteString(sequencesSQL)
 	}
 	if v.extensions() {
-		b.WriteString("SELECT 'e', extname, extversion FROM pg_extension;\n")
+		b.WriteString(extensionsSQL)
 	}
 	b.WriteString("COMMIT;\n")
 	return b.String()
 }
+
+// sequencesSQL lists the sequences ('s' rows); last_value is NULL for a
+// sequence never used (or setval(.., false)).
+const sequencesSQL = "SELECT 's', quote_ident(schemaname) || '.' || quote_ident(sequencename), coalesce(last_value::text, 'unused') FROM pg_sequences;\n"
+
+// extensionsSQL lists the extensions ('e' rows).
+const extensionsSQL = "SELECT 'e', extname, extversion FROM pg_extension;\n"
 
 // inventory is what one side holds: object name -> value, per kind.
 type inventory struct {
@@ -298,8 +317,26 @@ func groupDigits(n int64) string {
 	return s
 }
 
-// Check compares the databases: done when they match.
+// Check compares the databases: done when they match. With a baseline
+// of this run, the comparison is Apply's alone (it drops the slot).
 func (v *PgVerify) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	switch v.Action {
+	case "baseline":
+		return v.checkBaseline(ctx, rt)
+	case "cancel":
+		return v.checkCancel(ctx, rt)
+	}
+	if v.tables() {
+		// An error here (a server not up yet) is the full comparison's to report.
+		if st, err := v.readBaseline(ctx, rt); err == nil && st.marker != nil {
+			switch {
+			case st.marker.State == verifyVerified:
+				return Check{Done: true, Reason: "compared by this run at " + st.marker.Time.Format(time.RFC3339)}, nil
+			case st.marker.State == verifyBaselined && st.slot:
+				return Check{Reason: "compare what changed since this run's baseline (WAL " + st.marker.LSN + ") and what differed then"}, nil
+			}
+		}
+	}
 	c, err := v.compare(ctx, rt, true)
 	switch {
 	case err != nil:
@@ -317,6 +354,12 @@ func (v *PgVerify) Check(ctx context.Context, rt *Runtime) (Check, error) {
 }
 
 func (v *PgVerify) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	switch v.Action {
+	case "baseline":
+		return v.describeBaseline(rt), nil
+	case "cancel":
+		return []Action{{Host: v.Source.Host, Summary: psqlAction(v.Source.Host, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID))}}, nil
+	}
 	var what []string
 	if v.tables() {
 		what = append(what, "tables with exact row counts")
@@ -333,21 +376,77 @@ func (v *PgVerify) Describe(ctx context.Context, rt *Runtime) ([]Action, error) 
 		acts = append(acts, Action{Host: ep.Host, Summary: "run on " + ep.Host + " as " + t.osUser() + ": " +
 			executors.QuoteArgv(t.psqlArgv()) + " (read-only transaction listing " + strings.Join(what, ", ") + ")"})
 	}
+	if v.tables() {
+		t := v.Source.target(v.Source.Database)
+		acts = append(acts, Action{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + t.osUser() + ": " + executors.QuoteArgv(t.psqlArgv()) +
+			" (with this run's baseline: read again only the chunks of rows changed since, decoded from slot " + v.slotName(rt.RunID) +
+			", or differing then; once they match, drop the slot)"})
+	}
 	acts = append(acts, Action{Summary: "fail when " + v.Target.Database + " on " + v.Target.Host + " differs from " + v.Source.Database + " on " + v.Source.Host})
 	return acts, nil
 }
 
 // Apply compares the databases and fails listing every difference. It
-// changes nothing: Outcome.Changed is always false.
+// changes nothing but its own baseline's slot and marker: Outcome.Changed
+// is always false.
 func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
-	c, err := v.compare(ctx, rt, false)
+	switch v.Action {
+	case "baseline":
+		return v.applyBaseline(ctx, rt)
+	case "cancel":
+		return v.applyCancel(ctx, rt)
+	}
+	var st baselineState
+	if v.tables() {
+		var err error
+		if st, err = v.readBaseline(ctx, rt); err != nil {
+			return Outcome{}, err
+		}
+	}
+	var (
+		c    comparison
+		read = -1
+		err  error
+	)
+	if st.marker != nil && st.marker.State == verifyBaselined && st.slot {
+		c, read, err = v.compareSince(ctx, rt, st)
+	} else {
+		c, err = v.compare(ctx, rt, false)
+	}
 	if err != nil {
 		return Outcome{}, err
 	}
 	if len(c.diffs) > 0 {
+		// The slot stays: a run resumed after the target is mended
+		// compares from the same baseline.
 		return Outcome{Output: strings.Join(c.diffs, "\n")}, c.err()
 	}
-	return Outcome{Output: c.summary()}, nil
+	if err := v.closeBaseline(ctx, rt, st); err != nil {
+		return Outcome{}, err
+	}
+	out := c.summary()
+	if read >= 0 {
+		out += fmt.Sprintf(" (%s read again since the baseline of %s)", plural(read, "table", "tables"), st.marker.Time.Format(time.RFC3339))
+	}
+	return Outcome{Output: out}, nil
+}
+
+// closeBaseline drops this run's slot once the comparison passed, then
+// records it; in that order, so no marker says verified while a slot
+// still holds the source's WAL.
+func (v *PgVerify) closeBaseline(ctx context.Context, rt *Runtime, st baselineState) error {
+	if st.slot {
+		if _, err := pgExec(ctx, st.src, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID)); err != nil {
+			return fmt.Errorf("source %s: drop slot: %w", v.Source.Database, err)
+		}
+	}
+	if st.marker != nil {
+		st.marker.State = verifyVerified
+		if err := v.writeMarker(ctx, st.src, st.marker); err != nil {
+			return fmt.Errorf("%s: %w", st.src.Name(), err)
+		}
+	}
+	return nil
 }
 
 // firstLine is the first line of err's message, for one-line reasons.

@@ -1,0 +1,360 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+)
+
+// pg_verify's baseline: the comparison of a database being replicated,
+// split so that the downtime reads only what changed.
+//
+// action: baseline runs while the application still writes. It creates a
+// logical replication slot on the source (test_decoding) and only then
+// takes a snapshot there, so every change the snapshot does not see is
+// decoded by the slot. In that snapshot it checksums each table chunk by
+// chunk: a chunk is a range of the table's key (the leading column of the
+// index that identifies its rows in the WAL), the ranges' bounds sampled
+// from the table. It waits until the target's subscription has applied
+// everything up to the snapshot's WAL position, checksums the same chunks
+// there, and records both sides' sums in a marker on the source host.
+//
+// action: compare, in the downtime, decodes what the slot collected (the
+// key values every change touched), and reads again, on both sides in one
+// snapshot each, only the chunks those values fall in and those that
+// differed at the baseline. A chunk neither side changed since matched at
+// the baseline and matches still: the target changes only by applying the
+// source's changes, which the slot saw. Sequences and extensions are
+// compared whole (they are few), and each table's columns on both sides,
+// so DDL since the baseline reads the table again.
+
+// Marker states.
+const (
+	verifyBaselined = "baseline" // chunks summed, slot following the source
+	verifyVerified  = "verified" // compared in the downtime, slot dropped
+	verifyCancelled = "cancelled"
+)
+
+// verifyMarker is the baseline, kept on the source host beside the slot
+// it goes with. It is this run's and these two databases' only: a marker
+// of another run, or of a server or database re-created since, is ignored.
+type verifyMarker struct {
+	State          string         `json:"state"`
+	RunID          string         `json:"run_id"`
+	Source         string         `json:"source"`
+	Target         string         `json:"target"`
+	SourceSystemID string         `json:"source_system_identifier"`
+	SourceOID      int64          `json:"source_database_oid"`
+	TargetSystemID string         `json:"target_system_identifier"`
+	TargetOID      int64          `json:"target_database_oid"`
+	Slot           string         `json:"slot"`
+	LSN            string         `json:"lsn"` // the source snapshot's WAL position
+	Time           time.Time      `json:"time"`
+	Tables         []chunkedTable `json:"tables"`
+}
+
+// verifyIDs are the identities of the two databases now.
+type verifyIDs struct{ source, target pgDatabaseID }
+
+func (m *verifyMarker) ours(v *PgVerify, ids verifyIDs, runID string) bool {
+	return m != nil && runID != "" && m.RunID == runID && m.Source == pgSourceID(v.Source) && m.Target == pgSourceID(v.Target) &&
+		m.SourceSystemID == ids.source.SystemID && m.SourceOID == ids.source.OID &&
+		m.TargetSystemID == ids.target.SystemID && m.TargetOID == ids.target.OID
+}
+
+// markerPath is on the source host, one per source cluster and database.
+func (v *PgVerify) markerPath() string { return targetMarkerPath(v.markerDir, "pg_verify", v.Source) }
+
+// slotName is this run's slot for this pair of databases: a slot of
+// another run (or another pair) is never taken for ours.
+func (v *PgVerify) slotName(runID string) string {
+	h := sha256.Sum256([]byte(runID + "\x00" + pgSourceID(v.Source) + "\x00" + pgSourceID(v.Target)))
+	return "migrun_verify_" + hex.EncodeToString(h[:6])
+}
+
+// baselineState is what the hosts hold of this run's baseline.
+type baselineState struct {
+	ids      verifyIDs
+	marker   *verifyMarker // this run's, nil: none
+	slot     bool          // this run's slot exists on the source
+	walLevel string        // the source's
+	src, dst executors.Executor
+}
+
+// readBaseline reads both databases' identities, the source's marker and
+// slot. A database that does not exist yet has OID 0: no marker is ours.
+func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime) (baselineState, error) {
+	var st baselineState
+	src, dst, errS, errD := atOnce(
+		func() (executors.Executor, error) { return rt.Executor(ctx, v.Source.Host) },
+		func() (executors.Executor, error) { return rt.Executor(ctx, v.Target.Host) })
+	if err := errors.Join(errS, errD); err != nil {
+		return st, err
+	}
+	st.src, st.dst = src, dst
+	type sourceSide struct {
+		id       pgDatabaseID
+		slot     bool
+		walLevel string
+		marker   *verifyMarker
+	}
+	s, d, errS, errD := atOnce(
+		func() (sourceSide, error) {
+			var s sourceSide
+			rows, err := pgQuery(ctx, src, v.Source.target("postgres"), "SELECT coalesce((SELECT oid FROM pg_database WHERE datname = "+
+				pgLiteral(v.Source.Database)+"), 0), system_identifier, current_setting('wal_level'), "+
+				"(SELECT count(*) FROM pg_replication_slots WHERE slot_name = "+pgLiteral(v.slotName(rt.RunID))+") FROM pg_control_system();\n")
+			if err != nil {
+				return s, err
+			}
+			if len(rows) != 1 || len(rows[0]) != 4 {
+				return s, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
+			}
+			_, err = fmt.Sscan(rows[0][0], &s.id.OID)
+			s.id.SystemID, s.walLevel, s.slot = rows[0][1], rows[0][2], rows[0][3] != "0"
+			if err != nil {
+				return s, err
+			}
+			s.marker, err = readVerifyMarker(ctx, src, v.markerPath())
+			return s, err
+		},
+		func() (pgDatabaseID, error) {
+			return pgDatabaseIdentity(ctx, dst, v.Target.PgConnection, v.Target.Database)
+		})
+	if errS != nil {
+		return st, fmt.Errorf("source %s on %s: %w", v.Source.Database, v.Source.Host, errS)
+	}
+	if errD != nil {
+		return st, fmt.Errorf("target %s on %s: %w", v.Target.Database, v.Target.Host, errD)
+	}
+	st.ids = verifyIDs{source: s.id, target: d}
+	st.slot, st.walLevel = s.slot, s.walLevel
+	if s.marker.ours(v, st.ids, rt.RunID) && s.id.OID != 0 && d.OID != 0 {
+		st.marker = s.marker
+	}
+	return st, nil
+}
+
+func readVerifyMarker(ctx context.Context, ex executors.Executor, p string) (*verifyMarker, error) {
+	data, err := ex.ReadFile(ctx, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var m verifyMarker
+	if json.Unmarshal(data, &m) != nil {
+		return nil, nil // a torn or foreign file proves nothing
+	}
+	return &m, nil
+}
+
+func (v *PgVerify) writeMarker(ctx context.Context, ex executors.Executor, m *verifyMarker) error {
+	m.Time = time.Now().UTC().Truncate(time.Second)
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return ex.WriteFile(ctx, v.markerPath(), append(data, '\n'), executors.FileAttrs{Mode: 0o644})
+}
+
+// dropSlotSQL drops this run's slot if it is there.
+func (v *PgVerify) dropSlotSQL(runID string) string {
+	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + pgLiteral(v.slotName(runID)) + ";\n"
+}
+
+func (v *PgVerify) checkBaseline(ctx context.Context, rt *Runtime) (Check, error) {
+	st, err := v.readBaseline(ctx, rt)
+	switch {
+	case pgNotReady(err):
+		return Check{Unknown: true, Reason: "a database is not reachable yet: " + firstLine(err)}, nil
+	case err != nil:
+		return Check{}, err
+	case st.marker != nil && (st.marker.State == verifyVerified || st.marker.State == verifyBaselined && st.slot):
+		return Check{Done: true, Reason: fmt.Sprintf("baseline of %d tables taken at %s (WAL %s)", len(st.marker.Tables),
+			st.marker.Time.Format(time.RFC3339), st.marker.LSN)}, nil
+	case st.walLevel != "logical":
+		return Check{Reason: "take no baseline: the source runs with wal_level = " + st.walLevel +
+			" (logical is needed); the comparison in the downtime will read every row"}, nil
+	}
+	return Check{Reason: "checksum every table chunk by chunk on both databases and follow the source's changes with slot " + v.slotName(rt.RunID)}, nil
+}
+
+func (v *PgVerify) describeBaseline(rt *Runtime) []Action {
+	slot := v.slotName(rt.RunID)
+	src, dst := v.Source.target(v.Source.Database), v.Target.target(v.Target.Database)
+	return []Action{
+		{Host: v.Source.Host, Summary: psqlAction(v.Source.Host, src, "SELECT pg_create_logical_replication_slot("+pgLiteral(slot)+", 'test_decoding');")},
+		{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + src.osUser() + ": " + executors.QuoteArgv(src.psqlArgv()) +
+			" (read-only snapshot: WAL position, each table's rows' checksums by key range)"},
+		{Summary: "wait until the target's subscription has applied the source up to that WAL position"},
+		{Host: v.Target.Host, Summary: "run on " + v.Target.Host + " as " + dst.osUser() + ": " + executors.QuoteArgv(dst.psqlArgv()) +
+			" (read-only snapshot: the same checksums)"},
+		{Host: v.Source.Host, Summary: "record the baseline in " + v.Source.Host + ":" + v.markerPath()},
+	}
+}
+
+// applyBaseline takes the baseline. Without wal_level = logical on the
+// source it takes none and says so: the comparison in the downtime then
+// reads every row, as without a baseline.
+func (v *PgVerify) applyBaseline(ctx context.Context, rt *Runtime) (Outcome, error) {
+	st, err := v.readBaseline(ctx, rt)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if st.walLevel != "logical" {
+		return Outcome{Output: "no baseline: the source runs with wal_level = " + st.walLevel +
+			"; the comparison in the downtime reads every row"}, nil
+	}
+	if st.ids.source.OID == 0 || st.ids.target.OID == 0 {
+		return Outcome{}, fmt.Errorf("database %s on %s or %s on %s does not exist", v.Source.Database, v.Source.Host, v.Target.Database, v.Target.Host)
+	}
+	slot := v.slotName(rt.RunID)
+	srcT := v.Source.target(v.Source.Database)
+	// A slot this run left in an interrupted baseline is dropped: the new
+	// snapshot must come after the slot's start.
+	if _, err := pgExec(ctx, st.src, srcT, v.dropSlotSQL(rt.RunID)+
+		"SELECT 1 FROM pg_create_logical_replication_slot("+pgLiteral(slot)+", 'test_decoding');\n"); err != nil {
+		return Outcome{}, fmt.Errorf("source %s: create slot %s: %w", v.Source.Database, slot, err)
+	}
+	m := &verifyMarker{State: verifyBaselined, RunID: rt.RunID, Source: pgSourceID(v.Source), Target: pgSourceID(v.Target),
+		SourceSystemID: st.ids.source.SystemID, SourceOID: st.ids.source.OID,
+		TargetSystemID: st.ids.target.SystemID, TargetOID: st.ids.target.OID, Slot: slot}
+	out, err := v.takeBaseline(ctx, rt, st, m)
+	if err != nil {
+		// The slot would keep the source's WAL: gone with the failure.
+		if _, derr := pgExec(context.WithoutCancel(ctx), st.src, srcT, v.dropSlotSQL(rt.RunID)); derr != nil {
+			err = errors.Join(err, fmt.Errorf("drop slot %s: %w", slot, derr))
+		}
+		return Outcome{}, err
+	}
+	return Outcome{Changed: true, Output: out}, nil
+}
+
+// takeBaseline sums the chunks on both sides and writes the marker.
+func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineState, m *verifyMarker) (string, error) {
+	srcT := v.Source.target(v.Source.Database)
+	rows, err := pgProbe(ctx, st.src, srcT, catalogSQL(), "the tables' sizes change while the database is in use")
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", v.Source.Database, err)
+	}
+	tables, err := parseCatalog(rows)
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", v.Source.Database, err)
+	}
+	if len(tables) > 0 {
+		if rows, err = pgProbe(ctx, st.src, srcT, boundsSQL(tables), "sampled"); err != nil {
+			return "", fmt.Errorf("source %s: chunk bounds: %w", v.Source.Database, err)
+		}
+		if err := setBounds(tables, rows); err != nil {
+			return "", fmt.Errorf("source %s: %w", v.Source.Database, err)
+		}
+	}
+	sums, err := v.sumChunks(ctx, rt, st.src, v.Source, baselineSQL(tables, true), len(tables))
+	if err != nil {
+		return "", err
+	}
+	m.LSN = sums.lsn
+	if err := v.waitApplied(ctx, st, m.LSN); err != nil {
+		return "", err
+	}
+	dsums, err := v.sumChunks(ctx, rt, st.dst, v.Target, baselineSQL(tables, false), len(tables))
+	if err != nil {
+		return "", err
+	}
+	dirty := 0
+	for i := range tables {
+		t := &tables[i]
+		t.Source, t.Target = sums.chunks[t.Name], dsums.chunks[t.Name]
+		dirty += len(t.differing())
+	}
+	m.Tables = tables
+	if err := v.writeMarker(ctx, st.src, m); err != nil {
+		return "", fmt.Errorf("%s: %w", st.src.Name(), err)
+	}
+	return fmt.Sprintf("baseline of %s at WAL %s: %d chunks differ now (read again in the downtime, with every chunk changed since)",
+		plural(len(tables), "table", "tables"), m.LSN, dirty), nil
+}
+
+// waitApplied waits until every subscription of the target database has
+// confirmed the source's WAL up to lsn: from then on the target's snapshot
+// holds all the source's snapshot holds. A target without subscriptions
+// (a restored copy) has nothing to wait for.
+func (v *PgVerify) waitApplied(ctx context.Context, st baselineState, lsn string) error {
+	rows, err := pgQuery(ctx, st.dst, v.Target.target(v.Target.Database),
+		"SELECT subslotname FROM pg_subscription WHERE subenabled AND subslotname IS NOT NULL AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());\n")
+	if err != nil {
+		return fmt.Errorf("target %s: %w", v.Target.Database, err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	var names []string
+	for _, r := range rows {
+		names = append(names, pgLiteral(r[0]))
+	}
+	q := "SELECT count(*) FILTER (WHERE confirmed_flush_lsn IS NULL OR confirmed_flush_lsn < " + pgLiteral(lsn) + "::pg_lsn) FROM pg_replication_slots WHERE slot_name IN (" +
+		strings.Join(names, ", ") + ");\n"
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		rows, err := pgProbe(ctx, st.src, v.Source.target(v.Source.Database), q, "replication progress")
+		if err != nil {
+			return fmt.Errorf("source %s: %w", v.Source.Database, err)
+		}
+		if len(rows) == 1 && rows[0][0] == "0" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the target's subscription has not applied the source up to WAL %s after 5 minutes", lsn)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// The cancel action drops the slot: a baseline left behind by a failed
+// run would keep the source's WAL until its disk fills.
+
+func (v *PgVerify) checkCancel(ctx context.Context, rt *Runtime) (Check, error) {
+	st, err := v.readBaseline(ctx, rt)
+	switch {
+	case pgNotReady(err):
+		return Check{Unknown: true, Reason: "the source is not reachable yet: " + firstLine(err)}, nil
+	case err != nil:
+		return Check{}, err
+	case st.slot:
+		return Check{Reason: "drop slot " + v.slotName(rt.RunID) + " on the source"}, nil
+	}
+	return Check{Done: true, Reason: "no baseline slot of this run on the source"}, nil
+}
+
+func (v *PgVerify) applyCancel(ctx context.Context, rt *Runtime) (Outcome, error) {
+	st, err := v.readBaseline(ctx, rt)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !st.slot {
+		return Outcome{Output: "no baseline slot of this run on the source"}, nil
+	}
+	if _, err := pgExec(ctx, st.src, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID)); err != nil {
+		return Outcome{}, fmt.Errorf("source %s: drop slot: %w", v.Source.Database, err)
+	}
+	if st.marker != nil {
+		st.marker.State = verifyCancelled
+		if err := v.writeMarker(ctx, st.src, st.marker); err != nil {
+			return Outcome{}, fmt.Errorf("%s: %w", st.src.Name(), err)
+		}
+	}
+	return Outcome{Changed: true, Output: "dropped slot " + v.slotName(rt.RunID)}, nil
+}

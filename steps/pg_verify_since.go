@@ -1,0 +1,221 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+)
+
+// pg_verify's comparison in the downtime when this run took a baseline
+// (see pg_verify_baseline.go): only the chunks changed since, or differing
+// then, are read again.
+
+// recheck is what the downtime reads again of one source table.
+type recheck struct {
+	table *chunkedTable // the baseline's, or the table as it is now when the baseline has not got it
+	all   bool          // every chunk (the sums replace the baseline's)
+	sql   string        // "" : nothing (the baseline's sums stand)
+}
+
+// planRecheck decides, from the changes decoded since the baseline, what
+// to read again of the table now on the source, now. base is the
+// baseline's table of that name, nil if none.
+func planRecheck(now chunkedTable, base *chunkedTable, ch *tableChanges) recheck {
+	switch {
+	case base == nil || base.Shape != now.Shape:
+		// New since the baseline, or its columns changed: read it whole.
+		now.Bounds = ""
+		return recheck{table: &now, all: true, sql: now.sumSQL()}
+	case !base.chunked():
+		if ch != nil || len(base.differing()) > 0 {
+			return recheck{table: base, all: true, sql: base.sumSQL()}
+		}
+	case ch != nil && ch.whole:
+		return recheck{table: base, all: true, sql: base.sumSQL()}
+	default:
+		dirty := base.differing()
+		if ch != nil || len(dirty) > 0 {
+			var values []string
+			var null bool
+			if ch != nil {
+				values, null = ch.values, ch.null
+			}
+			return recheck{table: base, sql: base.resumSQL(values, null, dirty)}
+		}
+	}
+	return recheck{table: base}
+}
+
+// guarded runs a summing query through \gexec only where the table
+// exists: on a side that lacks it, the comparison reports the table
+// missing rather than failing on it. resumSQL's generator guards itself.
+func guarded(name, sql string) string {
+	if strings.HasSuffix(sql, "\\gexec\n") {
+		return sql
+	}
+	sql = strings.TrimSuffix(strings.TrimSuffix(sql, "\n"), ";")
+	return "SELECT " + pgLiteral(sql) + " WHERE to_regclass(" + pgLiteral(name) + ") IS NOT NULL\n\\gexec\n"
+}
+
+// compareSince compares the databases in the downtime, from this run's
+// baseline st.marker; read reports how many tables were read again.
+func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineState) (c comparison, read int, err error) {
+	m := st.marker
+	c = comparison{source: v.Source.Database + " on " + v.Source.Host, target: v.Target.Database + " on " + v.Target.Host,
+		tablesOn: true, seqOn: v.sequences(), extsOn: v.extensions()}
+	// The slot's changes and the source's tables now. Peeking keeps the
+	// changes: an interrupted comparison reads them again.
+	rows, err := pgProbe(ctx, st.src, v.Source.target(v.Source.Database), "BEGIN;\n"+verifySessionSQL+catalogSQL()+
+		"SELECT 'd', translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes("+pgLiteral(m.Slot)+
+		", NULL, NULL, 'include-xids', '0', 'skip-empty-xacts', '1') WHERE data LIKE 'table %';\nCOMMIT;\n", "changes since the baseline")
+	if err != nil {
+		return c, 0, fmt.Errorf("source %s: %w", v.Source.Database, err)
+	}
+	now, err := parseCatalog(rows)
+	if err != nil {
+		return c, 0, fmt.Errorf("source %s: %w", v.Source.Database, err)
+	}
+	base := map[string]*chunkedTable{}
+	for i := range m.Tables {
+		base[m.Tables[i].Name] = &m.Tables[i]
+	}
+	var lines []string
+	for _, r := range rows {
+		if len(r) == 2 && r[0] == "d" {
+			lines = append(lines, r[1])
+		}
+	}
+	changes, err := decodedChanges(lines, func(table string) (string, bool) {
+		if t := base[table]; t != nil && t.chunked() {
+			return t.Key, true
+		}
+		return "", false
+	})
+	if err != nil {
+		return c, 0, fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
+	}
+
+	var script strings.Builder
+	script.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL)
+	checks := make([]recheck, len(now))
+	for i, t := range now {
+		checks[i] = planRecheck(t, base[t.Name], changes[t.Name])
+		if checks[i].sql != "" {
+			read++
+			script.WriteString(guarded(t.Name, checks[i].sql))
+		}
+	}
+	script.WriteString(catalogSQL())
+	if v.sequences() {
+		script.WriteString(sequencesSQL)
+	}
+	if v.extensions() {
+		script.WriteString(extensionsSQL)
+	}
+	script.WriteString("COMMIT;\n")
+	src, dst, errS, errD := atOnce(
+		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.src, v.Source, script.String(), read) },
+		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.dst, v.Target, script.String(), read) })
+	if errS != nil {
+		return c, read, fmt.Errorf("source %s: %w", c.source, errS)
+	}
+	if errD != nil {
+		return c, read, fmt.Errorf("target %s: %w", c.target, errD)
+	}
+	srcInv, dstInv := sideInventory(src.rows), sideInventory(dst.rows)
+	dstTables := map[string]string{}
+	for _, t := range mustCatalog(dst.rows) {
+		dstTables[t.Name] = t.Shape
+	}
+	srcNames := map[string]bool{}
+	for i, t := range now {
+		srcNames[t.Name] = true
+		rc := checks[i]
+		s, d := rc.table.Source, rc.table.Target
+		if rc.all {
+			s, d = src.chunks[t.Name], dst.chunks[t.Name]
+		} else if rc.sql != "" {
+			s, d = maps.Clone(s), maps.Clone(d)
+			maps.Copy(s, src.chunks[t.Name])
+			maps.Copy(d, dst.chunks[t.Name])
+		}
+		sn, dn, differ := sumsCompare(s, d)
+		c.tables++
+		c.rows += sn
+		shape, onTarget := dstTables[t.Name]
+		switch {
+		case !onTarget:
+			c.diffs = append(c.diffs, fmt.Sprintf("table %s: missing on the target (source: rows %d)", t.Name, sn))
+		case shape != t.Shape:
+			c.diffs = append(c.diffs, fmt.Sprintf("table %s: columns differ (source: %s; target: %s)", t.Name, t.Shape, shape))
+		case sn != dn:
+			c.diffs = append(c.diffs, fmt.Sprintf("table %s: rows %d on the source, %d on the target", t.Name, sn, dn))
+		case differ > 0:
+			c.diffs = append(c.diffs, fmt.Sprintf("table %s: rows %d on both, but the rows' contents differ (%s)", t.Name, sn,
+				plural(differ, "chunk", "chunks")))
+		}
+	}
+	for name := range dstTables {
+		if !srcNames[name] {
+			c.diffs = append(c.diffs, fmt.Sprintf("table %s: only on the target", name))
+		}
+	}
+	c.diffs = append(c.diffs, diffSide("sequence", srcInv.sequences, dstInv.sequences, "last_value", func(n int) { c.sequences = n })...)
+	c.diffs = append(c.diffs, diffSide("extension", srcInv.extensions, dstInv.extensions, "version", func(n int) { c.exts = n })...)
+	return c, read, nil
+}
+
+// sumsCompare totals two sides' chunks and counts the chunks that differ;
+// an absent chunk has no rows.
+func sumsCompare(s, d chunkSums) (srcRows, dstRows int64, differ int) {
+	zero := chunkSum{Sum: "0"}
+	get := func(m chunkSums, n int) chunkSum {
+		if x, ok := m[n]; ok {
+			return x
+		}
+		return zero
+	}
+	for n, x := range s {
+		srcRows += x.Rows
+		if get(d, n) != x {
+			differ++
+		}
+	}
+	for n, x := range d {
+		dstRows += x.Rows
+		if _, ok := s[n]; !ok && x != zero {
+			differ++
+		}
+	}
+	return srcRows, dstRows, differ
+}
+
+func sideInventory(rows [][]string) inventory {
+	inv := inventory{sequences: map[string]string{}, extensions: map[string]string{}}
+	for _, r := range rows {
+		if len(r) != 3 {
+			continue
+		}
+		switch r[0] {
+		case "s":
+			inv.sequences[r[1]] = r[2]
+		case "e":
+			inv.extensions[r[1]] = r[2]
+		}
+	}
+	return inv
+}
+
+// mustCatalog is parseCatalog of rows already known to hold 'c' rows of
+// the right width (catalogSQL's); others are ignored.
+func mustCatalog(rows [][]string) []chunkedTable {
+	var keep [][]string
+	for _, r := range rows {
+		if len(r) == 6 && r[0] == "c" {
+			keep = append(keep, r)
+		}
+	}
+	t, _ := parseCatalog(keep)
+	return t
+}
