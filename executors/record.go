@@ -150,7 +150,9 @@ func (r *recorder) Run(ctx context.Context, cmd Command) (Result, error) {
 			if err != nil {
 				return Result{}, fmt.Errorf("%s: read stdin of %s: %w", r.e.Name(), displayCommand(cmd), err)
 			}
-			cmd.Stdin = bytes.NewReader(in)
+			// A longer input is named by its first stdinLimit bytes but
+			// reaches the command whole.
+			cmd.Stdin = io.MultiReader(bytes.NewReader(in), cmd.Stdin)
 			what += " <stdin " + digest(r.rec.scrub(in))[:12] + ">"
 		}
 	}
