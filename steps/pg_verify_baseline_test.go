@@ -127,7 +127,8 @@ func TestPgVerifyBaseline(t *testing.T) {
 		}
 		// The application goes on writing: new rows, an update in the
 		// middle of the big table, deletes in a table without a key.
-		srcPG.psql(t, `INSERT INTO audit (message) SELECT 'late ' || g FROM generate_series(1, 50) g;
+		// More than the 64 KiB tail of output a command's Result keeps.
+		srcPG.psql(t, `INSERT INTO audit (message) SELECT 'late ' || g || repeat('.', 100) FROM generate_series(1, 3000) g;
 UPDATE audit SET message = 'changed' WHERE id = 60000;
 DELETE FROM hist WHERE audit_id = 9;
 UPDATE vms SET name = 'renamed' WHERE name = 'vm7';
@@ -145,7 +146,7 @@ SELECT nextval('ticket_seq');`, "engine")
 		}
 		t.Logf("compare: %s", o.Output)
 		// audit, hist and vms changed; entities did not and is not read.
-		if !strings.Contains(o.Output, "4 tables, 135,449 rows, 2 sequences") || !strings.Contains(o.Output, "3 tables read again") {
+		if !strings.Contains(o.Output, "4 tables, 138,399 rows, 2 sequences") || !strings.Contains(o.Output, "3 tables read again") {
 			t.Fatalf("compare: %s", o.Output)
 		}
 		if n := slots(t); n != "0" {
@@ -169,16 +170,16 @@ SELECT nextval('ticket_seq');`, "engine")
 		onTarget                        bool // after runs on the target
 	}{
 		{name: "a row missing on the target", before: "DELETE FROM audit WHERE id = 5",
-			mend: "INSERT INTO audit SELECT * FROM audit_copy WHERE id = 5", want: "table public.audit: rows 120050 on the source, 120049 on the target"},
+			mend: "INSERT INTO audit SELECT * FROM audit_copy WHERE id = 5", want: "table public.audit: rows 123000 on the source, 122999 on the target"},
 		{name: "an extra row on the target", before: "INSERT INTO vms (name) VALUES ('extra')",
 			mend: "DELETE FROM vms WHERE name = 'extra'", want: "table public.vms: rows 100 on the source, 101 on the target"},
 		{name: "a changed row on the target", before: "UPDATE audit SET score = 0.5 WHERE id = 100000",
 			mend: "UPDATE audit SET score = (SELECT score FROM audit_copy WHERE id = 100000) WHERE id = 100000",
-			want: "table public.audit: rows 120050 on both, but the rows' contents differ (1 chunk)"},
+			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
 		{name: "a wrong sequence value", before: "SELECT setval('ticket_seq', 5)",
 			mend: "SELECT setval('ticket_seq', 78)", want: "sequence public.ticket_seq: last_value 78 on the source, 5 on the target"},
 		{name: "a row the source changed since the baseline", after: "UPDATE audit SET message = 'moved on' WHERE id = 70000",
-			mend: "UPDATE audit SET message = 'moved on' WHERE id = 70000", want: "table public.audit: rows 120050 on both, but the rows' contents differ (1 chunk)"},
+			mend: "UPDATE audit SET message = 'moved on' WHERE id = 70000", want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
 		{name: "a row the source deleted since, without a key", after: "DELETE FROM hist WHERE audit_id = 17",
 			mend: "DELETE FROM hist WHERE audit_id = 17", want: "table public.hist: rows 14998 on the source, 14999 on the target"},
 	} {

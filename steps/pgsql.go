@@ -109,11 +109,13 @@ func pgQuery(ctx context.Context, e executors.Executor, t pgTarget, sql string) 
 func pgProbe(ctx context.Context, e executors.Executor, t pgTarget, sql, unstable string) ([][]string, error) {
 	cmd := t.psqlCommand(sql, true)
 	cmd.Unstable = unstable
-	res, err := e.Run(ctx, cmd)
-	if err != nil {
+	// The Result keeps only a tail of the output: the rows are read whole.
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if _, err := e.Run(ctx, cmd); err != nil {
 		return nil, fmt.Errorf("%s: psql: %w", e.Name(), err)
 	}
-	return parseRows(res.Stdout), nil
+	return parseRows(out.Bytes()), nil
 }
 
 // pgExec runs statements that change the server. sql is the revealed text.
