@@ -25,7 +25,7 @@ INSERT INTO hist SELECT g, now(), 'sent' FROM generate_series(1, 120000, 8) g;
 CREATE TABLE entities (task uuid NOT NULL, entity uuid NOT NULL);
 INSERT INTO entities SELECT gen_random_uuid(), gen_random_uuid() FROM generate_series(1, 300);
 CREATE TABLE vms (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL);
-INSERT INTO vms (name) SELECT 'vm' || g FROM generate_series(1, 100) g;
+INSERT INTO vms (name) SELECT 'vm' || g FROM generate_series(1, 50000) g;
 CREATE SEQUENCE ticket_seq;
 SELECT setval('ticket_seq', 77);
 ANALYZE;
@@ -119,6 +119,9 @@ func TestPgVerifyBaseline(t *testing.T) {
 		if h := byName["public.hist"]; h.Key != "audit_id" {
 			t.Fatalf("hist's chunk key %q, want audit_id (identity FULL, an index)", h.Key)
 		}
+		if v := byName["public.vms"]; v.Key != "id" || !v.chunked() || len(v.Source) < 2 {
+			t.Fatalf("vms not chunked by its uuid: key %q bounds %q, %d chunks", v.Key, v.Bounds, len(v.Source))
+		}
 		if e := byName["public.entities"]; e.Key != "" || e.chunked() {
 			t.Fatalf("entities has no index, chunked by %q", e.Key)
 		}
@@ -146,7 +149,7 @@ SELECT nextval('ticket_seq');`, "engine")
 		}
 		t.Logf("compare: %s", o.Output)
 		// audit, hist and vms changed; entities did not and is not read.
-		if !strings.Contains(o.Output, "4 tables, 138,399 rows, 2 sequences") || !strings.Contains(o.Output, "3 tables read again") {
+		if !strings.Contains(o.Output, "4 tables, 188,299 rows, 2 sequences") || !strings.Contains(o.Output, "3 tables read again") {
 			t.Fatalf("compare: %s", o.Output)
 		}
 		if n := slots(t); n != "0" {
@@ -172,7 +175,7 @@ SELECT nextval('ticket_seq');`, "engine")
 		{name: "a row missing on the target", before: "DELETE FROM audit WHERE id = 5",
 			mend: "INSERT INTO audit SELECT * FROM audit_copy WHERE id = 5", want: "table public.audit: rows 123000 on the source, 122999 on the target"},
 		{name: "an extra row on the target", before: "INSERT INTO vms (name) VALUES ('extra')",
-			mend: "DELETE FROM vms WHERE name = 'extra'", want: "table public.vms: rows 100 on the source, 101 on the target"},
+			mend: "DELETE FROM vms WHERE name = 'extra'", want: "table public.vms: rows 50000 on the source, 50001 on the target"},
 		{name: "a changed row on the target", before: "UPDATE audit SET score = 0.5 WHERE id = 100000",
 			mend: "UPDATE audit SET score = (SELECT score FROM audit_copy WHERE id = 100000) WHERE id = 100000",
 			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},

@@ -112,7 +112,8 @@ func parseCatalog(rows [][]string) ([]chunkedTable, error) {
 
 // boundsSQL samples the chunks' bounds of every table large enough to be
 // cut ('b' rows: name, array), the last bound the key's current maximum,
-// so rows inserted since fall in a chunk of their own.
+// so rows inserted since fall in a chunk of their own. The maximum is read
+// off the index (uuid has no max() before PostgreSQL 16).
 func boundsSQL(tables []chunkedTable) string {
 	var b strings.Builder
 	for _, t := range tables {
@@ -125,8 +126,8 @@ func boundsSQL(tables []chunkedTable) string {
 			fracs = append(fracs, strconv.FormatFloat(float64(i)/float64(n), 'g', 6, 64))
 		}
 		pct := math.Min(100, math.Max(0.0001, 100*float64(max(sampledRows, 20*n))/float64(t.estRows)))
-		fmt.Fprintf(&b, "SELECT 'b', %s, ARRAY(SELECT DISTINCT k FROM unnest((SELECT percentile_disc('{%s}'::float8[]) WITHIN GROUP (ORDER BY x.%s) FROM ONLY %s AS x TABLESAMPLE SYSTEM (%s)) || ARRAY[(SELECT max(x.%s) FROM ONLY %s x)]) k WHERE k IS NOT NULL ORDER BY 1)::text;\n",
-			pgLiteral(t.Name), strings.Join(fracs, ","), t.Key, t.Name, strconv.FormatFloat(pct, 'f', 4, 64), t.Key, t.Name)
+		fmt.Fprintf(&b, "SELECT 'b', %s, ARRAY(SELECT DISTINCT k FROM unnest((SELECT percentile_disc('{%s}'::float8[]) WITHIN GROUP (ORDER BY x.%s) FROM ONLY %s AS x TABLESAMPLE SYSTEM (%s)) || ARRAY[(SELECT x.%s FROM ONLY %s x WHERE x.%s IS NOT NULL ORDER BY 1 DESC LIMIT 1)]) k WHERE k IS NOT NULL ORDER BY 1)::text;\n",
+			pgLiteral(t.Name), strings.Join(fracs, ","), t.Key, t.Name, strconv.FormatFloat(pct, 'f', 4, 64), t.Key, t.Name, t.Key)
 	}
 	return b.String()
 }
