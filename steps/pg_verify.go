@@ -405,10 +405,11 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	var (
 		c    comparison
-		read = -1
+		read []string // what was read again since the baseline
 		err  error
 	)
-	if st.marker != nil && st.marker.State == verifyBaselined && st.slot {
+	since := st.marker != nil && st.marker.State == verifyBaselined && st.slot
+	if since {
 		c, read, err = v.compareSince(ctx, rt, st)
 	} else {
 		c, err = v.compare(ctx, rt, false)
@@ -425,8 +426,16 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, err
 	}
 	out := c.summary()
-	if read >= 0 {
-		out += fmt.Sprintf(" (%s read again since the baseline of %s)", plural(read, "table", "tables"), st.marker.Time.Format(time.RFC3339))
+	if since {
+		out += fmt.Sprintf(" (%s read again since the baseline of %s", plural(len(read), "table", "tables"), st.marker.Time.Format(time.RFC3339))
+		if len(read) > 0 {
+			const listed = 12
+			out += ": " + strings.Join(read[:min(len(read), listed)], ", ")
+			if len(read) > listed {
+				out += fmt.Sprintf(", … and %d more", len(read)-listed)
+			}
+		}
+		out += ")"
 	}
 	return Outcome{Output: out}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 )
 
@@ -59,8 +60,8 @@ func guarded(name, sql string) string {
 }
 
 // compareSince compares the databases in the downtime, from this run's
-// baseline st.marker; read reports how many tables were read again.
-func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineState) (c comparison, read int, err error) {
+// baseline st.marker; read says what was read again, table by table.
+func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineState) (c comparison, read []string, err error) {
 	m := st.marker
 	c = comparison{source: v.Source.Database + " on " + v.Source.Host, target: v.Target.Database + " on " + v.Target.Host,
 		tablesOn: true, seqOn: v.sequences(), extsOn: v.extensions()}
@@ -70,11 +71,11 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 		"SELECT 'd', translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes("+pgLiteral(m.Slot)+
 		", NULL, NULL, 'include-xids', '0', 'skip-empty-xacts', '1') WHERE data LIKE 'table %';\nCOMMIT;\n", "changes since the baseline")
 	if err != nil {
-		return c, 0, fmt.Errorf("source %s: %w", v.Source.Database, err)
+		return c, nil, fmt.Errorf("source %s: %w", v.Source.Database, err)
 	}
 	now, err := parseCatalog(rows)
 	if err != nil {
-		return c, 0, fmt.Errorf("source %s: %w", v.Source.Database, err)
+		return c, nil, fmt.Errorf("source %s: %w", v.Source.Database, err)
 	}
 	base := map[string]*chunkedTable{}
 	for i := range m.Tables {
@@ -93,16 +94,17 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 		return "", false
 	})
 	if err != nil {
-		return c, 0, fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
+		return c, nil, fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
 	}
 
 	var script strings.Builder
 	script.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL)
 	checks := make([]recheck, len(now))
+	queries := 0
 	for i, t := range now {
 		checks[i] = planRecheck(t, base[t.Name], changes[t.Name])
 		if checks[i].sql != "" {
-			read++
+			queries++
 			script.WriteString(guarded(t.Name, checks[i].sql))
 		}
 	}
@@ -115,13 +117,13 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	}
 	script.WriteString("COMMIT;\n")
 	src, dst, errS, errD := atOnce(
-		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.src, v.Source, script.String(), read) },
-		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.dst, v.Target, script.String(), read) })
+		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.src, v.Source, script.String(), queries) },
+		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.dst, v.Target, script.String(), queries) })
 	if errS != nil {
-		return c, read, fmt.Errorf("source %s: %w", c.source, errS)
+		return c, nil, fmt.Errorf("source %s: %w", c.source, errS)
 	}
 	if errD != nil {
-		return c, read, fmt.Errorf("target %s: %w", c.target, errD)
+		return c, nil, fmt.Errorf("target %s: %w", c.target, errD)
 	}
 	srcInv, dstInv := sideInventory(src.rows), sideInventory(dst.rows)
 	dstTables := map[string]string{}
@@ -132,6 +134,9 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	for i, t := range now {
 		srcNames[t.Name] = true
 		rc := checks[i]
+		if rc.sql != "" {
+			read = append(read, rc.describe(len(src.chunks[t.Name])))
+		}
 		s, d := rc.table.Source, rc.table.Target
 		if rc.all {
 			s, d = src.chunks[t.Name], dst.chunks[t.Name]
@@ -164,6 +169,17 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	c.diffs = append(c.diffs, diffSide("sequence", srcInv.sequences, dstInv.sequences, "last_value", func(n int) { c.sequences = n })...)
 	c.diffs = append(c.diffs, diffSide("extension", srcInv.extensions, dstInv.extensions, "version", func(n int) { c.exts = n })...)
 	return c, read, nil
+}
+
+// describe says what was read again of the table: n chunks came back.
+func (rc recheck) describe(n int) string {
+	switch {
+	case !rc.table.chunked():
+		return rc.table.Name + " whole"
+	case rc.all:
+		return rc.table.Name + " all " + strconv.Itoa(n) + " chunks"
+	}
+	return fmt.Sprintf("%s %d of %d chunks", rc.table.Name, n, len(rc.table.Source))
 }
 
 // sumsCompare totals two sides' chunks and counts the chunks that differ;
