@@ -327,13 +327,18 @@ func (v *PgVerify) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return v.checkCancel(ctx, rt)
 	}
 	if v.tables() {
-		// An error here (a server not up yet) is the full comparison's to report.
-		if st, err := v.readBaseline(ctx, rt); err == nil && st.marker != nil {
-			switch {
-			case st.marker.State == verifyVerified:
-				return Check{Done: true, Reason: "compared by this run at " + st.marker.Time.Format(time.RFC3339)}, nil
-			case st.marker.State == verifyBaselined && st.slot:
-				return Check{Reason: "compare what changed since this run's baseline (WAL " + st.marker.LSN + ") and what differed then"}, nil
+		// Errors here (a host not up yet) are the full comparison's to report.
+		if m, err := v.runMarker(ctx, rt); err == nil && m != nil {
+			switch m.State {
+			case verifyBaselined:
+				// Apply alone reads the databases: in the downtime, one
+				// round trip less. It confirms the baseline is these
+				// databases' and its slot there, or compares everything.
+				return Check{Reason: "compare what changed since this run's baseline (WAL " + m.LSN + ") and what differed then"}, nil
+			case verifyVerified:
+				if st, err := v.readBaseline(ctx, rt, readForCheck); err == nil && st.marker != nil && st.marker.State == verifyVerified {
+					return Check{Done: true, Reason: "compared by this run at " + st.marker.Time.Format(time.RFC3339)}, nil
+				}
 			}
 		}
 	}
@@ -399,7 +404,7 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	var st baselineState
 	if v.tables() {
 		var err error
-		if st, err = v.readBaseline(ctx, rt); err != nil {
+		if st, err = v.readBaseline(ctx, rt, readChanges); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -411,6 +416,7 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	since := st.marker != nil && st.marker.State == verifyBaselined && st.slot
 	if since {
 		c, read, err = v.compareSince(ctx, rt, st)
+		st.slot = false // dropped by the comparison
 	} else {
 		c, err = v.compare(ctx, rt, false)
 	}
@@ -418,8 +424,6 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if len(c.diffs) > 0 {
-		// The slot stays: a run resumed after the target is mended
-		// compares from the same baseline.
 		return Outcome{Output: strings.Join(c.diffs, "\n")}, c.err()
 	}
 	if err := v.closeBaseline(ctx, rt, st); err != nil {

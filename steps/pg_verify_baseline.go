@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,12 +87,27 @@ type baselineState struct {
 	marker   *verifyMarker // this run's, nil: none
 	slot     bool          // this run's slot exists on the source
 	walLevel string        // the source's
+	changes  [][]string    // the source's tables and the slot's changes, when asked for
 	src, dst executors.Executor
 }
 
+// What readBaseline reads.
+type baselineRead int
+
+const (
+	readAll      baselineRead = iota // identities, marker, slot (baseline, cancel)
+	readForCheck                     // as readAll, nothing past a marker that is not this run's
+	readChanges                      // as readForCheck, with the changes since this run's baseline
+)
+
 // readBaseline reads both databases' identities, the source's marker and
 // slot. A database that does not exist yet has OID 0: no marker is ours.
-func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime) (baselineState, error) {
+// For a comparison, a marker of another run or none ends the reading
+// there (nothing to compare from), and with a baseline of this run
+// readChanges has the same psql also read the source's tables and the
+// slot's changes since (rows 'c' and 'd' in st.changes): in the downtime
+// every round trip counts.
+func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineRead) (baselineState, error) {
 	var st baselineState
 	src, dst, errS, errD := atOnce(
 		func() (executors.Executor, error) { return rt.Executor(ctx, v.Source.Host) },
@@ -100,31 +116,41 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime) (baselineState
 		return st, err
 	}
 	st.src, st.dst = src, dst
+	marker, err := readVerifyMarker(ctx, src, v.markerPath())
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", src.Name(), err)
+	}
+	thisRun := marker != nil && marker.RunID == rt.RunID && rt.RunID != ""
+	if what != readAll && !thisRun {
+		return st, nil
+	}
 	type sourceSide struct {
 		id       pgDatabaseID
 		slot     bool
 		walLevel string
-		marker   *verifyMarker
+		rows     [][]string
 	}
 	s, d, errS, errD := atOnce(
 		func() (sourceSide, error) {
 			var s sourceSide
-			rows, err := pgQuery(ctx, src, v.Source.target("postgres"), "SELECT coalesce((SELECT oid FROM pg_database WHERE datname = "+
-				pgLiteral(v.Source.Database)+"), 0), system_identifier, current_setting('wal_level'), "+
-				"(SELECT count(*) FROM pg_replication_slots WHERE slot_name = "+pgLiteral(v.slotName(rt.RunID))+") FROM pg_control_system();\n")
+			db, sql := "postgres", v.identitySQL(rt.RunID)
+			if what == readChanges && marker.State == verifyBaselined {
+				// In the slot's database: a slot is decoded where it was made.
+				db, sql = v.Source.Database, "BEGIN;\n"+verifySessionSQL+sql+catalogSQL()+v.peekSQL(rt.RunID)+"COMMIT;\n"
+			}
+			rows, err := pgProbe(ctx, src, v.Source.target(db), sql, "changes since the baseline")
 			if err != nil {
 				return s, err
 			}
-			if len(rows) != 1 || len(rows[0]) != 4 {
+			if len(rows) == 0 || len(rows[0]) != 5 || rows[0][0] != "i" {
 				return s, fmt.Errorf("%s: unexpected psql output %q", src.Name(), rows)
 			}
-			_, err = fmt.Sscan(rows[0][0], &s.id.OID)
-			s.id.SystemID, s.walLevel, s.slot = rows[0][1], rows[0][2], rows[0][3] != "0"
-			if err != nil {
-				return s, err
+			i := rows[0]
+			if s.id.OID, err = strconv.ParseInt(i[1], 10, 64); err != nil {
+				return s, fmt.Errorf("%s: unexpected database oid %q", src.Name(), i[1])
 			}
-			s.marker, err = readVerifyMarker(ctx, src, v.markerPath())
-			return s, err
+			s.id.SystemID, s.walLevel, s.slot, s.rows = i[2], i[3], i[4] != "0", rows[1:]
+			return s, nil
 		},
 		func() (pgDatabaseID, error) {
 			return pgDatabaseIdentity(ctx, dst, v.Target.PgConnection, v.Target.Database)
@@ -137,10 +163,41 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime) (baselineState
 	}
 	st.ids = verifyIDs{source: s.id, target: d}
 	st.slot, st.walLevel = s.slot, s.walLevel
-	if s.marker.ours(v, st.ids, rt.RunID) && s.id.OID != 0 && d.OID != 0 {
-		st.marker = s.marker
+	if marker.ours(v, st.ids, rt.RunID) && s.id.OID != 0 && d.OID != 0 {
+		st.marker, st.changes = marker, s.rows
 	}
 	return st, nil
+}
+
+// identitySQL reads the source database's OID (0: none), the server's
+// system identifier, its wal_level and whether this run's slot exists:
+// one 'i' row.
+func (v *PgVerify) identitySQL(runID string) string {
+	return "SELECT 'i', coalesce((SELECT oid FROM pg_database WHERE datname = " + pgLiteral(v.Source.Database) + "), 0), " +
+		"system_identifier, current_setting('wal_level'), " +
+		"(SELECT count(*) FROM pg_replication_slots WHERE slot_name = " + pgLiteral(v.slotName(runID)) + ") FROM pg_control_system();\n"
+}
+
+// peekSQL reads the changes this run's slot decoded ('d' rows), where the
+// slot exists; newlines and the field separator in values become spaces
+// (the parser needs the key values only, never text with those in it).
+func (v *PgVerify) peekSQL(runID string) string {
+	return `SELECT format('SELECT ''d'', translate(data, E''\n\x1f'', ''  '') FROM pg_logical_slot_peek_changes(%L, NULL, NULL, ''include-xids'', ''0'', ''skip-empty-xacts'', ''1'') WHERE data LIKE ''table %%''', slot_name)
+FROM pg_replication_slots WHERE slot_name = ` + pgLiteral(v.slotName(runID)) + "\n\\gexec\n"
+}
+
+// runMarker is the source's marker if this run wrote it, unconfirmed: the
+// databases may have been re-created since (readBaseline confirms).
+func (v *PgVerify) runMarker(ctx context.Context, rt *Runtime) (*verifyMarker, error) {
+	src, err := rt.Executor(ctx, v.Source.Host)
+	if err != nil {
+		return nil, err
+	}
+	m, err := readVerifyMarker(ctx, src, v.markerPath())
+	if err != nil || m == nil || rt.RunID == "" || m.RunID != rt.RunID {
+		return nil, err
+	}
+	return m, nil
 }
 
 func readVerifyMarker(ctx context.Context, ex executors.Executor, p string) (*verifyMarker, error) {
@@ -172,7 +229,7 @@ func (v *PgVerify) dropSlotSQL(runID string) string {
 }
 
 func (v *PgVerify) checkBaseline(ctx context.Context, rt *Runtime) (Check, error) {
-	st, err := v.readBaseline(ctx, rt)
+	st, err := v.readBaseline(ctx, rt, readAll)
 	switch {
 	case pgNotReady(err):
 		return Check{Unknown: true, Reason: "a database is not reachable yet: " + firstLine(err)}, nil
@@ -206,7 +263,7 @@ func (v *PgVerify) describeBaseline(rt *Runtime) []Action {
 // source it takes none and says so: the comparison in the downtime then
 // reads every row, as without a baseline.
 func (v *PgVerify) applyBaseline(ctx context.Context, rt *Runtime) (Outcome, error) {
-	st, err := v.readBaseline(ctx, rt)
+	st, err := v.readBaseline(ctx, rt, readAll)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -327,7 +384,7 @@ func (v *PgVerify) waitApplied(ctx context.Context, st baselineState, lsn string
 // run would keep the source's WAL until its disk fills.
 
 func (v *PgVerify) checkCancel(ctx context.Context, rt *Runtime) (Check, error) {
-	st, err := v.readBaseline(ctx, rt)
+	st, err := v.readBaseline(ctx, rt, readAll)
 	switch {
 	case pgNotReady(err):
 		return Check{Unknown: true, Reason: "the source is not reachable yet: " + firstLine(err)}, nil
@@ -340,7 +397,7 @@ func (v *PgVerify) checkCancel(ctx context.Context, rt *Runtime) (Check, error) 
 }
 
 func (v *PgVerify) applyCancel(ctx context.Context, rt *Runtime) (Outcome, error) {
-	st, err := v.readBaseline(ctx, rt)
+	st, err := v.readBaseline(ctx, rt, readAll)
 	if err != nil {
 		return Outcome{}, err
 	}

@@ -65,14 +65,9 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	m := st.marker
 	c = comparison{source: v.Source.Database + " on " + v.Source.Host, target: v.Target.Database + " on " + v.Target.Host,
 		tablesOn: true, seqOn: v.sequences(), extsOn: v.extensions()}
-	// The slot's changes and the source's tables now. Peeking keeps the
-	// changes: an interrupted comparison reads them again.
-	rows, err := pgProbe(ctx, st.src, v.Source.target(v.Source.Database), "BEGIN;\n"+verifySessionSQL+catalogSQL()+
-		"SELECT 'd', translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes("+pgLiteral(m.Slot)+
-		", NULL, NULL, 'include-xids', '0', 'skip-empty-xacts', '1') WHERE data LIKE 'table %';\nCOMMIT;\n", "changes since the baseline")
-	if err != nil {
-		return c, nil, fmt.Errorf("source %s: %w", v.Source.Database, err)
-	}
+	// The source's tables now and the slot's changes, read with the
+	// identities (readBaseline). Peeking keeps the changes.
+	rows := st.changes
 	now, err := parseCatalog(rows)
 	if err != nil {
 		return c, nil, fmt.Errorf("source %s: %w", v.Source.Database, err)
@@ -116,8 +111,13 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 		script.WriteString(extensionsSQL)
 	}
 	script.WriteString("COMMIT;\n")
+	// The slot goes with the source's reading, whatever the outcome: it
+	// would keep the source's WAL, and a comparison run again (after the
+	// target is mended) without it reads every row.
 	src, dst, errS, errD := atOnce(
-		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.src, v.Source, script.String(), queries) },
+		func() (chunkResult, error) {
+			return v.sumChunks(ctx, rt, st.src, v.Source, script.String()+v.dropSlotSQL(rt.RunID), queries)
+		},
 		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.dst, v.Target, script.String(), queries) })
 	if errS != nil {
 		return c, nil, fmt.Errorf("source %s: %w", c.source, errS)
