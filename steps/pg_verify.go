@@ -129,7 +129,7 @@ type inventory struct {
 }
 
 func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inventory, error) {
-	inv := inventory{tables: map[string]string{}, sequences: map[string]string{}, extensions: map[string]string{}}
+	var inv inventory
 	ex, err := rt.Executor(ctx, ep.Host)
 	if err != nil {
 		return inv, err
@@ -142,6 +142,18 @@ func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inv
 		if len(row) != 3 {
 			return inv, fmt.Errorf("%s: database %s: unexpected psql output %q", ex.Name(), ep.Database, strings.Join(row, " "))
 		}
+	}
+	return inventoryOf(rows), nil
+}
+
+// inventoryOf files the 't', 's' and 'e' rows of an inventory; other rows
+// (a comparison since a baseline prints 'c' and 'h' rows too) are not its.
+func inventoryOf(rows [][]string) inventory {
+	inv := inventory{tables: map[string]string{}, sequences: map[string]string{}, extensions: map[string]string{}}
+	for _, row := range rows {
+		if len(row) != 3 {
+			continue
+		}
 		switch row[0] {
 		case "t":
 			inv.tables[row[1]] = row[2]
@@ -151,7 +163,7 @@ func (v *PgVerify) collect(ctx context.Context, rt *Runtime, ep PgEndpoint) (inv
 			inv.extensions[row[1]] = row[2]
 		}
 	}
-	return inv, nil
+	return inv
 }
 
 // inventory runs inventorySQL on ep, reporting tables counted as they

@@ -125,9 +125,13 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	if errD != nil {
 		return c, nil, fmt.Errorf("target %s: %w", c.target, errD)
 	}
-	srcInv, dstInv := sideInventory(src.rows), sideInventory(dst.rows)
+	srcInv, dstInv := inventoryOf(src.rows), inventoryOf(dst.rows)
+	dstCatalog, err := parseCatalog(dst.rows)
+	if err != nil {
+		return c, nil, fmt.Errorf("target %s: %w", c.target, err)
+	}
 	dstTables := map[string]string{}
-	for _, t := range mustCatalog(dst.rows) {
+	for _, t := range dstCatalog {
 		dstTables[t.Name] = t.Shape
 	}
 	srcNames := map[string]bool{}
@@ -161,9 +165,9 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 				plural(differ, "chunk", "chunks")))
 		}
 	}
-	for name := range dstTables {
-		if !srcNames[name] {
-			c.diffs = append(c.diffs, fmt.Sprintf("table %s: only on the target", name))
+	for _, t := range dstCatalog { // in the target catalog's order, not a map's
+		if !srcNames[t.Name] {
+			c.diffs = append(c.diffs, fmt.Sprintf("table %s: only on the target", t.Name))
 		}
 	}
 	c.diffs = append(c.diffs, diffSide("sequence", srcInv.sequences, dstInv.sequences, "last_value", func(n int) { c.sequences = n })...)
@@ -205,33 +209,4 @@ func sumsCompare(s, d chunkSums) (srcRows, dstRows int64, differ int) {
 		}
 	}
 	return srcRows, dstRows, differ
-}
-
-func sideInventory(rows [][]string) inventory {
-	inv := inventory{sequences: map[string]string{}, extensions: map[string]string{}}
-	for _, r := range rows {
-		if len(r) != 3 {
-			continue
-		}
-		switch r[0] {
-		case "s":
-			inv.sequences[r[1]] = r[2]
-		case "e":
-			inv.extensions[r[1]] = r[2]
-		}
-	}
-	return inv
-}
-
-// mustCatalog is parseCatalog of rows already known to hold 'c' rows of
-// the right width (catalogSQL's); others are ignored.
-func mustCatalog(rows [][]string) []chunkedTable {
-	var keep [][]string
-	for _, r := range rows {
-		if len(r) == 6 && r[0] == "c" {
-			keep = append(keep, r)
-		}
-	}
-	t, _ := parseCatalog(keep)
-	return t
 }
