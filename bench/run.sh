@@ -49,7 +49,8 @@
 #             hosts: migrun (N `command` steps, a fresh state dir each
 #             time), ansible-playbook (N command tasks, pipelining, one
 #             ControlMaster per host) and one `ssh` per command; the wall
-#             time of the whole process.
+#             time of the whole process; with MIGRUN_BENCH_BASELINE_BIN,
+#             that binary too (migrun-baseline), in the same rounds.
 #
 # Configuration (environment; defaults in brackets):
 #   MIGRUN_BENCH_DB_MB        size of the engine database on disk, MB [1024]
@@ -63,11 +64,14 @@
 #                             "bulk_load=true" (not replicate: the tool sets it) []
 #   MIGRUN_BENCH_COPY_MB      size of the copied file, MB [1024]
 #   MIGRUN_BENCH_COPY_ROUNDS  copy rounds, each tool once a round [3]
-#   MIGRUN_BENCH_STEPS        trivial commands in the overhead runs [50]
+#   MIGRUN_BENCH_STEPS        trivial commands in the overhead runs, one or
+#                             more counts ["20 50"]
 #   MIGRUN_BENCH_OVERHEAD_ROUNDS overhead rounds, each tool once a round [5]
 #   MIGRUN_BENCH_ANSIBLE_MODULE  command or raw, the overhead playbook's tasks [command]
 #   MIGRUN_BENCH_PARTS        which parts, comma-separated [overhead,copy,downtime]
 #   MIGRUN_BENCH_BIN          a migrun binary to test [built: go build ./cmd/migrun]
+#   MIGRUN_BENCH_BASELINE_BIN another migrun binary (an older build) measured
+#                             beside it in the overhead runs []
 #   MIGRUN_BENCH_CACHE        database templates (a data directory per size,
 #                             reused while engine-schema.sql, engine-bulk.sql,
 #                             the recipe here and PostgreSQL are unchanged)
@@ -101,7 +105,8 @@ SWEEP_FACTORS=${MIGRUN_BENCH_SWEEP_FACTORS:-0.25 4}
 TOOLS=${MIGRUN_BENCH_TOOLS:-manual,ansible,migrun,migrun-dump}
 COPY_MB=${MIGRUN_BENCH_COPY_MB:-1024}
 COPY_ROUNDS=${MIGRUN_BENCH_COPY_ROUNDS:-3}
-STEPS=${MIGRUN_BENCH_STEPS:-50}
+STEPS=${MIGRUN_BENCH_STEPS:-20 50}
+BASELINE_BIN=${MIGRUN_BENCH_BASELINE_BIN:-}
 OVERHEAD_ROUNDS=${MIGRUN_BENCH_OVERHEAD_ROUNDS:-5}
 ANSIBLE_MODULE=${MIGRUN_BENCH_ANSIBLE_MODULE:-command}
 PARTS=${MIGRUN_BENCH_PARTS:-overhead,copy,downtime}
@@ -119,10 +124,10 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 # print_table RESULTS: the one table and the summary line, from the
 # results file (part size tool value ok note, tab-separated).
 print_table() {
-	python3 - "$1" "$DB_MB" "$COPY_MB" "$STEPS" <<-'PY'
+	python3 - "$1" "$DB_MB" "$COPY_MB" <<-'PY'
 		import sys, statistics
 		rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-		db_mb, copy_mb, steps = sys.argv[2], sys.argv[3], sys.argv[4]
+		db_mb, copy_mb = sys.argv[2], sys.argv[3]
 		groups, order = {}, []
 		for part, size, tool, value, ok, note in rows:
 		    k = (part, size, tool)
@@ -141,7 +146,7 @@ print_table() {
 		ref = {"downtime": "manual", "copy": "scp-3", "overhead": "ssh"}
 		unit = {"downtime": "s", "copy": "MiB/s", "overhead": "s", "data": "s", "rss": "MiB"}
 		partorder = {"data": 0, "downtime": 1, "copy": 2, "rss": 3, "overhead": 4}
-		toolorder = {"generate": 0, "load": 1, "manual": 2, "ansible": 3, "scp-3": 4, "scp-direct": 5, "ssh": 6, "migrun": 9, "migrun-direct": 10, "migrun-dump": 11}
+		toolorder = {"generate": 0, "load": 1, "manual": 2, "ansible": 3, "scp-3": 4, "scp-direct": 5, "ssh": 6, "migrun-baseline": 7, "migrun": 9, "migrun-direct": 10, "migrun-dump": 11}
 		def sizekey(s):
 		    try: return float(s.split("MB")[0].split()[0])
 		    except ValueError: return 0
@@ -162,7 +167,7 @@ print_table() {
 		            vs = "%.3fx %s" % (m / r, ref[part]) if tool != ref[part] else "ref"
 		    per = ""
 		    if part == "overhead" and m is not None:
-		        per = "%.1f ms" % (m / int(steps) * 1000)
+		        per = "%.1f ms" % (m / int(size.split()[0]) * 1000)
 		    # the note of the run nearest the median (migrun's per-phase seconds)
 		    note = g["notes"][min(g["notes"], key=lambda x: abs(x - m))] if g["notes"] and m is not None else ""
 		    if part == "data" and tool == "load":
@@ -203,7 +208,13 @@ print_table() {
 		    items[-1] += ", /ansible %s" % ("%.3f" % r if r is not None else "n/a")
 		if bad:
 		    items.append("UNVERIFIED downtime runs: %s" % ",".join(k[2] for k in bad))
-		item("overhead migrun/ssh", ratio(med(("overhead", steps + " steps", "migrun")), med(("overhead", steps + " steps", "ssh"))), "<=", 0.03)
+		# Issue 9's target is for 50 steps; issue 19's for 20: half the 493 ms
+		# spot took for them where it was measured (it is not installable here).
+		item("overhead 50 steps migrun/ssh", ratio(med(("overhead", "50 steps", "migrun")), med(("overhead", "50 steps", "ssh"))), "<=", 0.03)
+		item("overhead 20 steps migrun s", med(("overhead", "20 steps", "migrun")), "<=", 0.247)
+		for k in sorted(k for k in groups if k[0] == "overhead" and k[2] == "migrun-baseline"):
+		    r = ratio(med((k[0], k[1], "migrun")), med(k))
+		    items.append("overhead %s migrun/migrun-baseline %s" % (k[1], "%.3f" % r if r is not None else "n/a"))
 		cm = "%sMB" % copy_mb
 		item("copy migrun/scp-3", ratio(med(("copy", cm, "migrun")), med(("copy", cm, "scp-3"))), ">=", 1.0)
 		direct = "migrun-direct" if ("copy", cm, "migrun-direct") in groups else "migrun"
@@ -222,9 +233,13 @@ if [ -n "${MIGRUN_BENCH_REPORT:-}" ]; then
 fi
 
 { [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]; } || die "needs root on Linux (it creates test hosts with network and mount namespaces)"
-for v in DB_MB ROUNDS SWEEP SWEEP_ROUNDS COPY_MB COPY_ROUNDS STEPS OVERHEAD_ROUNDS; do
+for v in DB_MB ROUNDS SWEEP SWEEP_ROUNDS COPY_MB COPY_ROUNDS OVERHEAD_ROUNDS; do
 	is_uint "${!v}" || die "MIGRUN_BENCH_$v must be a whole number, not '${!v}'"
 done
+for v in $STEPS; do
+	is_uint "$v" && [ "$v" -gt 0 ] || die "MIGRUN_BENCH_STEPS: not a positive whole number: $v"
+done
+[ -z "$BASELINE_BIN" ] || [ -x "$BASELINE_BIN" ] || die "MIGRUN_BENCH_BASELINE_BIN: no executable at $BASELINE_BIN"
 [ "$DB_MB" -ge 8 ] || die "MIGRUN_BENCH_DB_MB must be at least 8"
 case $ANSIBLE_MODULE in command | raw) ;; *) die "MIGRUN_BENCH_ANSIBLE_MODULE: command or raw" ;; esac
 want() { [[ ",$PARTS," == *",$1,"* ]]; }
@@ -648,6 +663,9 @@ downtime_run() {
 		for v in ${MIGRUN_BENCH_MIGRUN_VARS:-}; do mvars+=(--var "$v"); done
 		run_migrun "$log" apply --yes --output json --state-dir "$work/state-$tool-${mb}mb-$r" \
 			"${MARGS[@]}" "${PVARS[@]}" "${mvars[@]}" --var "replicate=$replicate" "$plan" || rc=$?
+		# The journal keeps each step's own account (how long the catch-up
+		# waited, what the verification read again): kept with the logs.
+		cp "$work/state-$tool-${mb}mb-$r"/*.journal.json "$log.journal.json" 2>/dev/null || true
 		;;
 	esac
 	t1=$(now)
@@ -802,10 +820,18 @@ copy_part() {
 
 # --- runner overhead --------------------------------------------------------------------
 overhead_part() {
-	local r i t log t0 t1 rc h
 	say "overhead: fresh hosts, $STEPS trivial commands alternating over engine and db"
 	hosts_fresh
 	ansible_setup
+	local n
+	for n in $STEPS; do
+		overhead_runs "$n"
+	done
+}
+
+# overhead_runs N: the overhead rounds with N commands.
+overhead_runs() {
+	local steps=$1 r i t log t0 t1 rc h note
 	{
 		echo "version: 1"
 		echo "name: bench-overhead"
@@ -813,7 +839,7 @@ overhead_part() {
 		echo "  engine: {address: \"$MIGRUN_E2E_ENGINE_IP\", user: root}"
 		echo "  db: {address: \"$MIGRUN_E2E_DB_IP\", user: root}"
 		echo "steps:"
-		for i in $(seq "$STEPS"); do
+		for i in $(seq "$steps"); do
 			h=engine
 			[ $((i % 2)) = 0 ] && h=db
 			echo "  - {id: step-$i, host: $h, command: {argv: [\"true\"]}}"
@@ -823,7 +849,7 @@ overhead_part() {
 		echo "- hosts: engine"
 		echo "  gather_facts: false"
 		echo "  tasks:"
-		for i in $(seq "$STEPS"); do
+		for i in $(seq "$steps"); do
 			h=engine
 			[ $((i % 2)) = 0 ] && h=db
 			echo "    - name: step $i"
@@ -832,16 +858,18 @@ overhead_part() {
 		done
 	} >"$work/overhead.yml"
 	local ov_tools=(ssh ansible migrun)
+	[ -n "$BASELINE_BIN" ] && ov_tools+=(migrun-baseline)
+	local nt=${#ov_tools[@]}
 	for r in $(seq 0 "$OVERHEAD_ROUNDS"); do # round 0: warm-up, not counted
-		for i in 0 1 2; do
-			t=${ov_tools[$(((i + r) % 3))]}
-			log=$LOGS/overhead-r$r-$t
+		for i in $(seq 0 $((nt - 1))); do
+			t=${ov_tools[$(((i + r) % nt))]}
+			log=$LOGS/overhead-$steps-r$r-$t
 			rm -rf "$work/state-ov"
 			rc=0
 			t0=$(now)
 			case $t in
 			ssh)
-				for i2 in $(seq "$STEPS"); do
+				for i2 in $(seq "$steps"); do
 					h=engine
 					[ $((i2 % 2)) = 0 ] && h=db
 					sshc "$h" true || { rc=$?; break; }
@@ -852,15 +880,18 @@ overhead_part() {
 					ansible-playbook -i "$work/ansible/inventory" "$work/overhead.yml" >"$log.out" 2>"$log.err" || rc=$?
 				;;
 			migrun) run_migrun "$log" apply --yes --output json --state-dir "$work/state-ov" "${MARGS[@]}" "$work/overhead.yaml" || rc=$? ;;
+			migrun-baseline)
+				bin=$BASELINE_BIN run_migrun "$log" apply --yes --output json --state-dir "$work/state-ov" "${MARGS[@]}" "$work/overhead.yaml" || rc=$?
+				;;
 			esac
 			t1=$(now)
 			[ "$t" = ansible ] && close_masters "$ssh_masters_dir.ov.$r"
 			[ "$rc" = 0 ] || die "overhead: $t failed (exit $rc; logs $log.*)"
 			[ "$r" = 0 ] && continue
-			say "overhead round $r: $t $(elapsed "$t0" "$t1") s"
+			say "overhead $steps steps, round $r: $t $(elapsed "$t0" "$t1") s"
 			note=""
-			[ "$t" = migrun ] && note=$(migrun_overhead_note "$log.out" "$t0" "$t1")
-			echo -e "overhead\t$STEPS steps\t$t\t$(elapsed "$t0" "$t1")\t1\t$note" >>"$results"
+			[[ $t == migrun* ]] && note=$(migrun_overhead_note "$log.out" "$t0" "$t1")
+			echo -e "overhead\t$steps steps\t$t\t$(elapsed "$t0" "$t1")\t1\t$note" >>"$results"
 		done
 	done
 }

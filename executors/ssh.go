@@ -155,6 +155,7 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 		interval = defaultKeepaliveInterval
 	}
 	go keepalive(s.client, interval, keepaliveMaxFailures, s.stopKeep, s.keepDone)
+	s.warmShell()
 	return s, nil
 }
 

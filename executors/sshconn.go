@@ -58,6 +58,9 @@ func (d *dialer) dialHop(ctx context.Context, h sshHop, via *ssh.Client) (*ssh.C
 	case via == nil:
 		nd := net.Dialer{Timeout: d.timeout}
 		nc, err = nd.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			nc = quickAck(nc)
+		}
 	default:
 		dctx, cancel := context.WithTimeout(ctx, d.timeout)
 		nc, err = via.DialContext(dctx, "tcp", addr)

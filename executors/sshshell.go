@@ -27,6 +27,13 @@ import (
 //
 // A command that is cancelled or whose connection breaks takes the shell
 // down with it: the next command starts a new one.
+//
+// The shell is started as soon as the connection is up, in the
+// background: sshd answers the first channel of a connection only tens of
+// milliseconds after authentication (its post-authentication set-up), and
+// the shell itself takes as long again to start. Dialled hosts warm up
+// together while the runner reads the plan's facts, instead of one after
+// the other inside each host's first step.
 
 // shellMarker opens every marker; \x1e (record separator) keeps it off
 // any line a command prints by chance, and the token does the rest.
@@ -39,20 +46,61 @@ type pipeShell struct {
 	stderr *markerReader
 }
 
+// warmShell starts the connection's shell in the background. Commands
+// wait for it (see shellFor); if it cannot start, they start it again or
+// open sessions, as they would without it.
+func (s *SSH) warmShell() {
+	s.warmed = make(chan struct{})
+	s.shellMu.Lock()
+	go func() {
+		defer close(s.warmed)
+		defer s.shellMu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stopKeep: // Close
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		// A first command waits for the login shell to exec sh and
+		// read its stdin, so that the step's own command does not.
+		if s.startShell(ctx) == nil {
+			_, _, _ = s.runOn(ctx, s.shell, Command{Argv: []string{"true"}}, "true")
+		}
+	}()
+}
+
 // shellFor returns the connection's shell, starting it if needed, or nil
 // when it is busy with another command (the caller then opens a session).
 func (s *SSH) shellFor(ctx context.Context) (*pipeShell, func(), error) {
+	if s.warmed != nil {
+		select {
+		case <-s.warmed:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
 	if !s.shellMu.TryLock() {
 		return nil, nil, nil
 	}
 	release := s.shellMu.Unlock
+	if err := s.startShell(ctx); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return s.shell, release, nil
+}
+
+// startShell starts the shell unless it runs; s.shellMu is held.
+func (s *SSH) startShell(ctx context.Context) error {
 	if s.shell != nil {
-		return s.shell, release, nil
+		return nil
 	}
 	sess, err := s.newSession(ctx)
 	if err != nil {
-		release()
-		return nil, nil, err
+		return err
 	}
 	sh := &pipeShell{sess: sess}
 	if sh.stdin, err = sess.StdinPipe(); err == nil {
@@ -66,11 +114,10 @@ func (s *SSH) shellFor(ctx context.Context) (*pipeShell, func(), error) {
 	}
 	if err != nil {
 		sess.Close()
-		release()
-		return nil, nil, err
+		return err
 	}
 	s.shell = sh
-	return sh, release, nil
+	return nil
 }
 
 // dropShell ends the shell after a failure; s.shellMu is held.
@@ -89,6 +136,11 @@ func (s *SSH) runInShell(ctx context.Context, cmd Command, shown string) (res Re
 		return Result{}, false, nil
 	}
 	defer release()
+	return s.runOn(ctx, sh, cmd, shown)
+}
+
+// runOn runs cmd in sh; s.shellMu is held.
+func (s *SSH) runOn(ctx context.Context, sh *pipeShell, cmd Command, shown string) (res Result, ok bool, err error) {
 	token := make([]byte, 8)
 	rand.Read(token)
 	tok := hex.EncodeToString(token)
@@ -211,4 +263,6 @@ func (m *markerReader) fill() error {
 type shellState struct {
 	shellMu sync.Mutex
 	shell   *pipeShell
+	// warmed is closed once the start begun at dial time has ended.
+	warmed chan struct{}
 }

@@ -102,3 +102,30 @@ func TestSSHShellCancelAndConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestSSHShellStartsAtDial: the shell is started, and has run a first
+// command, by the time the connection's warm-up ends, before any Run; the
+// Runs after use it and open no session of their own.
+func TestSSHShellStartsAtDial(t *testing.T) {
+	f := newSSHFixture(t, sshtest.Options{})
+	s := f.dial(t, f.config(t))
+	select {
+	case <-s.warmed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the shell's warm-up did not end")
+	}
+	if s.shell == nil {
+		t.Fatal("no shell after the warm-up")
+	}
+	if got := f.srv.Execs(); len(got) != 1 || got[0] != "exec /bin/sh" {
+		t.Fatalf("exec requests after dial: %q, want the shell only", got)
+	}
+	for i := range 3 {
+		if res, err := s.Run(t.Context(), Command{Argv: []string{"echo", "hi"}}); err != nil || string(res.Stdout) != "hi\n" {
+			t.Fatalf("run %d: %q %v", i, res.Stdout, err)
+		}
+	}
+	if got := f.srv.Execs(); len(got) != 1 {
+		t.Errorf("exec requests after three Runs: %q, want the shell's only", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -52,6 +53,7 @@ type Server struct {
 	handshakes int
 	keepalives int
 	users      []string
+	execs      []string
 	frozen     bool
 	closed     bool
 
@@ -136,6 +138,13 @@ func (s *Server) Users() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.users...)
+}
+
+// Execs returns the commands of every exec request so far, in order.
+func (s *Server) Execs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.execs)
 }
 
 // CloseConnections cuts every live connection at the TCP level, as a
@@ -299,6 +308,9 @@ func (s *Server) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				req.Reply(false, nil)
 				continue
 			}
+			s.mu.Lock()
+			s.execs = append(s.execs, p.Command)
+			s.mu.Unlock()
 			var err error
 			proc, err = s.start(ch, p.Command)
 			req.Reply(err == nil, nil)
