@@ -65,6 +65,11 @@ type Command struct {
 	Script string
 	// Stdin feeds the process; secrets reach commands this way only.
 	Stdin io.Reader
+	// SecretStdin marks a Stdin that holds a secret. Over SSH a short
+	// text stdin otherwise goes through the connection's shell as a
+	// here-document, which some shells (bash before 5.1) write to a
+	// temporary file; this one takes a session of its own.
+	SecretStdin bool
 	// Env adds variables. On SSH they are set with `env K=V`, visible in
 	// ps: never put a secret here (Run refuses secret tokens anywhere in
 	// Argv, Script, Env and Dir).

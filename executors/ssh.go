@@ -232,8 +232,12 @@ func (s *SSH) Run(ctx context.Context, cmd Command) (Result, error) {
 		return Result{}, err
 	}
 	shown := displayCommand(cmd)
-	if cmd.Stdin == nil {
-		if res, ok, err := s.runInShell(ctx, cmd, shown); ok {
+	in, viaShell := []byte(nil), cmd.Stdin == nil
+	if !viaShell {
+		in, viaShell = shellStdin(&cmd)
+	}
+	if viaShell {
+		if res, ok, err := s.runInShell(ctx, cmd, shown, in); ok {
 			return res, err
 		}
 	}

@@ -17,9 +17,11 @@ import (
 
 // A session per command costs a channel open, an exec request and a login
 // shell started by sshd: milliseconds, paid by every step and every probe.
-// So commands that take no stdin run in one long-lived `sh` per connection
-// instead, written to its stdin one at a time, each in a subshell (an
-// `exit` or `cd` stays inside it) with stdin from /dev/null. After each
+// So commands run in one long-lived `sh` per connection instead, written
+// to its stdin one at a time, each in a subshell (an `exit` or `cd` stays
+// inside it) with stdin from /dev/null, or from a here-document when the
+// command's stdin is a short text held in memory (a psql script; see
+// shellStdin); any other stdin takes a session. After each
 // command the shell prints a marker with a random token and the exit
 // status on stdout, and the token on stderr: everything before them is
 // the command's output, byte for byte (the newline the marker starts with
@@ -67,7 +69,7 @@ func (s *SSH) warmShell() {
 		// A first command waits for the login shell to exec sh and
 		// read its stdin, so that the step's own command does not.
 		if s.startShell(ctx) == nil {
-			_, _, _ = s.runOn(ctx, s.shell, Command{Argv: []string{"true"}}, "true")
+			_, _, _ = s.runOn(ctx, s.shell, Command{Argv: []string{"true"}}, "true", nil)
 		}
 	}()
 }
@@ -130,21 +132,28 @@ func (s *SSH) dropShell() {
 
 // runInShell runs cmd in the connection's shell. ok is false when the
 // shell was busy or could not start and nothing ran: use a session.
-func (s *SSH) runInShell(ctx context.Context, cmd Command, shown string) (res Result, ok bool, err error) {
+func (s *SSH) runInShell(ctx context.Context, cmd Command, shown string, in []byte) (res Result, ok bool, err error) {
 	sh, release, err := s.shellFor(ctx)
 	if sh == nil || err != nil {
 		return Result{}, false, nil
 	}
 	defer release()
-	return s.runOn(ctx, sh, cmd, shown)
+	return s.runOn(ctx, sh, cmd, shown, in)
 }
 
-// runOn runs cmd in sh; s.shellMu is held.
-func (s *SSH) runOn(ctx context.Context, sh *pipeShell, cmd Command, shown string) (res Result, ok bool, err error) {
+// runOn runs cmd in sh with stdin in (from shellStdin; none: empty); cmd's
+// own Stdin is not read. s.shellMu is held.
+func (s *SSH) runOn(ctx context.Context, sh *pipeShell, cmd Command, shown string, in []byte) (res Result, ok bool, err error) {
 	token := make([]byte, 8)
 	rand.Read(token)
 	tok := hex.EncodeToString(token)
-	line := "( " + s.commandLine(cmd) + "\n) </dev/null; printf '\\n\\036migrun-done %s %d\\n' " + tok + " \"$?\"; printf '\\n\\036migrun-done %s\\n' " + tok + " >&2\n"
+	stdin, body := "</dev/null", ""
+	if len(in) > 0 {
+		// The body starts on the line after the one that opens it; the
+		// delimiter is the token, on no line of the text (shellStdin).
+		stdin, body = "<<'"+heredocPrefix+tok+"'", string(in)+heredocPrefix+tok+"\n"
+	}
+	line := "( " + s.commandLine(cmd) + "\n) " + stdin + "; printf '\\n\\036migrun-done %s %d\\n' " + tok + " \"$?\"; printf '\\n\\036migrun-done %s\\n' " + tok + " >&2\n" + body
 
 	out := newOutput(cmd)
 	start := time.Now()
@@ -199,6 +208,42 @@ func (s *SSH) runOn(ctx context.Context, sh *pipeShell, cmd Command, shown strin
 	}
 	return res, true, nil
 }
+
+// heredocPrefix starts the delimiter of a command's here-document.
+const heredocPrefix = "MIGRUN_STDIN_"
+
+// maxShellStdin bounds the stdin that goes through the shell: scripts and
+// queries, not data.
+const maxShellStdin = 256 << 10
+
+// shellStdin tells whether cmd's stdin can go to the shell as a
+// here-document, byte for byte: no secret (see Command.SecretStdin), a
+// reader over memory (nothing to wait for, unlike a pipe whose writer
+// may wait for this command's output),
+// short, text without NUL, ending with a newline (a here-document's body
+// always does) and with no line that could end the document early. It
+// returns the bytes and leaves in cmd a reader of the same bytes, for a
+// session if the shell cannot take the command after all.
+func shellStdin(cmd *Command) ([]byte, bool) {
+	l, ok := cmd.Stdin.(interface{ Len() int })
+	if !ok || l.Len() > maxShellStdin || cmd.SecretStdin {
+		return nil, false
+	}
+	in, err := io.ReadAll(cmd.Stdin)
+	if err != nil {
+		cmd.Stdin = io.MultiReader(bytes.NewReader(in), errReader{err})
+		return nil, false
+	}
+	cmd.Stdin = bytes.NewReader(in)
+	ok = (len(in) == 0 || in[len(in)-1] == '\n') && bytes.IndexByte(in, 0) < 0 && !bytes.Contains(in, []byte(heredocPrefix))
+	return in, ok
+}
+
+// errReader returns err once its data is read: a stdin that failed
+// mid-way still fails the command that reads it.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // markerReader reads one of the shell's output streams command by command.
 type markerReader struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +128,52 @@ func TestSSHShellStartsAtDial(t *testing.T) {
 	}
 	if got := f.srv.Execs(); len(got) != 1 {
 		t.Errorf("exec requests after three Runs: %q, want the shell's only", got)
+	}
+}
+
+// TestSSHShellStdin: a short text stdin held in memory reaches the command
+// byte for byte through the shell (a here-document: no session opened);
+// any other stdin reaches it byte for byte through a session of its own.
+func TestSSHShellStdin(t *testing.T) {
+	f := newSSHFixture(t, sshtest.Options{})
+	s := f.dial(t, f.config(t))
+	ctx := t.Context()
+	pipe := func(text string) io.Reader {
+		r, w := io.Pipe()
+		go func() { w.Write([]byte(text)); w.Close() }()
+		return r
+	}
+	big := strings.Repeat("select 1;\n", maxShellStdin/10+1)
+	tests := []struct {
+		name    string
+		stdin   io.Reader
+		want    string
+		session bool
+		secret  bool
+	}{
+		{"a script", strings.NewReader("SELECT '$HOME `id` \\n';\n\tEND\nEOF\n"), "SELECT '$HOME `id` \\n';\n\tEND\nEOF\n", false, false},
+		{"bytes", bytes.NewReader([]byte("a\n\nb\n")), "a\n\nb\n", false, false},
+		{"empty", strings.NewReader(""), "", false, false},
+		{"no newline at the end", strings.NewReader("abc"), "abc", true, false},
+		{"a NUL", strings.NewReader("a\x00b\n"), "a\x00b\n", true, false},
+		{"a line like the delimiter", strings.NewReader(heredocPrefix + "0123456789abcdef\nafter\n"), heredocPrefix + "0123456789abcdef\nafter\n", true, false},
+		{"a pipe", pipe("from a pipe\n"), "from a pipe\n", true, false},
+		{"too long", strings.NewReader(big), big, true, false},
+		{"a secret", strings.NewReader("ALTER ROLE r PASSWORD 'x';\n"), "ALTER ROLE r PASSWORD 'x';\n", true, true},
+	}
+	<-s.warmed
+	for _, tc := range tests {
+		before := len(f.srv.Execs())
+		var out bytes.Buffer
+		if _, err := s.Run(ctx, Command{Argv: []string{"cat"}, Stdin: tc.stdin, SecretStdin: tc.secret, Stdout: &out}); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if out.String() != tc.want {
+			t.Errorf("%s: stdout %q, want %q", tc.name, trim(out.Bytes()), trim([]byte(tc.want)))
+		}
+		if session := len(f.srv.Execs()) > before; session != tc.session {
+			t.Errorf("%s: ran in a session of its own: %v, want %v", tc.name, session, tc.session)
+		}
 	}
 }

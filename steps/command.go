@@ -227,7 +227,7 @@ func (c *Command) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		if err != nil {
 			return Outcome{}, c.wrap(rt, fmt.Errorf("stdin: %w", err))
 		}
-		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Stdin, cmd.SecretStdin = strings.NewReader(stdin), secret.Contains(c.Stdin)
 	}
 
 	out := rt.Output

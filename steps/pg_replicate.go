@@ -301,6 +301,48 @@ func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executor
 	return st, err
 }
 
+// finishStateSQL reads, in the target database itself, its identity and
+// the subscription (subscriptionSQL's row after "sub").
+func (r *PgReplicate) finishStateSQL() string {
+	return "SELECT 'id', (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();\n" +
+		"SELECT 'sub', q.* FROM (" + strings.TrimSuffix(r.subscriptionSQL(), ";\n") + ") q;\n"
+}
+
+// finishState is state for finish, which runs in the downtime: the marker
+// and one psql on the target database, where state takes three psql on
+// both servers. The source's slot and publication are not read: finish's
+// own reading of the source refuses without the slot. Anything unexpected
+// (no such database, a server not answering) goes the long way, whose
+// errors say what is wrong.
+func (r *PgReplicate) finishState(ctx context.Context, runID string, src, dst executors.Executor) (replState, error) {
+	st := replState{runID: runID}
+	m, err := readRestoreMarker(ctx, dst, r.markerPath())
+	if err != nil {
+		return r.state(ctx, runID, src, dst)
+	}
+	rows, err := pgProbe(ctx, dst, r.target(), r.finishStateSQL(), "the initial copy's progress changes on its own")
+	if err != nil || len(rows) == 0 || len(rows[0]) != 3 || rows[0][0] != "id" {
+		return r.state(ctx, runID, src, dst)
+	}
+	if st.oid, err = strconv.ParseInt(rows[0][1], 10, 64); err != nil || rows[0][2] == "" {
+		return r.state(ctx, runID, src, dst)
+	}
+	st.systemID = rows[0][2]
+	if r.ours(m, pgDatabaseID{OID: st.oid, SystemID: st.systemID}, runID) {
+		st.marker, st.subOID = m, m.SubscriptionOID
+	}
+	for _, row := range rows[1:] {
+		if len(row) == 5 && row[0] == "sub" {
+			st.subscription = true
+			st.subOID, _ = strconv.ParseInt(row[1], 10, 64)
+			st.tables, _ = strconv.Atoi(row[2])
+			st.ready, _ = strconv.Atoi(row[3])
+			st.syncErrors, _ = strconv.ParseInt(row[4], 10, 64)
+		}
+	}
+	return st, nil
+}
+
 // readSource reads what the source holds of the replication into st.
 func (r *PgReplicate) readSource(ctx context.Context, src executors.Executor, st *replState) error {
 	rows, err := pgProbe(ctx, src, r.source(), r.sourceObjectsSQL(st.subOID), "slots come and go on their own")
@@ -337,6 +379,11 @@ func (r *PgReplicate) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	src, dst, err := r.connect(ctx, rt)
 	if err != nil {
 		return Check{}, err
+	}
+	if r.Action == "finish" {
+		if c, ok := r.checkFinishQuick(ctx, rt.RunID, dst); ok {
+			return c, nil
+		}
 	}
 	st, err := r.state(ctx, rt.RunID, src, dst)
 	if pgNotReady(err) {
@@ -443,6 +490,20 @@ func (r *PgReplicate) withIdentities(ctx context.Context, rt *Runtime, src execu
 		reason += "; " + d
 	}
 	return reason, nil
+}
+
+// checkFinishQuick answers finish's check, inside the downtime, from the
+// marker alone when this run's start subscribed: there is work left, and
+// Apply reads both servers anyway. ok is false in every other case, which
+// the full reading answers (it tells "finished" from a marker that only
+// looks like this run's).
+func (r *PgReplicate) checkFinishQuick(ctx context.Context, runID string, dst executors.Executor) (Check, bool) {
+	m, err := readRestoreMarker(ctx, dst, r.markerPath())
+	if err != nil || m == nil || runID == "" || m.RunID != runID || m.State != replSubscribed ||
+		m.Source != r.sourceID() || m.Database != r.Target.Database || m.SocketDir != r.Target.SocketDir || m.Port != r.Target.Port {
+		return Check{}, false
+	}
+	return Check{Reason: fmt.Sprintf("this run's subscription %s follows %s: wait until the target applied the source's last change, copy the sequences, drop the replication", r.name(), r.where(r.Source))}, true
 }
 
 func (r *PgReplicate) checkFinish(st replState) (Check, error) {
@@ -589,15 +650,27 @@ func (r *PgReplicate) subscriptionCreateSQL(password string) string {
 		" PUBLICATION " + pgIdent(r.name()) + ";\n"
 }
 
-// teardownSourceSQL drops the slots that are inactive and the
-// publication, and counts the slots left (still active: their walsender
-// has not noticed the subscription is gone yet).
-func (r *PgReplicate) teardownSourceSQL(subOID int64) string {
+// teardownSourceSQL waits, on the server, up to slotWait for the slots'
+// walsenders to notice that the subscription is gone (moments, normally:
+// a poll from here would cost a psql each time), drops the slots that are
+// inactive and the publication, runs then (statements that need the
+// publication gone), and counts the slots left, still active.
+// (pg_replication_slots reads shared memory: each loop sees it anew.)
+func (r *PgReplicate) teardownSourceSQL(subOID int64, then string) string {
 	w := r.slotsWhere(subOID)
-	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE " + w + " AND NOT active;\n" +
-		"DROP PUBLICATION IF EXISTS " + pgIdent(r.name()) + ";\n" +
+	return fmt.Sprintf(`DO $migrun$DECLARE deadline timestamptz := clock_timestamp() + interval '%d milliseconds'; BEGIN
+  WHILE EXISTS (SELECT 1 FROM pg_replication_slots WHERE %s AND active) AND clock_timestamp() < deadline LOOP
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END$migrun$;
+`, slotWait.Milliseconds(), w) +
+		"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE " + w + " AND NOT active;\n" +
+		"DROP PUBLICATION IF EXISTS " + pgIdent(r.name()) + ";\n" + then +
 		"SELECT count(*) FROM pg_replication_slots WHERE " + w + ";\n"
 }
+
+// slotWait is how long one teardown waits on the server for walsenders.
+const slotWait = 2 * time.Second
 
 // Describe lists the statements and commands of the action, as they run.
 func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
@@ -605,7 +678,7 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 	putBack := Action{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"}
 	teardown := []Action{
 		{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.dropSubscriptionSQL())},
-		{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.teardownSourceSQL(0)) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
+		{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.teardownSourceSQL(0, "")) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
 	}
 	switch r.Action {
 	case "start":
@@ -640,9 +713,9 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 			{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.finalSQL(true)) +
 				" (refuses while another client is connected; waits at most " + r.catchUpTimeout().String() + ")"},
 			{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
-				" (one setval per sequence of the source, and the materialized views populated there refreshed first)"},
-			teardown[1],
-			putBack,
+				" (one setval per sequence of the source, and the materialized views populated there refreshed first; with the replica identities start gave put back)"},
+			{Host: r.Source.Host, Summary: teardown[1].Summary + "; in the same session, once the publication is gone, the replica identities start gave put back (as recorded in " +
+				r.identityRecordPath() + ", removed then)"},
 		}, nil
 	}
 	return append(teardown, putBack), nil
@@ -654,7 +727,12 @@ func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	st, err := r.state(ctx, rt.RunID, src, dst)
+	var st replState
+	if r.Action == "finish" {
+		st, err = r.finishState(ctx, rt.RunID, src, dst)
+	} else {
+		st, err = r.state(ctx, rt.RunID, src, dst)
+	}
 	if r.Action == "cancel" && (err != nil || st.oid == 0) && !st.finished() {
 		// on_failure: the target may be unreachable or have no database
 		// yet; what must go is on the source (a slot keeps its WAL).
@@ -821,7 +899,7 @@ func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst execu
 	if err != nil {
 		return fmt.Errorf("publisher.password: %w", err)
 	}
-	if _, err := pgExec(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
+	if _, err := pgExecSecret(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
 		msg := err.Error()
 		if password != "" {
 			// As given, and as quoted in the statement (conninfo, then
@@ -1102,15 +1180,13 @@ func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, 
 	if _, err := pgExec(ctx, dst, r.target(), r.cutOverTargetSQL(f)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("sequences, materialized views and subscription on %s: %w", r.Target.Host, err)
 	}
-	if err := r.dropSourceSlots(ctx, src, st.subOID); err != nil {
+	// The replica identities go back in the same session, once the
+	// publication is gone: a table without its identity while still
+	// published would refuse UPDATE and DELETE.
+	if err := r.dropSourceSlots(ctx, src, st.subOID, restoreIdentitiesSQL(f.identities)); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	if f.identities != nil {
-		// After the publication is gone: a table without its identity
-		// while still published would refuse UPDATE and DELETE.
-		if _, err := pgExec(ctx, src, r.source(), restoreIdentitiesSQL(f.identities)); err != nil {
-			return Outcome{Changed: true}, fmt.Errorf("put back the replica identities on %s: %w", r.Source.Host, err)
-		}
 		if err := r.removeIdentityRecord(ctx, src); err != nil {
 			return Outcome{Changed: true}, err
 		}
@@ -1142,19 +1218,25 @@ func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor,
 			return fmt.Errorf("drop subscription %s: %w", r.name(), err)
 		}
 	}
-	return r.dropSourceSlots(ctx, src, subOID)
+	return r.dropSourceSlots(ctx, src, subOID, "")
 }
 
 // dropSourceSlots drops the replication's slots and publication on the
 // source, ending walsenders that still hold a slot after a grace period.
-func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executor, subOID int64) error {
+// then runs once, in the first session, after the publication is dropped.
+func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executor, subOID int64, then string) error {
 	begin := time.Now()
 	terminated := false
 	for {
-		rows, err := pgExec(ctx, src, r.source(), r.teardownSourceSQL(subOID))
+		rows, err := pgExec(ctx, src, r.source(), r.teardownSourceSQL(subOID, then))
 		if err != nil {
-			return fmt.Errorf("drop the slots and publication %s: %w", r.name(), err)
+			what := "drop the slots and publication " + r.name()
+			if then != "" {
+				what += " and put back the replica identities"
+			}
+			return fmt.Errorf("%s on %s: %w", what, r.Source.Host, err)
 		}
+		then = ""
 		left := parseRows(rows.Stdout)
 		if len(left) > 0 && len(left[len(left)-1]) == 1 && left[len(left)-1][0] == "0" {
 			return nil
@@ -1215,7 +1297,7 @@ func (r *PgReplicate) cancelSource(ctx context.Context, rt *Runtime, src executo
 	if !st.slot && !st.publication && rec == nil {
 		return Outcome{Output: "no replication " + r.name() + " on " + r.Source.Host + " to cancel"}, nil
 	}
-	if err := r.dropSourceSlots(ctx, src, 0); err != nil {
+	if err := r.dropSourceSlots(ctx, src, 0, ""); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	if err := r.putBackIdentities(ctx, src, nil, rec); err != nil {

@@ -268,8 +268,14 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 
 	t.Run("finish cuts over", func(t *testing.T) {
 		c, err := finish.Check(ctx, dry)
-		if err != nil || c.Done || c.Unknown {
+		if err != nil || c.Done || c.Unknown || !strings.Contains(c.Reason, "this run's subscription") {
 			t.Fatalf("check: %+v %v", c, err)
+		}
+		// Another run's check does not take this run's marker for its own.
+		other := testRuntime(hosts{"src": executors.ReadOnly(srcEx), "dst": executors.ReadOnly(dstEx)}, nil, nil)
+		other.RunID = "run-2"
+		if c, err := finish.Check(ctx, other); err != nil || c.Done || strings.Contains(c.Reason, "this run's") {
+			t.Fatalf("another run's check: %+v %v", c, err)
 		}
 		o, err := finish.Apply(ctx, live)
 		if err != nil {

@@ -262,7 +262,7 @@ func (r *PgRole) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if password != "" {
 		lit = pgLiteral(password)
 	}
-	if _, err := pgExec(ctx, ex, r.target("postgres"), pgQuietSessionSQL+r.sql(st.exists, lit)); err != nil {
+	if _, err := pgExecSecret(ctx, ex, r.target("postgres"), pgQuietSessionSQL+r.sql(st.exists, lit)); err != nil {
 		// psql echoes the failing statement only with ECHO errors, which
 		// is off; redact anyway in case a server message quotes it.
 		return Outcome{Changed: true}, fmt.Errorf("role %s: %s", r.Name, rt.Secrets.Redact(err.Error()))

@@ -120,7 +120,18 @@ func pgProbe(ctx context.Context, e executors.Executor, t pgTarget, sql, unstabl
 
 // pgExec runs statements that change the server. sql is the revealed text.
 func pgExec(ctx context.Context, e executors.Executor, t pgTarget, sql string) (executors.Result, error) {
-	res, err := e.Run(ctx, t.psqlCommand(sql, false))
+	return runPsql(ctx, e, t.psqlCommand(sql, false))
+}
+
+// pgExecSecret is pgExec for statements that hold a secret (a password).
+func pgExecSecret(ctx context.Context, e executors.Executor, t pgTarget, sql string) (executors.Result, error) {
+	cmd := t.psqlCommand(sql, false)
+	cmd.SecretStdin = true
+	return runPsql(ctx, e, cmd)
+}
+
+func runPsql(ctx context.Context, e executors.Executor, cmd executors.Command) (executors.Result, error) {
+	res, err := e.Run(ctx, cmd)
 	if err != nil {
 		return res, fmt.Errorf("%s: psql: %w", e.Name(), err)
 	}
