@@ -714,18 +714,21 @@ migrun_downtime_note() {
 		# From the first downtime step to the engine answering on the new database.
 		lo = ids.index(sys.argv[2]) if sys.argv[2] in ids else 0
 		hi = ids.index("wait-engine") + 1 if "wait-engine" in ids else len(ids)
-		short = {"stop-dwhd": "stop", "stop-notifier": "stop", "stop-fence-kdump-listener": "stop", "stop-engine": "stop",
-		         "replicate-finish": "catch-up", "dump": "dump",
-		         "copy-dump": "copy", "restore": "restore", "stream": "stream", "verify": "verify",
-		         "start-engine": "start", "wait-engine": "start"}
+		# Phases by step id (the -dwh and -keycloak variants with theirs).
+		phases = [("stop", "stop-"), ("catch-up", "replicate-finish"), ("copy", "copy-dump"), ("dump", "dump"),
+		          ("restore", "restore"), ("stream", "stream"), ("verify", "verify"), ("repoint", "repoint-"),
+		          ("start", "start-engine"), ("start", "wait-engine")]
 		tot = {}
 		for e in ends[lo:hi]:
 		    if e.get("status") == "skipped":
 		        continue
-		    k = short.get(e["step"], "repoint" if e["step"].startswith("repoint") else "other")
+		    k = next((name for name, prefix in phases if e["step"].startswith(prefix)), "other")
 		    tot[k] = tot.get(k, 0) + e.get("duration_ns", 0) / 1e9
 		order = ["stop", "catch-up", "dump", "copy", "restore", "stream", "verify", "repoint", "start", "other"]
-		print(" ".join("%s %.1f" % (k, tot[k]) for k in order if k in tot))
+		# Each phase's share of the steps' time from the first stop to the
+		# engine answering (the heartbeat gap starts at the engine's own stop).
+		whole = sum(tot.values()) or 1
+		print(" ".join("%s %.1f (%d%%)" % (k, tot[k], round(100 * tot[k] / whole)) for k in order if k in tot))
 	PY
 }
 
