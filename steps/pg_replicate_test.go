@@ -238,22 +238,7 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 	})
 
 	t.Run("finish refuses while a client is connected", func(t *testing.T) {
-		cmd := exec.Command("runuser", "-u", "postgres", "--", "psql", "-X", "-h", srcPG.SocketDir, "-p", strconv.Itoa(srcPG.Port), "-d", "engine", "-c", "SELECT pg_sleep(60)")
-		cmd.Env = append(os.Environ(), "PGAPPNAME=still-writing")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			srcPG.psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'still-writing'")
-			_ = cmd.Wait()
-		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for srcPG.psql(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'still-writing'") == "0" {
-			if time.Now().After(deadline) {
-				t.Fatal("the sleeping client never connected")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		defer srcPG.hold(t, "engine")()
 		_, err := finish.Apply(ctx, live)
 		if err == nil || !strings.Contains(err.Error(), "still-writing") || !strings.Contains(err.Error(), "stop the application first") {
 			t.Fatalf("finish: %v", err)

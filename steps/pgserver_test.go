@@ -211,3 +211,27 @@ func TestStartPostgres(t *testing.T) {
 		}
 	}
 }
+
+// hold keeps a client (application_name still-writing) connected to db
+// until the returned function ends it.
+func (p *testPG) hold(t *testing.T, db string) (release func()) {
+	t.Helper()
+	cmd := exec.Command("runuser", "-u", "postgres", "--", "psql", "-X", "-h", p.SocketDir, "-p", strconv.Itoa(p.Port), "-d", db, "-c", "SELECT pg_sleep(60)")
+	cmd.Env = append(os.Environ(), "PGAPPNAME=still-writing")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	release = func() {
+		p.psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'still-writing'")
+		_ = cmd.Wait()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.psql(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'still-writing'") == "0" {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("the sleeping client never connected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return release
+}

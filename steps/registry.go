@@ -19,6 +19,7 @@ func builtin() []Kind {
 		pgDumpKind,
 		pgRestoreKind,
 		pgVerifyKind,
+		pgCaptureKind,
 		pgStreamKind,
 		pgReplicateKind,
 		pgInitKind,

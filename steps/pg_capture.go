@@ -1,0 +1,557 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/migrun/migrun/executors"
+)
+
+var pgCaptureKind = Kind{
+	Name:    "pg_capture",
+	Summary: "record which rows of a PostgreSQL database change while a copy of it is made (start), then bring the copy up to date with only those rows (apply)",
+	// The two databases name their hosts; the step's host: is not used.
+	NeedsHost: false,
+	New:       func() Spec { return new(PgCapture) },
+}
+
+var _ Spec = (*PgCapture)(nil)
+
+// PgCapture moves a database without logical replication (a server that
+// may not be restarted for wal_level = logical, or that gives no
+// replication connection) while keeping the application's downtime to the
+// rows it changed, not the size of the database. A plan uses it around a
+// copy made while the application runs:
+//
+//   - action: start, application running: a schema of this run's own on
+//     the source (migrun_capture_ and a hash of the run and both
+//     databases) gets a log table and a trigger function, and every table
+//     a trigger: per row for a table with a primary key (the key of each
+//     row inserted, updated or deleted is logged), per statement for one
+//     without (the table is logged), and for TRUNCATE. Each table's
+//     trigger is created in a transaction of its own that waits at most
+//     0.2 s for its lock and tries again, so the application's
+//     transactions never wait long or fail.
+//   - then the copy: pg_dump (any format, or pg_stream) and pg_restore,
+//     application running. The dump's snapshot is taken after every
+//     trigger exists, so whatever it misses is in the log.
+//   - action: apply, application stopped: refused while another client is
+//     connected to the source; one psql on the source, in one snapshot,
+//     writes the target's catch-up script, which a psql on the target runs
+//     as one transaction, as it arrives: for each logged table, the
+//     logged keys' rows deleted and copied again (COPY), a table without
+//     a key emptied and copied whole, with session_replication_role =
+//     replica so that foreign keys do not depend on the order; then every
+//     sequence set and the populated materialized views refreshed. The
+//     capture is then dropped from the source.
+//
+// action: cancel drops the capture from the source (on_failure): a log
+// left behind grows with every write the application makes.
+//
+// Progress is kept in a marker on the target host, as pg_replicate's
+// (migrun-pg_capture.PORT.DATABASE): "applied" once the target committed,
+// tied to the run and to the target database's identity, so that a run
+// stopped after the target's commit only drops the capture when resumed.
+// Schema changes on the source while the capture runs are not carried;
+// pg_verify finds them.
+type PgCapture struct {
+	Action string     `yaml:"action" required:"true" enum:"start|apply|cancel" doc:"start: log which rows change from now on (application running, before the copy); apply: copy the logged rows into the target and drop the log (application stopped, after the copy); cancel: drop the log (on_failure)"`
+	Source PgEndpoint `yaml:"source" required:"true" doc:"the database being moved, whose changes are logged; psql runs on its host"`
+	Target PgEndpoint `yaml:"target" required:"true" doc:"the copy to bring up to date (action apply); the database must exist and hold the copy"`
+
+	// markerDir holds the marker on the target host; "" is /var/tmp.
+	markerDir string
+}
+
+// Marker state.
+const captureApplied = "applied"
+
+func (c *PgCapture) Validate() []Problem {
+	ps := c.Source.PgConnection.validate("source.")
+	ps = append(ps, c.Target.PgConnection.validate("target.")...)
+	if c.Source == c.Target {
+		ps = append(ps, Problem{"target", "source and target are the same database"})
+	}
+	return ps
+}
+
+func (c *PgCapture) Hosts(string) []string { return []string{c.Source.Host, c.Target.Host} }
+
+func (c *PgCapture) source() pgTarget { return c.Source.target(c.Source.Database) }
+func (c *PgCapture) target() pgTarget { return c.Target.target(c.Target.Database) }
+
+func (c *PgCapture) wrap(err error) error {
+	return fmt.Errorf("capture %s on %s -> %s on %s: %w", c.Source.Database, c.Source.Host, c.Target.Database, c.Target.Host, err)
+}
+
+// schema is this run's capture schema for this pair of databases: another
+// run's (or another pair's) is never taken for ours.
+func (c *PgCapture) schema(runID string) string {
+	h := sha256.Sum256([]byte(runID + "\x00" + pgSourceID(c.Source) + "\x00" + pgSourceID(c.Target)))
+	return "migrun_capture_" + hex.EncodeToString(h[:6])
+}
+
+func (c *PgCapture) markerPath() string { return targetMarkerPath(c.markerDir, "pg_capture", c.Target) }
+
+// captureTablesSQL lists the source's tables outside the catalogs and the
+// capture schemas, each with its primary key's columns as the trigger's
+// arguments (string literals; none: empty) and whether it already has this
+// run's trigger: "t", name, arguments, "t"/"f".
+func captureTablesSQL(schema string) string {
+	return `SELECT 't', format('%I.%I', n.nspname, c.relname),
+  coalesce((SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.i) FROM pg_index x
+    CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, i)
+    JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+    WHERE x.indrelid = c.oid AND x.indisprimary), ''),
+  EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+    WHERE g.tgrelid = c.oid AND g.tgname = 'migrun_capture_row' AND pn.nspname = ` + pgLiteral(schema) + `)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND NOT c.relispartition AND ` + pgUserSchemasSQL + ` AND n.nspname NOT LIKE 'migrun\_capture\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 2;
+`
+}
+
+// captureState is what the source holds of this run's capture.
+type captureState struct {
+	schema  bool       // this run's schema exists
+	changes int64      // entries in its log
+	others  []string   // other runs' capture schemas
+	tables  [][]string // captureTablesSQL's rows, when asked for
+}
+
+// readSource reads the source's capture schemas and, with tables, its
+// tables, in one psql.
+func (c *PgCapture) readSource(ctx context.Context, src executors.Executor, runID string, tables bool) (captureState, error) {
+	s := c.schema(runID)
+	sql := "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = " + pgLiteral(s) + ") AS migrun_has \\gset\n" +
+		"\\if :migrun_has\nSELECT 's', count(*) FROM " + s + ".changes;\n\\endif\n" +
+		"SELECT 'o', nspname FROM pg_namespace WHERE nspname LIKE 'migrun\\_capture\\_%' AND nspname <> " + pgLiteral(s) + " ORDER BY 2;\n"
+	if tables {
+		sql += captureTablesSQL(s)
+	}
+	rows, err := pgProbe(ctx, src, c.source(), sql, "the application writes all the time")
+	if err != nil {
+		return captureState{}, err
+	}
+	var st captureState
+	for _, row := range rows {
+		switch {
+		case len(row) == 2 && row[0] == "s":
+			st.schema = true
+			st.changes, _ = strconv.ParseInt(row[1], 10, 64)
+		case len(row) == 2 && row[0] == "o":
+			st.others = append(st.others, row[1])
+		case len(row) == 4 && row[0] == "t":
+			st.tables = append(st.tables, row[1:])
+		}
+	}
+	return st, nil
+}
+
+// othersErr refuses a start while other runs' captures are on the source:
+// their triggers have the same names, and a table logged twice for two
+// copies is one copy too many.
+func (c *PgCapture) othersErr(others []string) error {
+	return fmt.Errorf("another run's capture is on %s (%s): cancel it with that run, or drop it (DROP SCHEMA ... CASCADE) if that run is abandoned",
+		c.Source.Host, strings.Join(others, ", "))
+}
+
+// untriggered lists the tables without this run's trigger.
+func (st captureState) untriggered() []string {
+	var names []string
+	for _, t := range st.tables {
+		if t[2] != "t" {
+			names = append(names, t[0])
+		}
+	}
+	return names
+}
+
+// Check tells, per action, whether there is anything left to do.
+func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
+	src, err := rt.Executor(ctx, c.Source.Host)
+	if err != nil {
+		return Check{}, err
+	}
+	switch c.Action {
+	case "start":
+		st, err := c.readSource(ctx, src, rt.RunID, true)
+		if pgNotReady(err) {
+			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+		} else if err != nil {
+			return Check{}, c.wrap(err)
+		}
+		if len(st.others) > 0 {
+			return Check{}, c.wrap(c.othersErr(st.others))
+		}
+		if left := st.untriggered(); !st.schema || len(left) > 0 {
+			return Check{Reason: fmt.Sprintf("log the changes to %s of %s in schema %s (the triggers wait at most 0.2 s at a time for their locks)",
+				plural(len(left), "table", "tables"), c.Source.Database, c.schema(rt.RunID))}, nil
+		}
+		return Check{Done: true, Reason: fmt.Sprintf("the changes to %s are logged in %s (%s so far)",
+			plural(len(st.tables), "table", "tables"), c.schema(rt.RunID), plural(int(st.changes), "entry", "entries"))}, nil
+	case "apply":
+		dst, err := rt.Executor(ctx, c.Target.Host)
+		if err != nil {
+			return Check{}, err
+		}
+		applied, err := c.applied(ctx, rt.RunID, dst)
+		if err != nil {
+			return Check{}, c.wrap(err)
+		}
+		st, err := c.readSource(ctx, src, rt.RunID, false)
+		if pgNotReady(err) {
+			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+		} else if err != nil {
+			return Check{}, c.wrap(err)
+		}
+		switch {
+		case applied && !st.schema:
+			return Check{Done: true, Reason: "the logged changes were applied to " + c.Target.Database + " on " + c.Target.Host + " and the capture dropped"}, nil
+		case applied:
+			return Check{Reason: "the logged changes were applied; drop the capture " + c.schema(rt.RunID) + " from the source"}, nil
+		case st.schema:
+			return Check{Reason: fmt.Sprintf("apply %s logged since the start to %s on %s, then drop the capture",
+				plural(int(st.changes), "change", "changes"), c.Target.Database, c.Target.Host)}, nil
+		}
+		return Check{Unknown: true, Reason: "no capture " + c.schema(rt.RunID) + " on the source yet: the start step makes it"}, nil
+	default:
+		st, err := c.readSource(ctx, src, rt.RunID, false)
+		if pgNotReady(err) {
+			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+		} else if err != nil {
+			return Check{}, c.wrap(err)
+		}
+		if !st.schema {
+			return Check{Done: true, Reason: "no capture of this run on " + c.Source.Host}, nil
+		}
+		return Check{Reason: "drop the capture " + c.schema(rt.RunID) + " (" + plural(int(st.changes), "change", "changes") + " logged) from " + c.Source.Host}, nil
+	}
+}
+
+// applied reports whether the target has this run's "applied" marker and
+// is the database it was written for.
+func (c *PgCapture) applied(ctx context.Context, runID string, dst executors.Executor) (bool, error) {
+	m, err := readRestoreMarker(ctx, dst, c.markerPath())
+	if err != nil || m == nil || m.State != captureApplied || m.RunID != runID || runID == "" {
+		return false, err
+	}
+	id, err := pgDatabaseIdentity(ctx, dst, c.Target.PgConnection, c.Target.Database)
+	if err != nil {
+		return false, err
+	}
+	return markerIsOurs(m, c.Source, c.Target, id, runID), nil
+}
+
+// setupSQL makes the schema, the log and the trigger function. The
+// function logs, per row, the primary key's columns it is given (as
+// jsonb, old and new where they differ), and per statement the table.
+func setupSQL(schema string) string {
+	return `BEGIN;
+CREATE SCHEMA IF NOT EXISTS ` + schema + `;
+CREATE TABLE IF NOT EXISTS ` + schema + `.changes (relid oid NOT NULL, key jsonb);
+CREATE OR REPLACE FUNCTION ` + schema + `.log() RETURNS trigger LANGUAGE plpgsql AS $migrun$
+DECLARE o jsonb; n jsonb;
+BEGIN
+  IF TG_LEVEL = 'STATEMENT' THEN
+    INSERT INTO ` + schema + `.changes VALUES (TG_RELID, NULL);
+    RETURN NULL;
+  END IF;
+  IF TG_OP <> 'INSERT' THEN
+    SELECT jsonb_object_agg(k, to_jsonb(OLD) -> k) INTO o FROM unnest(TG_ARGV) k;
+    INSERT INTO ` + schema + `.changes VALUES (TG_RELID, o);
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    SELECT jsonb_object_agg(k, to_jsonb(NEW) -> k) INTO n FROM unnest(TG_ARGV) k;
+    IF o IS DISTINCT FROM n THEN
+      INSERT INTO ` + schema + `.changes VALUES (TG_RELID, n);
+    END IF;
+  END IF;
+  RETURN NULL;
+END$migrun$;
+COMMIT;
+`
+}
+
+// triggerSQL is the statements that give table (quoted) its triggers;
+// keys are its primary key's columns as string literals, comma-separated
+// ("" for none), which the function gets as its arguments.
+func triggerSQL(schema, table, keys string) []string {
+	if keys == "" {
+		return []string{"CREATE TRIGGER migrun_capture_row AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + table +
+			" FOR EACH STATEMENT EXECUTE FUNCTION " + schema + ".log()"}
+	}
+	return []string{
+		"CREATE TRIGGER migrun_capture_row AFTER INSERT OR UPDATE OR DELETE ON " + table +
+			" FOR EACH ROW EXECUTE FUNCTION " + schema + ".log(" + keys + ")",
+		"CREATE TRIGGER migrun_capture_truncate AFTER TRUNCATE ON " + table + " FOR EACH STATEMENT EXECUTE FUNCTION " + schema + ".log()",
+	}
+}
+
+func (c *PgCapture) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
+	s := c.schema(rt.RunID)
+	src := c.source()
+	switch c.Action {
+	case "start":
+		return []Action{
+			{Host: c.Source.Host, Summary: psqlAction(c.Source.Host, src, setupSQL(s))},
+			{Host: c.Source.Host, Summary: "for every table of " + c.Source.Database + ", in a transaction of its own waiting at most 0.2 s at a time for its lock: " +
+				strings.Join(triggerSQL(s, "TABLE", "KEY"), "; ") + " (with a primary key), or " + triggerSQL(s, "TABLE", "")[0] + " (without)"},
+		}, nil
+	case "apply":
+		return []Action{
+			{Host: c.Source.Host, Summary: "refuse while another client is connected to " + c.Source.Database + " on " + c.Source.Host +
+				"; in one snapshot, write for each table in " + s + ".changes: its logged keys' rows deleted, then copied again (COPY), a table without a key emptied and copied whole; then every sequence's setval and the populated materialized views' refresh"},
+			{Host: c.Target.Host, Summary: "run that on " + c.Target.Database + " on " + c.Target.Host + " as it arrives, in one transaction with session_replication_role = replica; record it in " + c.markerPath()},
+			{Host: c.Source.Host, Summary: psqlAction(c.Source.Host, src, dropCaptureSQL(s))},
+		}, nil
+	}
+	return []Action{{Host: c.Source.Host, Summary: "for every table of " + c.Source.Database + ", waiting at most 0.2 s at a time for its lock: DROP TRIGGER migrun_capture_row, migrun_capture_truncate; then " +
+		strings.ReplaceAll(strings.TrimSpace(dropCaptureSQL(s)), "\n", " ")}}, nil
+}
+
+// dropCaptureSQL drops the schema with the function, and so every
+// trigger that calls it.
+func dropCaptureSQL(schema string) string {
+	return "DROP SCHEMA IF EXISTS " + schema + " CASCADE;\n"
+}
+
+func (c *PgCapture) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
+	src, err := rt.Executor(ctx, c.Source.Host)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var o Outcome
+	switch c.Action {
+	case "start":
+		o, err = c.start(ctx, rt, src)
+	case "apply":
+		var dst executors.Executor
+		if dst, err = rt.Executor(ctx, c.Target.Host); err == nil {
+			o, err = c.apply(ctx, rt, src, dst)
+		}
+	default:
+		o, err = c.cancel(ctx, rt, src)
+	}
+	if err != nil {
+		return o, c.wrap(err)
+	}
+	return o, nil
+}
+
+func (c *PgCapture) start(ctx context.Context, rt *Runtime, src executors.Executor) (Outcome, error) {
+	s := c.schema(rt.RunID)
+	if st, err := c.readSource(ctx, src, rt.RunID, false); err != nil {
+		return Outcome{}, err
+	} else if len(st.others) > 0 {
+		return Outcome{}, c.othersErr(st.others)
+	}
+	if _, err := pgExec(ctx, src, c.source(), setupSQL(s)); err != nil {
+		return Outcome{Changed: true}, fmt.Errorf("create the capture %s: %w", s, err)
+	}
+	st, err := c.readSource(ctx, src, rt.RunID, true)
+	if err != nil {
+		return Outcome{Changed: true}, err
+	}
+	var stmts []string
+	keyless := 0
+	for _, t := range st.tables {
+		if t[2] == "t" {
+			continue
+		}
+		if t[1] == "" {
+			keyless++
+		}
+		stmts = append(stmts, triggerSQL(s, t[0], t[1])...)
+	}
+	if len(stmts) > 0 {
+		if _, err := pgExec(ctx, src, c.source(), lockPatientSQL(stmts)); err != nil {
+			return Outcome{Changed: true}, fmt.Errorf("create the capture's triggers: %w", err)
+		}
+	}
+	return Outcome{Changed: true, Output: fmt.Sprintf("the changes to %s are logged in %s (%d without a primary key, logged whole)",
+		plural(len(st.tables), "table", "tables"), s, keyless)}, nil
+}
+
+// refusal turns clientCheckSQL's refusal into an error people can act on.
+func (c *PgCapture) refusal(err error) error {
+	var exit *executors.ExitError
+	if errors.As(err, &exit) {
+		if m := replClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			return fmt.Errorf("%s still connected to %s on %s (%s): stop the application first (and every other service using the database), or what it writes now is lost",
+				plural(n, "client is", "clients are"), c.Source.Database, c.Source.Host, strings.TrimSpace(m[2]))
+		}
+	}
+	return err
+}
+
+// catchUpSQL runs on the source, after the check that nobody else is
+// connected, in one read-only snapshot, and prints the target's script.
+// The copy carried the capture (its schema and the triggers): the script
+// drops it from the target first.
+// Each table the log names gives one row of four statements that \gexec
+// runs in order: the DELETE and the COPY header printed as text, the COPY
+// of the rows, the end of the COPY data.
+func catchUpSQL(schema string) string {
+	return clientCheckSQL + `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+SELECT 'BEGIN;';
+SELECT 'SET session_replication_role = replica;';
+SELECT 'DROP SCHEMA IF EXISTS ` + schema + ` CASCADE;';
+WITH logged AS (
+  SELECT l.relid, jsonb_agg(DISTINCT l.key) FILTER (WHERE l.key IS NOT NULL) AS keys, bool_or(l.key IS NULL) AS whole
+  FROM ` + schema + `.changes l GROUP BY l.relid
+), t AS (
+  SELECT l.*, format('%I.%I', n.nspname, c.relname) AS name,
+    (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS cols,
+    (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.i) FROM pg_index x
+      CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, i)
+      JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+      WHERE x.indrelid = c.oid AND x.indisprimary) AS pk
+  FROM logged l JOIN pg_class c ON c.oid = l.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+), w AS (
+  SELECT name, cols, CASE WHEN whole OR pk IS NULL THEN '' ELSE
+    format('WHERE (%s) IN (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %L))', pk, pk, name, keys) END AS cond
+  FROM t
+)
+SELECT format('SELECT %L', CASE WHEN cond = '' THEN format('DELETE FROM %s;', name) ELSE format('DELETE FROM %s %s;', name, cond) END),
+  format('SELECT %L', format('COPY %s (%s) FROM STDIN;', name, cols)),
+  format('COPY (SELECT %s FROM %s %s) TO STDOUT', cols, name, cond),
+  'SELECT ''\.'''
+FROM w ORDER BY name \gexec
+SELECT format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) || '.' || quote_ident(sequencename),
+  coalesce(last_value, start_value), (last_value IS NOT NULL)::text) FROM pg_sequences ORDER BY schemaname, sequencename;
+SELECT 'DO $migrun$DECLARE v regclass; BEGIN FOR v IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = ''m'' AND format(''%I.%I'', n.nspname, c.relname) = ANY (' ||
+  quote_literal(coalesce(array_agg(format('%I.%I', schemaname, matviewname)), '{}')::text) || '::text[]) ORDER BY c.oid LOOP EXECUTE format(''REFRESH MATERIALIZED VIEW %s'', v); END LOOP; END$migrun$;'
+  FROM pg_matviews WHERE ispopulated;
+SELECT 'COMMIT;';
+SELECT format('SELECT %L, (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();', 'migrun-id');
+COMMIT;
+`
+}
+
+func (c *PgCapture) apply(ctx context.Context, rt *Runtime, src, dst executors.Executor) (Outcome, error) {
+	s := c.schema(rt.RunID)
+	applied, err := c.applied(ctx, rt.RunID, dst)
+	if err != nil {
+		return Outcome{}, err
+	}
+	note := ""
+	if !applied {
+		st, err := c.readSource(ctx, src, rt.RunID, false)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if !st.schema {
+			return Outcome{}, fmt.Errorf("no capture %s on %s: run the start step first, before the copy", s, c.Source.Host)
+		}
+		begin := time.Now()
+		id, err := c.catchUp(ctx, src, dst, s)
+		if err != nil {
+			return Outcome{}, err
+		}
+		m := restoreMarker{State: captureApplied, Source: pgSourceID(c.Source), Database: c.Target.Database, DatabaseOID: id.OID,
+			SocketDir: c.Target.SocketDir, Port: c.Target.Port, SystemID: id.SystemID, RunID: rt.RunID}
+		if err := writeRestoreMarker(ctx, dst, c.markerPath(), m); err != nil {
+			return Outcome{Changed: true}, err
+		}
+		note = fmt.Sprintf("%s applied to %s on %s in %s; ", plural(int(st.changes), "logged change", "logged changes"),
+			c.Target.Database, c.Target.Host, time.Since(begin).Round(time.Millisecond))
+	}
+	if _, err := pgExec(ctx, src, c.source(), dropCaptureSQL(s)); err != nil {
+		return Outcome{Changed: true}, fmt.Errorf("drop the capture %s: %w", s, err)
+	}
+	return Outcome{Changed: true, Output: note + "capture " + s + " dropped from " + c.Source.Host}, nil
+}
+
+// catchUp pipes the source's catch-up script into psql on the target and
+// returns the target database's identity, which the script has it print
+// last. A side that fails ends the other: the target's transaction is
+// then never committed.
+func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, schema string) (pgDatabaseID, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var srcErr error
+	srcDone := make(chan struct{})
+	reader := c.source().psqlCommand(catchUpSQL(schema), false)
+	reader.Stdout = pw
+	go func() {
+		defer close(srcDone)
+		if _, srcErr = src.Run(sctx, reader); srcErr != nil {
+			cancel()
+			pw.CloseWithError(srcErr)
+			return
+		}
+		pw.Close()
+	}()
+	writer := c.target().psqlCommand("", false)
+	writer.Stdin = pr
+	var out bytes.Buffer
+	writer.Stdout = &out
+	_, dstErr := dst.Run(sctx, writer)
+	pr.CloseWithError(errors.New("psql on the target has ended"))
+	if dstErr != nil {
+		cancel()
+	}
+	select {
+	case <-srcDone:
+	case <-time.After(streamGrace):
+		cancel()
+		<-srcDone
+	}
+	// The side that failed first: the other then fails as cancelled.
+	switch {
+	case ctx.Err() != nil:
+		return pgDatabaseID{}, ctx.Err()
+	case srcErr != nil && !errors.Is(srcErr, context.Canceled):
+		return pgDatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.refusal(srcErr))
+	case dstErr != nil:
+		return pgDatabaseID{}, fmt.Errorf("apply the changes on %s (one transaction: none of them kept): %w", c.Target.Host, dstErr)
+	case srcErr != nil:
+		return pgDatabaseID{}, srcErr
+	}
+	var id pgDatabaseID
+	for _, row := range parseRows(out.Bytes()) {
+		if len(row) == 3 && row[0] == "migrun-id" {
+			id.OID, _ = strconv.ParseInt(row[1], 10, 64)
+			id.SystemID = row[2]
+		}
+	}
+	if id.SystemID == "" {
+		return id, fmt.Errorf("psql on %s did not report the database's identity: %q", c.Target.Host, out.String())
+	}
+	return id, nil
+}
+
+func (c *PgCapture) cancel(ctx context.Context, rt *Runtime, src executors.Executor) (Outcome, error) {
+	s := c.schema(rt.RunID)
+	st, err := c.readSource(ctx, src, rt.RunID, true)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if !st.schema {
+		return Outcome{Output: "no capture of this run on " + c.Source.Host}, nil
+	}
+	// The application may be running again: each table's triggers go in a
+	// transaction of their own, patient with their locks, before the
+	// schema (which would take every table's lock at once).
+	var stmts []string
+	for _, t := range st.tables {
+		stmts = append(stmts, "DROP TRIGGER IF EXISTS migrun_capture_row ON "+t[0], "DROP TRIGGER IF EXISTS migrun_capture_truncate ON "+t[0])
+	}
+	if _, err := pgExec(ctx, src, c.source(), lockPatientSQL(stmts)+dropCaptureSQL(s)); err != nil {
+		return Outcome{Changed: true}, fmt.Errorf("drop the capture %s: %w", s, err)
+	}
+	return Outcome{Changed: true, Output: fmt.Sprintf("capture %s dropped from %s (%s logged)", s, c.Source.Host, plural(int(st.changes), "change", "changes"))}, nil
+}
