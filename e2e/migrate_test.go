@@ -757,6 +757,40 @@ func TestHeadlineStreamMode(t *testing.T) {
 	}
 }
 
+// TestHeadlineCapture: with replicate=false capture=true the copy is made
+// while the engine runs, its changes logged by triggers, and the downtime
+// applies only those: every client's committed writes are on the new
+// server, and no capture is left on either.
+func TestHeadlineCapture(t *testing.T) {
+	resetHosts(t)
+	enginePassword(t)
+	state := t.TempDir()
+	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(),
+		append([]string{"apply", "--yes", "--state-dir", state, "--var", "replicate=false", "--var", "capture=true"}, headlineVars()...)...)
+	if res.code != 0 {
+		t.Fatalf("apply with capture=true: exit %d", res.code)
+	}
+	for _, id := range []string{"capture-start", "copy-early", "capture-apply"} {
+		if !strings.Contains(res.out, id) {
+			t.Errorf("step %s not shown", id)
+		}
+	}
+	for _, s := range journalOf(t, state)["steps"].([]any) {
+		if rec := s.(map[string]any); rec["id"] == "capture-apply" && !strings.Contains(fmt.Sprint(rec["output"]), "logged changes applied to") {
+			t.Errorf("capture-apply applied no logged change (the engine writes all the time): %v", rec["output"])
+		}
+	}
+	before := tableCounts(t, "engine")
+	assertMigrated(t, state, before)
+	verifyClients(t)
+	for _, h := range []string{"engine", "db"} {
+		q := "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'migrun\\_capture\\_%'"
+		if n := psqlOn(t, h, env["MIGRUN_E2E_ENGINE_DB_NAME"], q); n != "0" {
+			t.Errorf("%s: %s capture schemas left", h, n)
+		}
+	}
+}
+
 // TestHeadlineBulkLoad: with bulk_load=true the new server restores with
 // wal_level=minimal and ends on wal_level=replica, the engine writing to it
 // after the second restart.
