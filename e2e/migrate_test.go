@@ -765,10 +765,33 @@ func TestHeadlineCapture(t *testing.T) {
 	resetHosts(t)
 	enginePassword(t)
 	state := t.TempDir()
+	since := psqlOn(t, "engine", "engine", "select now()")
 	res := runMigrun(t, env["MIGRUN_E2E_KNOWN_HOSTS"], headlinePlan(),
 		append([]string{"apply", "--yes", "--state-dir", state, "--var", "replicate=false", "--var", "capture=true"}, headlineVars()...)...)
 	if res.code != 0 {
 		t.Fatalf("apply with capture=true: exit %d", res.code)
+	}
+	// The engine went on writing to the old database while the capture
+	// logged its changes and the copy was made (its role may not touch
+	// the capture's schema: the trigger must not make it fail).
+	gap := psqlOn(t, "engine", "engine", `select coalesce(max(d), 0) from (select extract(epoch from at - lag(at) over (order by at)) d
+		from heartbeat where at > '`+since+`') g`)
+	if g, err := strconv.ParseFloat(gap, 64); err != nil || g > 3 {
+		t.Errorf("the engine's longest pause on the old database during the run: %s s, want under 3 (writes failing while captured?)", gap)
+	}
+	for _, s := range journalOf(t, state)["steps"].([]any) {
+		rec := s.(map[string]any)
+		if rec["id"] != "stop-engine" {
+			continue
+		}
+		stop, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["started"]))
+		last, perr := strconv.ParseFloat(psqlOn(t, "engine", "engine", "select extract(epoch from max(at)) from heartbeat"), 64)
+		if err != nil || perr != nil {
+			t.Fatalf("stop-engine started %v (%v), last heartbeat %v", rec["started"], err, perr)
+		}
+		if behind := stop.Sub(time.Unix(0, int64(last*1e9))); behind > 2*time.Second {
+			t.Errorf("the engine's last write to the old database came %s before it was stopped (writes failing while captured?)", behind)
+		}
 	}
 	for _, id := range []string{"capture-start", "copy-early", "capture-apply"} {
 		if !strings.Contains(res.out, id) {

@@ -102,7 +102,8 @@ func (c *PgCapture) schema(runID string) string {
 func (c *PgCapture) markerPath() string { return targetMarkerPath(c.markerDir, "pg_capture", c.Target) }
 
 // captureTablesSQL lists the source's tables outside the catalogs and the
-// capture schemas, each with its primary key's columns as the trigger's
+// capture schemas (partitions each on their own: a partitioned table holds
+// no rows), each with its primary key's columns as the trigger's
 // arguments (string literals; none: empty) and whether it already has this
 // run's trigger: "t", name, arguments, "t"/"f".
 func captureTablesSQL(schema string) string {
@@ -114,7 +115,7 @@ func captureTablesSQL(schema string) string {
   EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
     WHERE g.tgrelid = c.oid AND g.tgname = 'migrun_capture_row' AND pn.nspname = ` + pgLiteral(schema) + `)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND NOT c.relispartition AND ` + pgUserSchemasSQL + ` AND n.nspname NOT LIKE 'migrun\_capture\_%'
+WHERE c.relkind = 'r' AND ` + pgUserSchemasSQL + ` AND n.nspname NOT LIKE 'migrun\_capture\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 2;
 `
@@ -126,6 +127,21 @@ type captureState struct {
 	changes int64      // entries in its log
 	others  []string   // other runs' capture schemas
 	tables  [][]string // captureTablesSQL's rows, when asked for
+	// largeObjects counts the source's large objects (with tables): their
+	// writes fire no trigger.
+	largeObjects int64
+}
+
+// refusal is why the source cannot be captured, "" if it can.
+func (st captureState) refusal(c *PgCapture) error {
+	switch {
+	case len(st.others) > 0:
+		return c.othersErr(st.others)
+	case st.largeObjects > 0:
+		return fmt.Errorf("%s holds %s: their changes fire no trigger, so a capture cannot follow them (move it with the application stopped: capture=false)",
+			c.Source.Database, plural(int(st.largeObjects), "large object", "large objects"))
+	}
+	return nil
 }
 
 // readSource reads the source's capture schemas and, with tables, its
@@ -136,7 +152,7 @@ func (c *PgCapture) readSource(ctx context.Context, src executors.Executor, runI
 		"\\if :migrun_has\nSELECT 's', count(*) FROM " + s + ".changes;\n\\endif\n" +
 		"SELECT 'o', nspname FROM pg_namespace WHERE nspname LIKE 'migrun\\_capture\\_%' AND nspname <> " + pgLiteral(s) + " ORDER BY 2;\n"
 	if tables {
-		sql += captureTablesSQL(s)
+		sql += "SELECT 'lo', count(*) FROM pg_largeobject_metadata;\n" + captureTablesSQL(s)
 	}
 	rows, err := pgProbe(ctx, src, c.source(), sql, "the application writes all the time")
 	if err != nil {
@@ -152,6 +168,8 @@ func (c *PgCapture) readSource(ctx context.Context, src executors.Executor, runI
 			st.others = append(st.others, row[1])
 		case len(row) == 4 && row[0] == "t":
 			st.tables = append(st.tables, row[1:])
+		case len(row) == 2 && row[0] == "lo":
+			st.largeObjects, _ = strconv.ParseInt(row[1], 10, 64)
 		}
 	}
 	return st, nil
@@ -190,8 +208,8 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		} else if err != nil {
 			return Check{}, c.wrap(err)
 		}
-		if len(st.others) > 0 {
-			return Check{}, c.wrap(c.othersErr(st.others))
+		if err := st.refusal(c); err != nil {
+			return Check{}, c.wrap(err)
 		}
 		if left := st.untriggered(); !st.schema || len(left) > 0 {
 			return Check{Reason: fmt.Sprintf("log the changes to %s of %s in schema %s (the triggers wait at most 0.2 s at a time for their locks)",
@@ -254,12 +272,15 @@ func (c *PgCapture) applied(ctx context.Context, runID string, dst executors.Exe
 
 // setupSQL makes the schema, the log and the trigger function. The
 // function logs, per row, the primary key's columns it is given (as
-// jsonb, old and new where they differ), and per statement the table.
+// jsonb, old and new where they differ), and per statement the table. It
+// runs as its owner (SECURITY DEFINER, with a search_path of the catalog
+// only): a trigger runs as the user whose statement fires it, and the
+// application's role may neither use the schema nor write the log.
 func setupSQL(schema string) string {
 	return `BEGIN;
 CREATE SCHEMA IF NOT EXISTS ` + schema + `;
 CREATE TABLE IF NOT EXISTS ` + schema + `.changes (relid oid NOT NULL, key jsonb);
-CREATE OR REPLACE FUNCTION ` + schema + `.log() RETURNS trigger LANGUAGE plpgsql AS $migrun$
+CREATE OR REPLACE FUNCTION ` + schema + `.log() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $migrun$
 DECLARE o jsonb; n jsonb;
 BEGIN
   IF TG_LEVEL = 'STATEMENT' THEN
@@ -350,10 +371,10 @@ func (c *PgCapture) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 
 func (c *PgCapture) start(ctx context.Context, rt *Runtime, src executors.Executor) (Outcome, error) {
 	s := c.schema(rt.RunID)
-	if st, err := c.readSource(ctx, src, rt.RunID, false); err != nil {
+	if st, err := c.readSource(ctx, src, rt.RunID, true); err != nil {
 		return Outcome{}, err
-	} else if len(st.others) > 0 {
-		return Outcome{}, c.othersErr(st.others)
+	} else if err := st.refusal(c); err != nil {
+		return Outcome{}, err
 	}
 	if _, err := pgExec(ctx, src, c.source(), setupSQL(s)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("create the capture %s: %w", s, err)
@@ -396,7 +417,9 @@ func (c *PgCapture) refusal(err error) error {
 }
 
 // catchUpSQL runs on the source, after the check that nobody else is
-// connected, in one read-only snapshot, and prints the target's script.
+// connected, in one read-only snapshot, and prints the target's script;
+// the check is made again before the script's COMMIT, so that a client
+// come meanwhile fails it with nothing committed on the target.
 // The copy carried the capture (its schema and the triggers): the script
 // drops it from the target first.
 // Each table the log names gives one row of four statements that \gexec
@@ -434,7 +457,8 @@ SELECT format('SELECT pg_catalog.setval(%L, %s, %s);', quote_ident(schemaname) |
 SELECT 'DO $migrun$DECLARE v regclass; BEGIN FOR v IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = ''m'' AND format(''%I.%I'', n.nspname, c.relname) = ANY (' ||
   quote_literal(coalesce(array_agg(format('%I.%I', schemaname, matviewname)), '{}')::text) || '::text[]) ORDER BY c.oid LOOP EXECUTE format(''REFRESH MATERIALIZED VIEW %s'', v); END LOOP; END$migrun$;'
   FROM pg_matviews WHERE ispopulated;
-SELECT 'COMMIT;';
+SELECT pg_stat_clear_snapshot();
+` + clientCheckSQL + `SELECT 'COMMIT;';
 SELECT format('SELECT %L, (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();', 'migrun-id');
 COMMIT;
 `
