@@ -132,7 +132,7 @@ type captureState struct {
 	largeObjects int64
 }
 
-// refusal is why the source cannot be captured, "" if it can.
+// refusal is why the source cannot be captured, nil if it can.
 func (st captureState) refusal(c *PgCapture) error {
 	switch {
 	case len(st.others) > 0:
@@ -403,8 +403,8 @@ func (c *PgCapture) start(ctx context.Context, rt *Runtime, src executors.Execut
 		plural(len(st.tables), "table", "tables"), s, keyless)}, nil
 }
 
-// refusal turns clientCheckSQL's refusal into an error people can act on.
-func (c *PgCapture) refusal(err error) error {
+// clientsRefusal turns clientCheckSQL's refusal into an error people can act on.
+func (c *PgCapture) clientsRefusal(err error) error {
 	var exit *executors.ExitError
 	if errors.As(err, &exit) {
 		if m := replClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
@@ -539,7 +539,7 @@ func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, sc
 	case ctx.Err() != nil:
 		return pgDatabaseID{}, ctx.Err()
 	case srcErr != nil && !errors.Is(srcErr, context.Canceled):
-		return pgDatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.refusal(srcErr))
+		return pgDatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.clientsRefusal(srcErr))
 	case dstErr != nil:
 		return pgDatabaseID{}, fmt.Errorf("apply the changes on %s (one transaction: none of them kept): %w", c.Target.Host, dstErr)
 	case srcErr != nil:
