@@ -48,12 +48,12 @@ func changedFacts(before, after map[string]executors.Fact) []string {
 // fingerprinted, so a change made behind migrun's back between the review
 // and the apply is seen; a password verifier is read but never hashed.
 func TestPostgresFactsDetectDrift(t *testing.T) {
-	pg := startPostgres(t)
-	pg.psql(t, "CREATE ROLE engine LOGIN PASSWORD 'engine-pw'")
-	pg.psql(t, "CREATE DATABASE engine OWNER engine")
+	srv := startPostgres(t)
+	srv.psql(t, "CREATE ROLE engine LOGIN PASSWORD 'engine-pw'")
+	srv.psql(t, "CREATE DATABASE engine OWNER engine")
 	sec := secret.Values{"pw": "engine-pw"}
 
-	db := &PgDatabase{Name: "engine", Owner: "engine", Extensions: []string{"uuid-ossp"}, PgConnection: pg.pgConn()}
+	db := &PgDatabase{Name: "engine", Owner: "engine", Extensions: []string{"uuid-ossp"}, PgConnection: srv.pgConn()}
 	before := checkFacts(t, db, sec)
 	if len(before) == 0 {
 		t.Fatal("pg_database's check read no facts")
@@ -61,12 +61,12 @@ func TestPostgresFactsDetectDrift(t *testing.T) {
 	if again := changedFacts(before, checkFacts(t, db, sec)); len(again) > 0 {
 		t.Fatalf("nothing changed, yet facts differ: %q", again)
 	}
-	pg.psql(t, `CREATE EXTENSION "uuid-ossp"`, "engine")
+	srv.psql(t, `CREATE EXTENSION "uuid-ossp"`, "engine")
 	if changed := changedFacts(before, checkFacts(t, db, sec)); !strings.Contains(strings.Join(changed, "\n"), "postgresql database engine (") {
 		t.Errorf("an extension was created behind migrun's back; facts changed: %q", changed)
 	}
 
-	role := &PgRole{Name: "engine", Password: secret.Token("pw"), Login: "true", PgConnection: pg.pgConn()}
+	role := &PgRole{Name: "engine", Password: secret.Token("pw"), Login: "true", PgConnection: srv.pgConn()}
 	for _, f := range checkFacts(t, role, sec) {
 		if strings.Contains(f.What, "pg_authid") && (f.SHA256 != "" || f.Unstable == "") {
 			t.Errorf("the password verifier's query is fingerprinted: %+v", f)

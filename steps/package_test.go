@@ -34,7 +34,7 @@ var (
 )
 
 func TestPackage(t *testing.T) {
-	pg := []string{"postgresql-server", "postgresql-contrib", "rsync"}
+	srv := []string{"postgresql-server", "postgresql-contrib", "rsync"}
 	rpmSome := replyOut("rpm -q postgresql-server postgresql-contrib rsync", 2,
 		"package postgresql-server is not installed\npackage postgresql-contrib is not installed\nrsync-3.1.3-19.el8.x86_64\n")
 	rpmAll := replyOK("rpm -q", "postgresql-server-13.7-1.el8.x86_64\npostgresql-contrib-13.7-1.el8.x86_64\nrsync-3.1.3-19.el8.x86_64\n")
@@ -42,7 +42,7 @@ func TestPackage(t *testing.T) {
 	tests := []hostKindCase{
 		{
 			name:       "dnf installs only the missing",
-			spec:       &Package{Names: pg},
+			spec:       &Package{Names: srv},
 			replies:    replies(hasDnf, rpmSome.once(1), rpmAll, replyOK("dnf install", "Complete!\n")),
 			wantReason: "not installed: postgresql-server, postgresql-contrib; installed: rsync",
 			wantCheck:  []string{"? command -v dnf", "? rpm -q postgresql-server postgresql-contrib rsync"},
@@ -52,7 +52,7 @@ func TestPackage(t *testing.T) {
 		},
 		{
 			name:       "all installed",
-			spec:       &Package{Names: pg, State: "present"},
+			spec:       &Package{Names: srv, State: "present"},
 			replies:    replies(hasDnf, rpmAll),
 			wantDone:   true,
 			wantReason: "installed: postgresql-server, postgresql-contrib, rsync",
@@ -84,7 +84,7 @@ func TestPackage(t *testing.T) {
 		},
 		{
 			name:       "absent removes only the installed",
-			spec:       &Package{Names: pg, State: "absent"},
+			spec:       &Package{Names: srv, State: "absent"},
 			replies:    replies(hasDnf, rpmSome.once(1), replyOut("rpm -q", 3, "package postgresql-server is not installed\npackage postgresql-contrib is not installed\npackage rsync is not installed\n"), replyOK("dnf remove", "")),
 			wantReason: "installed: rsync; not installed: postgresql-server, postgresql-contrib",
 			wantActs:   []string{"run on db: dnf remove -y rsync (already not installed: postgresql-server, postgresql-contrib)"},

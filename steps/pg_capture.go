@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgCaptureKind = Kind{
@@ -85,8 +86,8 @@ func (c *PgCapture) Validate() []Problem {
 
 func (c *PgCapture) Hosts(string) []string { return []string{c.Source.Host, c.Target.Host} }
 
-func (c *PgCapture) source() pgTarget { return c.Source.target(c.Source.Database) }
-func (c *PgCapture) target() pgTarget { return c.Target.target(c.Target.Database) }
+func (c *PgCapture) source() pg.Target { return c.Source.target(c.Source.Database) }
+func (c *PgCapture) target() pg.Target { return c.Target.target(c.Target.Database) }
 
 func (c *PgCapture) wrap(err error) error {
 	return fmt.Errorf("capture %s on %s -> %s on %s: %w", c.Source.Database, c.Source.Host, c.Target.Database, c.Target.Host, err)
@@ -113,9 +114,9 @@ func captureTablesSQL(schema string) string {
     JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
     WHERE x.indrelid = c.oid AND x.indisprimary), ''),
   EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
-    WHERE g.tgrelid = c.oid AND g.tgname = 'migrun_capture_row' AND pn.nspname = ` + pgLiteral(schema) + `)
+    WHERE g.tgrelid = c.oid AND g.tgname = 'migrun_capture_row' AND pn.nspname = ` + pg.Literal(schema) + `)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND ` + pgUserSchemasSQL + ` AND n.nspname NOT LIKE 'migrun\_capture\_%'
+WHERE c.relkind = 'r' AND ` + pg.UserSchemasSQL + ` AND n.nspname NOT LIKE 'migrun\_capture\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 2;
 `
@@ -148,13 +149,13 @@ func (st captureState) refusal(c *PgCapture) error {
 // tables, in one psql.
 func (c *PgCapture) readSource(ctx context.Context, src executors.Executor, runID string, tables bool) (captureState, error) {
 	s := c.schema(runID)
-	sql := "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = " + pgLiteral(s) + ") AS migrun_has \\gset\n" +
+	sql := "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = " + pg.Literal(s) + ") AS migrun_has \\gset\n" +
 		"\\if :migrun_has\nSELECT 's', count(*) FROM " + s + ".changes;\n\\endif\n" +
-		"SELECT 'o', nspname FROM pg_namespace WHERE nspname LIKE 'migrun\\_capture\\_%' AND nspname <> " + pgLiteral(s) + " ORDER BY 2;\n"
+		"SELECT 'o', nspname FROM pg_namespace WHERE nspname LIKE 'migrun\\_capture\\_%' AND nspname <> " + pg.Literal(s) + " ORDER BY 2;\n"
 	if tables {
 		sql += "SELECT 'lo', count(*) FROM pg_largeobject_metadata;\n" + captureTablesSQL(s)
 	}
-	rows, err := pgProbe(ctx, src, c.source(), sql, "the application writes all the time")
+	rows, err := pg.Probe(ctx, src, c.source(), sql, "the application writes all the time")
 	if err != nil {
 		return captureState{}, err
 	}
@@ -203,7 +204,7 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	switch c.Action {
 	case "start":
 		st, err := c.readSource(ctx, src, rt.RunID, true)
-		if pgNotReady(err) {
+		if pg.NotReady(err) {
 			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 		} else if err != nil {
 			return Check{}, c.wrap(err)
@@ -227,7 +228,7 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 			return Check{}, c.wrap(err)
 		}
 		st, err := c.readSource(ctx, src, rt.RunID, false)
-		if pgNotReady(err) {
+		if pg.NotReady(err) {
 			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 		} else if err != nil {
 			return Check{}, c.wrap(err)
@@ -244,7 +245,7 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{Unknown: true, Reason: "no capture " + c.schema(rt.RunID) + " on the source yet: the start step makes it"}, nil
 	default:
 		st, err := c.readSource(ctx, src, rt.RunID, false)
-		if pgNotReady(err) {
+		if pg.NotReady(err) {
 			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 		} else if err != nil {
 			return Check{}, c.wrap(err)
@@ -263,7 +264,7 @@ func (c *PgCapture) applied(ctx context.Context, runID string, dst executors.Exe
 	if err != nil || m == nil || m.State != captureApplied || m.RunID != runID || runID == "" {
 		return false, err
 	}
-	id, err := pgDatabaseIdentity(ctx, dst, c.Target.PgConnection, c.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, c.Target.PgConnection.target(""), c.Target.Database)
 	if err != nil {
 		return false, err
 	}
@@ -324,7 +325,7 @@ func (c *PgCapture) Describe(ctx context.Context, rt *Runtime) ([]Action, error)
 	switch c.Action {
 	case "start":
 		return []Action{
-			{Host: c.Source.Host, Summary: psqlAction(c.Source.Host, src, setupSQL(s))},
+			{Host: c.Source.Host, Summary: pg.Action(c.Source.Host, src, setupSQL(s))},
 			{Host: c.Source.Host, Summary: "for every table of " + c.Source.Database + ", in a transaction of its own waiting at most 0.2 s at a time for its lock: " +
 				strings.Join(triggerSQL(s, "TABLE", "KEY"), "; ") + " (with a primary key), or " + triggerSQL(s, "TABLE", "")[0] + " (without)"},
 		}, nil
@@ -333,7 +334,7 @@ func (c *PgCapture) Describe(ctx context.Context, rt *Runtime) ([]Action, error)
 			{Host: c.Source.Host, Summary: "refuse while another client is connected to " + c.Source.Database + " on " + c.Source.Host +
 				"; in one snapshot, write for each table in " + s + ".changes: its logged keys' rows deleted, then copied again (COPY), a table without a key emptied and copied whole; then every sequence's setval and the populated materialized views' refresh"},
 			{Host: c.Target.Host, Summary: "run that on " + c.Target.Database + " on " + c.Target.Host + " as it arrives, in one transaction with session_replication_role = replica; record it in " + c.markerPath()},
-			{Host: c.Source.Host, Summary: psqlAction(c.Source.Host, src, dropCaptureSQL(s))},
+			{Host: c.Source.Host, Summary: pg.Action(c.Source.Host, src, dropCaptureSQL(s))},
 		}, nil
 	}
 	return []Action{{Host: c.Source.Host, Summary: "for every table of " + c.Source.Database + ", waiting at most 0.2 s at a time for its lock: DROP TRIGGER migrun_capture_row, migrun_capture_truncate; then " +
@@ -376,7 +377,7 @@ func (c *PgCapture) start(ctx context.Context, rt *Runtime, src executors.Execut
 	} else if err := st.refusal(c); err != nil {
 		return Outcome{}, err
 	}
-	if _, err := pgExec(ctx, src, c.source(), setupSQL(s)); err != nil {
+	if _, err := pg.Exec(ctx, src, c.source(), setupSQL(s)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("create the capture %s: %w", s, err)
 	}
 	st, err := c.readSource(ctx, src, rt.RunID, true)
@@ -395,7 +396,7 @@ func (c *PgCapture) start(ctx context.Context, rt *Runtime, src executors.Execut
 		stmts = append(stmts, triggerSQL(s, t[0], t[1])...)
 	}
 	if len(stmts) > 0 {
-		if _, err := pgExec(ctx, src, c.source(), lockPatientSQL(stmts)); err != nil {
+		if _, err := pg.Exec(ctx, src, c.source(), lockPatientSQL(stmts)); err != nil {
 			return Outcome{Changed: true}, fmt.Errorf("create the capture's triggers: %w", err)
 		}
 	}
@@ -492,7 +493,7 @@ func (c *PgCapture) apply(ctx context.Context, rt *Runtime, src, dst executors.E
 		note = fmt.Sprintf("%s applied to %s on %s in %s; ", plural(int(st.changes), "logged change", "logged changes"),
 			c.Target.Database, c.Target.Host, time.Since(begin).Round(time.Millisecond))
 	}
-	if _, err := pgExec(ctx, src, c.source(), dropCaptureSQL(s)); err != nil {
+	if _, err := pg.Exec(ctx, src, c.source(), dropCaptureSQL(s)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("drop the capture %s: %w", s, err)
 	}
 	return Outcome{Changed: true, Output: note + "capture " + s + " dropped from " + c.Source.Host}, nil
@@ -502,13 +503,13 @@ func (c *PgCapture) apply(ctx context.Context, rt *Runtime, src, dst executors.E
 // returns the target database's identity, which the script has it print
 // last. A side that fails ends the other: the target's transaction is
 // then never committed.
-func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, schema string) (pgDatabaseID, error) {
+func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, schema string) (pg.DatabaseID, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	var srcErr error
 	srcDone := make(chan struct{})
-	reader := c.source().psqlCommand(catchUpSQL(schema), false)
+	reader := c.source().PsqlCommand(catchUpSQL(schema), false)
 	reader.Stdout = pw
 	go func() {
 		defer close(srcDone)
@@ -519,7 +520,7 @@ func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, sc
 		}
 		pw.Close()
 	}()
-	writer := c.target().psqlCommand("", false)
+	writer := c.target().PsqlCommand("", false)
 	writer.Stdin = pr
 	var out bytes.Buffer
 	writer.Stdout = &out
@@ -537,16 +538,16 @@ func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, sc
 	// The side that failed first: the other then fails as cancelled.
 	switch {
 	case ctx.Err() != nil:
-		return pgDatabaseID{}, ctx.Err()
+		return pg.DatabaseID{}, ctx.Err()
 	case srcErr != nil && !errors.Is(srcErr, context.Canceled):
-		return pgDatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.clientsRefusal(srcErr))
+		return pg.DatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.clientsRefusal(srcErr))
 	case dstErr != nil:
-		return pgDatabaseID{}, fmt.Errorf("apply the changes on %s (one transaction: none of them kept): %w", c.Target.Host, dstErr)
+		return pg.DatabaseID{}, fmt.Errorf("apply the changes on %s (one transaction: none of them kept): %w", c.Target.Host, dstErr)
 	case srcErr != nil:
-		return pgDatabaseID{}, srcErr
+		return pg.DatabaseID{}, srcErr
 	}
-	var id pgDatabaseID
-	for _, row := range parseRows(out.Bytes()) {
+	var id pg.DatabaseID
+	for _, row := range pg.ParseRows(out.Bytes()) {
 		if len(row) == 3 && row[0] == "migrun-id" {
 			id.OID, _ = strconv.ParseInt(row[1], 10, 64)
 			id.SystemID = row[2]
@@ -574,7 +575,7 @@ func (c *PgCapture) cancel(ctx context.Context, rt *Runtime, src executors.Execu
 	for _, t := range st.tables {
 		stmts = append(stmts, "DROP TRIGGER IF EXISTS migrun_capture_row ON "+t[0], "DROP TRIGGER IF EXISTS migrun_capture_truncate ON "+t[0])
 	}
-	if _, err := pgExec(ctx, src, c.source(), lockPatientSQL(stmts)+dropCaptureSQL(s)); err != nil {
+	if _, err := pg.Exec(ctx, src, c.source(), lockPatientSQL(stmts)+dropCaptureSQL(s)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("drop the capture %s: %w", s, err)
 	}
 	return Outcome{Changed: true, Output: fmt.Sprintf("capture %s dropped from %s (%s logged)", s, c.Source.Host, plural(int(st.changes), "change", "changes"))}, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/pgclients"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgCheckKind = Kind{
@@ -196,7 +197,7 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 		}
 	}
 	if len(c.Extensions) > 0 {
-		rows, err := pgQuery(ctx, ex, c.target(c.database()), "SELECT extname FROM pg_extension;\n")
+		rows, err := pg.Query(ctx, ex, c.target(c.database()), "SELECT extname FROM pg_extension;\n")
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -297,7 +298,7 @@ var psqlVersionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(?:\.([0-9]+))?`)
 // formats.
 func (c *PgCheck) clientVersion(ctx context.Context, ex, tools executors.Executor, serverNum int) (good, bad string, err error) {
 	if serverNum == 0 {
-		rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT current_setting('server_version_num');\n")
+		rows, err := pg.Query(ctx, ex, c.target("postgres"), "SELECT current_setting('server_version_num');\n")
 		if err != nil {
 			return "", "", err
 		}
@@ -310,7 +311,7 @@ func (c *PgCheck) clientVersion(ctx context.Context, ex, tools executors.Executo
 	}
 	var goods, bads []string
 	for _, tool := range []string{"psql", "pg_dump"} {
-		res, err := tools.Run(ctx, executors.Command{Argv: []string{tool, "--version"}, Become: c.target("").osUser(), ReadOnly: true})
+		res, err := tools.Run(ctx, executors.Command{Argv: []string{tool, "--version"}, Become: c.target("").RunAs(), ReadOnly: true})
 		if err != nil {
 			return "", "", fmt.Errorf("%s --version: %w", tool, err)
 		}
@@ -342,15 +343,15 @@ func (c *PgCheck) clientVersion(ctx context.Context, ex, tools executors.Executo
 
 // databaseEmpty checks the restore target holds no user relations.
 func (c *PgCheck) databaseEmpty(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
-	oid, err := pgDatabaseOID(ctx, ex, c.PgConnection, c.DatabaseEmpty)
+	oid, err := pg.DatabaseOID(ctx, ex, c.PgConnection.target(""), c.DatabaseEmpty)
 	if err != nil {
 		return "", "", err
 	}
 	if oid == 0 {
 		return "", "database " + c.DatabaseEmpty + " does not exist", nil
 	}
-	rows, err := pgQuery(ctx, ex, c.target(c.DatabaseEmpty), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+pgUserSchemasSQL+" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e');\n")
+	rows, err := pg.Query(ctx, ex, c.target(c.DatabaseEmpty), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+pg.UserSchemasSQL+" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e');\n")
 	if err != nil {
 		return "", "", err
 	}
@@ -367,7 +368,7 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND `+pgUserSchemasSQL+" AND N
 // databasesOnly checks the server holds no database but databases_only's,
 // postgres and the templates.
 func (c *PgCheck) databasesOnly(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
-	rows, err := pgQuery(ctx, ex, c.target("postgres"), "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1;\n")
+	rows, err := pg.Query(ctx, ex, c.target("postgres"), "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' ORDER BY 1;\n")
 	if err != nil {
 		return "", "", err
 	}
@@ -401,7 +402,7 @@ func orNone(names []string) string {
 // clients_only_from's services on this host (see package pgclients).
 func (c *PgCheck) clients(ctx context.Context, rt *Runtime, ex executors.Executor) (good, bad string, err error) {
 	const unstable = "connections and the processes holding them come and go"
-	rows, err := pgProbe(ctx, ex, c.target(c.database()), pgclients.ListSQL, unstable)
+	rows, err := pg.Probe(ctx, ex, c.target(c.database()), pgclients.ListSQL, unstable)
 	if err != nil {
 		return "", "", err
 	}
@@ -427,7 +428,7 @@ func (c *PgCheck) clients(ctx context.Context, rt *Runtime, ex executors.Executo
 	}
 	// A connection that ended between the looks has no process any
 	// more: only those still there after it count.
-	rows, err = pgProbe(ctx, ex, c.target(c.database()), pgclients.ListSQL, unstable)
+	rows, err = pg.Probe(ctx, ex, c.target(c.database()), pgclients.ListSQL, unstable)
 	if err != nil {
 		return "", "", err
 	}
@@ -506,7 +507,7 @@ func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor)
 	l := c.Login
 	entry := strings.Join([]string{passfileEscape(l.Host), strconv.Itoa(c.loginPort()), passfileEscape(c.loginDatabase()),
 		passfileEscape(l.User), passfileEscape(password)}, ":") + "\n"
-	osUser := c.target("").osUser()
+	osUser := c.target("").RunAs()
 	file, err := writeSecretFile(ctx, ex, entry, osUser, ".pgpass")
 	if err != nil {
 		return "", 0, err
@@ -540,7 +541,7 @@ func (c *PgCheck) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, err
 	}
 	ok, violated, fatal, err := c.assertions(ctx, rt, ex, false)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the server is not reachable yet: " + err.Error()}, nil
 	}
 	if err != nil {
@@ -590,7 +591,7 @@ func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	acts := []Action{{Host: rt.Host, Summary: fmt.Sprintf("check on %s (read-only): %s", rt.Host, strings.Join(items, "; "))}}
 	if c.Login != (PgCheckLogin{}) {
 		acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("run on %s as %s: PGPASSFILE=%s.pgpass %s (password %s in the 0600 file, removed after)",
-			rt.Host, c.target("").osUser(), secretFilePattern, executors.QuoteArgv(c.loginArgv()), pgCheckMaskedSecret(c.Login.Password))})
+			rt.Host, c.target("").RunAs(), secretFilePattern, executors.QuoteArgv(c.loginArgv()), pgCheckMaskedSecret(c.Login.Password))})
 	}
 	return acts, nil
 }

@@ -53,15 +53,15 @@ func engineRequirements(locale string) map[string]string {
 }
 
 func TestPgCheckServer(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	pg.psql(t, "CREATE ROLE engine LOGIN PASSWORD 'engine-pw'")
-	pg.psql(t, "CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'")
+	srv.psql(t, "CREATE ROLE engine LOGIN PASSWORD 'engine-pw'")
+	srv.psql(t, "CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'")
 	// The server's own lc_messages is right; the database's overrides it,
 	// and that is what the engine's sessions get.
-	pg.psql(t, "ALTER DATABASE engine SET lc_messages = 'C'")
-	c := &PgCheck{Database: "engine", Settings: engineRequirements(pg.Locale), Extensions: []string{"uuid-ossp"},
-		ClientVersionAtLeastServer: true, DatabaseEmpty: "engine", PgConnection: pg.pgConn()}
+	srv.psql(t, "ALTER DATABASE engine SET lc_messages = 'C'")
+	c := &PgCheck{Database: "engine", Settings: engineRequirements(srv.Locale), Extensions: []string{"uuid-ossp"},
+		ClientVersionAtLeastServer: true, DatabaseEmpty: "engine", PgConnection: srv.pgConn()}
 	if ps := c.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -78,7 +78,7 @@ func TestPgCheckServer(t *testing.T) {
 	}
 	for _, w := range []string{"max_connections is 100, want >= 150", "work_mem is 4096kB, want >= 8192",
 		"autovacuum_vacuum_scale_factor is 0.2, want <= 0.01", "autovacuum_analyze_scale_factor is 0.1", "autovacuum_max_workers is 3",
-		"lc_messages is C, want = " + pg.Locale, "extension uuid-ossp is not created in database engine", "7 of 11 checks failed"} {
+		"lc_messages is C, want = " + srv.Locale, "extension uuid-ossp is not created in database engine", "7 of 11 checks failed"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("missing %q in:\n%v", w, err)
 		}
@@ -91,12 +91,12 @@ func TestPgCheckServer(t *testing.T) {
 	conf := "max_connections = 150\nwork_mem = 8MB\nautovacuum_vacuum_scale_factor = 0.01\n" +
 		"autovacuum_analyze_scale_factor = 0.075\nautovacuum_max_workers = 6\n"
 	// Rewriting the existing file keeps its postgres owner.
-	if err := os.WriteFile(filepath.Join(pg.DataDir, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(srv.DataDir, "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pg.restart(t)
-	pg.psql(t, "ALTER DATABASE engine SET lc_messages = '"+pg.Locale+"'")
-	pg.psql(t, `CREATE EXTENSION "uuid-ossp"`, "engine")
+	srv.restart(t)
+	srv.psql(t, "ALTER DATABASE engine SET lc_messages = '"+srv.Locale+"'")
+	srv.psql(t, `CREATE EXTENSION "uuid-ossp"`, "engine")
 	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done {
 		t.Fatalf("check after meeting the requirements: %+v %v", ck, err)
 	}
@@ -105,37 +105,37 @@ func TestPgCheckServer(t *testing.T) {
 	}
 
 	// database_empty fails once the database holds a table.
-	pg.psql(t, "CREATE TABLE t (id int)", "engine")
+	srv.psql(t, "CREATE TABLE t (id int)", "engine")
 	if ck, _ := c.Check(ctx, dry); ck.Done || !strings.Contains(ck.Reason, "database engine is not empty: 1") {
 		t.Fatalf("not empty: %+v", ck)
 	}
-	pg.psql(t, "DROP TABLE t", "engine")
+	srv.psql(t, "DROP TABLE t", "engine")
 
 	// databases_only: a server to retire holds nothing else; another
 	// database refuses in the check already (before any change).
-	only := &PgCheck{DatabasesOnly: []string{"engine", "ovirt_engine_history"}, PgConnection: pg.pgConn()}
+	only := &PgCheck{DatabasesOnly: []string{"engine", "ovirt_engine_history"}, PgConnection: srv.pgConn()}
 	if ck, err := only.Check(ctx, dry); err != nil || !ck.Done {
 		t.Fatalf("databases_only, engine alone: %+v %v", ck, err)
 	}
 	if out, err := only.Apply(ctx, rt); err != nil || !strings.Contains(out.Output, "no database but engine (and postgres, the templates)") {
 		t.Fatalf("databases_only, engine alone: %+v %v", out, err)
 	}
-	pg.psql(t, "CREATE DATABASE reports")
+	srv.psql(t, "CREATE DATABASE reports")
 	if _, err := only.Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "the server holds 1 database reports besides engine, ovirt_engine_history") {
 		t.Fatalf("databases_only with another database: %v", err)
 	}
-	if _, err := (&PgCheck{DatabasesOnly: []string{}, PgConnection: pg.pgConn()}).Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "2 databases engine, reports besides none") {
+	if _, err := (&PgCheck{DatabasesOnly: []string{}, PgConnection: srv.pgConn()}).Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "2 databases engine, reports besides none") {
 		t.Fatalf("databases_only: []: %v", err)
 	}
-	pg.psql(t, "DROP DATABASE reports")
+	srv.psql(t, "DROP DATABASE reports")
 
 	// A password login over the socket, with a scram rule placed by pg_hba.
-	h := &PgHba{Type: "local", Database: "engine", User: "engine", Method: "scram-sha-256", Reload: true, PgConnection: pg.pgConn()}
+	h := &PgHba{Type: "local", Database: "engine", User: "engine", Method: "scram-sha-256", Reload: true, PgConnection: srv.pgConn()}
 	if _, err := h.Apply(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
-	login := &PgCheck{Login: PgCheckLogin{Host: pg.SocketDir, Port: pg.Port, User: "engine", Password: secret.Token("pw"), Database: "engine"},
-		PgConnection: pg.pgConn()}
+	login := &PgCheck{Login: PgCheckLogin{Host: srv.SocketDir, Port: srv.Port, User: "engine", Password: secret.Token("pw"), Database: "engine"},
+		PgConnection: srv.pgConn()}
 	if ps := login.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -172,9 +172,9 @@ func (h namedHost) Name() string { return h.name }
 // client_host: the tools of another plan host (the Manager) against this
 // server. Older ones refuse in the check already, before any change.
 func TestPgCheckClientHost(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	major := strings.SplitN(pg.psql(t, "SHOW server_version"), ".", 2)[0]
+	major := strings.SplitN(srv.psql(t, "SHOW server_version"), ".", 2)[0]
 	for _, tt := range []struct {
 		name, client string
 		refuse       bool
@@ -188,7 +188,7 @@ func TestPgCheckClientHost(t *testing.T) {
 				replyOK("psql --version", "psql (PostgreSQL) "+tt.client+"\n"),
 				replyOK("pg_dump --version", "pg_dump (PostgreSQL) "+tt.client+"\n")), "engine"}
 			rt := testRuntime(hosts{"db": executors.ReadOnly(executors.NewLocal("db")), "engine": engine}, secret.Values{}, nil)
-			c := &PgCheck{ClientVersionAtLeastServer: true, ClientHost: "engine", PgConnection: pg.pgConn()}
+			c := &PgCheck{ClientVersionAtLeastServer: true, ClientHost: "engine", PgConnection: srv.pgConn()}
 			if ps := c.Validate(); len(ps) > 0 {
 				t.Fatal(ps)
 			}
@@ -219,10 +219,10 @@ func TestPgCheckClientHost(t *testing.T) {
 // systemctl first on the PATH says so): the first refuses in the check,
 // naming the process; the second passes.
 func TestPgCheckClients(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	pg.psql(t, "CREATE DATABASE engine")
-	c := &PgCheck{Database: "engine", ClientsOnlyFrom: []string{"ovirt-engine", "ovirt-engine-dwhd.service"}, PgConnection: pg.pgConn()}
+	srv.psql(t, "CREATE DATABASE engine")
+	c := &PgCheck{Database: "engine", ClientsOnlyFrom: []string{"ovirt-engine", "ovirt-engine-dwhd.service"}, PgConnection: srv.pgConn()}
 	if ps := c.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -234,7 +234,7 @@ func TestPgCheckClients(t *testing.T) {
 	}
 
 	hold := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "psql"), "-X", "-q",
-		"-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-d", "engine", "-c", "SELECT pg_sleep(120)")
+		"-h", srv.SocketDir, "-p", strconv.Itoa(srv.Port), "-d", "engine", "-c", "SELECT pg_sleep(120)")
 	if err := hold.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestPgCheckClients(t *testing.T) {
 	for i := 0; i < 100 && psqlPID == ""; i++ {
 		time.Sleep(50 * time.Millisecond)
 		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(hold.Process.Pid), "-x", "psql").Output()
-		if pg.psql(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'engine'") == "1" {
+		if srv.psql(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'engine'") == "1" {
 			psqlPID = strings.TrimSpace(string(out))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgConfKind = Kind{
@@ -93,8 +94,8 @@ func (c *PgConf) file(ctx context.Context, ex executors.Executor) (string, bool,
 
 // pgShowFile asks the server for a file parameter (config_file, hba_file).
 func pgShowFile(ctx context.Context, ex executors.Executor, conn PgConnection, param string) (string, bool, error) {
-	rows, err := pgQuery(ctx, ex, conn.target("postgres"), "SELECT current_setting("+pgLiteral(param)+");\n")
-	if pgNotReady(err) {
+	rows, err := pg.Query(ctx, ex, conn.target("postgres"), "SELECT current_setting("+pg.Literal(param)+");\n")
+	if pg.NotReady(err) {
 		return "", false, nil
 	}
 	if err != nil {
@@ -273,20 +274,20 @@ type pgSetting struct {
 
 // pgSettings reads pg_settings for names as a new session of the os_user
 // in database sees them. The session does not override lc_messages (as
-// pgQuery does, to parse messages): its value is one callers ask about.
+// pg.Query does, to parse messages): its value is one callers ask about.
 func pgSettings(ctx context.Context, ex executors.Executor, conn PgConnection, database string, names []string) (map[string]pgSetting, error) {
 	quoted := make([]string, len(names))
 	for i, n := range names {
-		quoted[i] = pgLiteral(strings.ToLower(n))
+		quoted[i] = pg.Literal(strings.ToLower(n))
 	}
-	cmd := conn.target(database).psqlCommand("SELECT name, setting, coalesce(unit, ''), context, vartype, pending_restart FROM pg_settings WHERE lower(name) IN ("+strings.Join(quoted, ", ")+");\n", true)
+	cmd := conn.target(database).PsqlCommand("SELECT name, setting, coalesce(unit, ''), context, vartype, pending_restart FROM pg_settings WHERE lower(name) IN ("+strings.Join(quoted, ", ")+");\n", true)
 	cmd.Env = map[string]string{"LC_MESSAGES": "C"}
 	res, err := ex.Run(ctx, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%s: psql: %w", ex.Name(), err)
 	}
 	out := map[string]pgSetting{}
-	for _, r := range parseRows(res.Stdout) {
+	for _, r := range pg.ParseRows(res.Stdout) {
 		if len(r) != 6 {
 			return nil, fmt.Errorf("%s: unexpected pg_settings row %q", ex.Name(), r)
 		}
@@ -353,7 +354,7 @@ func pgValueEquals(s pgSetting, want string) bool {
 		return pgBool(want) == pgBool(s.setting) && pgBool(want) != ""
 	}
 	if strings.HasPrefix(s.name, "lc_") {
-		return normLocale(want) == normLocale(s.setting)
+		return pg.NormLocale(want) == pg.NormLocale(s.setting)
 	}
 	if s.vartype == "enum" {
 		return strings.EqualFold(want, s.setting)
@@ -454,7 +455,7 @@ func (c *PgConf) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return fc, err
 	}
 	needs, err := c.server(ctx, ex)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return fc, nil
 	}
 	if err != nil {
@@ -504,10 +505,10 @@ func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	switch {
 	case err == nil:
 		acts[0].Summary += "; " + summarizeNeeds(needs)
-	case !pgNotReady(err):
+	case !pg.NotReady(err):
 		return acts, fmt.Errorf("%s: %w", rt.Host, err)
 	}
-	reload := Action{Host: rt.Host, Summary: psqlAction(rt.Host, c.target("postgres"), "SELECT pg_reload_conf();")}
+	reload := Action{Host: rt.Host, Summary: pg.Action(rt.Host, c.target("postgres"), "SELECT pg_reload_conf();")}
 	switch c.ApplyWith {
 	case "reload":
 		acts = append(acts, reload)
@@ -674,7 +675,7 @@ func (c *PgConf) waitUp(ctx context.Context, ex executors.Executor) (map[string]
 	for {
 		needs, err := c.server(ctx, ex)
 		var exit *executors.ExitError
-		down := pgNotReady(err) || errors.As(err, &exit) && pgStartingRE.MatchString(exit.Stderr)
+		down := pg.NotReady(err) || errors.As(err, &exit) && pgStartingRE.MatchString(exit.Stderr)
 		if !down {
 			return needs, err
 		}
@@ -724,7 +725,7 @@ func pgReload(ctx context.Context, ex executors.Executor, conn PgConnection, vie
 	if len(msgs) > 0 {
 		return fmt.Errorf("%s: the server would not load the edited file (%s): %s; not reloaded", ex.Name(), view, strings.Join(msgs, "; "))
 	}
-	if _, err := pgExec(ctx, ex, conn.target("postgres"), "SELECT pg_reload_conf();\n"); err != nil {
+	if _, err := pg.Exec(ctx, ex, conn.target("postgres"), "SELECT pg_reload_conf();\n"); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	return nil
@@ -737,7 +738,7 @@ func pgFileProblems(ctx context.Context, ex executors.Executor, conn PgConnectio
 	if errorCond != "" {
 		q += " AND " + errorCond
 	}
-	rows, err := pgQuery(ctx, ex, conn.target("postgres"), q+";\n")
+	rows, err := pg.Query(ctx, ex, conn.target("postgres"), q+";\n")
 	if err != nil {
 		return nil, err
 	}

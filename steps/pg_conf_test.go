@@ -68,13 +68,13 @@ func TestPgConfValueQuoting(t *testing.T) {
 }
 
 func TestPgConfServer(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	before, err := os.ReadFile(pg.ConfFile)
+	before, err := os.ReadFile(srv.ConfFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &PgConf{Settings: map[string]string{"max_connections": "150", "work_mem": "8MB"}, PgConnection: pg.pgConn()}
+	c := &PgConf{Settings: map[string]string{"max_connections": "150", "work_mem": "8MB"}, PgConnection: srv.pgConn()}
 	if ps := c.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -101,11 +101,11 @@ func TestPgConfServer(t *testing.T) {
 	if !strings.Contains(out.Output, "reload needed for work_mem") || !strings.Contains(out.Output, "restart needed for max_connections") {
 		t.Fatalf("apply output: %s", out.Output)
 	}
-	after, _ := os.ReadFile(pg.ConfFile)
+	after, _ := os.ReadFile(srv.ConfFile)
 	if strings.Count(string(after), "max_connections =") != 1 || len(strings.Split(string(after), "\n")) != len(strings.Split(string(before), "\n")) {
 		t.Fatalf("the edit added lines instead of replacing them")
 	}
-	if fi, _ := os.Stat(pg.ConfFile); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(srv.ConfFile); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode now %v", fi.Mode())
 	}
 	ck, err := c.Check(ctx, dry)
@@ -126,16 +126,16 @@ func TestPgConfServer(t *testing.T) {
 	if strings.Contains(out.Output, "reload needed") || !strings.Contains(out.Output, "restart needed for max_connections") {
 		t.Fatalf("apply with reload: %s", out.Output)
 	}
-	if got := pg.psql(t, "SHOW work_mem"); got != "8MB" {
+	if got := srv.psql(t, "SHOW work_mem"); got != "8MB" {
 		t.Fatalf("work_mem after reload: %s", got)
 	}
-	pg.restart(t)
+	srv.restart(t)
 	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done || !strings.Contains(ck.Reason, "already uses") {
 		t.Fatalf("check after restart: %+v %v", ck, err)
 	}
 
 	// A typo is an error, not a silent new line.
-	bad := &PgConf{Settings: map[string]string{"max_conections": "150"}, PgConnection: pg.pgConn()}
+	bad := &PgConf{Settings: map[string]string{"max_conections": "150"}, PgConnection: srv.pgConn()}
 	if _, err := bad.Check(ctx, dry); err == nil || !strings.Contains(err.Error(), "unknown parameter max_conections") {
 		t.Fatalf("typo: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestPgConfServer(t *testing.T) {
 // "other" is a unit that restarts without error but is not this server.
 // Each call is logged; calls returns them. The test must not be parallel
 // (t.Setenv refuses that), so no other test sees the fake.
-func pgFakeSystemctl(t *testing.T, pg *testPG) (calls func() []string) {
+func pgFakeSystemctl(t *testing.T, srv *testPG) (calls func() []string) {
 	t.Helper()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "calls")
@@ -155,8 +155,8 @@ func pgFakeSystemctl(t *testing.T, pg *testPG) (calls func() []string) {
 	script := "#!/bin/sh\n" +
 		"echo \"$*\" >> '" + log + "'\n" +
 		"case \"$1 $2\" in\n" +
-		"'restart postgresql') exec " + pgCtl + " restart -w -t 60 -m fast -D '" + pg.DataDir + "' -l '" + pg.LogFile + "' ;;\n" +
-		"'is-active postgresql') if " + pgCtl + " status -D '" + pg.DataDir + "' >/dev/null; then echo active; else echo inactive; exit 3; fi ;;\n" +
+		"'restart postgresql') exec " + pgCtl + " restart -w -t 60 -m fast -D '" + srv.DataDir + "' -l '" + srv.LogFile + "' ;;\n" +
+		"'is-active postgresql') if " + pgCtl + " status -D '" + srv.DataDir + "' >/dev/null; then echo active; else echo inactive; exit 3; fi ;;\n" +
 		"'restart other') exit 0 ;;\n" +
 		"'is-active other') echo active ;;\n" +
 		"*) echo \"fake systemctl: unexpected: $*\" >&2; exit 1 ;;\n" +
@@ -190,21 +190,21 @@ func pgRestarts(calls []string) int {
 
 // pgStartTime is when the postmaster started: it changes with a restart
 // and only then.
-func pgStartTime(t *testing.T, pg *testPG) string {
-	return pg.psql(t, "SELECT pg_postmaster_start_time()")
+func pgStartTime(t *testing.T, srv *testPG) string {
+	return srv.psql(t, "SELECT pg_postmaster_start_time()")
 }
 
 // TestPgConfRestart: wal_level (context postmaster) replica -> logical
 // with apply_with: restart restarts the server once, through the service
 // kind, and a second run restarts nothing.
 func TestPgConfRestart(t *testing.T) {
-	pg := startPostgres(t)
-	calls := pgFakeSystemctl(t, pg)
+	srv := startPostgres(t)
+	calls := pgFakeSystemctl(t, srv)
 	ctx := context.Background()
-	if got := pg.psql(t, "SHOW wal_level"); got != "replica" {
+	if got := srv.psql(t, "SHOW wal_level"); got != "replica" {
 		t.Fatalf("the test cluster starts with wal_level %s, the test wants replica", got)
 	}
-	c := &PgConf{Settings: map[string]string{"wal_level": "logical"}, ApplyWith: "restart", Service: "postgresql", PgConnection: pg.pgConn()}
+	c := &PgConf{Settings: map[string]string{"wal_level": "logical"}, ApplyWith: "restart", Service: "postgresql", PgConnection: srv.pgConn()}
 	if ps := c.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -226,7 +226,7 @@ func TestPgConfRestart(t *testing.T) {
 		t.Fatalf("check and describe ran systemctl: %q", calls())
 	}
 
-	started := pgStartTime(t, pg)
+	started := pgStartTime(t, srv)
 	out, err := c.Apply(ctx, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -238,10 +238,10 @@ func TestPgConfRestart(t *testing.T) {
 	if n := pgRestarts(calls()); n != 1 {
 		t.Fatalf("%d restarts, want 1: %q", n, calls())
 	}
-	if got := pg.psql(t, "SHOW wal_level"); got != "logical" {
+	if got := srv.psql(t, "SHOW wal_level"); got != "logical" {
 		t.Fatalf("wal_level after apply: %s", got)
 	}
-	if pgStartTime(t, pg) == started {
+	if pgStartTime(t, srv) == started {
 		t.Fatal("the server was not restarted")
 	}
 	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done || !strings.Contains(ck.Reason, "already uses") {
@@ -256,7 +256,7 @@ func TestPgConfRestart(t *testing.T) {
 	}
 
 	// Re-running the plan is no outage.
-	started = pgStartTime(t, pg)
+	started = pgStartTime(t, srv)
 	out, err = c.Apply(ctx, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -267,13 +267,13 @@ func TestPgConfRestart(t *testing.T) {
 	if n := pgRestarts(calls()); n != 1 {
 		t.Fatalf("second apply restarted: %q", calls())
 	}
-	if pgStartTime(t, pg) != started {
+	if pgStartTime(t, srv) != started {
 		t.Fatal("the second apply restarted the server")
 	}
 
 	// A run that edited the file but stopped before the restart (here:
 	// apply_with none): the next run finds the file right and restarts.
-	back := &PgConf{Settings: map[string]string{"wal_level": "replica"}, PgConnection: pg.pgConn()}
+	back := &PgConf{Settings: map[string]string{"wal_level": "replica"}, PgConnection: srv.pgConn()}
 	if _, err := back.Apply(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
@@ -291,18 +291,18 @@ func TestPgConfRestart(t *testing.T) {
 	if n := pgRestarts(calls()); n != 2 {
 		t.Fatalf("%d restarts, want 2: %q", n, calls())
 	}
-	if got := pg.psql(t, "SHOW wal_level"); got != "replica" {
+	if got := srv.psql(t, "SHOW wal_level"); got != "replica" {
 		t.Fatalf("wal_level after the restart-only apply: %s", got)
 	}
 
 	// A service that is not this server's: the restart "works" and the
 	// value is still not in force, which must fail, naming both.
-	wrong := &PgConf{Settings: map[string]string{"max_connections": "150"}, ApplyWith: "restart", Service: "other", PgConnection: pg.pgConn()}
+	wrong := &PgConf{Settings: map[string]string{"max_connections": "150"}, ApplyWith: "restart", Service: "other", PgConnection: srv.pgConn()}
 	_, err = wrong.Apply(ctx, rt)
 	if err == nil || !strings.Contains(err.Error(), "db: max_connections still needs a restart after service other was restarted") {
 		t.Fatalf("wrong service: %v", err)
 	}
-	if got := pg.psql(t, "SHOW max_connections"); got == "150" {
+	if got := srv.psql(t, "SHOW max_connections"); got == "150" {
 		t.Fatal("max_connections in force without a restart of the server")
 	}
 }
@@ -311,13 +311,13 @@ func TestPgConfRestart(t *testing.T) {
 // reload brings in is reloaded, not restarted for; with one that needs a
 // restart as well, the one restart brings in both.
 func TestPgConfRestartReloadOnly(t *testing.T) {
-	pg := startPostgres(t)
-	calls := pgFakeSystemctl(t, pg)
+	srv := startPostgres(t)
+	calls := pgFakeSystemctl(t, srv)
 	ctx := context.Background()
 	dry := pgStepRuntime(secret.Values{}, true)
 	rt := pgStepRuntime(secret.Values{}, false)
 
-	c := &PgConf{Settings: map[string]string{"work_mem": "8MB"}, ApplyWith: "restart", PgConnection: pg.pgConn()}
+	c := &PgConf{Settings: map[string]string{"work_mem": "8MB"}, ApplyWith: "restart", PgConnection: srv.pgConn()}
 	if ck, err := c.Check(ctx, dry); err != nil || ck.Done {
 		t.Fatalf("check before: %+v %v", ck, err)
 	}
@@ -328,7 +328,7 @@ func TestPgConfRestartReloadOnly(t *testing.T) {
 	if sum := summaries(acts); strings.Contains(sum, "systemctl") || !strings.Contains(sum, "pg_reload_conf(); (a reload is enough: no restart)") {
 		t.Fatalf("describe:\n%s", sum)
 	}
-	started := pgStartTime(t, pg)
+	started := pgStartTime(t, srv)
 	out, err := c.Apply(ctx, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -336,17 +336,17 @@ func TestPgConfRestartReloadOnly(t *testing.T) {
 	if !out.Changed || !strings.Contains(out.Output, "reloaded (no restart needed)") || !strings.Contains(out.Output, "already uses") {
 		t.Fatalf("apply: %+v", out)
 	}
-	if got := pg.psql(t, "SHOW work_mem"); got != "8MB" {
+	if got := srv.psql(t, "SHOW work_mem"); got != "8MB" {
 		t.Fatalf("work_mem after apply: %s", got)
 	}
-	if len(calls()) != 0 || pgStartTime(t, pg) != started {
+	if len(calls()) != 0 || pgStartTime(t, srv) != started {
 		t.Fatalf("restarted for a reload-only parameter: %q", calls())
 	}
 	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done {
 		t.Fatalf("check after: %+v %v", ck, err)
 	}
 
-	both := &PgConf{Settings: map[string]string{"work_mem": "16MB", "max_connections": "150"}, ApplyWith: "restart", PgConnection: pg.pgConn()}
+	both := &PgConf{Settings: map[string]string{"work_mem": "16MB", "max_connections": "150"}, ApplyWith: "restart", PgConnection: srv.pgConn()}
 	out, err = both.Apply(ctx, rt)
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +354,7 @@ func TestPgConfRestartReloadOnly(t *testing.T) {
 	if !strings.Contains(out.Output, "restarted service postgresql for max_connections") || strings.Contains(out.Output, "reloaded") {
 		t.Fatalf("apply of both: %+v", out)
 	}
-	if got := pg.psql(t, "SHOW work_mem; SHOW max_connections"); got != "16MB\n150" {
+	if got := srv.psql(t, "SHOW work_mem; SHOW max_connections"); got != "16MB\n150" {
 		t.Fatalf("after the restart: %q", got)
 	}
 	if n := pgRestarts(calls()); n != 1 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgDatabaseKind = Kind{
@@ -73,9 +74,9 @@ type pgDatabaseState struct {
 // state reads the database, its extensions and its settings.
 func (d *PgDatabase) state(ctx context.Context, ex executors.Executor) (pgDatabaseState, error) {
 	var st pgDatabaseState
-	rows, err := pgQuery(ctx, ex, d.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype,
+	rows, err := pg.Query(ctx, ex, d.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype,
   coalesce((SELECT array_to_string(setconfig, chr(30)) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '')
-FROM pg_database d WHERE datname = `+pgLiteral(d.Name)+";\n")
+FROM pg_database d WHERE datname = `+pg.Literal(d.Name)+";\n")
 	if err != nil {
 		return st, err
 	}
@@ -94,7 +95,7 @@ FROM pg_database d WHERE datname = `+pgLiteral(d.Name)+";\n")
 	}
 	st.extensions = map[string]bool{}
 	if len(d.Extensions) > 0 {
-		rows, err := pgQuery(ctx, ex, d.target(d.Name), "SELECT extname FROM pg_extension;\n")
+		rows, err := pg.Query(ctx, ex, d.target(d.Name), "SELECT extname FROM pg_extension;\n")
 		if err != nil {
 			return st, err
 		}
@@ -115,10 +116,10 @@ func (d *PgDatabase) conflicts(st pgDatabaseState) []string {
 	if !strings.EqualFold(normEncoding(st.encoding), normEncoding(d.encoding())) {
 		out = append(out, fmt.Sprintf("encoding is %s, want %s", st.encoding, d.encoding()))
 	}
-	if d.LcCollate != "" && normLocale(st.collate) != normLocale(d.LcCollate) {
+	if d.LcCollate != "" && pg.NormLocale(st.collate) != pg.NormLocale(d.LcCollate) {
 		out = append(out, fmt.Sprintf("lc_collate is %s, want %s", st.collate, d.LcCollate))
 	}
-	if d.LcCtype != "" && normLocale(st.ctype) != normLocale(d.LcCtype) {
+	if d.LcCtype != "" && pg.NormLocale(st.ctype) != pg.NormLocale(d.LcCtype) {
 		out = append(out, fmt.Sprintf("lc_ctype is %s, want %s", st.ctype, d.LcCtype))
 	}
 	return out
@@ -156,7 +157,7 @@ func (d *PgDatabase) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, err
 	}
 	st, err := d.state(ctx, ex)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the server is not reachable yet: " + err.Error()}, nil
 	}
 	if err != nil {
@@ -203,10 +204,10 @@ func (d *PgDatabase) checkLocales(ctx context.Context, ex executors.Executor) er
 	}
 	have := map[string]bool{}
 	for _, l := range strings.Fields(string(res.Stdout)) {
-		have[normLocale(l)] = true
+		have[pg.NormLocale(l)] = true
 	}
 	for _, l := range want {
-		if !have[normLocale(l)] {
+		if !have[pg.NormLocale(l)] {
 			return fmt.Errorf("%s: locale %s is not installed (not in locale -a); install it first (RHEL: glibc-langpack-en)", ex.Name(), l)
 		}
 	}
@@ -216,16 +217,16 @@ func (d *PgDatabase) checkLocales(ctx context.Context, ex executors.Executor) er
 // createSQL is the CREATE DATABASE statement.
 func (d *PgDatabase) createSQL() string {
 	var b strings.Builder
-	b.WriteString("CREATE DATABASE " + pgIdent(d.Name))
+	b.WriteString("CREATE DATABASE " + pg.Ident(d.Name))
 	if o := d.Owner; o != "" {
-		b.WriteString(" OWNER " + pgIdent(o))
+		b.WriteString(" OWNER " + pg.Ident(o))
 	}
-	b.WriteString(" TEMPLATE " + pgIdent(d.template()) + " ENCODING " + pgLiteral(d.encoding()))
+	b.WriteString(" TEMPLATE " + pg.Ident(d.template()) + " ENCODING " + pg.Literal(d.encoding()))
 	if d.LcCollate != "" {
-		b.WriteString(" LC_COLLATE " + pgLiteral(d.LcCollate))
+		b.WriteString(" LC_COLLATE " + pg.Literal(d.LcCollate))
 	}
 	if d.LcCtype != "" {
-		b.WriteString(" LC_CTYPE " + pgLiteral(d.LcCtype))
+		b.WriteString(" LC_CTYPE " + pg.Literal(d.LcCtype))
 	}
 	return b.String() + ";\n"
 }
@@ -234,7 +235,7 @@ func (d *PgDatabase) createSQL() string {
 func extensionSQL(exts []string) string {
 	var b strings.Builder
 	for _, e := range exts {
-		b.WriteString("CREATE EXTENSION IF NOT EXISTS " + pgIdent(e) + ";\n")
+		b.WriteString("CREATE EXTENSION IF NOT EXISTS " + pg.Ident(e) + ";\n")
 	}
 	return b.String()
 }
@@ -242,7 +243,7 @@ func extensionSQL(exts []string) string {
 func (d *PgDatabase) settingsSQL(keys []string) string {
 	var b strings.Builder
 	for _, k := range keys {
-		b.WriteString("ALTER DATABASE " + pgIdent(d.Name) + " SET " + pgIdent(k) + " = " + pgLiteral(d.Settings[k]) + ";\n")
+		b.WriteString("ALTER DATABASE " + pg.Ident(d.Name) + " SET " + pg.Ident(k) + " = " + pg.Literal(d.Settings[k]) + ";\n")
 	}
 	return b.String()
 }
@@ -276,7 +277,7 @@ func (d *PgDatabase) Describe(ctx context.Context, rt *Runtime) ([]Action, error
 		if sql == "" {
 			return
 		}
-		acts = append(acts, Action{Host: rt.Host, Summary: psqlAction(rt.Host, d.target(db), sql)})
+		acts = append(acts, Action{Host: rt.Host, Summary: pg.Action(rt.Host, d.target(db), sql)})
 	}
 	add("postgres", inPostgres)
 	add(d.Name, inDatabase)
@@ -311,7 +312,7 @@ func (d *PgDatabase) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if inPostgres != "" {
 		// CREATE DATABASE cannot run in a transaction: psql without
 		// --single-transaction runs each statement on its own.
-		if _, err := pgExec(ctx, ex, d.target("postgres"), inPostgres); err != nil {
+		if _, err := pg.Exec(ctx, ex, d.target("postgres"), inPostgres); err != nil {
 			return Outcome{Changed: true}, fmt.Errorf("database %s: %w", d.Name, err)
 		}
 		if !st.exists {
@@ -319,7 +320,7 @@ func (d *PgDatabase) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		}
 	}
 	if inDatabase != "" {
-		if _, err := pgExec(ctx, ex, d.target(d.Name), inDatabase); err != nil {
+		if _, err := pg.Exec(ctx, ex, d.target(d.Name), inDatabase); err != nil {
 			return Outcome{Changed: true}, fmt.Errorf("database %s: extensions: %w", d.Name, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestPgDatabaseSQL(t *testing.T) {
@@ -21,17 +22,17 @@ func TestPgDatabaseSQL(t *testing.T) {
 	if len(c) != 3 || !strings.Contains(c[0], "owner is postgres, want engine") || !strings.Contains(c[1], "encoding is SQL_ASCII") || !strings.Contains(c[2], "lc_collate is C") {
 		t.Fatalf("conflicts %q", c)
 	}
-	if normLocale("en_US.UTF-8") != normLocale("en_US.utf8") {
+	if pg.NormLocale("en_US.UTF-8") != pg.NormLocale("en_US.utf8") {
 		t.Fatal("locale spellings differ")
 	}
 }
 
 func TestPgDatabaseServer(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	pg.psql(t, "CREATE ROLE engine LOGIN")
-	d := &PgDatabase{Name: "engine", Owner: "engine", LcCollate: pg.Locale, LcCtype: pg.Locale,
-		Extensions: []string{"uuid-ossp"}, Settings: map[string]string{"lc_messages": pg.Locale}, PgConnection: pg.pgConn()}
+	srv.psql(t, "CREATE ROLE engine LOGIN")
+	d := &PgDatabase{Name: "engine", Owner: "engine", LcCollate: srv.Locale, LcCtype: srv.Locale,
+		Extensions: []string{"uuid-ossp"}, Settings: map[string]string{"lc_messages": srv.Locale}, PgConnection: srv.pgConn()}
 	if ps := d.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -43,7 +44,7 @@ func TestPgDatabaseServer(t *testing.T) {
 	if err != nil || len(acts) != 2 || !strings.Contains(acts[0].Summary, "CREATE DATABASE") || !strings.Contains(acts[1].Summary, "uuid-ossp") {
 		t.Fatalf("describe: %+v %v", acts, err)
 	}
-	if got := pg.psql(t, "SELECT count(*) FROM pg_database WHERE datname = 'engine'"); got != "0" {
+	if got := srv.psql(t, "SELECT count(*) FROM pg_database WHERE datname = 'engine'"); got != "0" {
 		t.Fatal("the dry run created the database")
 	}
 
@@ -51,14 +52,14 @@ func TestPgDatabaseServer(t *testing.T) {
 	if _, err := d.Apply(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
-	got := pg.psql(t, "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = 'engine'")
-	if got != "engine|UTF8|"+pg.Locale+"|"+pg.Locale {
+	got := srv.psql(t, "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = 'engine'")
+	if got != "engine|UTF8|"+srv.Locale+"|"+srv.Locale {
 		t.Fatalf("database: %s", got)
 	}
-	if got := pg.psql(t, "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'", "engine"); got != "uuid-ossp" {
+	if got := srv.psql(t, "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'", "engine"); got != "uuid-ossp" {
 		t.Fatalf("extension: %q", got)
 	}
-	if got := pg.psql(t, "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE datname = 'engine'"); got != "lc_messages="+pg.Locale {
+	if got := srv.psql(t, "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE datname = 'engine'"); got != "lc_messages="+srv.Locale {
 		t.Fatalf("settings: %q", got)
 	}
 	if ck, err := d.Check(ctx, dry); err != nil || !ck.Done {
@@ -69,8 +70,8 @@ func TestPgDatabaseServer(t *testing.T) {
 	}
 
 	// An existing database that differs: every difference named, nothing dropped.
-	pg.psql(t, "CREATE DATABASE other TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")
-	o := &PgDatabase{Name: "other", Owner: "engine", LcCollate: pg.Locale, LcCtype: pg.Locale, PgConnection: pg.pgConn()}
+	srv.psql(t, "CREATE DATABASE other TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'")
+	o := &PgDatabase{Name: "other", Owner: "engine", LcCollate: srv.Locale, LcCtype: srv.Locale, PgConnection: srv.pgConn()}
 	_, err = o.Apply(ctx, rt)
 	for _, w := range []string{"owner is postgres, want engine", "encoding is SQL_ASCII, want UTF8", "lc_collate is C", "lc_ctype is C", "never drops"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
@@ -82,7 +83,7 @@ func TestPgDatabaseServer(t *testing.T) {
 	}
 
 	// A locale the host lacks is refused before CREATE DATABASE.
-	x := &PgDatabase{Name: "x", LcCollate: "xx_XX.UTF-8", PgConnection: pg.pgConn()}
+	x := &PgDatabase{Name: "x", LcCollate: "xx_XX.UTF-8", PgConnection: srv.pgConn()}
 	if _, err := x.Apply(ctx, rt); err == nil || !strings.Contains(err.Error(), "locale xx_XX.UTF-8 is not installed") {
 		t.Fatalf("missing locale: %v", err)
 	}

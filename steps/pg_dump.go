@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgDumpKind = Kind{
@@ -218,17 +219,17 @@ func (d *PgDump) argv(out string) []string {
 	if d.Compress != "" {
 		argv = append(argv, "-Z", d.Compress)
 	}
-	argv = append(argv, d.target().connArgv()...)
+	argv = append(argv, d.target().ConnArgv()...)
 	return append(argv, "-f", out, d.Database)
 }
 
-func (d *PgDump) target() pgTarget { return d.PgConnection.target(d.Database) }
+func (d *PgDump) target() pg.Target { return d.PgConnection.target(d.Database) }
 
 func (d *PgDump) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	part := partPath(d.File)
 	return []Action{
 		{Host: rt.Host, Summary: "remove a leftover " + part + " of an interrupted dump, if any"},
-		{Host: rt.Host, Summary: "run on " + rt.Host + " as " + d.target().osUser() + ": " + describeEnv(d.target().clientCommand(nil, false).Env) + executors.QuoteArgv(d.argv(part))},
+		{Host: rt.Host, Summary: "run on " + rt.Host + " as " + d.target().RunAs() + ": " + describeEnv(d.target().ClientCommand(nil, false).Env) + executors.QuoteArgv(d.argv(part))},
 		{Host: rt.Host, Summary: "rename " + part + " to " + d.File + " (replacing it) and record database, format, size and sha256 in " + metaPath(d.File)},
 	}, nil
 }
@@ -262,7 +263,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, wrap(err)
 	}
 
-	cmd := d.target().clientCommand(d.argv(part), false)
+	cmd := d.target().ClientCommand(d.argv(part), false)
 	tail := executors.NewTail(outputTail)
 	var w io.Writer = tail
 	if rt.Output != nil {
@@ -345,8 +346,8 @@ func removeTree(ctx context.Context, ex executors.Executor, p string) error {
 // the progress total; -1 when the count cannot be had (progress is never
 // worth failing a dump for).
 func (d *PgDump) tablesWithData(ctx context.Context, ex executors.Executor) int64 {
-	rows, err := pgProbe(ctx, ex, d.target(), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND `+pgUserSchemasSQL+`
+	rows, err := pg.Probe(ctx, ex, d.target(), `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND `+pg.UserSchemasSQL+`
   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e');`, "")
 	if err != nil || len(rows) != 1 || len(rows[0]) != 1 {
 		return -1

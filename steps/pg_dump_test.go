@@ -25,7 +25,7 @@ func TestPgDumpValidate(t *testing.T) {
 		{"jobs need directory", PgDump{Database: "engine", File: "/tmp/e", Jobs: 4}, []string{"jobs"}},
 		{"jobs with directory", PgDump{Database: "engine", File: "/tmp/e", Jobs: 4, Format: "directory"}, nil},
 		{"negative jobs", PgDump{Database: "engine", File: "/tmp/e", Jobs: -1, Format: "directory"}, []string{"jobs"}},
-		{"connection", PgDump{Database: "engine", File: "/tmp/e", PgConnection: PgConnection{SocketDir: "run/pg", Port: 70000, OSUser: "a b"}},
+		{"connection", PgDump{Database: "engine", File: "/tmp/e", PgConnection: PgConnection{SocketDir: "run/srv", Port: 70000, OSUser: "a b"}},
 			[]string{"socket_dir", "port", "os_user"}},
 	}
 	for _, tt := range tests {
@@ -43,13 +43,13 @@ func TestPgDumpArgv(t *testing.T) {
 		t.Errorf("custom: %q, want %q", got, want)
 	}
 	d = PgDump{Database: "engine", File: "/var/tmp/engine.d", Format: "directory", Jobs: 4, Compress: "0",
-		PgConnection: PgConnection{SocketDir: "/run/pg", Port: 5433, OSUser: "pg"}}
-	want := []string{"pg_dump", "-v", "-F", "d", "-j", "4", "-Z", "0", "-h", "/run/pg", "-p", "5433", "-f", "/var/tmp/engine.d.migrun-part", "engine"}
+		PgConnection: PgConnection{SocketDir: "/run/srv", Port: 5433, OSUser: "srv"}}
+	want := []string{"pg_dump", "-v", "-F", "d", "-j", "4", "-Z", "0", "-h", "/run/srv", "-p", "5433", "-f", "/var/tmp/engine.d.migrun-part", "engine"}
 	if got := d.argv(partPath(d.File)); !reflect.DeepEqual(got, want) {
 		t.Errorf("directory: %q, want %q", got, want)
 	}
-	cmd := d.target().clientCommand(d.argv("x"), false)
-	if cmd.Become != "pg" || cmd.Env["LC_MESSAGES"] != "C" || cmd.ReadOnly {
+	cmd := d.target().ClientCommand(d.argv("x"), false)
+	if cmd.Become != "srv" || cmd.Env["LC_MESSAGES"] != "C" || cmd.ReadOnly {
 		t.Errorf("command %+v", cmd)
 	}
 }

@@ -267,7 +267,7 @@ func (h *PgHba) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	if h.Reload {
 		acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf(
 			"run on %s as %s: %s <<< SELECT ... FROM pg_hba_file_rules WHERE error IS NOT NULL; SELECT pg_reload_conf();",
-			rt.Host, h.target("").osUser(), executors.QuoteArgv(h.target("postgres").psqlArgv()))})
+			rt.Host, h.target("").RunAs(), executors.QuoteArgv(h.target("postgres").PsqlArgv()))})
 	}
 	return acts, nil
 }

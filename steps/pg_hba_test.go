@@ -49,14 +49,14 @@ func TestInsertHbaRule(t *testing.T) {
 }
 
 func TestPgHbaServer(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
 	h := &PgHba{Type: "host", Database: "engine", User: "engine", Address: "0.0.0.0/0", Method: "scram-sha-256",
-		Reload: true, PgConnection: pg.pgConn()}
+		Reload: true, PgConnection: srv.pgConn()}
 	if ps := h.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
-	before, _ := os.ReadFile(pg.HbaFile)
+	before, _ := os.ReadFile(srv.HbaFile)
 	dry := pgStepRuntime(secret.Values{}, true)
 	acts, err := h.Describe(ctx, dry)
 	if err != nil {
@@ -68,7 +68,7 @@ func TestPgHbaServer(t *testing.T) {
 	if ck, err := h.Check(ctx, dry); err != nil || ck.Done {
 		t.Fatalf("check before: %+v %v", ck, err)
 	}
-	if now, _ := os.ReadFile(pg.HbaFile); string(now) != string(before) {
+	if now, _ := os.ReadFile(srv.HbaFile); string(now) != string(before) {
 		t.Fatal("the dry run changed the file")
 	}
 
@@ -79,11 +79,11 @@ func TestPgHbaServer(t *testing.T) {
 	if !strings.Contains(out.Output, "reloaded") {
 		t.Fatalf("output %s", out.Output)
 	}
-	if got := pg.psql(t, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"); got != "0" {
+	if got := srv.psql(t, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"); got != "0" {
 		t.Fatalf("errors in pg_hba_file_rules: %s", got)
 	}
 	// The rule comes before the catch-all host rules, after local ones.
-	rules := pg.psql(t, "SELECT type || ' ' || array_to_string(database, ',') FROM pg_hba_file_rules ORDER BY line_number")
+	rules := srv.psql(t, "SELECT type || ' ' || array_to_string(database, ',') FROM pg_hba_file_rules ORDER BY line_number")
 	if !strings.HasPrefix(rules, "local all\nhost engine\nhost all") {
 		t.Fatalf("rule order:\n%s", rules)
 	}
@@ -94,13 +94,13 @@ func TestPgHbaServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(pg.HbaFile); strings.Count(string(b), "host    engine") != 1 {
+	if b, _ := os.ReadFile(srv.HbaFile); strings.Count(string(b), "host    engine") != 1 {
 		t.Fatalf("second apply duplicated the rule: %+v", again)
 	}
 
 	// A rule the server cannot parse is not reloaded.
 	broken := &PgHba{Type: "host", Database: "engine", User: "engine", Address: "300.1.2.3/32", Method: "md5",
-		Reload: true, PgConnection: pg.pgConn()}
+		Reload: true, PgConnection: srv.pgConn()}
 	if _, err := broken.Apply(ctx, pgStepRuntime(secret.Values{}, false)); err == nil || !strings.Contains(err.Error(), "not reloaded") {
 		t.Fatalf("broken rule: %v", err)
 	}

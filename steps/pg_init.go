@@ -124,7 +124,7 @@ func (i *PgInit) command(ctx context.Context, ex executors.Executor) (executors.
 		return executors.Command{Argv: []string{"service", "postgresql", "initdb"}, Env: env}, nil
 	}
 	argv := append([]string{"initdb", "-D", i.dataDir()}, i.initdbOptions()...)
-	return executors.Command{Argv: argv, Become: i.target("").osUser()}, nil
+	return executors.Command{Argv: argv, Become: i.target("").RunAs()}, nil
 }
 
 // detect answers method: auto.

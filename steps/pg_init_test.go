@@ -24,12 +24,12 @@ func TestPgInitValidate(t *testing.T) {
 }
 
 func TestPgInitServer(t *testing.T) {
-	pg := startPostgres(t) // for the skip rules and an existing cluster
+	srv := startPostgres(t) // for the skip rules and an existing cluster
 	ctx := context.Background()
 	dry := pgStepRuntime(secret.Values{}, true)
 
 	// An existing cluster is done.
-	if ck, err := (&PgInit{DataDir: pg.DataDir}).Check(ctx, dry); err != nil || !ck.Done {
+	if ck, err := (&PgInit{DataDir: srv.DataDir}).Check(ctx, dry); err != nil || !ck.Done {
 		t.Fatalf("existing cluster: %+v %v", ck, err)
 	}
 
@@ -44,12 +44,12 @@ func TestPgInitServer(t *testing.T) {
 	gid, _ := strconv.Atoi(u.Gid)
 	os.Chown(root, uid, gid)
 	dir := filepath.Join(root, "data")
-	i := &PgInit{Method: "initdb", DataDir: dir, Locale: pg.Locale, Encoding: "UTF8"}
+	i := &PgInit{Method: "initdb", DataDir: dir, Locale: srv.Locale, Encoding: "UTF8"}
 	if ck, err := i.Check(ctx, dry); err != nil || ck.Done {
 		t.Fatalf("fresh dir: %+v %v", ck, err)
 	}
 	acts, err := i.Describe(ctx, dry)
-	if err != nil || !strings.Contains(acts[0].Summary, "as postgres: initdb -D "+dir+" --locale="+pg.Locale+" --encoding=UTF8") {
+	if err != nil || !strings.Contains(acts[0].Summary, "as postgres: initdb -D "+dir+" --locale="+srv.Locale+" --encoding=UTF8") {
 		t.Fatalf("describe: %+v %v", acts, err)
 	}
 	if _, err := i.Apply(ctx, dry); !errors.Is(err, executors.ErrDryRun) {

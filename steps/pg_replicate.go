@@ -11,6 +11,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgReplicateKind = Kind{
@@ -169,8 +170,8 @@ func (r *PgReplicate) pollEvery() time.Duration {
 	return 100 * time.Millisecond
 }
 
-func (r *PgReplicate) source() pgTarget { return r.Source.target(r.Source.Database) }
-func (r *PgReplicate) target() pgTarget { return r.Target.target(r.Target.Database) }
+func (r *PgReplicate) source() pg.Target { return r.Source.target(r.Source.Database) }
+func (r *PgReplicate) target() pg.Target { return r.Target.target(r.Target.Database) }
 
 func (r *PgReplicate) where(ep PgEndpoint) string {
 	return "database " + ep.Database + " on " + ep.Host
@@ -185,7 +186,7 @@ func (r *PgReplicate) markerPath() string {
 // ours reports whether m records a replication of this step, by run
 // runID, into the database that now has identity id: a marker of a
 // rehearsal on a cluster initialised again since is not.
-func (r *PgReplicate) ours(m *restoreMarker, id pgDatabaseID, runID string) bool {
+func (r *PgReplicate) ours(m *restoreMarker, id pg.DatabaseID, runID string) bool {
 	return markerIsOurs(m, r.Source, r.Target, id, runID)
 }
 
@@ -200,7 +201,7 @@ func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, st
 // readSubscription returns the subscription's OID on the target, 0 when
 // there is none.
 func (r *PgReplicate) readSubscription(ctx context.Context, dst executors.Executor) (int64, error) {
-	rows, err := pgQuery(ctx, dst, r.target(), "SELECT oid FROM pg_subscription WHERE subname = "+pgLiteral(r.name())+
+	rows, err := pg.Query(ctx, dst, r.target(), "SELECT oid FROM pg_subscription WHERE subname = "+pg.Literal(r.name())+
 		" AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());\n")
 	if err != nil || len(rows) == 0 {
 		return 0, err
@@ -238,7 +239,7 @@ func (r *PgReplicate) subscriptionSQL() string {
 	return `SELECT s.oid, (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid),
   (SELECT count(*) FROM pg_subscription_rel WHERE srsubid = s.oid AND srsubstate = 'r'),
   coalesce((SELECT sync_error_count + apply_error_count FROM pg_stat_subscription_stats WHERE subid = s.oid), 0)
-FROM pg_subscription s WHERE s.subname = ` + pgLiteral(r.name()) + ` AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());
+FROM pg_subscription s WHERE s.subname = ` + pg.Literal(r.name()) + ` AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());
 `
 }
 
@@ -248,7 +249,7 @@ FROM pg_subscription s WHERE s.subname = ` + pgLiteral(r.name()) + ` AND s.subdb
 // cancelled copy can leave those behind too, and any slot keeps the
 // source's WAL.
 func (r *PgReplicate) slotsWhere(subOID int64) string {
-	w := "slot_name = " + pgLiteral(r.name())
+	w := "slot_name = " + pg.Literal(r.name())
 	if subOID > 0 {
 		w = "(" + w + " OR slot_name LIKE 'pg\\_" + strconv.FormatInt(subOID, 10) + "\\_sync\\_%')"
 	}
@@ -258,12 +259,12 @@ func (r *PgReplicate) slotsWhere(subOID int64) string {
 // sourceObjectsSQL reads the slots and the publication on the source.
 func (r *PgReplicate) sourceObjectsSQL(subOID int64) string {
 	return `SELECT (SELECT count(*) FROM pg_replication_slots WHERE ` + r.slotsWhere(subOID) + `),
-  (SELECT count(*) FROM pg_publication WHERE pubname = ` + pgLiteral(r.name()) + `);
+  (SELECT count(*) FROM pg_publication WHERE pubname = ` + pg.Literal(r.name()) + `);
 `
 }
 
 // state reads both servers. Errors of a server not reachable yet are
-// returned as they are, for the caller to tell with pgNotReady. dst is
+// returned as they are, for the caller to tell with pg.NotReady. dst is
 // nil when cancel could not reach the target's host. runID is the run's
 // (Runtime.RunID): only its markers are taken for this step's progress.
 func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executors.Executor) (replState, error) {
@@ -271,7 +272,7 @@ func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executor
 	if dst == nil {
 		return st, fmt.Errorf("%s is not reachable", r.Target.Host)
 	}
-	id, err := pgDatabaseIdentity(ctx, dst, r.Target.PgConnection, r.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, r.Target.PgConnection.target(""), r.Target.Database)
 	if err != nil || id.OID == 0 {
 		return st, err
 	}
@@ -286,7 +287,7 @@ func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executor
 	if st.marker != nil {
 		st.subOID = st.marker.SubscriptionOID
 	}
-	rows, err := pgProbe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
+	rows, err := pg.Probe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
 	if err != nil {
 		return st, err
 	}
@@ -320,7 +321,7 @@ func (r *PgReplicate) finishState(ctx context.Context, runID string, src, dst ex
 	if err != nil {
 		return r.state(ctx, runID, src, dst)
 	}
-	rows, err := pgProbe(ctx, dst, r.target(), r.finishStateSQL(), "the initial copy's progress changes on its own")
+	rows, err := pg.Probe(ctx, dst, r.target(), r.finishStateSQL(), "the initial copy's progress changes on its own")
 	if err != nil || len(rows) == 0 || len(rows[0]) != 3 || rows[0][0] != "id" {
 		return r.state(ctx, runID, src, dst)
 	}
@@ -328,7 +329,7 @@ func (r *PgReplicate) finishState(ctx context.Context, runID string, src, dst ex
 		return r.state(ctx, runID, src, dst)
 	}
 	st.systemID = rows[0][2]
-	if r.ours(m, pgDatabaseID{OID: st.oid, SystemID: st.systemID}, runID) {
+	if r.ours(m, pg.DatabaseID{OID: st.oid, SystemID: st.systemID}, runID) {
 		st.marker, st.subOID = m, m.SubscriptionOID
 	}
 	for _, row := range rows[1:] {
@@ -345,7 +346,7 @@ func (r *PgReplicate) finishState(ctx context.Context, runID string, src, dst ex
 
 // readSource reads what the source holds of the replication into st.
 func (r *PgReplicate) readSource(ctx context.Context, src executors.Executor, st *replState) error {
-	rows, err := pgProbe(ctx, src, r.source(), r.sourceObjectsSQL(st.subOID), "slots come and go on their own")
+	rows, err := pg.Probe(ctx, src, r.source(), r.sourceObjectsSQL(st.subOID), "slots come and go on their own")
 	if err != nil {
 		return err
 	}
@@ -386,7 +387,7 @@ func (r *PgReplicate) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		}
 	}
 	st, err := r.state(ctx, rt.RunID, src, dst)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "a server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
@@ -435,7 +436,7 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 		}
 	}
 	blockers, err := r.sourceBlockers(ctx, src)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
@@ -444,7 +445,7 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 		return Check{}, r.wrap(errors.New(strings.Join(blockers.fatal, "; ")))
 	}
 	reason, err := r.withIdentities(ctx, rt, src, "target "+r.where(r.Target)+" is empty: copy the schema, publish and subscribe; the initial copy runs while the source stays in use")
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
@@ -462,7 +463,7 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 // (unlogged tables, large objects, another run's replica identities).
 func (r *PgReplicate) checkSourceEarly(ctx context.Context, rt *Runtime, src executors.Executor, reason string) (Check, error) {
 	b, err := r.sourceBlockers(ctx, src)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: reason}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
@@ -471,7 +472,7 @@ func (r *PgReplicate) checkSourceEarly(ctx context.Context, rt *Runtime, src exe
 		return Check{}, r.wrap(errors.New(strings.Join(b.fatal, "; ")))
 	}
 	withIDs, err := r.withIdentities(ctx, rt, src, reason)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: reason}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
@@ -569,17 +570,17 @@ type blockers struct{ fatal, later []string }
 func (r *PgReplicate) sourceBlockersSQL() string {
 	user := r.Publisher.User
 	return `SELECT current_setting('wal_level'),
-  current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ` + pgLiteral(r.name()) + `),
-  coalesce((SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = ` + pgLiteral(user) + `), 'missing'),
+  current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots WHERE slot_name <> ` + pg.Literal(r.name()) + `),
+  coalesce((SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = ` + pg.Literal(user) + `), 'missing'),
   (SELECT count(*) FROM pg_largeobject_metadata),
   (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ` + pgUserSchemasSQL + `);
+    WHERE c.relkind = 'r' AND c.relpersistence = 'u' AND ` + pg.UserSchemasSQL + `);
 `
 }
 
 func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor) (blockers, error) {
 	var b blockers
-	rows, err := pgQuery(ctx, src, r.source(), r.sourceBlockersSQL())
+	rows, err := pg.Query(ctx, src, r.source(), r.sourceBlockersSQL())
 	if err != nil {
 		return b, err
 	}
@@ -642,12 +643,12 @@ func (r *PgReplicate) maskedPassword() string {
 }
 
 func (r *PgReplicate) publicationSQL() string {
-	return "CREATE PUBLICATION " + pgIdent(r.name()) + " FOR ALL TABLES;\n"
+	return "CREATE PUBLICATION " + pg.Ident(r.name()) + " FOR ALL TABLES;\n"
 }
 
 func (r *PgReplicate) subscriptionCreateSQL(password string) string {
-	return "CREATE SUBSCRIPTION " + pgIdent(r.name()) + " CONNECTION " + pgLiteral(r.conninfo(password)) +
-		" PUBLICATION " + pgIdent(r.name()) + ";\n"
+	return "CREATE SUBSCRIPTION " + pg.Ident(r.name()) + " CONNECTION " + pg.Literal(r.conninfo(password)) +
+		" PUBLICATION " + pg.Ident(r.name()) + ";\n"
 }
 
 // teardownSourceSQL waits, on the server, up to slotWait for the slots'
@@ -665,7 +666,7 @@ func (r *PgReplicate) teardownSourceSQL(subOID int64, then string) string {
 END$migrun$;
 `, slotWait.Milliseconds(), w) +
 		"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE " + w + " AND NOT active;\n" +
-		"DROP PUBLICATION IF EXISTS " + pgIdent(r.name()) + ";\n" + then +
+		"DROP PUBLICATION IF EXISTS " + pg.Ident(r.name()) + ";\n" + then +
 		"SELECT count(*) FROM pg_replication_slots WHERE " + w + ";\n"
 }
 
@@ -677,8 +678,8 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 	src, dst := r.source(), r.target()
 	putBack := Action{Host: r.Source.Host, Summary: "put back the replica identities start gave (as recorded in " + r.identityRecordPath() + "), on both servers"}
 	teardown := []Action{
-		{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.dropSubscriptionSQL())},
-		{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.teardownSourceSQL(0, "")) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
+		{Host: r.Target.Host, Summary: pg.Action(r.Target.Host, dst, r.dropSubscriptionSQL())},
+		{Host: r.Source.Host, Summary: pg.Action(r.Source.Host, src, r.teardownSourceSQL(0, "")) + " (with the subscription's table-sync slots; a walsender still holding one after a few seconds is ended)"},
 	}
 	switch r.Action {
 	case "start":
@@ -692,27 +693,27 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 					stmts[i] = t.setSQL() + ";"
 				}
 				acts = append(acts, Action{Host: r.Source.Host, Summary: "record in " + r.identityRecordPath() + " on " + r.Source.Host +
-					" what the tables without a primary key have, then " + psqlAction(r.Source.Host, src, strings.Join(stmts, " ")) +
+					" what the tables without a primary key have, then " + pg.Action(r.Source.Host, src, strings.Join(stmts, " ")) +
 					" (one transaction per table, each waiting at most 0.2 s for its lock and trying again, so the application's transactions never fail; put back at finish or cancel)"})
 			}
 		}
 		acts = append(acts, []Action{
-			{Host: r.Source.Host, Summary: "run on " + r.Source.Host + " as " + src.osUser() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
+			{Host: r.Source.Host, Summary: "run on " + r.Source.Host + " as " + src.RunAs() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
 				" (reads the schema of " + r.where(r.Source) + " into the stream)"},
-			{Host: r.Target.Host, Summary: "run on " + r.Target.Host + " as " + dst.osUser() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
+			{Host: r.Target.Host, Summary: "run on " + r.Target.Host + " as " + dst.RunAs() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
 				" (schema read from the stream on stdin), only if " + r.where(r.Target) + " is empty; progress recorded in " + r.markerPath() +
 				"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(r.AllowErrors), "; ") + ")"},
 		}...)
 		return append(acts,
-			Action{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.publicationSQL())},
-			Action{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.subscriptionCreateSQL(r.maskedPassword()))},
+			Action{Host: r.Source.Host, Summary: pg.Action(r.Source.Host, src, r.publicationSQL())},
+			Action{Host: r.Target.Host, Summary: pg.Action(r.Target.Host, dst, r.subscriptionCreateSQL(r.maskedPassword()))},
 			Action{Host: r.Target.Host, Summary: "wait until every table's initial copy is done (pg_subscription_rel); the source stays in use and its later changes follow"},
 		), nil
 	case "finish":
 		return []Action{
-			{Host: r.Source.Host, Summary: psqlAction(r.Source.Host, src, r.finalSQL(true)) +
+			{Host: r.Source.Host, Summary: pg.Action(r.Source.Host, src, r.finalSQL(true)) +
 				" (refuses while another client is connected; waits at most " + r.catchUpTimeout().String() + ")"},
-			{Host: r.Target.Host, Summary: psqlAction(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
+			{Host: r.Target.Host, Summary: pg.Action(r.Target.Host, dst, r.cutOverTargetSQL(finalState{setvals: []string{"SELECT pg_catalog.setval(...);"}})) +
 				" (one setval per sequence of the source, and the materialized views populated there refreshed first; with the replica identities start gave put back)"},
 			{Host: r.Source.Host, Summary: teardown[1].Summary + "; in the same session, once the publication is gone, the replica identities start gave put back (as recorded in " +
 				r.identityRecordPath() + ", removed then)"},
@@ -865,9 +866,9 @@ func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst exec
 // no rows yet: the subscription's initial copy appends to what is there.
 func (r *PgReplicate) checkTablesEmpty(ctx context.Context, dst executors.Executor) error {
 	// Exact, not the planner's estimates, which read 0 before an ANALYZE.
-	rows, err := pgQuery(ctx, dst, r.target(), `DO $migrun$DECLARE t regclass; filled int := 0; found boolean; BEGIN
+	rows, err := pg.Query(ctx, dst, r.target(), `DO $migrun$DECLARE t regclass; filled int := 0; found boolean; BEGIN
   FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'r' AND `+pgUserSchemasSQL+`
+    WHERE c.relkind = 'r' AND `+pg.UserSchemasSQL+`
   LOOP EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', t) INTO found; IF found THEN filled := filled + 1; END IF; END LOOP;
   PERFORM set_config('migrun.filled', filled::text, false);
 END$migrun$;
@@ -886,12 +887,12 @@ SELECT current_setting('migrun.filled');
 // by a CREATE SUBSCRIPTION that failed after making it is dropped first.
 func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) error {
 	if !st.publication {
-		if _, err := pgExec(ctx, src, r.source(), r.publicationSQL()); err != nil {
+		if _, err := pg.Exec(ctx, src, r.source(), r.publicationSQL()); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
 	if st.slot {
-		if _, err := pgExec(ctx, src, r.source(), "SELECT pg_drop_replication_slot("+pgLiteral(r.name())+") FROM pg_replication_slots WHERE slot_name = "+pgLiteral(r.name())+" AND NOT active;\n"); err != nil {
+		if _, err := pg.Exec(ctx, src, r.source(), "SELECT pg_drop_replication_slot("+pg.Literal(r.name())+") FROM pg_replication_slots WHERE slot_name = "+pg.Literal(r.name())+" AND NOT active;\n"); err != nil {
 			return fmt.Errorf("drop the slot a failed subscription left: %w", err)
 		}
 	}
@@ -899,7 +900,7 @@ func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst execu
 	if err != nil {
 		return fmt.Errorf("publisher.password: %w", err)
 	}
-	if _, err := pgExecSecret(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
+	if _, err := pg.ExecSecret(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
 		msg := err.Error()
 		if password != "" {
 			// As given, and as quoted in the statement (conninfo, then
@@ -929,7 +930,7 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 	shown := 0
 	every := 10 * r.pollEvery() // a second by default: a copy takes a while
 	for {
-		rows, err := pgProbe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
+		rows, err := pg.Probe(ctx, dst, r.target(), r.subscriptionSQL(), "the initial copy's progress changes on its own")
 		if err != nil {
 			return 0, err
 		}
@@ -966,7 +967,7 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 // current server log file when the server names it (logging_collector),
 // else the log in general. The errors themselves are only in the log.
 func (r *PgReplicate) lastWorkerError(ctx context.Context, dst executors.Executor) string {
-	rows, err := pgQuery(ctx, dst, r.target(), `SELECT coalesce(pg_current_logfile(), '');
+	rows, err := pg.Query(ctx, dst, r.target(), `SELECT coalesce(pg_current_logfile(), '');
 `)
 	if err != nil || len(rows) != 1 || rows[0][0] == "" {
 		return "look for \"logical replication\" in the server log"
@@ -1012,8 +1013,8 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 // statements that give the target its sequences and the materialized
 // views to refresh there.
 type finalState struct {
-	source pgDatabaseID // the source database's, to hold the identity record to
-	lag    int64        // bytes the target was behind when the wait began
+	source pg.DatabaseID // the source database's, to hold the identity record to
+	lag    int64         // bytes the target was behind when the wait began
 	// identities is this run's record of the replica identities start
 	// gave, to put back on both servers; nil when it gave none.
 	identities *identityRecord
@@ -1043,7 +1044,7 @@ END$migrun$;
 // sequences and the populated materialized views. With wait false only
 // the last two.
 func (r *PgReplicate) finalSQL(wait bool) string {
-	n := pgLiteral(r.name())
+	n := pg.Literal(r.name())
 	var b strings.Builder
 	if wait {
 		timeout := r.catchUpTimeout()
@@ -1081,7 +1082,7 @@ var (
 // errors people can act on.
 func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wait bool) (finalState, error) {
 	var f finalState
-	rows, err := pgProbe(ctx, src, r.source(), r.finalSQL(wait), "the replication position and sequences move on their own")
+	rows, err := pg.Probe(ctx, src, r.source(), r.finalSQL(wait), "the replication position and sequences move on their own")
 	if err != nil {
 		var exit *executors.ExitError
 		if errors.As(err, &exit) {
@@ -1136,7 +1137,7 @@ func (r *PgReplicate) cutOverTargetSQL(f finalState) string {
 	if len(f.views) > 0 {
 		names := make([]string, len(f.views))
 		for i, v := range f.views {
-			names[i] = pgLiteral(v)
+			names[i] = pg.Literal(v)
 		}
 		b.WriteString(`DO $migrun$DECLARE v regclass; BEGIN
   FOR v IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -1156,12 +1157,12 @@ END$migrun$;
 // dropSubscriptionSQL drops the subscription if it is there, without
 // reaching the source.
 func (r *PgReplicate) dropSubscriptionSQL() string {
-	n := pgIdent(r.name())
+	n := pg.Ident(r.name())
 	return `DO $migrun$BEGIN
-  IF EXISTS (SELECT 1 FROM pg_subscription WHERE subname = ` + pgLiteral(r.name()) + ` AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) THEN
-    EXECUTE ` + pgLiteral("ALTER SUBSCRIPTION "+n+" DISABLE") + `;
-    EXECUTE ` + pgLiteral("ALTER SUBSCRIPTION "+n+" SET (slot_name = NONE)") + `;
-    EXECUTE ` + pgLiteral("DROP SUBSCRIPTION "+n) + `;
+  IF EXISTS (SELECT 1 FROM pg_subscription WHERE subname = ` + pg.Literal(r.name()) + ` AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())) THEN
+    EXECUTE ` + pg.Literal("ALTER SUBSCRIPTION "+n+" DISABLE") + `;
+    EXECUTE ` + pg.Literal("ALTER SUBSCRIPTION "+n+" SET (slot_name = NONE)") + `;
+    EXECUTE ` + pg.Literal("DROP SUBSCRIPTION "+n) + `;
   END IF;
 END$migrun$;
 `
@@ -1177,7 +1178,7 @@ func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, 
 		}
 	}
 	begin := time.Now()
-	if _, err := pgExec(ctx, dst, r.target(), r.cutOverTargetSQL(f)); err != nil {
+	if _, err := pg.Exec(ctx, dst, r.target(), r.cutOverTargetSQL(f)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("sequences, materialized views and subscription on %s: %w", r.Target.Host, err)
 	}
 	// The replica identities go back in the same session, once the
@@ -1214,7 +1215,7 @@ func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, 
 // slots to drop too (0: unknown, only the main slot).
 func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor, subOID int64) error {
 	if dst != nil {
-		if _, err := pgExec(ctx, dst, r.target(), r.dropSubscriptionSQL()); err != nil {
+		if _, err := pg.Exec(ctx, dst, r.target(), r.dropSubscriptionSQL()); err != nil {
 			return fmt.Errorf("drop subscription %s: %w", r.name(), err)
 		}
 	}
@@ -1228,7 +1229,7 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 	begin := time.Now()
 	terminated := false
 	for {
-		rows, err := pgExec(ctx, src, r.source(), r.teardownSourceSQL(subOID, then))
+		rows, err := pg.Exec(ctx, src, r.source(), r.teardownSourceSQL(subOID, then))
 		if err != nil {
 			what := "drop the slots and publication " + r.name()
 			if then != "" {
@@ -1237,7 +1238,7 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 			return fmt.Errorf("%s on %s: %w", what, r.Source.Host, err)
 		}
 		then = ""
-		left := parseRows(rows.Stdout)
+		left := pg.ParseRows(rows.Stdout)
 		if len(left) > 0 && len(left[len(left)-1]) == 1 && left[len(left)-1][0] == "0" {
 			return nil
 		}
@@ -1245,7 +1246,7 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 		case waited > 30*time.Second:
 			return fmt.Errorf("replication slots of %s on %s stay active 30 s after the subscription was dropped: end their walsenders (pg_terminate_backend) and drop them (pg_drop_replication_slot), or the source keeps its WAL for them", r.name(), r.Source.Host)
 		case waited > 3*time.Second && !terminated:
-			if _, err := pgExec(ctx, src, r.source(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "+r.slotsWhere(subOID)+" AND active;\n"); err != nil {
+			if _, err := pg.Exec(ctx, src, r.source(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "+r.slotsWhere(subOID)+" AND active;\n"); err != nil {
 				return fmt.Errorf("end the walsenders of %s: %w", r.name(), err)
 			}
 			terminated = true

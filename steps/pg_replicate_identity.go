@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // A table published for logical replication needs a replica identity, or
@@ -47,7 +48,7 @@ type identityRecord struct {
 	Time        time.Time      `json:"time"`
 }
 
-func (rec *identityRecord) about(id pgDatabaseID, database string) bool {
+func (rec *identityRecord) about(id pg.DatabaseID, database string) bool {
 	return rec != nil && rec.SystemID == id.SystemID && rec.DatabaseOID == id.OID && rec.Database == database
 }
 
@@ -86,7 +87,7 @@ const identityNeedsSQL = `SELECT format('%I.%I', n.nspname, c.relname), c.relrep
         WHERE k.attnum <= 0 OR a.attnotnull IS NOT TRUE)
     ORDER BY ic.relname LIMIT 1), '')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pgUserSchemasSQL + `
+WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND ` + pg.UserSchemasSQL + `
   AND (c.relreplident = 'n'
     OR c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
     OR c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
@@ -96,7 +97,7 @@ ORDER BY 1;
 // identityNeeds reads the tables that need a replica identity and the
 // one each will get.
 func (r *PgReplicate) identityNeeds(ctx context.Context, src executors.Executor) ([]replIdentity, error) {
-	rows, err := pgQuery(ctx, src, r.source(), identityNeedsSQL)
+	rows, err := pg.Query(ctx, src, r.source(), identityNeedsSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func (r *PgReplicate) writeIdentityRecord(ctx context.Context, src executors.Exe
 
 // identityPlan is what start will do about replica identities.
 type identityPlan struct {
-	id      pgDatabaseID
+	id      pg.DatabaseID
 	rec     *identityRecord // this run's record, when there is one
 	changes []replIdentity  // tables to change now
 }
@@ -180,7 +181,7 @@ func (p identityPlan) describe() string {
 // its record knows what they had before.
 func (r *PgReplicate) planIdentities(ctx context.Context, rt *Runtime, src executors.Executor) (identityPlan, error) {
 	var p identityPlan
-	id, err := pgDatabaseIdentity(ctx, src, r.Source.PgConnection, r.Source.Database)
+	id, err := pg.DatabaseIdentity(ctx, src, r.Source.PgConnection.target(""), r.Source.Database)
 	if err != nil {
 		return p, err
 	}
@@ -243,7 +244,7 @@ func lockPatientSQL(stmts []string) string {
 	}
 	lits := make([]string, len(stmts))
 	for i, s := range stmts {
-		lits[i] = pgLiteral(s)
+		lits[i] = pg.Literal(s)
 	}
 	return `SET lock_timeout = '200ms';
 DO $migrun$DECLARE s text; tries int; BEGIN
@@ -279,7 +280,7 @@ func (r *PgReplicate) giveIdentities(ctx context.Context, rt *Runtime, src execu
 	for i, t := range p.changes {
 		stmts[i] = t.setSQL()
 	}
-	if _, err := pgExec(ctx, src, r.source(), lockPatientSQL(stmts)); err != nil {
+	if _, err := pg.Exec(ctx, src, r.source(), lockPatientSQL(stmts)); err != nil {
 		return fmt.Errorf("give %s a replica identity: %w", plural(len(stmts), "table", "tables"), err)
 	}
 	return nil
@@ -287,7 +288,7 @@ func (r *PgReplicate) giveIdentities(ctx context.Context, rt *Runtime, src execu
 
 // runIdentityRecord returns this run's record about the source database
 // with identity id, nil when there is none.
-func (r *PgReplicate) runIdentityRecord(ctx context.Context, rt *Runtime, src executors.Executor, id pgDatabaseID) (*identityRecord, error) {
+func (r *PgReplicate) runIdentityRecord(ctx context.Context, rt *Runtime, src executors.Executor, id pg.DatabaseID) (*identityRecord, error) {
 	rec, err := r.readIdentityRecord(ctx, src)
 	if err != nil || rec == nil {
 		return nil, err
@@ -301,7 +302,7 @@ func (r *PgReplicate) runIdentityRecord(ctx context.Context, rt *Runtime, src ex
 // ownIdentityRecord is runIdentityRecord that reads the source's identity
 // itself.
 func (r *PgReplicate) ownIdentityRecord(ctx context.Context, rt *Runtime, src executors.Executor) (*identityRecord, error) {
-	id, err := pgDatabaseIdentity(ctx, src, r.Source.PgConnection, r.Source.Database)
+	id, err := pg.DatabaseIdentity(ctx, src, r.Source.PgConnection.target(""), r.Source.Database)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +335,7 @@ func (r *PgReplicate) putBackIdentities(ctx context.Context, src, dst executors.
 			return err
 		}
 	}
-	if _, err := pgExec(ctx, src, r.source(), sql); err != nil {
+	if _, err := pg.Exec(ctx, src, r.source(), sql); err != nil {
 		return fmt.Errorf("put back the replica identities on %s: %w", r.Source.Host, err)
 	}
 	return r.removeIdentityRecord(ctx, src)
@@ -346,14 +347,14 @@ func targetIdentitiesSQL(rec *identityRecord) string {
 	var b strings.Builder
 	for _, t := range rec.Tables {
 		fmt.Fprintf(&b, "DO $migrun$BEGIN IF to_regclass(%s) IS NOT NULL THEN EXECUTE %s; END IF; END$migrun$;\n",
-			pgLiteral(t.Table), pgLiteral(t.restoreSQL()))
+			pg.Literal(t.Table), pg.Literal(t.restoreSQL()))
 	}
 	return b.String()
 }
 
 // restoreTargetIdentities runs targetIdentitiesSQL on the target.
 func (r *PgReplicate) restoreTargetIdentities(ctx context.Context, dst executors.Executor, rec *identityRecord) error {
-	if _, err := pgExec(ctx, dst, r.target(), targetIdentitiesSQL(rec)); err != nil {
+	if _, err := pg.Exec(ctx, dst, r.target(), targetIdentitiesSQL(rec)); err != nil {
 		return fmt.Errorf("put back the replica identities on %s: %w", r.Target.Host, err)
 	}
 	return nil

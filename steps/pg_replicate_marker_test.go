@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // TestPgReplicateRehearsal is the rehearsal that made the real run skip
@@ -95,7 +96,7 @@ CREATE SEQUENCE ticket_seq; SELECT setval('ticket_seq', 4242);`, "engine")
 			// The cluster initialised again: an empty database, and the
 			// rehearsal's marker naming its OID.
 			dstPG.psql(t, "DROP DATABASE engine; CREATE DATABASE engine OWNER engine;")
-			oid, err := pgDatabaseOID(ctx, dstEx, conn(dstPG), "engine")
+			oid, err := pg.DatabaseOID(ctx, dstEx, conn(dstPG).target(""), "engine")
 			if err != nil {
 				t.Fatal(err)
 			}

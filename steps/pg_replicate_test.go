@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestPgReplicateValidate(t *testing.T) {
@@ -287,8 +288,8 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 				t.Errorf("%s: source %q, target %q", q, s, d)
 			}
 		}
-		for _, pg := range []*testPG{srcPG, dstPG} {
-			if got := identities(t, pg, "engine"); got != identitiesBefore {
+		for _, srv := range []*testPG{srcPG, dstPG} {
+			if got := identities(t, srv, "engine"); got != identitiesBefore {
 				t.Errorf("identities after finish: %s, want them as before: %s", got, identitiesBefore)
 			}
 		}
@@ -399,7 +400,7 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 	t.Run("identities another run left refuse the start", func(t *testing.T) {
 		dstPG.psql(t, "CREATE DATABASE engine5 OWNER engine")
 		r := repl("start", "engine5", "postgres")
-		id, err := pgDatabaseIdentity(ctx, srcEx, r.Source.PgConnection, "engine")
+		id, err := pg.DatabaseIdentity(ctx, srcEx, r.Source.PgConnection.target(""), "engine")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,9 +475,9 @@ const identitiesBefore = `"We ird"."Odd ""name""" d; by_expr d; labels d; nothin
 
 // identities lists the replica identities of the tables without a
 // primary key in db: "table kind[:index]; ...".
-func identities(t *testing.T, pg *testPG, db string) string {
+func identities(t *testing.T, srv *testPG, db string) string {
 	t.Helper()
-	return pg.psql(t, `SELECT string_agg(name || ' ' || ident, '; ' ORDER BY name COLLATE "C") FROM (
+	return srv.psql(t, `SELECT string_agg(name || ' ' || ident, '; ' ORDER BY name COLLATE "C") FROM (
   SELECT CASE WHEN n.nspname = 'public' THEN quote_ident(c.relname) ELSE format('%I.%I', n.nspname, c.relname) END AS name,
     c.relreplident::text || coalesce(':' || (SELECT ic.relname FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident), '') AS ident
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -490,18 +491,18 @@ func identities(t *testing.T, pg *testPG, db string) string {
 // deadlock detector might choose the application's transaction); one
 // table and one short lock at a time, it commits, and so does the change.
 func TestPgReplicateIdentityWaitsForLocks(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	pg.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine;")
-	pg.psql(t, identityFixture, "engine")
+	srv.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine;")
+	srv.psql(t, identityFixture, "engine")
 	ex := executors.NewLocal("src")
 	rt := testRuntime(hosts{"src": ex}, nil, nil)
 	rt.RunID = "run-1"
-	r := &PgReplicate{Action: "start", Source: PgEndpoint{Host: "src", Database: "engine", PgConnection: conn(pg)},
+	r := &PgReplicate{Action: "start", Source: PgEndpoint{Host: "src", Database: "engine", PgConnection: conn(srv)},
 		Target: PgEndpoint{Host: "dst", Database: "engine"}, markerDir: t.TempDir()}
 
 	app := exec.Command("runuser", "-u", "postgres", "--", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-		"-h", pg.SocketDir, "-p", strconv.Itoa(pg.Port), "-d", "engine")
+		"-h", srv.SocketDir, "-p", strconv.Itoa(srv.Port), "-d", "engine")
 	app.Env = append(os.Environ(), "PGAPPNAME=application")
 	app.Stdin = strings.NewReader(`BEGIN;
 UPDATE pinning SET vds_id = vds_id WHERE vm_id = 5;
@@ -516,7 +517,7 @@ COMMIT;
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for pg.psql(t, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'application' AND l.relation = 'pinning'::regclass", "engine") == "0" {
+	for srv.psql(t, "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.application_name = 'application' AND l.relation = 'pinning'::regclass", "engine") == "0" {
 		if time.Now().After(deadline) {
 			t.Fatal("the application's transaction never took its lock")
 		}
@@ -538,7 +539,7 @@ COMMIT;
 		t.Errorf("the identities were given in %s, while the application held pinning for 1.5 s", took)
 	}
 	const given = `by_expr f; labels f; nothing_set f; pinning i:pinning_vm_host; subscribers f`
-	if got := identities(t, pg, "engine"); got != given {
+	if got := identities(t, srv, "engine"); got != given {
 		t.Errorf("identities: %s, want %s", got, given)
 	}
 	rec, err := r.ownIdentityRecord(ctx, rt, ex)
@@ -548,7 +549,7 @@ COMMIT;
 	if err := r.putBackIdentities(ctx, ex, nil, rec); err != nil {
 		t.Fatal(err)
 	}
-	if got := identities(t, pg, "engine"); got != "by_expr d; labels d; nothing_set n; pinning d; subscribers d" {
+	if got := identities(t, srv, "engine"); got != "by_expr d; labels d; nothing_set n; pinning d; subscribers d" {
 		t.Errorf("identities put back: %s", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgRestoreKind = Kind{
@@ -96,7 +97,7 @@ func validateAllowErrors(allow []string) []Problem {
 
 func (r *PgRestore) Hosts(stepHost string) []string { return []string{stepHost} }
 
-func (r *PgRestore) target() pgTarget { return r.PgConnection.target(r.Database) }
+func (r *PgRestore) target() pg.Target { return r.PgConnection.target(r.Database) }
 
 // restoreMarkerPath is the marker of restores of file into database.
 // The name is escaped so that any database name makes one file name.
@@ -126,7 +127,7 @@ type restoreMarker struct {
 
 // sameRestore reports whether m is about restoring this archive into this
 // very database (same server, same OID) by this run.
-func (m restoreMarker) sameRestore(r *PgRestore, id pgDatabaseID, runID string, dg archiveDigest) bool {
+func (m restoreMarker) sameRestore(r *PgRestore, id pg.DatabaseID, runID string, dg archiveDigest) bool {
 	return m.ownedBy(id, runID) && m.Database == r.Database && m.SocketDir == r.SocketDir && m.Port == r.Port &&
 		m.SHA256 == dg.SHA256 && m.Size == dg.Size
 }
@@ -135,12 +136,12 @@ func (m restoreMarker) sameRestore(r *PgRestore, id pgDatabaseID, runID string, 
 // identified by id. A dry run of a fresh run has no run id and owns no
 // marker; nor does a run own one without a run id or a system identifier
 // (written by an older migrun).
-func (m restoreMarker) ownedBy(id pgDatabaseID, runID string) bool {
+func (m restoreMarker) ownedBy(id pg.DatabaseID, runID string) bool {
 	return runID != "" && m.RunID == runID && m.SystemID != "" && m.SystemID == id.SystemID && m.DatabaseOID == id.OID
 }
 
 // whose says, for a refusal, what left a marker that is not this run's.
-func (m restoreMarker) whose(id pgDatabaseID, runID string) string {
+func (m restoreMarker) whose(id pg.DatabaseID, runID string) string {
 	at := m.Time.Format(time.RFC3339)
 	switch {
 	case m.RunID == "" || m.SystemID == "":
@@ -173,7 +174,7 @@ func readRestoreMarker(ctx context.Context, ex executors.Executor, p string) (*r
 	return &m, nil
 }
 
-func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, id pgDatabaseID, runID string, dg archiveDigest) error {
+func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, id pg.DatabaseID, runID string, dg archiveDigest) error {
 	m := restoreMarker{State: state, Database: r.Database, DatabaseOID: id.OID, SystemID: id.SystemID, RunID: runID,
 		SocketDir: r.SocketDir, Port: r.Port, SHA256: dg.SHA256, Size: dg.Size}
 	return writeRestoreMarker(ctx, ex, restoreMarkerPath(r.File, r.Database), m)
@@ -211,8 +212,8 @@ func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if m == nil {
 		return Check{Reason: "no restore of " + r.File + " into " + r.Database + " recorded"}, nil
 	}
-	id, err := pgDatabaseIdentity(ctx, ex, r.PgConnection, r.Database)
-	if pgNotReady(err) {
+	id, err := pg.DatabaseIdentity(ctx, ex, r.PgConnection.target(""), r.Database)
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, wrap(err)
@@ -244,8 +245,8 @@ func (r *PgRestore) argv(clean bool) []string {
 
 // restoreArgv is a pg_restore command line into t's database. file ""
 // reads the archive from standard input (pg_stream).
-func restoreArgv(t pgTarget, jobs int, noOwner bool, role string, clean bool, file string) []string {
-	argv := append([]string{"pg_restore", "-d", t.Database}, t.connArgv()...)
+func restoreArgv(t pg.Target, jobs int, noOwner bool, role string, clean bool, file string) []string {
+	argv := append([]string{"pg_restore", "-d", t.Database}, t.ConnArgv()...)
 	if jobs > 1 {
 		argv = append(argv, "-j", strconv.Itoa(jobs))
 	}
@@ -274,8 +275,8 @@ func (r *PgRestore) command(clean bool) executors.Command {
 }
 
 // restoreCommand runs pg_restore argv as t's OS user with restoreOptions.
-func restoreCommand(t pgTarget, argv []string) executors.Command {
-	return t.clientCommand(argv, false, restoreOptions...)
+func restoreCommand(t pg.Target, argv []string) executors.Command {
+	return t.ClientCommand(argv, false, restoreOptions...)
 }
 
 func (r *PgRestore) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
@@ -288,7 +289,7 @@ func (r *PgRestore) Describe(ctx context.Context, rt *Runtime) ([]Action, error)
 	}
 	acts = append(acts,
 		Action{Host: rt.Host, Summary: "record the start in " + restoreMarkerPath(r.File, r.Database)},
-		Action{Host: rt.Host, Summary: "run on " + rt.Host + " as " + r.target().osUser() + ": " + describeEnv(cmd.Env) + executors.QuoteArgv(cmd.Argv)},
+		Action{Host: rt.Host, Summary: "run on " + rt.Host + " as " + r.target().RunAs() + ": " + describeEnv(cmd.Env) + executors.QuoteArgv(cmd.Argv)},
 		Action{Host: rt.Host, Summary: "accept only errors known to be harmless (" + strings.Join(r.harmlessDescriptions(), "; ") + "), then record the restore as done"},
 	)
 	return acts, nil
@@ -313,7 +314,7 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	id, err := pgDatabaseIdentity(ctx, ex, r.PgConnection, r.Database)
+	id, err := pg.DatabaseIdentity(ctx, ex, r.PgConnection.target(""), r.Database)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
@@ -381,7 +382,7 @@ func (r *PgRestore) archiveItems(ctx context.Context, ex executors.Executor) int
 		}
 		return false, true
 	}}
-	cmd := r.target().clientCommand([]string{"pg_restore", "-l", r.File}, false)
+	cmd := r.target().ClientCommand([]string{"pg_restore", "-l", r.File}, false)
 	cmd.Stdout = count
 	if _, err := ex.Run(ctx, cmd); err != nil {
 		return -1
@@ -423,8 +424,8 @@ func hasAnyPrefix(s string, prefixes ...string) bool {
 // userTables lists up to a few tables outside the system schemas, and
 // their total count, to tell an empty database from one holding data.
 func (r *PgRestore) userTables(ctx context.Context, ex executors.Executor) ([]string, error) {
-	rows, err := pgQuery(ctx, ex, r.target(), `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND `+pgUserSchemasSQL+` ORDER BY 1;
+	rows, err := pg.Query(ctx, ex, r.target(), `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND `+pg.UserSchemasSQL+` ORDER BY 1;
 `)
 	if err != nil {
 		return nil, err

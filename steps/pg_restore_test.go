@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestPgRestoreValidate(t *testing.T) {
@@ -26,8 +27,8 @@ func TestPgRestoreArgv(t *testing.T) {
 		t.Errorf("plain: %q, want %q", got, want)
 	}
 	r = PgRestore{Database: "engine", File: "/var/tmp/engine.dump", Jobs: 4, NoOwner: true, Role: "engine",
-		PgConnection: PgConnection{SocketDir: "/run/pg", Port: 5433}}
-	want := []string{"pg_restore", "-v", "-d", "engine", "-h", "/run/pg", "-p", "5433", "-j", "4", "--no-owner", "--role=engine", "--clean", "--if-exists", "/var/tmp/engine.dump"}
+		PgConnection: PgConnection{SocketDir: "/run/srv", Port: 5433}}
+	want := []string{"pg_restore", "-v", "-d", "engine", "-h", "/run/srv", "-p", "5433", "-j", "4", "--no-owner", "--role=engine", "--clean", "--if-exists", "/var/tmp/engine.dump"}
 	if got := r.argv(true); !reflect.DeepEqual(got, want) {
 		t.Errorf("full: %q, want %q", got, want)
 	}
@@ -188,10 +189,10 @@ func TestPgRestoreDescribe(t *testing.T) {
 // resumes from its marker; another run, another server or an older
 // migrun's marker is never taken for a finished (or half-done) restore.
 func TestPgRestoreMarkerOwner(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	pg.psql(t, "CREATE DATABASE engine;")
-	pg.psql(t, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);", "engine")
+	srv.psql(t, "CREATE DATABASE engine;")
+	srv.psql(t, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);", "engine")
 	ex := executors.NewLocal("db")
 	at := func(runID string, h executors.Executor) *Runtime {
 		rt := testRuntime(hosts{"db": h}, nil, nil)
@@ -199,11 +200,11 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 		return rt
 	}
 	file := filepath.Join(pgDir(t), "engine.dump")
-	if _, err := (&PgDump{Database: "engine", File: file, PgConnection: conn(pg)}).Apply(ctx, at("run-1", ex)); err != nil {
+	if _, err := (&PgDump{Database: "engine", File: file, PgConnection: conn(srv)}).Apply(ctx, at("run-1", ex)); err != nil {
 		t.Fatal(err)
 	}
-	pg.psql(t, "CREATE DATABASE copy;")
-	r := &PgRestore{Database: "copy", File: file, PgConnection: conn(pg)}
+	srv.psql(t, "CREATE DATABASE copy;")
+	r := &PgRestore{Database: "copy", File: file, PgConnection: conn(srv)}
 	if _, err := r.Apply(ctx, at("run-1", ex)); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sysid := pg.psql(t, "SELECT system_identifier FROM pg_control_system()")
+	sysid := srv.psql(t, "SELECT system_identifier FROM pg_control_system()")
 	if m, _ := r.readMarker(ctx, ex); m == nil || m.RunID != "run-1" || m.SystemID != sysid || m.State != "done" {
 		t.Fatalf("marker %+v, want run-1 on server %s", m, sysid)
 	}
@@ -263,7 +264,7 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 					t.Fatalf("a refused restore rewrote the marker:\n%s", after)
 				}
 			}
-			if n := pg.psql(t, "SELECT count(*) FROM t", "copy"); n != "100" {
+			if n := srv.psql(t, "SELECT count(*) FROM t", "copy"); n != "100" {
 				t.Fatalf("rows after apply: %s", n)
 			}
 		})
@@ -272,8 +273,8 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 	t.Run("a rehearsal's marker on a re-created database: restored afresh", func(t *testing.T) {
 		// A cluster initialised again gives the new database the OID the
 		// rehearsal's had: only the run id and the system identifier tell.
-		pg.psql(t, "DROP DATABASE copy; CREATE DATABASE copy;")
-		oid, err := pgDatabaseOID(ctx, ex, conn(pg), "copy")
+		srv.psql(t, "DROP DATABASE copy; CREATE DATABASE copy;")
+		oid, err := pg.DatabaseOID(ctx, ex, conn(srv).target(""), "copy")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +286,7 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 		if _, err := r.Apply(ctx, at("run-2", ex)); err != nil {
 			t.Fatal(err)
 		}
-		if n := pg.psql(t, "SELECT count(*) FROM t", "copy"); n != "100" {
+		if n := srv.psql(t, "SELECT count(*) FROM t", "copy"); n != "100" {
 			t.Fatalf("rows after the restore: %s", n)
 		}
 		if m, _ := r.readMarker(ctx, ex); m == nil || m.RunID != "run-2" || m.DatabaseOID != oid || m.State != "done" {

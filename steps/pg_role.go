@@ -14,6 +14,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgRoleKind = Kind{
@@ -84,8 +85,8 @@ type pgRoleState struct {
 // state reads the role. Reading pg_authid (not pg_roles, which masks the
 // password) needs superuser, which the os_user's peer login is.
 func (r *PgRole) state(ctx context.Context, ex executors.Executor) (pgRoleState, error) {
-	rows, err := pgProbe(ctx, ex, r.target("postgres"),
-		"SELECT rolcanlogin, rolsuper, rolcreatedb, rolreplication, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = "+pgLiteral(r.Name)+";\n",
+	rows, err := pg.Probe(ctx, ex, r.target("postgres"),
+		"SELECT rolcanlogin, rolsuper, rolcreatedb, rolreplication, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = "+pg.Literal(r.Name)+";\n",
 		"holds the password verifier")
 	if err != nil {
 		return pgRoleState{}, err
@@ -153,7 +154,7 @@ func (r *PgRole) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, err
 	}
 	st, err := r.state(ctx, ex)
-	if pgNotReady(err) {
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the server is not reachable yet: " + err.Error()}, nil
 	}
 	if err != nil {
@@ -189,7 +190,7 @@ func (r *PgRole) sql(exists bool, password string) string {
 		}
 		return "NO" + name
 	}
-	s := fmt.Sprintf("%s ROLE %s WITH %s %s %s", verb, pgIdent(r.Name),
+	s := fmt.Sprintf("%s ROLE %s WITH %s %s %s", verb, pg.Ident(r.Name),
 		opt(r.login(), "LOGIN"), opt(r.Superuser, "SUPERUSER"), opt(r.CreateDB, "CREATEDB"))
 	// Only when given: leaving it out keeps an existing role's attribute
 	// and creates a new role with PostgreSQL's default, NOREPLICATION.
@@ -202,7 +203,7 @@ func (r *PgRole) sql(exists bool, password string) string {
 	s += ";\n"
 	if password != "" && r.PasswordEncryption != "" {
 		// For this statement only; the server's setting is left alone.
-		s = "SET password_encryption = " + pgLiteral(r.PasswordEncryption) + ";\n" + s
+		s = "SET password_encryption = " + pg.Literal(r.PasswordEncryption) + ";\n" + s
 	}
 	return s
 }
@@ -234,7 +235,7 @@ func (r *PgRole) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 			exists, known = st.exists, true
 		}
 	}
-	sum := psqlAction(rt.Host, r.target("postgres"), r.sql(exists, r.maskedPassword()))
+	sum := pg.Action(rt.Host, r.target("postgres"), r.sql(exists, r.maskedPassword()))
 	if !known {
 		sum += " (CREATE ROLE if the role does not exist then)"
 	}
@@ -260,9 +261,9 @@ func (r *PgRole) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	lit := ""
 	if password != "" {
-		lit = pgLiteral(password)
+		lit = pg.Literal(password)
 	}
-	if _, err := pgExecSecret(ctx, ex, r.target("postgres"), pgQuietSessionSQL+r.sql(st.exists, lit)); err != nil {
+	if _, err := pg.ExecSecret(ctx, ex, r.target("postgres"), pgQuietSessionSQL+r.sql(st.exists, lit)); err != nil {
 		// psql echoes the failing statement only with ECHO errors, which
 		// is off; redact anyway in case a server message quotes it.
 		return Outcome{Changed: true}, fmt.Errorf("role %s: %s", r.Name, rt.Secrets.Redact(err.Error()))

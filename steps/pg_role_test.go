@@ -66,10 +66,10 @@ func TestPgRoleDescribeMasksPassword(t *testing.T) {
 }
 
 func TestPgRoleServer(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
 	secrets := secret.Values{"pw": "first-pw"}
-	r := &PgRole{Name: "engine", Password: secret.Token("pw"), CreateDB: true, PgConnection: pg.pgConn()}
+	r := &PgRole{Name: "engine", Password: secret.Token("pw"), CreateDB: true, PgConnection: srv.pgConn()}
 	if ps := r.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}
@@ -92,7 +92,7 @@ func TestPgRoleServer(t *testing.T) {
 	if _, err := r.Apply(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
-	if got := pg.psql(t, "SELECT rolcanlogin, rolcreatedb, rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'engine'"); got != "t|t|t" {
+	if got := srv.psql(t, "SELECT rolcanlogin, rolcreatedb, rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'engine'"); got != "t|t|t" {
 		t.Fatalf("role after create: %q", got)
 	}
 	if c, err := r.Check(ctx, dry); err != nil || !c.Done {
@@ -118,7 +118,7 @@ func TestPgRoleServer(t *testing.T) {
 	}
 
 	// md5 verifiers too.
-	pg.psql(t, "SET password_encryption = 'md5'; ALTER ROLE engine PASSWORD 'second-pw'")
+	srv.psql(t, "SET password_encryption = 'md5'; ALTER ROLE engine PASSWORD 'second-pw'")
 	if c, err := r.Check(ctx, dry); err != nil || !c.Done {
 		t.Fatalf("check with md5: %+v %v", c, err)
 	}
@@ -131,7 +131,7 @@ func TestPgRoleServer(t *testing.T) {
 	// password_encryption: scram-sha-256 on a server that stores md5 (as
 	// PostgreSQL 13 does by default): the md5 verifier is not enough, and
 	// the password is stored as asked, the server's setting left alone.
-	pg.psql(t, "ALTER SYSTEM SET password_encryption = 'md5'; SELECT pg_reload_conf()")
+	srv.psql(t, "ALTER SYSTEM SET password_encryption = 'md5'; SELECT pg_reload_conf()")
 	r.PasswordEncryption = "scram-sha-256"
 	c, err = r.Check(ctx, dry)
 	if err != nil || c.Done || !strings.Contains(c.Reason, "password stored as md5, want scram-sha-256") {
@@ -143,10 +143,10 @@ func TestPgRoleServer(t *testing.T) {
 	if _, err := r.Apply(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
-	if got := pg.psql(t, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'engine'"); got != "t" {
+	if got := srv.psql(t, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'engine'"); got != "t" {
 		t.Fatalf("verifier after apply: scram %q", got)
 	}
-	if got := pg.psql(t, "SHOW password_encryption"); got != "md5" {
+	if got := srv.psql(t, "SHOW password_encryption"); got != "md5" {
 		t.Fatalf("the server's password_encryption changed to %q", got)
 	}
 	if c, err := r.Check(ctx, dry); err != nil || !c.Done {
@@ -203,7 +203,7 @@ func TestPgRoleReplicationDifferences(t *testing.T) {
 }
 
 func TestPgRoleReplicationServer(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
 	dry := pgStepRuntime(nil, true)
 	rt := pgStepRuntime(nil, false)
@@ -269,10 +269,10 @@ func TestPgRoleReplicationServer(t *testing.T) {
 			// Lower case: the setup SQL names the role unquoted.
 			name := "sub_" + strings.NewReplacer(" ", "_", ",", "").Replace(strings.ToLower(tc.name))
 			if tc.setup != "" {
-				pg.psql(t, strings.ReplaceAll(tc.setup, "%s", name))
+				srv.psql(t, strings.ReplaceAll(tc.setup, "%s", name))
 			}
 			r := tc.spec
-			r.Name, r.PgConnection = name, pg.pgConn()
+			r.Name, r.PgConnection = name, srv.pgConn()
 			if ps := r.Validate(); len(ps) > 0 {
 				t.Fatal(ps)
 			}
@@ -297,7 +297,7 @@ func TestPgRoleReplicationServer(t *testing.T) {
 			if err != nil || out.Changed != tc.changed {
 				t.Fatalf("apply: %+v %v; want changed=%v", out, err, tc.changed)
 			}
-			if got := pg.psql(t, "SELECT rolreplication, rolcreatedb FROM pg_authid WHERE rolname = '"+name+"'"); got != tc.wantAuthid {
+			if got := srv.psql(t, "SELECT rolreplication, rolcreatedb FROM pg_authid WHERE rolname = '"+name+"'"); got != tc.wantAuthid {
 				t.Fatalf("pg_authid rolreplication|rolcreatedb after apply: %q, want %q", got, tc.wantAuthid)
 			}
 			if c, err := r.Check(ctx, dry); err != nil || !c.Done {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgStreamKind = Kind{
@@ -106,17 +107,17 @@ func (s *PgStream) compress() string {
 	return s.Compress
 }
 
-func (s *PgStream) source() pgTarget { return s.Source.target(s.Source.Database) }
-func (s *PgStream) target() pgTarget { return s.Target.target(s.Target.Database) }
+func (s *PgStream) source() pg.Target { return s.Source.target(s.Source.Database) }
+func (s *PgStream) target() pg.Target { return s.Target.target(s.Target.Database) }
 
 // dumpCommand writes the archive to stdout (no -f). -Z is always given:
 // pg_dump's own default would compress.
 func (s *PgStream) dumpCommand() executors.Command {
-	argv := append([]string{"pg_dump", "-F", "c", "-Z", s.compress()}, s.source().connArgv()...)
+	argv := append([]string{"pg_dump", "-F", "c", "-Z", s.compress()}, s.source().ConnArgv()...)
 	if s.schemaOnly {
 		argv = append(argv, "--schema-only", "--no-publications", "--no-subscriptions")
 	}
-	return s.source().clientCommand(append(argv, s.Source.Database), false)
+	return s.source().ClientCommand(append(argv, s.Source.Database), false)
 }
 
 // restoreCommand reads the archive from stdin, with pg_restore's settings.
@@ -139,7 +140,7 @@ func (s *PgStream) markerPath() string { return targetMarkerPath(s.markerDir, "p
 
 // ours reports whether m records a stream of this step, by run runID,
 // into the database that now has identity id.
-func (s *PgStream) ours(m *restoreMarker, id pgDatabaseID, runID string) bool {
+func (s *PgStream) ours(m *restoreMarker, id pg.DatabaseID, runID string) bool {
 	return markerIsOurs(m, s.Source, s.Target, id, runID)
 }
 
@@ -167,14 +168,14 @@ func targetMarkerPath(dir, kind string, target PgEndpoint) string {
 // target database that now has identity id (a database dropped and
 // re-created under the same name has another OID, a re-initialised
 // server another system identifier), written by run runID.
-func markerIsOurs(m *restoreMarker, source, target PgEndpoint, id pgDatabaseID, runID string) bool {
+func markerIsOurs(m *restoreMarker, source, target PgEndpoint, id pg.DatabaseID, runID string) bool {
 	return m != nil && m.ownedBy(id, runID) && m.Source == pgSourceID(source) && m.Database == target.Database &&
 		m.SocketDir == target.SocketDir && m.Port == target.Port
 }
 
 // foreignMarkerNote is what a refusal adds about a marker at path that is
 // not this run's, m not nil: "" when m is ours.
-func foreignMarkerNote(m *restoreMarker, path string, id pgDatabaseID, runID string) string {
+func foreignMarkerNote(m *restoreMarker, path string, id pg.DatabaseID, runID string) string {
 	if m == nil || m.ownedBy(id, runID) {
 		return ""
 	}
@@ -192,8 +193,8 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, err
 	}
 	wrap := func(err error) error { return fmt.Errorf("target %s: %w", s.where(s.Target), err) }
-	id, err := pgDatabaseIdentity(ctx, dst, s.Target.PgConnection, s.Target.Database)
-	if pgNotReady(err) {
+	id, err := pg.DatabaseIdentity(ctx, dst, s.Target.PgConnection.target(""), s.Target.Database)
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the target server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, wrap(err)
@@ -221,8 +222,8 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	srcOID, err := pgDatabaseOID(ctx, src, s.Source.PgConnection, s.Source.Database)
-	if pgNotReady(err) {
+	srcOID, err := pg.DatabaseOID(ctx, src, s.Source.PgConnection.target(""), s.Source.Database)
+	if pg.NotReady(err) {
 		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, fmt.Errorf("source %s: %w", s.where(s.Source), err)
@@ -244,24 +245,24 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 // count, kind, name; a few names suffice.
 const targetObjectsSQL = `WITH o(kind, name) AS (
   SELECT 'schema', quote_ident(n.nspname) FROM pg_namespace n
-  WHERE ` + pgUserSchemasSQL + ` AND n.nspname <> 'public'
+  WHERE ` + pg.UserSchemasSQL + ` AND n.nspname <> 'public'
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
   UNION ALL
   SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
     WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'type' END,
     quote_ident(n.nspname) || '.' || quote_ident(c.relname)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND ` + pgUserSchemasSQL + `
+  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND ` + pg.UserSchemasSQL + `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
   UNION ALL
   SELECT 'function', quote_ident(n.nspname) || '.' || quote_ident(p.proname)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-  WHERE ` + pgUserSchemasSQL + `
+  WHERE ` + pg.UserSchemasSQL + `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
   UNION ALL
   SELECT 'type', quote_ident(n.nspname) || '.' || quote_ident(t.typname)
   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-  WHERE t.typtype IN ('d', 'e', 'r') AND ` + pgUserSchemasSQL + `
+  WHERE t.typtype IN ('d', 'e', 'r') AND ` + pg.UserSchemasSQL + `
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
   UNION ALL
   SELECT 'large object', l.oid::text FROM pg_largeobject_metadata l
@@ -286,7 +287,7 @@ func (o dbObjects) String() string {
 // targetObjects reads what the target database holds of its own (the
 // kinds that only fill an empty database: pg_stream, pg_replicate).
 func targetObjects(ctx context.Context, ex executors.Executor, target PgEndpoint) (dbObjects, error) {
-	rows, err := pgQuery(ctx, ex, target.target(target.Database), targetObjectsSQL)
+	rows, err := pg.Query(ctx, ex, target.target(target.Database), targetObjectsSQL)
 	if err != nil {
 		return dbObjects{}, err
 	}
@@ -303,7 +304,7 @@ func targetObjects(ctx context.Context, ex executors.Executor, target PgEndpoint
 
 // refusal explains why a target that is not empty will not be streamed
 // into, and what to do.
-func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restoreMarker, id pgDatabaseID, runID string, objs dbObjects) error {
+func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restoreMarker, id pg.DatabaseID, runID string, objs dbObjects) error {
 	recreate := recreateHint(ctx, ex, s.Target)
 	switch {
 	case s.ours(m, id, runID) && m.State == "done":
@@ -323,17 +324,17 @@ func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restor
 // be read.
 func recreateHint(ctx context.Context, ex executors.Executor, target PgEndpoint) string {
 	t := target.target(target.Database)
-	rows, err := pgQuery(ctx, ex, target.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype
-FROM pg_database WHERE datname = `+pgLiteral(target.Database)+";\n")
+	rows, err := pg.Query(ctx, ex, target.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype
+FROM pg_database WHERE datname = `+pg.Literal(target.Database)+";\n")
 	if err != nil || len(rows) != 1 || len(rows[0]) != 4 {
 		return ""
 	}
 	r := rows[0]
-	drop := append(append([]string{"dropdb"}, t.connArgv()...), target.Database)
-	create := append(append([]string{"createdb"}, t.connArgv()...),
+	drop := append(append([]string{"dropdb"}, t.ConnArgv()...), target.Database)
+	create := append(append([]string{"createdb"}, t.ConnArgv()...),
 		"-T", "template0", "-O", r[0], "-E", r[1], "--lc-collate="+r[2], "--lc-ctype="+r[3], target.Database)
 	return fmt.Sprintf(", e.g. on %s as %s: %s && %s (and redo any ALTER DATABASE ... SET, GRANT or CREATE EXTENSION you had prepared in it)",
-		target.Host, t.osUser(), executors.QuoteArgv(drop), executors.QuoteArgv(create))
+		target.Host, t.RunAs(), executors.QuoteArgv(drop), executors.QuoteArgv(create))
 }
 
 // Describe: one action per host, each command exactly as it runs, and
@@ -341,9 +342,9 @@ FROM pg_database WHERE datname = `+pgLiteral(target.Database)+";\n")
 func (s *PgStream) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	dump, restore := s.dumpCommand(), s.restoreCommand()
 	return []Action{
-		{Host: s.Source.Host, Summary: "run on " + s.Source.Host + " as " + s.source().osUser() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
+		{Host: s.Source.Host, Summary: "run on " + s.Source.Host + " as " + s.source().RunAs() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
 			" (reads " + s.where(s.Source) + "; the archive goes to the stream)"},
-		{Host: s.Target.Host, Summary: "run on " + s.Target.Host + " as " + s.target().osUser() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
+		{Host: s.Target.Host, Summary: "run on " + s.Target.Host + " as " + s.target().RunAs() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
 			" (archive read from the stream on stdin), only if " + s.where(s.Target) + " is empty; start and end recorded in " + s.markerPath() +
 			"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(s.AllowErrors), "; ") + ")"},
 		{Summary: "relay pg_dump's output to pg_restore's input through migrun as it is produced, no intermediate file; " + streamNotResumable},
@@ -368,7 +369,7 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	id, err := pgDatabaseIdentity(ctx, dst, s.Target.PgConnection, s.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, s.Target.PgConnection.target(""), s.Target.Database)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}

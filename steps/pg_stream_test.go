@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestPgStreamValidate(t *testing.T) {
@@ -60,11 +61,11 @@ func TestPgStreamDescribe(t *testing.T) {
 					"not resumable mid-stream: an interrupted stream is restarted from the beginning (the target database must be emptied: drop and re-create it)",
 			}},
 		{"everything", PgStream{
-			Source:   PgEndpoint{Host: "old", Database: "engine", PgConnection: PgConnection{SocketDir: "/run/pg", Port: 5433, OSUser: "pg"}},
+			Source:   PgEndpoint{Host: "old", Database: "engine", PgConnection: PgConnection{SocketDir: "/run/srv", Port: 5433, OSUser: "srv"}},
 			Target:   PgEndpoint{Host: "new", Database: "en gine", PgConnection: PgConnection{Port: 5434}},
 			Compress: "3", NoOwner: true, Role: "engine", AllowErrors: []string{"boom"}},
 			[]string{
-				"run on old as pg: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C' pg_dump -F c -Z 3 -h /run/pg -p 5433 engine",
+				"run on old as srv: LC_MESSAGES=C PGOPTIONS='-c lc_messages=C' pg_dump -F c -Z 3 -h /run/srv -p 5433 engine",
 				"pg_restore -d 'en gine' -p 5434 --no-owner --role=engine (archive read from the stream on stdin), only if database en gine on new is empty; " +
 					"start and end recorded in /var/tmp/migrun-pg_stream.5434.en%20gine; only errors known to be harmless accepted (must be owner of extension plpgsql/uuid-ossp; " +
 					`schema "public" already exists; errors of COMMENT ON EXTENSION; /boom/)`,
@@ -273,7 +274,7 @@ func TestPgStreamServer(t *testing.T) {
 		// initialised again, whose new database got the same OID.
 		dstPG.psql(t, "CREATE DATABASE rehearsed OWNER engine;")
 		r := stream("engine", "rehearsed")
-		oid, err := pgDatabaseOID(ctx, dstEx, conn(dstPG), "rehearsed")
+		oid, err := pg.DatabaseOID(ctx, dstEx, conn(dstPG).target(""), "rehearsed")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -485,7 +486,7 @@ func (p cancelAtFirstBytes) Add(n int64) {
 func TestMarkerIsOurs(t *testing.T) {
 	src := PgEndpoint{Host: "old", Database: "engine"}
 	dst := PgEndpoint{Host: "new", Database: "engine", PgConnection: PgConnection{Port: 5433}}
-	id := pgDatabaseID{OID: 16384, SystemID: "7301234567890123456"}
+	id := pg.DatabaseID{OID: 16384, SystemID: "7301234567890123456"}
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	mine := restoreMarker{State: "done", Source: pgSourceID(src), Database: "engine", DatabaseOID: id.OID, Port: 5433,
 		SystemID: id.SystemID, RunID: "run-1", Time: at}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgVerifyKind = Kind{
@@ -96,14 +97,14 @@ func (v *PgVerify) inventorySQL() string {
 	b.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n")
 	if v.tables() {
 		b.WriteString(`SELECT 'n', '', count(*)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND ` + pgUserSchemasSQL + `;
+WHERE c.relkind IN ('r', 'p') AND ` + pg.UserSchemasSQL + `;
 `)
 		// ONLY: a parent's rows are its own, not its partitions' or
 		// children's, which are listed on their own lines.
 		b.WriteString(`SELECT 't', quote_ident(n.nspname) || '.' || quote_ident(c.relname),
   (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND ` + pgUserSchemasSQL + `;
+WHERE c.relkind IN ('r', 'p') AND ` + pg.UserSchemasSQL + `;
 `)
 	}
 	if v.sequences() {
@@ -169,7 +170,7 @@ func inventoryOf(rows [][]string) inventory {
 // inventory runs inventorySQL on ep, reporting tables counted as they
 // stream in.
 func (v *PgVerify) inventory(ctx context.Context, rt *Runtime, ex executors.Executor, ep PgEndpoint) ([][]string, error) {
-	cmd := ep.target(ep.Database).psqlCommand(v.inventorySQL(), true)
+	cmd := ep.target(ep.Database).PsqlCommand(v.inventorySQL(), true)
 	cmd.Unstable = "row counts change while the database is in use"
 	var (
 		bar Bar
@@ -195,7 +196,7 @@ func (v *PgVerify) inventory(ctx context.Context, rt *Runtime, ex executors.Exec
 	if err != nil {
 		return nil, fmt.Errorf("%s: psql: %w", ex.Name(), err)
 	}
-	return parseRows(out.Bytes()), nil
+	return pg.ParseRows(out.Bytes()), nil
 }
 
 // comparison is the result of comparing two inventories.
@@ -232,7 +233,7 @@ func (v *PgVerify) compare(ctx context.Context, rt *Runtime, missingOK bool) (co
 			err  error
 			name string
 		}{{se, c.source}, {de, c.target}} {
-			if pgNotReady(e.err) {
+			if pg.NotReady(e.err) {
 				c.unknown, c.unknownReason = true, "database "+e.name+" is not reachable yet: "+firstLine(e.err)
 				return c, nil
 			}
@@ -375,7 +376,7 @@ func (v *PgVerify) Describe(ctx context.Context, rt *Runtime) ([]Action, error) 
 	case "baseline":
 		return v.describeBaseline(rt), nil
 	case "cancel":
-		return []Action{{Host: v.Source.Host, Summary: psqlAction(v.Source.Host, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID))}}, nil
+		return []Action{{Host: v.Source.Host, Summary: pg.Action(v.Source.Host, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID))}}, nil
 	}
 	var what []string
 	if v.tables() {
@@ -390,12 +391,12 @@ func (v *PgVerify) Describe(ctx context.Context, rt *Runtime) ([]Action, error) 
 	var acts []Action
 	for _, ep := range []PgEndpoint{v.Source, v.Target} {
 		t := ep.target(ep.Database)
-		acts = append(acts, Action{Host: ep.Host, Summary: "run on " + ep.Host + " as " + t.osUser() + ": " +
-			executors.QuoteArgv(t.psqlArgv()) + " (read-only transaction listing " + strings.Join(what, ", ") + ")"})
+		acts = append(acts, Action{Host: ep.Host, Summary: "run on " + ep.Host + " as " + t.RunAs() + ": " +
+			executors.QuoteArgv(t.PsqlArgv()) + " (read-only transaction listing " + strings.Join(what, ", ") + ")"})
 	}
 	if v.tables() {
 		t := v.Source.target(v.Source.Database)
-		acts = append(acts, Action{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + t.osUser() + ": " + executors.QuoteArgv(t.psqlArgv()) +
+		acts = append(acts, Action{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + t.RunAs() + ": " + executors.QuoteArgv(t.PsqlArgv()) +
 			" (with this run's baseline: read again only the chunks of rows changed since, decoded from slot " + v.slotName(rt.RunID) +
 			", or differing then; once they match, drop the slot)"})
 	}
@@ -461,7 +462,7 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 // still holds the source's WAL.
 func (v *PgVerify) closeBaseline(ctx context.Context, rt *Runtime, st baselineState) error {
 	if st.slot {
-		if _, err := pgExec(ctx, st.src, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID)); err != nil {
+		if _, err := pg.Exec(ctx, st.src, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID)); err != nil {
 			return fmt.Errorf("source %s: drop slot: %w", v.Source.Database, err)
 		}
 	}

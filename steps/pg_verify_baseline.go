@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // pg_verify's baseline: the comparison of a database being replicated,
@@ -63,7 +64,7 @@ type verifyMarker struct {
 }
 
 // verifyIDs are the identities of the two databases now.
-type verifyIDs struct{ source, target pgDatabaseID }
+type verifyIDs struct{ source, target pg.DatabaseID }
 
 func (m *verifyMarker) ours(v *PgVerify, ids verifyIDs, runID string) bool {
 	return m != nil && runID != "" && m.RunID == runID && m.Source == pgSourceID(v.Source) && m.Target == pgSourceID(v.Target) &&
@@ -125,7 +126,7 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 		return st, nil
 	}
 	type sourceSide struct {
-		id       pgDatabaseID
+		id       pg.DatabaseID
 		slot     bool
 		walLevel string
 		rows     [][]string
@@ -138,7 +139,7 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 				// In the slot's database: a slot is decoded where it was made.
 				db, sql = v.Source.Database, "BEGIN;\n"+verifySessionSQL+sql+catalogSQL()+v.peekSQL(rt.RunID)+"COMMIT;\n"
 			}
-			rows, err := pgProbe(ctx, src, v.Source.target(db), sql, "changes since the baseline")
+			rows, err := pg.Probe(ctx, src, v.Source.target(db), sql, "changes since the baseline")
 			if err != nil {
 				return s, err
 			}
@@ -152,8 +153,8 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 			s.id.SystemID, s.walLevel, s.slot, s.rows = i[2], i[3], i[4] != "0", rows[1:]
 			return s, nil
 		},
-		func() (pgDatabaseID, error) {
-			return pgDatabaseIdentity(ctx, dst, v.Target.PgConnection, v.Target.Database)
+		func() (pg.DatabaseID, error) {
+			return pg.DatabaseIdentity(ctx, dst, v.Target.PgConnection.target(""), v.Target.Database)
 		})
 	if errS != nil {
 		return st, fmt.Errorf("source %s on %s: %w", v.Source.Database, v.Source.Host, errS)
@@ -173,9 +174,9 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 // system identifier, its wal_level and whether this run's slot exists:
 // one 'i' row.
 func (v *PgVerify) identitySQL(runID string) string {
-	return "SELECT 'i', coalesce((SELECT oid FROM pg_database WHERE datname = " + pgLiteral(v.Source.Database) + "), 0), " +
+	return "SELECT 'i', coalesce((SELECT oid FROM pg_database WHERE datname = " + pg.Literal(v.Source.Database) + "), 0), " +
 		"system_identifier, current_setting('wal_level'), " +
-		"(SELECT count(*) FROM pg_replication_slots WHERE slot_name = " + pgLiteral(v.slotName(runID)) + ") FROM pg_control_system();\n"
+		"(SELECT count(*) FROM pg_replication_slots WHERE slot_name = " + pg.Literal(v.slotName(runID)) + ") FROM pg_control_system();\n"
 }
 
 // peekSQL reads the changes this run's slot decoded ('d' rows), where the
@@ -183,7 +184,7 @@ func (v *PgVerify) identitySQL(runID string) string {
 // (the parser needs the key values only, never text with those in it).
 func (v *PgVerify) peekSQL(runID string) string {
 	return `SELECT format('SELECT ''d'', translate(data, E''\n\x1f'', ''  '') FROM pg_logical_slot_peek_changes(%L, NULL, NULL, ''include-xids'', ''0'', ''skip-empty-xacts'', ''1'') WHERE data LIKE ''table %%''', slot_name)
-FROM pg_replication_slots WHERE slot_name = ` + pgLiteral(v.slotName(runID)) + "\n\\gexec\n"
+FROM pg_replication_slots WHERE slot_name = ` + pg.Literal(v.slotName(runID)) + "\n\\gexec\n"
 }
 
 // runMarker is the source's marker if this run wrote it, unconfirmed: the
@@ -225,13 +226,13 @@ func (v *PgVerify) writeMarker(ctx context.Context, ex executors.Executor, m *ve
 
 // dropSlotSQL drops this run's slot if it is there.
 func (v *PgVerify) dropSlotSQL(runID string) string {
-	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + pgLiteral(v.slotName(runID)) + ";\n"
+	return "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = " + pg.Literal(v.slotName(runID)) + ";\n"
 }
 
 func (v *PgVerify) checkBaseline(ctx context.Context, rt *Runtime) (Check, error) {
 	st, err := v.readBaseline(ctx, rt, readAll)
 	switch {
-	case pgNotReady(err):
+	case pg.NotReady(err):
 		return Check{Unknown: true, Reason: "a database is not reachable yet: " + firstLine(err)}, nil
 	case err != nil:
 		return Check{}, err
@@ -249,11 +250,11 @@ func (v *PgVerify) describeBaseline(rt *Runtime) []Action {
 	slot := v.slotName(rt.RunID)
 	src, dst := v.Source.target(v.Source.Database), v.Target.target(v.Target.Database)
 	return []Action{
-		{Host: v.Source.Host, Summary: psqlAction(v.Source.Host, src, "SELECT pg_create_logical_replication_slot("+pgLiteral(slot)+", 'test_decoding');")},
-		{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + src.osUser() + ": " + executors.QuoteArgv(src.psqlArgv()) +
+		{Host: v.Source.Host, Summary: pg.Action(v.Source.Host, src, "SELECT pg_create_logical_replication_slot("+pg.Literal(slot)+", 'test_decoding');")},
+		{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + src.RunAs() + ": " + executors.QuoteArgv(src.PsqlArgv()) +
 			" (read-only snapshot: WAL position, each table's rows' checksums by key range)"},
 		{Summary: "wait until the target's subscription has applied the source up to that WAL position"},
-		{Host: v.Target.Host, Summary: "run on " + v.Target.Host + " as " + dst.osUser() + ": " + executors.QuoteArgv(dst.psqlArgv()) +
+		{Host: v.Target.Host, Summary: "run on " + v.Target.Host + " as " + dst.RunAs() + ": " + executors.QuoteArgv(dst.PsqlArgv()) +
 			" (read-only snapshot: the same checksums)"},
 		{Host: v.Source.Host, Summary: "record the baseline in " + v.Source.Host + ":" + v.markerPath()},
 	}
@@ -278,8 +279,8 @@ func (v *PgVerify) applyBaseline(ctx context.Context, rt *Runtime) (Outcome, err
 	srcT := v.Source.target(v.Source.Database)
 	// A slot this run left in an interrupted baseline is dropped: the new
 	// snapshot must come after the slot's start.
-	if _, err := pgExec(ctx, st.src, srcT, v.dropSlotSQL(rt.RunID)+
-		"SELECT 1 FROM pg_create_logical_replication_slot("+pgLiteral(slot)+", 'test_decoding');\n"); err != nil {
+	if _, err := pg.Exec(ctx, st.src, srcT, v.dropSlotSQL(rt.RunID)+
+		"SELECT 1 FROM pg_create_logical_replication_slot("+pg.Literal(slot)+", 'test_decoding');\n"); err != nil {
 		return Outcome{}, fmt.Errorf("source %s: create slot %s: %w", v.Source.Database, slot, err)
 	}
 	m := &verifyMarker{State: verifyBaselined, RunID: rt.RunID, Source: pgSourceID(v.Source), Target: pgSourceID(v.Target),
@@ -288,7 +289,7 @@ func (v *PgVerify) applyBaseline(ctx context.Context, rt *Runtime) (Outcome, err
 	out, err := v.takeBaseline(ctx, rt, st, m)
 	if err != nil {
 		// The slot would keep the source's WAL: gone with the failure.
-		if _, derr := pgExec(context.WithoutCancel(ctx), st.src, srcT, v.dropSlotSQL(rt.RunID)); derr != nil {
+		if _, derr := pg.Exec(context.WithoutCancel(ctx), st.src, srcT, v.dropSlotSQL(rt.RunID)); derr != nil {
 			err = errors.Join(err, fmt.Errorf("drop slot %s: %w", slot, derr))
 		}
 		return Outcome{}, err
@@ -299,7 +300,7 @@ func (v *PgVerify) applyBaseline(ctx context.Context, rt *Runtime) (Outcome, err
 // takeBaseline sums the chunks on both sides and writes the marker.
 func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineState, m *verifyMarker) (string, error) {
 	srcT := v.Source.target(v.Source.Database)
-	rows, err := pgProbe(ctx, st.src, srcT, catalogSQL(), "the tables' sizes change while the database is in use")
+	rows, err := pg.Probe(ctx, st.src, srcT, catalogSQL(), "the tables' sizes change while the database is in use")
 	if err != nil {
 		return "", fmt.Errorf("source %s: %w", v.Source.Database, err)
 	}
@@ -308,7 +309,7 @@ func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineSta
 		return "", fmt.Errorf("source %s: %w", v.Source.Database, err)
 	}
 	if len(tables) > 0 {
-		if rows, err = pgProbe(ctx, st.src, srcT, boundsSQL(tables), "sampled"); err != nil {
+		if rows, err = pg.Probe(ctx, st.src, srcT, boundsSQL(tables), "sampled"); err != nil {
 			return "", fmt.Errorf("source %s: chunk bounds: %w", v.Source.Database, err)
 		}
 		if err := setBounds(tables, rows); err != nil {
@@ -346,7 +347,7 @@ func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineSta
 // holds all the source's snapshot holds. A target without subscriptions
 // (a restored copy) has nothing to wait for.
 func (v *PgVerify) waitApplied(ctx context.Context, st baselineState, lsn string) error {
-	rows, err := pgQuery(ctx, st.dst, v.Target.target(v.Target.Database),
+	rows, err := pg.Query(ctx, st.dst, v.Target.target(v.Target.Database),
 		"SELECT subslotname FROM pg_subscription WHERE subenabled AND subslotname IS NOT NULL AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database());\n")
 	if err != nil {
 		return fmt.Errorf("target %s: %w", v.Target.Database, err)
@@ -356,13 +357,13 @@ func (v *PgVerify) waitApplied(ctx context.Context, st baselineState, lsn string
 	}
 	var names []string
 	for _, r := range rows {
-		names = append(names, pgLiteral(r[0]))
+		names = append(names, pg.Literal(r[0]))
 	}
-	q := "SELECT count(*) FILTER (WHERE confirmed_flush_lsn IS NULL OR confirmed_flush_lsn < " + pgLiteral(lsn) + "::pg_lsn) FROM pg_replication_slots WHERE slot_name IN (" +
+	q := "SELECT count(*) FILTER (WHERE confirmed_flush_lsn IS NULL OR confirmed_flush_lsn < " + pg.Literal(lsn) + "::pg_lsn) FROM pg_replication_slots WHERE slot_name IN (" +
 		strings.Join(names, ", ") + ");\n"
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		rows, err := pgProbe(ctx, st.src, v.Source.target(v.Source.Database), q, "replication progress")
+		rows, err := pg.Probe(ctx, st.src, v.Source.target(v.Source.Database), q, "replication progress")
 		if err != nil {
 			return fmt.Errorf("source %s: %w", v.Source.Database, err)
 		}
@@ -386,7 +387,7 @@ func (v *PgVerify) waitApplied(ctx context.Context, st baselineState, lsn string
 func (v *PgVerify) checkCancel(ctx context.Context, rt *Runtime) (Check, error) {
 	st, err := v.readBaseline(ctx, rt, readAll)
 	switch {
-	case pgNotReady(err):
+	case pg.NotReady(err):
 		return Check{Unknown: true, Reason: "the source is not reachable yet: " + firstLine(err)}, nil
 	case err != nil:
 		return Check{}, err
@@ -404,7 +405,7 @@ func (v *PgVerify) applyCancel(ctx context.Context, rt *Runtime) (Outcome, error
 	if !st.slot {
 		return Outcome{Output: "no baseline slot of this run on the source"}, nil
 	}
-	if _, err := pgExec(ctx, st.src, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID)); err != nil {
+	if _, err := pg.Exec(ctx, st.src, v.Source.target(v.Source.Database), v.dropSlotSQL(rt.RunID)); err != nil {
 		return Outcome{}, fmt.Errorf("source %s: drop slot: %w", v.Source.Database, err)
 	}
 	if st.marker != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // Chunks: how pg_verify's baseline cuts a table into key ranges and sums
@@ -92,7 +93,7 @@ LEFT JOIN LATERAL (
     AND (c.relreplident = 'f' OR c.relreplident = 'd' AND i.indisprimary OR c.relreplident = 'i' AND i.indisreplident)
   ORDER BY i.indisreplident DESC, i.indisprimary DESC, i.indisunique DESC, i.indexrelid
   LIMIT 1) k ON true
-WHERE c.relkind IN ('r', 'p') AND ` + pgUserSchemasSQL + ";\n"
+WHERE c.relkind IN ('r', 'p') AND ` + pg.UserSchemasSQL + ";\n"
 }
 
 func parseCatalog(rows [][]string) ([]chunkedTable, error) {
@@ -127,7 +128,7 @@ func boundsSQL(tables []chunkedTable) string {
 		}
 		pct := math.Min(100, math.Max(0.0001, 100*float64(max(sampledRows, 20*n))/float64(t.estRows)))
 		fmt.Fprintf(&b, "SELECT 'b', %s, ARRAY(SELECT DISTINCT k FROM unnest((SELECT percentile_disc('{%s}'::float8[]) WITHIN GROUP (ORDER BY x.%s) FROM ONLY %s AS x TABLESAMPLE SYSTEM (%s)) || ARRAY[(SELECT x.%s FROM ONLY %s x WHERE x.%s IS NOT NULL ORDER BY 1 DESC LIMIT 1)]) k WHERE k IS NOT NULL ORDER BY 1)::text;\n",
-			pgLiteral(t.Name), strings.Join(fracs, ","), t.Key, t.Name, strconv.FormatFloat(pct, 'f', 4, 64), t.Key, t.Name, t.Key)
+			pg.Literal(t.Name), strings.Join(fracs, ","), t.Key, t.Name, strconv.FormatFloat(pct, 'f', 4, 64), t.Key, t.Name, t.Key)
 	}
 	return b.String()
 }
@@ -151,15 +152,15 @@ func setBounds(tables []chunkedTable, rows [][]string) error {
 // chunked reports whether t is summed chunk by chunk.
 func (t *chunkedTable) chunked() bool { return t.Key != "" && t.Bounds != "" }
 
-func (t *chunkedTable) boundsExpr() string { return pgLiteral(t.Bounds) + "::" + t.Type + "[]" }
+func (t *chunkedTable) boundsExpr() string { return pg.Literal(t.Bounds) + "::" + t.Type + "[]" }
 
 // sumSQL sums every chunk of t ('h' rows: name, chunk, rows, sum).
 func (t *chunkedTable) sumSQL() string {
 	if !t.chunked() {
-		return fmt.Sprintf("SELECT 'h', %s, %d, count(*), coalesce(sum(%s), 0) FROM ONLY %s x;\n", pgLiteral(t.Name), wholeTable, rowHashSQL, t.Name)
+		return fmt.Sprintf("SELECT 'h', %s, %d, count(*), coalesce(sum(%s), 0) FROM ONLY %s x;\n", pg.Literal(t.Name), wholeTable, rowHashSQL, t.Name)
 	}
 	return fmt.Sprintf("SELECT 'h', %s, coalesce(width_bucket(x.%s, %s), %d), count(*), coalesce(sum(%s), 0) FROM ONLY %s x GROUP BY 3;\n",
-		pgLiteral(t.Name), t.Key, t.boundsExpr(), nullKeyChunk, rowHashSQL, t.Name)
+		pg.Literal(t.Name), t.Key, t.boundsExpr(), nullKeyChunk, rowHashSQL, t.Name)
 }
 
 // resumSQL sums again, in the downtime, the chunks the changed key values
@@ -173,13 +174,13 @@ func (t *chunkedTable) resumSQL(values []string, null bool, chunks []int) string
 	}
 	lits := make([]string, len(values))
 	for i, v := range values {
-		lits[i] = pgLiteral(v)
+		lits[i] = pg.Literal(v)
 	}
 	nums := make([]string, len(chunks))
 	for i, n := range chunks {
 		nums[i] = strconv.Itoa(n)
 	}
-	col, typ := pgLiteral("x."+t.Key), pgLiteral(t.Type)
+	col, typ := pg.Literal("x."+t.Key), pg.Literal(t.Type)
 	return fmt.Sprintf(`SELECT format('SELECT %%L, %%L, %%s, count(*), coalesce(sum(%s), 0) FROM ONLY %%s x WHERE %%s', 'h', %s, d.n, %s,
   CASE WHEN d.n = %d THEN format('%%s IS NULL', %s)
     WHEN d.n = 0 THEN format('%%s < %%L::%%s', %s, b.bb[1], %s)
@@ -189,8 +190,8 @@ FROM (SELECT coalesce(width_bucket(v, b.bb), %d) AS n FROM unnest(ARRAY[%s]::%s[
   UNION SELECT unnest('{%s}'::int[])) d, (SELECT %s AS bb) b
 WHERE to_regclass(%s) IS NOT NULL
 \gexec
-`, rowHashSQL, pgLiteral(t.Name), pgLiteral(t.Name), nullKeyChunk, col, col, typ, col, typ, col, typ, col, typ,
-		nullKeyChunk, strings.Join(lits, ","), t.Type, t.boundsExpr(), strings.Join(nums, ","), t.boundsExpr(), pgLiteral(t.Name))
+`, rowHashSQL, pg.Literal(t.Name), pg.Literal(t.Name), nullKeyChunk, col, col, typ, col, typ, col, typ, col, typ,
+		nullKeyChunk, strings.Join(lits, ","), t.Type, t.boundsExpr(), strings.Join(nums, ","), t.boundsExpr(), pg.Literal(t.Name))
 }
 
 // baselineSQL sums every chunk of tables in one read-only snapshot; on the
@@ -222,7 +223,7 @@ type chunkResult struct {
 // sumChunks runs script on ep, showing the tables summed as progress.
 func (v *PgVerify) sumChunks(ctx context.Context, rt *Runtime, ex executors.Executor, ep PgEndpoint, script string, tables int) (chunkResult, error) {
 	res := chunkResult{chunks: map[string]chunkSums{}}
-	cmd := ep.target(ep.Database).psqlCommand(script, true)
+	cmd := ep.target(ep.Database).PsqlCommand(script, true)
 	cmd.Unstable = "checksums change while the database is in use"
 	bar := progressOf(rt).Start(Task{Label: "checksum rows of " + ep.Database + " on " + ep.Host, Unit: UnitTables, Total: int64(tables)})
 	var (
@@ -245,7 +246,7 @@ func (v *PgVerify) sumChunks(ctx context.Context, rt *Runtime, ex executors.Exec
 	if err != nil {
 		return res, fmt.Errorf("%s: database %s: psql: %w", ex.Name(), ep.Database, err)
 	}
-	for _, r := range parseRows(out.Bytes()) {
+	for _, r := range pg.ParseRows(out.Bytes()) {
 		switch {
 		case len(r) == 2 && r[0] == "l":
 			res.lsn = r[1]

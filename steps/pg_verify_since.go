@@ -6,6 +6,8 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // pg_verify's comparison in the downtime when this run took a baseline
@@ -56,7 +58,7 @@ func guarded(name, sql string) string {
 		return sql
 	}
 	sql = strings.TrimSuffix(strings.TrimSuffix(sql, "\n"), ";")
-	return "SELECT " + pgLiteral(sql) + " WHERE to_regclass(" + pgLiteral(name) + ") IS NOT NULL\n\\gexec\n"
+	return "SELECT " + pg.Literal(sql) + " WHERE to_regclass(" + pg.Literal(name) + ") IS NOT NULL\n\\gexec\n"
 }
 
 // compareSince compares the databases in the downtime, from this run's

@@ -89,12 +89,12 @@ func pgDir(t *testing.T) string {
 // pgRuntime is a Runtime for step host "db" with both clusters' hosts.
 func pgRuntime(h hosts) *Runtime {
 	rt := testRuntime(h, nil, nil)
-	rt.StepID = "pg"
+	rt.StepID = "srv"
 	rt.RunID = "run-1"
 	return rt
 }
 
-func conn(pg *testPG) PgConnection { return PgConnection{SocketDir: pg.SocketDir, Port: pg.Port} }
+func conn(srv *testPG) PgConnection { return PgConnection{SocketDir: srv.SocketDir, Port: srv.Port} }
 
 // engineFixture is a small engine-like database: an extension, a table
 // owned by role engine with uuid keys, a serial table, a used and an
@@ -392,20 +392,20 @@ CREATE TABLE extra (a int); DROP TABLE "We ird"."Odd ""name""";`, "engine")
 // which cannot comment on extensions it does not own: pg_restore exits
 // non-zero, and the step accepts it, naming what it accepted.
 func TestPgRestoreHarmlessAsOwner(t *testing.T) {
-	pg := startPostgres(t)
+	srv := startPostgres(t)
 	ctx := context.Background()
-	pg.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine; CREATE DATABASE copy OWNER engine;")
-	pg.psql(t, engineFixture, "engine")
+	srv.psql(t, "CREATE ROLE engine LOGIN; CREATE DATABASE engine OWNER engine; CREATE DATABASE copy OWNER engine;")
+	srv.psql(t, engineFixture, "engine")
 	ex := executors.NewLocal("db")
 	h := hosts{"db": ex}
 	file := filepath.Join(pgDir(t), "engine.dump")
-	if _, err := (&PgDump{Database: "engine", File: file, PgConnection: conn(pg)}).Apply(ctx, pgRuntime(h)); err != nil {
+	if _, err := (&PgDump{Database: "engine", File: file, PgConnection: conn(srv)}).Apply(ctx, pgRuntime(h)); err != nil {
 		t.Fatal(err)
 	}
 	// The extension exists already, created by a superuser, as a DBA
 	// would prepare the database before handing it over.
-	pg.psql(t, `CREATE EXTENSION "uuid-ossp";`, "copy")
-	r := &PgRestore{Database: "copy", File: file, Role: "engine", NoOwner: true, PgConnection: conn(pg)}
+	srv.psql(t, `CREATE EXTENSION "uuid-ossp";`, "copy")
+	r := &PgRestore{Database: "copy", File: file, Role: "engine", NoOwner: true, PgConnection: conn(srv)}
 	o, err := r.Apply(ctx, pgRuntime(h))
 	if err != nil {
 		t.Fatal(err)
@@ -415,8 +415,8 @@ func TestPgRestoreHarmlessAsOwner(t *testing.T) {
 		t.Fatalf("output:\n%s", o.Output)
 	}
 	v := &PgVerify{
-		Source: PgEndpoint{Host: "db", Database: "engine", PgConnection: conn(pg)},
-		Target: PgEndpoint{Host: "db", Database: "copy", PgConnection: conn(pg)},
+		Source: PgEndpoint{Host: "db", Database: "engine", PgConnection: conn(srv)},
+		Target: PgEndpoint{Host: "db", Database: "copy", PgConnection: conn(srv)},
 	}
 	if c, err := v.Check(ctx, pgRuntime(h)); err != nil || !c.Done {
 		t.Fatalf("verify: %+v %v", c, err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // pgBinDir holds the PostgreSQL 15 server binaries the tests start.
@@ -31,8 +33,8 @@ type testPG struct {
 }
 
 // target is how psql reaches this cluster, as the postgres OS user.
-func (p *testPG) target() pgTarget {
-	return pgTarget{Host: p.SocketDir, Port: p.Port}
+func (p *testPG) target() pg.Target {
+	return pg.Target{Host: p.SocketDir, Port: p.Port}
 }
 
 // skipOrFail skips a test that cannot run here, except in CI, where a
@@ -68,7 +70,7 @@ func startPostgres(t *testing.T) *testPG {
 	// t.TempDir() lives under a 0700 root directory the postgres user
 	// cannot traverse, so the cluster gets its own directory under the
 	// system temp dir, owned by postgres and private to it.
-	root, err := os.MkdirTemp("", "migrun-pg-")
+	root, err := os.MkdirTemp("", "migrun-srv-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func startPostgres(t *testing.T) *testPG {
 	if err := os.Chmod(root, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pg := &testPG{
+	srv := &testPG{
 		SocketDir: filepath.Join(root, "sock"),
 		DataDir:   filepath.Join(root, "data"),
 		LogFile:   filepath.Join(root, "server.log"),
@@ -88,9 +90,9 @@ func startPostgres(t *testing.T) *testPG {
 		Port:   20000 + rand.IntN(40000),
 		Locale: testLocale(t),
 	}
-	pg.ConfFile = filepath.Join(pg.DataDir, "postgresql.conf")
-	pg.HbaFile = filepath.Join(pg.DataDir, "pg_hba.conf")
-	for _, dir := range []string{pg.SocketDir, pg.DataDir} {
+	srv.ConfFile = filepath.Join(srv.DataDir, "postgresql.conf")
+	srv.HbaFile = filepath.Join(srv.DataDir, "pg_hba.conf")
+	for _, dir := range []string{srv.SocketDir, srv.DataDir} {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -101,16 +103,16 @@ func startPostgres(t *testing.T) *testPG {
 
 	// Peer for local connections, like a RHEL host after
 	// `postgresql-setup --initdb`; -N skips fsyncing the new cluster.
-	runAsPostgres(t, filepath.Join(pgBinDir, "initdb"), "-N", "-D", pg.DataDir,
-		"--locale="+pg.Locale, "--encoding=UTF8", "--auth-local=peer", "--auth-host=scram-sha-256")
+	runAsPostgres(t, filepath.Join(pgBinDir, "initdb"), "-N", "-D", srv.DataDir,
+		"--locale="+srv.Locale, "--encoding=UTF8", "--auth-local=peer", "--auth-host=scram-sha-256")
 
 	// Connection settings go on the server's command line, not into
 	// postgresql.conf, so tests editing that file start from initdb's
 	// stock version. The rest only makes start-up and tests faster.
 	opts := strings.Join([]string{
 		"-c listen_addresses=''",
-		"-c unix_socket_directories=" + pg.SocketDir,
-		"-c port=" + strconv.Itoa(pg.Port),
+		"-c unix_socket_directories=" + srv.SocketDir,
+		"-c port=" + strconv.Itoa(srv.Port),
 		"-c shared_buffers=1MB",
 		"-c max_wal_size=64MB",
 		"-c fsync=off",
@@ -118,20 +120,20 @@ func startPostgres(t *testing.T) *testPG {
 		"-c full_page_writes=off",
 	}, " ")
 	start := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "pg_ctl"),
-		"start", "-w", "-t", "60", "-D", pg.DataDir, "-l", pg.LogFile, "-o", opts)
+		"start", "-w", "-t", "60", "-D", srv.DataDir, "-l", srv.LogFile, "-o", opts)
 	if out, err := start.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(pg.LogFile)
+		log, _ := os.ReadFile(srv.LogFile)
 		t.Fatalf("pg_ctl start: %v\n%s\nserver log:\n%s", err, out, log)
 	}
 	t.Cleanup(func() {
 		// Immediate: the cluster is thrown away, nothing needs flushing.
 		stop := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "pg_ctl"),
-			"stop", "-w", "-m", "immediate", "-D", pg.DataDir)
+			"stop", "-w", "-m", "immediate", "-D", srv.DataDir)
 		if out, err := stop.CombinedOutput(); err != nil {
 			t.Errorf("pg_ctl stop: %v\n%s", err, out)
 		}
 	})
-	return pg
+	return srv
 }
 
 // restart restarts the cluster with its original options, for tests of
@@ -189,7 +191,7 @@ func testLocale(t *testing.T) string {
 		return "C.UTF-8"
 	}
 	for _, l := range strings.Fields(string(out)) {
-		if normLocale(l) == normLocale("en_US.UTF-8") {
+		if pg.NormLocale(l) == pg.NormLocale("en_US.UTF-8") {
 			return "en_US.UTF-8"
 		}
 	}
@@ -199,13 +201,13 @@ func testLocale(t *testing.T) string {
 // TestStartPostgres checks the helper itself: the cluster runs, is reached
 // through target(), and uses the advertised locale.
 func TestStartPostgres(t *testing.T) {
-	pg := startPostgres(t)
-	got := pg.psql(t, "SHOW server_encoding; SHOW lc_collate; SELECT 'listen=' || current_setting('listen_addresses')")
-	want := fmt.Sprintf("UTF8\n%s\nlisten=", pg.Locale)
+	srv := startPostgres(t)
+	got := srv.psql(t, "SHOW server_encoding; SHOW lc_collate; SELECT 'listen=' || current_setting('listen_addresses')")
+	want := fmt.Sprintf("UTF8\n%s\nlisten=", srv.Locale)
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	for _, f := range []string{pg.ConfFile, pg.HbaFile} {
+	for _, f := range []string{srv.ConfFile, srv.HbaFile} {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatal(err)
 		}
