@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var commandKind = Kind{
@@ -63,7 +63,7 @@ func (c *Command) Validate() []Problem {
 	if c.Script != "" && strings.TrimSpace(c.Script) == "" {
 		ps = append(ps, Problem{"script", "the script is blank"})
 	}
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range hostcmd.SortedKeys(c.Env) {
 		if !envName.MatchString(k) {
 			ps = append(ps, Problem{"env", fmt.Sprintf("%q is not a variable name (letters, digits, _; not starting with a digit)", k)})
 		}
@@ -127,9 +127,9 @@ func (c *Command) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		var exit *executors.ExitError
 		switch {
 		case err == nil:
-			return Check{Done: true, Reason: "unless `" + oneLine(c.Unless) + "` exited 0"}, nil
+			return Check{Done: true, Reason: "unless `" + hostcmd.OneLine(c.Unless) + "` exited 0"}, nil
 		case errors.As(err, &exit):
-			why = append(why, fmt.Sprintf("unless `%s` exited %d", oneLine(c.Unless), exit.ExitCode))
+			why = append(why, fmt.Sprintf("unless `%s` exited %d", hostcmd.OneLine(c.Unless), exit.ExitCode))
 		default:
 			return Check{}, fmt.Errorf("unless: %w", err)
 		}
@@ -179,7 +179,7 @@ func (c *Command) shellLine(cmd string, plainScript bool) string {
 	if c.Dir != "" {
 		b.WriteString("cd " + executors.Quote(c.Dir) + " && ")
 	}
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range hostcmd.SortedKeys(c.Env) {
 		b.WriteString(k + "=" + executors.Quote(c.Env[k]) + " ")
 	}
 	if plainScript && len(c.Env) > 0 {
@@ -196,7 +196,7 @@ func describeStdin(s string) string {
 	if !strings.HasSuffix(s, "\n") {
 		n++
 	}
-	d := plural(n, "line", "lines")
+	d := hostcmd.Plural(n, "line", "lines")
 	if secret.Contains(s) {
 		d += ", " + describeSecrets(s)
 	}
@@ -213,7 +213,6 @@ func describeSecrets(s string) string {
 }
 
 // outputTail bounds the command output kept in the journal.
-const outputTail = 4 << 10
 
 // Apply runs the command, streaming its output (redacted) to rt.Output.
 func (c *Command) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
@@ -301,30 +300,4 @@ func (c *Command) wrap(rt *Runtime, err error) error {
 		where += " as " + rt.Become
 	}
 	return &WhereError{Where: "run on " + where, Err: err}
-}
-
-// oneLine shortens a command to its first line, for reasons and messages.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
-	}
-	return s
-}
-
-// plural renders "1 line", "3 lines".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var configSetKind = Kind{
@@ -46,7 +47,7 @@ func (c *ConfigSet) Validate() []Problem {
 	if c.Format == "ini" && (strings.ContainsAny(c.Section, "[]\r\n") || c.Section != strings.TrimSpace(c.Section)) {
 		ps = append(ps, Problem{"section", fmt.Sprintf("%q cannot be written as an ini [section] header", c.Section)})
 	}
-	for _, k := range sortedKeys(c.Values) {
+	for _, k := range hostcmd.SortedKeys(c.Values) {
 		if err := c.checkKey(k); err != nil {
 			ps = append(ps, Problem{"values", err.Error()})
 			continue
@@ -129,7 +130,7 @@ func (c *ConfigSet) textEdit(rt *Runtime) (*textEdit, error) {
 	var want []wantedKey
 	secretKeys := map[string]bool{}
 	hasSecret := false
-	for _, k := range sortedKeys(c.Values) {
+	for _, k := range hostcmd.SortedKeys(c.Values) {
 		isSecret := secret.Contains(c.Values[k]) || looksSecret(k)
 		hasSecret = hasSecret || secret.Contains(c.Values[k])
 		v, err := reveal(rt, c.Values[k], isSecret)

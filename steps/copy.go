@@ -12,9 +12,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var copyKind = Kind{
@@ -210,7 +210,7 @@ func (c *Copy) Check(ctx context.Context, rt *Runtime) (Check, error) {
 			return Check{Reason: st.reason}, nil
 		}
 	}
-	return Check{Done: true, Reason: fmt.Sprintf("all %s in %s match (sha256)%s", plural(files, "file", "files"), t.to, t.ownerNote())}, nil
+	return Check{Done: true, Reason: fmt.Sprintf("all %s in %s match (sha256)%s", hostcmd.Plural(files, "file", "files"), t.to, t.ownerNote())}, nil
 }
 
 // Describe says what would be copied and how much, and whether a part
@@ -251,7 +251,7 @@ func (c *Copy) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 				size += e.info.Size
 			}
 		}
-		detail = fmt.Sprintf("directory: %s, %s, sha256 verified", plural(files, "file", "files"), FormatBytes(size))
+		detail = fmt.Sprintf("directory: %s, %s, sha256 verified", hostcmd.Plural(files, "file", "files"), FormatBytes(size))
 	} else {
 		detail = FormatBytes(root.Size) + ", sha256 verified"
 		off, err := t.resumePoint(ctx, t.to.Path, root.Size)
@@ -377,7 +377,7 @@ type treeResult struct {
 }
 
 func (r treeResult) String() string {
-	s := fmt.Sprintf("copied %s (%s)", plural(r.copied, "file", "files"), FormatBytes(r.bytes))
+	s := fmt.Sprintf("copied %s (%s)", hostcmd.Plural(r.copied, "file", "files"), FormatBytes(r.bytes))
 	if r.resumed > 0 {
 		s += " (resumed from " + FormatBytes(r.resumed) + " already there)"
 	}
@@ -681,7 +681,7 @@ func (t *copier) compare(ctx context.Context, job fileJob) (fileState, error) {
 	if len(diffs) > 0 {
 		return fileState{contentSame: true, attrsOnly: true, reason: dst.String() + " matches (sha256) but its " + strings.Join(diffs, ", ")}, nil
 	}
-	return fileState{contentSame: true, reason: dst.String() + " matches (sha256 " + shortSum(srcSum) + ")" + t.ownerNote()}, nil
+	return fileState{contentSame: true, reason: dst.String() + " matches (sha256 " + hostcmd.ShortSum(srcSum) + ")" + t.ownerNote()}, nil
 }
 
 // ownerNote says that named owners were not compared. Names would need
@@ -699,13 +699,6 @@ func (t *copier) ownerNote() string {
 		return ""
 	}
 	return "; " + strings.Join(names, ", ") + " not verified (names are not resolved)"
-}
-
-func shortSum(s string) string {
-	if len(s) > 12 {
-		return s[:12] + "…"
-	}
-	return s
 }
 
 // resumePoint is where a transfer to dst restarts: from a chunk boundary
@@ -890,7 +883,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // checksums hashes two files at once, each on its own host: for a large
 // dump that halves the wait.
 func checksums(ctx context.Context, a executors.Executor, al location, b executors.Executor, bl location) (string, string, error) {
-	sa, sb, errA, errB := atOnce(
+	sa, sb, errA, errB := hostcmd.AtOnce(
 		func() (string, error) { return a.Checksum(ctx, al.Path) },
 		func() (string, error) { return b.Checksum(ctx, bl.Path) })
 	if errA != nil {
@@ -900,14 +893,4 @@ func checksums(ctx context.Context, a executors.Executor, al location, b executo
 		errB = fmt.Errorf("sha256 of %s: %w", bl, errB)
 	}
 	return sa, sb, errors.Join(errA, errB)
-}
-
-// atOnce runs a and b concurrently, the two hosts of a copy answering at
-// the same time, and returns both answers.
-func atOnce[A, B any](a func() (A, error), b func() (B, error)) (ra A, rb B, errA, errB error) {
-	var wg sync.WaitGroup
-	wg.Go(func() { ra, errA = a() })
-	rb, errB = b()
-	wg.Wait()
-	return ra, rb, errA, errB
 }

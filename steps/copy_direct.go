@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 // A direct copy (copy's `direct: true`) has the source host send the bytes
@@ -202,7 +203,7 @@ exit $rc`
 // sums returns the sha256 of the source file and of the part, computed
 // on both hosts at once, the part synced to disk on the way.
 func (l *directLink) sums(ctx context.Context, srcPath, part string) (srcSum, dstSum string, err error) {
-	srcSum, res, errA, errB := atOnce(
+	srcSum, res, errA, errB := hostcmd.AtOnce(
 		func() (string, error) { return l.src.Checksum(ctx, srcPath) },
 		func() (executors.Result, error) {
 			return l.dst.Run(ctx, executors.Command{Argv: []string{"sh", "-c", syncAndHashScript, "sh", part}})

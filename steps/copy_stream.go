@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 // A directory tree that is not at the destination yet (a pg_dump -F d
@@ -218,7 +219,7 @@ func sums(ctx context.Context, ex executors.Executor, dir string, rels []string)
 
 // sumBoth hashes rels on the source and in the part directory at once.
 func (t *copier) sumBoth(ctx context.Context, rels []string, part location) (src, dst map[string]string, err error) {
-	src, dst, errA, errB := atOnce(
+	src, dst, errA, errB := hostcmd.AtOnce(
 		func() (map[string]string, error) { return sums(ctx, t.src, t.from.Path, rels) },
 		func() (map[string]string, error) { return sums(ctx, t.dst, part.Path, rels) })
 	if errA != nil {

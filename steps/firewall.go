@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var firewallKind = Kind{
@@ -120,7 +121,7 @@ func (f *Firewall) what() string {
 // what the probes found.
 type firewallPlan struct {
 	backend string
-	cmds    []hostCmd
+	cmds    []hostcmd.Cmd
 	reasons []string
 }
 
@@ -168,7 +169,7 @@ func (f *Firewall) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, h.wrap(err)
 	}
 	for _, c := range p.cmds {
-		if err := h.run(ctx, c); err != nil {
+		if err := h.Run(ctx, c); err != nil {
 			// Changed even so: an earlier command, or this one in
 			// part, may have taken effect.
 			return h.outcome(true), h.wrap(err)
@@ -184,20 +185,20 @@ func (f *Firewall) backend(ctx context.Context, h *hostSession) (string, error) 
 	case fwFirewalld, fwIPTables, fwNFTables:
 		return f.Backend, nil
 	}
-	has, err := h.has(ctx, "firewall-cmd")
+	has, err := h.Has(ctx, "firewall-cmd")
 	if err != nil {
 		return "", err
 	}
 	if has {
-		r, err := h.probe(ctx, executors.Command{Argv: []string{"firewall-cmd", "--state"}})
+		r, err := h.Probe(ctx, executors.Command{Argv: []string{"firewall-cmd", "--state"}})
 		if err != nil {
 			return "", err
 		}
-		if r.ok() {
+		if r.OK() {
 			return fwFirewalld, nil
 		}
 	}
-	switch tool, err := h.first(ctx, "iptables", "nft"); {
+	switch tool, err := h.First(ctx, "iptables", "nft"); {
 	case err != nil:
 		return "", err
 	case tool == "iptables":
@@ -228,21 +229,6 @@ func (f *Firewall) plan(ctx context.Context, h *hostSession) (*firewallPlan, err
 	return p, nil
 }
 
-// yesNoProbe runs a yes/no probe: exit 0 is yes, exit 1 is no (firewall-cmd
-// --query-*, iptables -C), anything else is an error.
-func yesNoProbe(ctx context.Context, h *hostSession, cmd executors.Command) (bool, error) {
-	r, err := h.probe(ctx, cmd)
-	switch {
-	case err != nil:
-		return false, err
-	case r.ok():
-		return true, nil
-	case r.ExitCode == 1:
-		return false, nil
-	}
-	return false, r.exit
-}
-
 // --- firewalld ---
 
 func (f *Firewall) planFirewalld(ctx context.Context, h *hostSession, p *firewallPlan) error {
@@ -266,7 +252,7 @@ func (f *Firewall) planFirewalld(ctx context.Context, h *hostSession, p *firewal
 		cmd := func(arg string) executors.Command {
 			return executors.Command{Argv: slices.Concat([]string{"firewall-cmd"}, l.flags, []string{arg})}
 		}
-		there, err := yesNoProbe(ctx, h, cmd(queryArg))
+		there, err := h.YesNo(ctx, cmd(queryArg))
 		if err != nil {
 			return err
 		}
@@ -275,7 +261,7 @@ func (f *Firewall) planFirewalld(ctx context.Context, h *hostSession, p *firewal
 			continue
 		}
 		p.reasons = append(p.reasons, rule+" is not open in the "+l.name+" configuration")
-		p.cmds = append(p.cmds, hostCmd{cmd: cmd(addArg)})
+		p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: cmd(addArg)})
 	}
 	return nil
 }
@@ -301,7 +287,7 @@ const (
 
 func (f *Firewall) planIPTables(ctx context.Context, h *hostSession, p *firewallPlan) error {
 	spec := f.iptablesSpec()
-	there, err := yesNoProbe(ctx, h, executors.Command{Argv: slices.Concat([]string{"iptables", "-C", "INPUT"}, spec)})
+	there, err := h.YesNo(ctx, executors.Command{Argv: slices.Concat([]string{"iptables", "-C", "INPUT"}, spec)})
 	if err != nil {
 		return err
 	}
@@ -309,12 +295,12 @@ func (f *Firewall) planIPTables(ctx context.Context, h *hostSession, p *firewall
 	if there {
 		p.reasons = append(p.reasons, "INPUT has "+line)
 	} else {
-		r, err := h.probe(ctx, executors.Command{Argv: []string{"iptables", "-S", "INPUT"}})
+		r, err := h.Probe(ctx, executors.Command{Argv: []string{"iptables", "-S", "INPUT"}})
 		if err != nil {
 			return err
 		}
-		if !r.ok() {
-			return r.exit
+		if !r.OK() {
+			return r.Exit
 		}
 		src, _ := f.source()
 		pos, before := iptablesInsertAt(string(r.Stdout), f.proto(), f.Port, src)
@@ -323,9 +309,9 @@ func (f *Firewall) planIPTables(ctx context.Context, h *hostSession, p *firewall
 			note = fmt.Sprintf("before rule %d, %s", pos, before)
 		}
 		p.reasons = append(p.reasons, "INPUT lacks "+line)
-		p.cmds = append(p.cmds, hostCmd{
-			cmd:  executors.Command{Argv: slices.Concat([]string{"iptables", "-I", "INPUT", strconv.Itoa(pos)}, spec)},
-			note: note,
+		p.cmds = append(p.cmds, hostcmd.Cmd{
+			Cmd:  executors.Command{Argv: slices.Concat([]string{"iptables", "-I", "INPUT", strconv.Itoa(pos)}, spec)},
+			Note: note,
 		})
 	}
 	if !f.persist() {
@@ -349,7 +335,7 @@ func (f *Firewall) planIPTables(ctx context.Context, h *hostSession, p *firewall
 		return nil
 	}
 	p.reasons = append(p.reasons, file+" lacks it")
-	p.cmds = append(p.cmds, hostCmd{cmd: executors.Command{Script: rulesSaveScript("iptables-save", file)}, note: why})
+	p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Script: rulesSaveScript("iptables-save", file)}, Note: why})
 	return nil
 }
 
@@ -365,11 +351,11 @@ type rulesFileChoice struct {
 func (f *Firewall) rulesFile(ctx context.Context, h *hostSession, candidates []rulesFileChoice, install string) (file, why string, err error) {
 	var tried []string
 	for _, c := range candidates {
-		r, err := h.probe(ctx, executors.Command{Argv: []string{"test", "-e", c.test}})
+		r, err := h.Probe(ctx, executors.Command{Argv: []string{"test", "-e", c.test}})
 		if err != nil {
 			return "", "", err
 		}
-		if r.ok() {
+		if r.OK() {
 			return c.file, "keep it after a reboot: " + c.why, nil
 		}
 		tried = append(tried, c.test)
@@ -390,11 +376,11 @@ func rulesSaveScript(dump, file string) string {
 // hostFileHasLine reports whether file on the host (read as the step's user:
 // rules files are often root-only) has line, ignoring surrounding blanks.
 func hostFileHasLine(ctx context.Context, h *hostSession, file, line string) (bool, error) {
-	r, err := h.probe(ctx, executors.Command{Argv: []string{"cat", file}})
+	r, err := h.Probe(ctx, executors.Command{Argv: []string{"cat", file}})
 	if err != nil {
 		return false, err
 	}
-	if !r.ok() {
+	if !r.OK() {
 		// Not there yet (rules.v4 before the first save): saving makes it.
 		return false, nil
 	}
@@ -547,12 +533,12 @@ func (f *Firewall) nftRule() string {
 func (f *Firewall) planNFTables(ctx context.Context, h *hostSession, p *firewallPlan) error {
 	// The table and chain the distributions' sample configurations
 	// define; migrun does not create a firewall from nothing.
-	r, err := h.probe(ctx, executors.Command{Argv: []string{"nft", "-a", "list", "chain", "inet", "filter", "input"}})
+	r, err := h.Probe(ctx, executors.Command{Argv: []string{"nft", "-a", "list", "chain", "inet", "filter", "input"}})
 	if err != nil {
 		return err
 	}
-	if !r.ok() {
-		return fmt.Errorf("no chain input in table inet filter to add the rule to (define them in the nftables configuration, or use another backend): %w", r.exit)
+	if !r.OK() {
+		return fmt.Errorf("no chain input in table inet filter to add the rule to (define them in the nftables configuration, or use another backend): %w", r.Exit)
 	}
 	rule := f.nftRule()
 	rules := nftChainRules(string(r.Stdout))
@@ -569,7 +555,7 @@ func (f *Firewall) planNFTables(ctx context.Context, h *hostSession, p *firewall
 			argv = []string{"nft", "insert", "rule", "inet", "filter", "input", "position", rules[i].handle}
 			note = "before `" + rules[i].body + "`"
 		}
-		p.cmds = append(p.cmds, hostCmd{cmd: executors.Command{Argv: append(argv, strings.Fields(rule)...)}, note: note})
+		p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Argv: append(argv, strings.Fields(rule)...)}, Note: note})
 	}
 	if !f.persist() {
 		return nil
@@ -595,7 +581,7 @@ func (f *Firewall) planNFTables(ctx context.Context, h *hostSession, p *firewall
 	// The file replaces the ruleset at boot, and on a restart of
 	// nftables.service: flush first, or a restart would double it.
 	dump := `{ echo '#!/usr/sbin/nft -f'; echo 'flush ruleset'; nft list ruleset; }`
-	p.cmds = append(p.cmds, hostCmd{cmd: executors.Command{Script: rulesSaveScript(dump, file)}, note: why + "; it becomes the whole current ruleset"})
+	p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Script: rulesSaveScript(dump, file)}, Note: why + "; it becomes the whole current ruleset"})
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var lineKind = Kind{
@@ -267,7 +268,7 @@ func (l *Line) remove(old, want string, match *regexp.Regexp) editResult {
 	}
 	res := editResult{text: joinText(out), oldShow: old, newShow: joinShow(out)}
 	if len(gone) > 0 {
-		res.what = []string{"remove " + plural(len(gone), "line", "lines") + " (" + strings.Join(gone, ", ") + ")"}
+		res.what = []string{"remove " + hostcmd.Plural(len(gone), "line", "lines") + " (" + strings.Join(gone, ", ") + ")"}
 	}
 	return res
 }

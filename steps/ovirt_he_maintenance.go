@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var ovirtHEMaintenanceKind = Kind{
@@ -59,8 +60,8 @@ var (
 	heVMStatus      = executors.Command{Argv: []string{"hosted-engine", "--vm-status", "--json"}}
 )
 
-func (m *OvirtHEMaintenance) set() hostCmd {
-	return hostCmd{cmd: executors.Command{Argv: []string{"hosted-engine", "--set-maintenance", "--mode=" + m.Mode}}}
+func (m *OvirtHEMaintenance) set() hostcmd.Cmd {
+	return hostcmd.Cmd{Cmd: executors.Command{Argv: []string{"hosted-engine", "--set-maintenance", "--mode=" + m.Mode}}}
 }
 
 // wantGlobal is the global_maintenance the mode asks for.
@@ -87,7 +88,7 @@ func (m *OvirtHEMaintenance) Describe(ctx context.Context, rt *Runtime) ([]Actio
 		return nil, err
 	}
 	c := m.set()
-	c.note = fmt.Sprintf("then wait until the hosts report global maintenance %s, at most %s", onOff(m.wantGlobal()), m.timeout())
+	c.Note = fmt.Sprintf("then wait until the hosts report global maintenance %s, at most %s", onOff(m.wantGlobal()), m.timeout())
 	return []Action{h.action(c)}, nil
 }
 
@@ -104,7 +105,7 @@ func (m *OvirtHEMaintenance) Apply(ctx context.Context, rt *Runtime) (Outcome, e
 	if global == want {
 		return Outcome{Output: "the hosts report global maintenance " + onOff(global)}, nil
 	}
-	if err := h.run(ctx, m.set()); err != nil {
+	if err := h.Run(ctx, m.set()); err != nil {
 		return Outcome{}, h.wrap(err)
 	}
 	timeout := m.timeout()
@@ -118,13 +119,13 @@ func (m *OvirtHEMaintenance) Apply(ctx context.Context, rt *Runtime) (Outcome, e
 			return Outcome{Changed: true}, err
 		}
 		if global == want {
-			fmt.Fprintf(h.tail, "the hosts report global maintenance %s after %s\n", onOff(want), time.Since(start).Round(time.Second))
+			h.Note("the hosts report global maintenance %s after %s", onOff(want), time.Since(start).Round(time.Second))
 			return h.outcome(true), nil
 		}
 		if time.Since(start) >= timeout {
 			return Outcome{Changed: true}, h.wrap(fmt.Errorf("the hosts still report global maintenance %s %s after hosted-engine --set-maintenance --mode=%s (are the ovirt-ha-agent services running?)", onOff(global), timeout, m.Mode))
 		}
-		if err := sleepOrDone(ctx, every); err != nil {
+		if err := hostcmd.Sleep(ctx, every); err != nil {
 			return Outcome{Changed: true}, h.wrap(err)
 		}
 	}
@@ -134,23 +135,23 @@ func (m *OvirtHEMaintenance) Apply(ctx context.Context, rt *Runtime) (Outcome, e
 // making sure this is a hosted-engine host. Its errors name the step and
 // the host.
 func (m *OvirtHEMaintenance) reported(ctx context.Context, h *hostSession) (bool, error) {
-	r, err := h.probe(ctx, heCheckDeployed)
+	r, err := h.Probe(ctx, heCheckDeployed)
 	if err != nil {
 		return false, h.wrap(err)
 	}
-	if !r.ok() {
-		detail := r.output()
-		if r.exit.ExitCode == 127 || strings.Contains(detail, "not found") {
+	if !r.OK() {
+		detail := r.Output()
+		if r.Exit.ExitCode == 127 || strings.Contains(detail, "not found") {
 			return false, h.wrap(fmt.Errorf("hosted-engine is not installed here: give a host of the hosted engine (one with ovirt-hosted-engine-setup)"))
 		}
-		return false, h.wrap(fmt.Errorf("no hosted engine is deployed here (hosted-engine --check-deployed: %s)", orExit(detail, r.exit)))
+		return false, h.wrap(fmt.Errorf("no hosted engine is deployed here (hosted-engine --check-deployed: %s)", orExit(detail, r.Exit)))
 	}
-	r, err = h.probe(ctx, heVMStatus)
+	r, err = h.Probe(ctx, heVMStatus)
 	if err != nil {
 		return false, h.wrap(err)
 	}
-	if !r.ok() {
-		return false, h.wrap(fmt.Errorf("the HA agents do not answer (hosted-engine --vm-status: %s)", orExit(r.output(), r.exit)))
+	if !r.OK() {
+		return false, h.wrap(fmt.Errorf("the HA agents do not answer (hosted-engine --vm-status: %s)", orExit(r.Output(), r.Exit)))
 	}
 	global, err := parseHEGlobalMaintenance(r.Stdout)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var packageKind = Kind{
@@ -58,7 +59,7 @@ func (p *Package) absent() bool { return p.State == "absent" }
 type packagePlan struct {
 	manager string   // dnf, yum or apt-get
 	change  []string // the names to install or remove
-	cmd     *hostCmd
+	cmd     *hostcmd.Cmd
 	reason  string
 }
 
@@ -105,7 +106,7 @@ func (p *Package) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if pl.cmd == nil {
 		return h.outcome(false), nil
 	}
-	if err := h.run(ctx, *pl.cmd); err != nil {
+	if err := h.Run(ctx, *pl.cmd); err != nil {
 		return h.outcome(true), h.wrap(err)
 	}
 	installed, missing, err := p.yesNoProbe(ctx, h, pl.manager)
@@ -135,7 +136,7 @@ func (p *Package) intent() string {
 
 // plan finds the package manager and the packages to change.
 func (p *Package) plan(ctx context.Context, h *hostSession) (*packagePlan, error) {
-	mgr, err := h.first(ctx, "dnf", "yum", "apt-get")
+	mgr, err := h.First(ctx, "dnf", "yum", "apt-get")
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (p *Package) plan(ctx context.Context, h *hostSession) (*packagePlan, error
 		cmd.Argv = slices.Insert(cmd.Argv, 3, "-q")
 		cmd.Env = map[string]string{"DEBIAN_FRONTEND": "noninteractive"}
 	}
-	pl.cmd = &hostCmd{cmd: cmd, note: note}
+	pl.cmd = &hostcmd.Cmd{Cmd: cmd, Note: note}
 	return pl, nil
 }
 
@@ -209,7 +210,7 @@ func (p *Package) yesNoProbe(ctx context.Context, h *hostSession, mgr string) (i
 // queryRPM runs rpm -q on every name at once. rpm prints "package NAME is
 // not installed" for each missing one and exits with their count.
 func (p *Package) queryRPM(ctx context.Context, h *hostSession) (map[string]bool, error) {
-	r, err := h.probe(ctx, executors.Command{Argv: append([]string{"rpm", "-q"}, p.Names...)})
+	r, err := h.Probe(ctx, executors.Command{Argv: append([]string{"rpm", "-q"}, p.Names...)})
 	if err != nil {
 		return nil, err
 	}
@@ -221,9 +222,9 @@ func (p *Package) queryRPM(ctx context.Context, h *hostSession) (map[string]bool
 			}
 		}
 	}
-	if !r.ok() && len(notInstalled) == 0 {
+	if !r.OK() && len(notInstalled) == 0 {
 		// Not the "missing packages" answer: rpm itself failed.
-		return nil, fmt.Errorf("rpm -q: %w", r.exit)
+		return nil, fmt.Errorf("rpm -q: %w", r.Exit)
 	}
 	present := map[string]bool{}
 	for _, n := range p.Names {
@@ -238,12 +239,12 @@ func (p *Package) queryRPM(ctx context.Context, h *hostSession) (map[string]bool
 // has never heard of are missing from the output (and make it exit 1).
 func (p *Package) queryDpkg(ctx context.Context, h *hostSession) (map[string]bool, error) {
 	argv := append([]string{"dpkg-query", "-W", "-f", "${Package} ${Status}\\n"}, p.Names...)
-	r, err := h.probe(ctx, executors.Command{Argv: argv})
+	r, err := h.Probe(ctx, executors.Command{Argv: argv})
 	if err != nil {
 		return nil, err
 	}
-	if !r.ok() && !strings.Contains(string(r.Stderr), "no packages found") {
-		return nil, fmt.Errorf("dpkg-query: %w", r.exit)
+	if !r.OK() && !strings.Contains(string(r.Stderr), "no packages found") {
+		return nil, fmt.Errorf("dpkg-query: %w", r.Exit)
 	}
 	present := map[string]bool{}
 	for line := range strings.Lines(string(r.Stdout)) {

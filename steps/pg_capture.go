@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -140,7 +141,7 @@ func (st captureState) refusal(c *PgCapture) error {
 		return c.othersErr(st.others)
 	case st.largeObjects > 0:
 		return fmt.Errorf("%s holds %s: their changes fire no trigger, so a capture cannot follow them (move it with the application stopped: capture=false)",
-			c.Source.Database, plural(int(st.largeObjects), "large object", "large objects"))
+			c.Source.Database, hostcmd.Plural(int(st.largeObjects), "large object", "large objects"))
 	}
 	return nil
 }
@@ -205,7 +206,7 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	case "start":
 		st, err := c.readSource(ctx, src, rt.RunID, true)
 		if pg.NotReady(err) {
-			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 		} else if err != nil {
 			return Check{}, c.wrap(err)
 		}
@@ -214,10 +215,10 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		}
 		if left := st.untriggered(); !st.schema || len(left) > 0 {
 			return Check{Reason: fmt.Sprintf("log the changes to %s of %s in schema %s (the triggers wait at most 0.2 s at a time for their locks)",
-				plural(len(left), "table", "tables"), c.Source.Database, c.schema(rt.RunID))}, nil
+				hostcmd.Plural(len(left), "table", "tables"), c.Source.Database, c.schema(rt.RunID))}, nil
 		}
 		return Check{Done: true, Reason: fmt.Sprintf("the changes to %s are logged in %s (%s so far)",
-			plural(len(st.tables), "table", "tables"), c.schema(rt.RunID), plural(int(st.changes), "entry", "entries"))}, nil
+			hostcmd.Plural(len(st.tables), "table", "tables"), c.schema(rt.RunID), hostcmd.Plural(int(st.changes), "entry", "entries"))}, nil
 	case "apply":
 		dst, err := rt.Executor(ctx, c.Target.Host)
 		if err != nil {
@@ -229,7 +230,7 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		}
 		st, err := c.readSource(ctx, src, rt.RunID, false)
 		if pg.NotReady(err) {
-			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 		} else if err != nil {
 			return Check{}, c.wrap(err)
 		}
@@ -240,31 +241,31 @@ func (c *PgCapture) Check(ctx context.Context, rt *Runtime) (Check, error) {
 			return Check{Reason: "the logged changes were applied; drop the capture " + c.schema(rt.RunID) + " from the source"}, nil
 		case st.schema:
 			return Check{Reason: fmt.Sprintf("apply %s logged since the start to %s on %s, then drop the capture",
-				plural(int(st.changes), "change", "changes"), c.Target.Database, c.Target.Host)}, nil
+				hostcmd.Plural(int(st.changes), "change", "changes"), c.Target.Database, c.Target.Host)}, nil
 		}
 		return Check{Unknown: true, Reason: "no capture " + c.schema(rt.RunID) + " on the source yet: the start step makes it"}, nil
 	default:
 		st, err := c.readSource(ctx, src, rt.RunID, false)
 		if pg.NotReady(err) {
-			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+			return Check{Unknown: true, Reason: "the source server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 		} else if err != nil {
 			return Check{}, c.wrap(err)
 		}
 		if !st.schema {
 			return Check{Done: true, Reason: "no capture of this run on " + c.Source.Host}, nil
 		}
-		return Check{Reason: "drop the capture " + c.schema(rt.RunID) + " (" + plural(int(st.changes), "change", "changes") + " logged) from " + c.Source.Host}, nil
+		return Check{Reason: "drop the capture " + c.schema(rt.RunID) + " (" + hostcmd.Plural(int(st.changes), "change", "changes") + " logged) from " + c.Source.Host}, nil
 	}
 }
 
 // applied reports whether the target has this run's "applied" marker and
 // is the database it was written for.
 func (c *PgCapture) applied(ctx context.Context, runID string, dst executors.Executor) (bool, error) {
-	m, err := readRestoreMarker(ctx, dst, c.markerPath())
+	m, err := pg.ReadMarker(ctx, dst, c.markerPath())
 	if err != nil || m == nil || m.State != captureApplied || m.RunID != runID || runID == "" {
 		return false, err
 	}
-	id, err := pg.DatabaseIdentity(ctx, dst, c.Target.PgConnection.target(""), c.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, c.Target.PgConnection.target("postgres"), c.Target.Database)
 	if err != nil {
 		return false, err
 	}
@@ -396,22 +397,22 @@ func (c *PgCapture) start(ctx context.Context, rt *Runtime, src executors.Execut
 		stmts = append(stmts, triggerSQL(s, t[0], t[1])...)
 	}
 	if len(stmts) > 0 {
-		if _, err := pg.Exec(ctx, src, c.source(), lockPatientSQL(stmts)); err != nil {
+		if _, err := pg.Exec(ctx, src, c.source(), pg.LockPatientSQL(stmts)); err != nil {
 			return Outcome{Changed: true}, fmt.Errorf("create the capture's triggers: %w", err)
 		}
 	}
 	return Outcome{Changed: true, Output: fmt.Sprintf("the changes to %s are logged in %s (%d without a primary key, logged whole)",
-		plural(len(st.tables), "table", "tables"), s, keyless)}, nil
+		hostcmd.Plural(len(st.tables), "table", "tables"), s, keyless)}, nil
 }
 
-// clientsRefusal turns clientCheckSQL's refusal into an error people can act on.
+// clientsRefusal turns pg.ClientCheckSQL's refusal into an error people can act on.
 func (c *PgCapture) clientsRefusal(err error) error {
 	var exit *executors.ExitError
 	if errors.As(err, &exit) {
-		if m := replClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
+		if m := pg.ClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			return fmt.Errorf("%s still connected to %s on %s (%s): stop the application first (and every other service using the database), or what it writes now is lost",
-				plural(n, "client is", "clients are"), c.Source.Database, c.Source.Host, strings.TrimSpace(m[2]))
+				hostcmd.Plural(n, "client is", "clients are"), c.Source.Database, c.Source.Host, strings.TrimSpace(m[2]))
 		}
 	}
 	return err
@@ -427,7 +428,7 @@ func (c *PgCapture) clientsRefusal(err error) error {
 // runs in order: the DELETE and the COPY header printed as text, the COPY
 // of the rows, the end of the COPY data.
 func catchUpSQL(schema string) string {
-	return clientCheckSQL + `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+	return pg.ClientCheckSQL + `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 SELECT 'BEGIN;';
 SELECT 'SET session_replication_role = replica;';
 SELECT 'DROP SCHEMA IF EXISTS ` + schema + ` CASCADE;';
@@ -459,7 +460,7 @@ SELECT 'DO $migrun$DECLARE v regclass; BEGIN FOR v IN SELECT c.oid::regclass FRO
   quote_literal(coalesce(array_agg(format('%I.%I', schemaname, matviewname)), '{}')::text) || '::text[]) ORDER BY c.oid LOOP EXECUTE format(''REFRESH MATERIALIZED VIEW %s'', v); END LOOP; END$migrun$;'
   FROM pg_matviews WHERE ispopulated;
 SELECT pg_stat_clear_snapshot();
-` + clientCheckSQL + `SELECT 'COMMIT;';
+` + pg.ClientCheckSQL + `SELECT 'COMMIT;';
 SELECT format('SELECT %L, (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();', 'migrun-id');
 COMMIT;
 `
@@ -485,12 +486,12 @@ func (c *PgCapture) apply(ctx context.Context, rt *Runtime, src, dst executors.E
 		if err != nil {
 			return Outcome{}, err
 		}
-		m := restoreMarker{State: captureApplied, Source: pgSourceID(c.Source), Database: c.Target.Database, DatabaseOID: id.OID,
+		m := pg.Marker{State: captureApplied, Source: pgSourceID(c.Source), Database: c.Target.Database, DatabaseOID: id.OID,
 			SocketDir: c.Target.SocketDir, Port: c.Target.Port, SystemID: id.SystemID, RunID: rt.RunID}
-		if err := writeRestoreMarker(ctx, dst, c.markerPath(), m); err != nil {
+		if err := pg.WriteMarker(ctx, dst, c.markerPath(), m); err != nil {
 			return Outcome{Changed: true}, err
 		}
-		note = fmt.Sprintf("%s applied to %s on %s in %s; ", plural(int(st.changes), "logged change", "logged changes"),
+		note = fmt.Sprintf("%s applied to %s on %s in %s; ", hostcmd.Plural(int(st.changes), "logged change", "logged changes"),
 			c.Target.Database, c.Target.Host, time.Since(begin).Round(time.Millisecond))
 	}
 	if _, err := pg.Exec(ctx, src, c.source(), dropCaptureSQL(s)); err != nil {
@@ -575,8 +576,8 @@ func (c *PgCapture) cancel(ctx context.Context, rt *Runtime, src executors.Execu
 	for _, t := range st.tables {
 		stmts = append(stmts, "DROP TRIGGER IF EXISTS migrun_capture_row ON "+t[0], "DROP TRIGGER IF EXISTS migrun_capture_truncate ON "+t[0])
 	}
-	if _, err := pg.Exec(ctx, src, c.source(), lockPatientSQL(stmts)+dropCaptureSQL(s)); err != nil {
+	if _, err := pg.Exec(ctx, src, c.source(), pg.LockPatientSQL(stmts)+dropCaptureSQL(s)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("drop the capture %s: %w", s, err)
 	}
-	return Outcome{Changed: true, Output: fmt.Sprintf("capture %s dropped from %s (%s logged)", s, c.Source.Host, plural(int(st.changes), "change", "changes"))}, nil
+	return Outcome{Changed: true, Output: fmt.Sprintf("capture %s dropped from %s (%s logged)", s, c.Source.Host, hostcmd.Plural(int(st.changes), "change", "changes"))}, nil
 }

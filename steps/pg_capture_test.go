@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // captureFixture adds what a capture must carry besides streamFixture and
@@ -205,9 +206,9 @@ func TestPgCaptureServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := restoreMarker{State: captureApplied, Source: pgSourceID(apply.Source), Database: "engine2", DatabaseOID: id.OID,
+		m := pg.Marker{State: captureApplied, Source: pgSourceID(apply.Source), Database: "engine2", DatabaseOID: id.OID,
 			SocketDir: apply.Target.SocketDir, Port: apply.Target.Port, SystemID: id.SystemID, RunID: live.RunID}
-		if err := writeRestoreMarker(ctx, dstEx, apply.markerPath(), m); err != nil {
+		if err := pg.WriteMarker(ctx, dstEx, apply.markerPath(), m); err != nil {
 			t.Fatal(err)
 		}
 		dstPG.psql(t, "UPDATE vds SET name = 'must stay'", "engine2")

@@ -12,6 +12,7 @@ import (
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/pgclients"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -72,8 +73,8 @@ var pgCondRE = regexp.MustCompile(`^\s*(>=|<=|!=|=|>|<)?\s*(.*?)\s*$`)
 // Validate checks what the tags cannot.
 func (c *PgCheck) Validate() []Problem {
 	var ps []Problem
-	for _, k := range sortedKeys(c.Settings) {
-		if !pgParamName.MatchString(k) {
+	for _, k := range hostcmd.SortedKeys(c.Settings) {
+		if !pg.ParamNameRE.MatchString(k) {
 			ps = append(ps, Problem{"settings", fmt.Sprintf("%q is not a parameter name", k)})
 			continue
 		}
@@ -82,7 +83,7 @@ func (c *PgCheck) Validate() []Problem {
 			ps = append(ps, Problem{"settings", fmt.Sprintf("%s: condition %q has no value", k, c.Settings[k])})
 		}
 		if op != "=" && op != "!=" {
-			if _, ok := pgNumeric(v, "kB"); !ok {
+			if _, ok := pg.Numeric(v, "kB"); !ok {
 				ps = append(ps, Problem{"settings", fmt.Sprintf("%s: %s needs a number, not %q", k, op, v)})
 			}
 		}
@@ -106,7 +107,7 @@ func (c *PgCheck) Validate() []Problem {
 		ps = append(ps, Problem{"client_host", "goes with client_version_at_least_server, without login (a login checks the tools of the step's own host)"})
 	}
 	for _, u := range c.ClientsOnlyFrom {
-		if !serviceName.MatchString(u) {
+		if !hostcmd.ServiceNameRE.MatchString(u) {
 			ps = append(ps, Problem{"clients_only_from", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", u)})
 		}
 	}
@@ -180,18 +181,18 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 		}
 	}
 	if len(c.Settings) > 0 {
-		have, err := pgSettings(ctx, ex, c.PgConnection, c.database(), sortedKeys(c.Settings))
+		have, err := pg.Settings(ctx, ex, c.PgConnection.target(""), c.database(), hostcmd.SortedKeys(c.Settings))
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		for _, k := range sortedKeys(c.Settings) {
+		for _, k := range hostcmd.SortedKeys(c.Settings) {
 			s, found := have[strings.ToLower(k)]
 			if !found {
 				violated = append(violated, k+": no such parameter on the server")
 				continue
 			}
 			op, want := parseCond(c.Settings[k])
-			shown := s.setting + s.unitSuffix()
+			shown := s.Value + unitSuffix(s)
 			pass(condHolds(s, op, want), fmt.Sprintf("%s = %s (%s %s)", k, shown, op, want),
 				fmt.Sprintf("%s is %s, want %s %s", k, shown, op, want))
 		}
@@ -256,25 +257,26 @@ func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Exec
 	return ok, violated, fatal, nil
 }
 
-func (s pgSetting) unitSuffix() string {
-	if s.unit == "" {
+// unitSuffix is how a setting's unit follows its value for people.
+func unitSuffix(s pg.Setting) string {
+	if s.Unit == "" {
 		return ""
 	}
-	if s.unit[0] >= '0' && s.unit[0] <= '9' {
-		return " × " + s.unit
+	if s.Unit[0] >= '0' && s.Unit[0] <= '9' {
+		return " × " + s.Unit
 	}
-	return s.unit
+	return s.Unit
 }
 
 // condHolds compares a setting with a condition: numerically in the
-// setting's unit for numbers, else as pgValueEquals does.
-func condHolds(s pgSetting, op, want string) bool {
+// setting's unit for numbers, else as pg.ValueEquals does.
+func condHolds(s pg.Setting, op, want string) bool {
 	if op == "=" || op == "!=" {
-		eq := pgValueEquals(s, want)
+		eq := pg.ValueEquals(s, want)
 		return eq == (op == "=")
 	}
-	w, ok1 := pgNumeric(want, s.unit)
-	h, ok2 := pgNumeric(s.setting, s.unit)
+	w, ok1 := pg.Numeric(want, s.Unit)
+	h, ok2 := pg.Numeric(s.Value, s.Unit)
 	if !ok1 || !ok2 {
 		return false
 	}
@@ -343,7 +345,7 @@ func (c *PgCheck) clientVersion(ctx context.Context, ex, tools executors.Executo
 
 // databaseEmpty checks the restore target holds no user relations.
 func (c *PgCheck) databaseEmpty(ctx context.Context, ex executors.Executor) (good, bad string, err error) {
-	oid, err := pg.DatabaseOID(ctx, ex, c.PgConnection.target(""), c.DatabaseEmpty)
+	oid, err := pg.DatabaseOID(ctx, ex, c.PgConnection.target("postgres"), c.DatabaseEmpty)
 	if err != nil {
 		return "", "", err
 	}
@@ -385,7 +387,7 @@ func (c *PgCheck) databasesOnly(ctx context.Context, ex executors.Executor) (goo
 	}
 	if len(others) > 0 {
 		return "", fmt.Sprintf("the server holds %s %s besides %s: retiring the server would take it along; move it first, or keep the server",
-			plural(len(others), "database", "databases"), strings.Join(others, ", "), orNone(c.DatabasesOnly)), nil
+			hostcmd.Plural(len(others), "database", "databases"), strings.Join(others, ", "), orNone(c.DatabasesOnly)), nil
 	}
 	return "the server holds no database but " + orNone(have) + " (and postgres, the templates)", "", nil
 }
@@ -451,12 +453,12 @@ func (c *PgCheck) clients(ctx context.Context, rt *Runtime, ex executors.Executo
 	}
 	if len(others) > 0 {
 		return "", fmt.Sprintf("database %s has %s outside the services this plan stops (%s): %s; it would go on using the old database after the data was taken (what it writes then is lost) or make the cut-over refuse in the middle of the downtime: stop it before the run, or stop its service in the plan and add it to clients_only_from",
-			c.database(), plural(len(others), "client", "clients"), strings.Join(services, ", "), strings.Join(others, "; ")), nil
+			c.database(), hostcmd.Plural(len(others), "client", "clients"), strings.Join(services, ", "), strings.Join(others, "; ")), nil
 	}
 	var seen []string
 	for _, u := range services {
 		if byUnit[u] > 0 {
-			seen = append(seen, fmt.Sprintf("%s (%s)", u, plural(byUnit[u], "connection", "connections")))
+			seen = append(seen, fmt.Sprintf("%s (%s)", u, hostcmd.Plural(byUnit[u], "connection", "connections")))
 		}
 	}
 	if len(seen) == 0 {
@@ -562,7 +564,7 @@ func (c *PgCheck) Check(ctx context.Context, rt *Runtime) (Check, error) {
 // Describe lists the assertions.
 func (c *PgCheck) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	var items []string
-	for _, k := range sortedKeys(c.Settings) {
+	for _, k := range hostcmd.SortedKeys(c.Settings) {
 		op, v := parseCond(c.Settings[k])
 		items = append(items, k+" "+op+" "+v)
 	}

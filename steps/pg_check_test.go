@@ -14,21 +14,22 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestPgCheckConditions(t *testing.T) {
-	workMem := pgSetting{name: "work_mem", setting: "4096", unit: "kB", vartype: "integer"}
+	workMem := pg.Setting{Name: "work_mem", Value: "4096", Unit: "kB", Vartype: "integer"}
 	for cond, want := range map[string]bool{">=4096": true, ">=8192": false, ">=4MB": true, "<4MB": false, "=4MB": true, "4096": true, "!=4MB": false} {
 		op, v := parseCond(cond)
 		if got := condHolds(workMem, op, v); got != want {
 			t.Errorf("work_mem 4096kB %s: %v, want %v", cond, got, want)
 		}
 	}
-	sf := pgSetting{name: "autovacuum_vacuum_scale_factor", setting: "0.2", vartype: "real"}
+	sf := pg.Setting{Name: "autovacuum_vacuum_scale_factor", Value: "0.2", Vartype: "real"}
 	if condHolds(sf, "<=", "0.01") || !condHolds(sf, "<=", "0.2") {
 		t.Error("real comparison")
 	}
-	lc := pgSetting{name: "lc_messages", setting: "en_US.utf8", vartype: "string"}
+	lc := pg.Setting{Name: "lc_messages", Value: "en_US.utf8", Vartype: "string"}
 	if !condHolds(lc, "=", "en_US.UTF-8") {
 		t.Error("locale spellings")
 	}

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -44,17 +43,14 @@ type PgConf struct {
 	PgConnection `yaml:",inline"`
 }
 
-// pgParamName is a parameter name, custom ones (module.name) included.
-var pgParamName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
-
 // Validate checks what the tags cannot.
 func (c *PgConf) Validate() []Problem {
 	var ps []Problem
 	if len(c.Settings) == 0 {
 		ps = append(ps, Problem{"settings", "give at least one parameter"})
 	}
-	for _, k := range sortedKeys(c.Settings) {
-		if !pgParamName.MatchString(k) {
+	for _, k := range hostcmd.SortedKeys(c.Settings) {
+		if !pg.ParamNameRE.MatchString(k) {
 			ps = append(ps, Problem{"settings", fmt.Sprintf("%q is not a parameter name", k)})
 		}
 		if strings.ContainsAny(c.Settings[k], "\n\r") {
@@ -66,7 +62,7 @@ func (c *PgConf) Validate() []Problem {
 	}
 	// The name goes on a systemctl or service command line: the service
 	// kind's rules, so a name that passes here passes there.
-	if c.Service != "" && !serviceName.MatchString(c.Service) {
+	if c.Service != "" && !hostcmd.ServiceNameRE.MatchString(c.Service) {
 		ps = append(ps, Problem{"service", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", c.Service)})
 	}
 	return append(ps, c.PgConnection.validate("")...)
@@ -89,22 +85,7 @@ func (c *PgConf) file(ctx context.Context, ex executors.Executor) (string, bool,
 	if c.File != "" {
 		return c.File, true, nil
 	}
-	return pgShowFile(ctx, ex, c.PgConnection, "config_file")
-}
-
-// pgShowFile asks the server for a file parameter (config_file, hba_file).
-func pgShowFile(ctx context.Context, ex executors.Executor, conn PgConnection, param string) (string, bool, error) {
-	rows, err := pg.Query(ctx, ex, conn.target("postgres"), "SELECT current_setting("+pg.Literal(param)+");\n")
-	if pg.NotReady(err) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("SHOW %s: %w", param, err)
-	}
-	if len(rows) != 1 || rows[0][0] == "" {
-		return "", false, fmt.Errorf("%s: SHOW %s: no answer", ex.Name(), param)
-	}
-	return rows[0][0], true, nil
+	return pg.ShowFile(ctx, ex, c.PgConnection.target(""), "config_file")
 }
 
 func (c *PgConf) textEdit(path string) *textEdit {
@@ -116,9 +97,9 @@ func (c *PgConf) textEdit(path string) *textEdit {
 		},
 		verify: func(written string) error {
 			have := confValues(written)
-			for _, k := range sortedKeys(c.Settings) {
-				if v, ok := have[strings.ToLower(k)]; !ok || v != unquoteConf(c.Settings[k]) {
-					return fmt.Errorf("%s reads back as %q, want %q", k, v, unquoteConf(c.Settings[k]))
+			for _, k := range hostcmd.SortedKeys(c.Settings) {
+				if v, ok := have[strings.ToLower(k)]; !ok || v != pg.Unquote(c.Settings[k]) {
+					return fmt.Errorf("%s reads back as %q, want %q", k, v, pg.Unquote(c.Settings[k]))
 				}
 			}
 			return nil
@@ -164,7 +145,7 @@ func confValues(text string) map[string]string {
 	for _, raw := range rawLines(text) {
 		body, _ := lineBody(raw)
 		if l, ok := parseConfLine(body); ok && !l.commented {
-			out[strings.ToLower(l.name)] = unquoteConf(l.value)
+			out[strings.ToLower(l.name)] = pg.Unquote(l.value)
 		}
 	}
 	return out
@@ -178,7 +159,7 @@ func setConfParams(text string, settings map[string]string) (out string, what, n
 	lines := rawLines(text)
 	eol := fileEOL(lines)
 	var appended []string
-	for _, name := range sortedKeys(settings) {
+	for _, name := range hostcmd.SortedKeys(settings) {
 		want := settings[name]
 		active, commented := -1, -1
 		for i, raw := range lines {
@@ -205,7 +186,7 @@ func setConfParams(text string, settings map[string]string) (out string, what, n
 		}
 		body, lineEOL := lineBody(lines[at])
 		l, _ := parseConfLine(body)
-		if !l.commented && unquoteConf(l.value) == unquoteConf(want) {
+		if !l.commented && pg.Unquote(l.value) == pg.Unquote(want) {
 			continue
 		}
 		rest := l.rest
@@ -244,152 +225,23 @@ func pgConfValue(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
-// unquoteConf is the value a postgresql.conf value stands for.
-func unquoteConf(v string) string {
-	if len(v) < 2 || !strings.HasPrefix(v, "'") || !strings.HasSuffix(v, "'") {
-		return v
-	}
-	in := v[1 : len(v)-1]
-	var b strings.Builder
-	for i := 0; i < len(in); i++ {
-		switch {
-		case in[i] == '\'' && i+1 < len(in) && in[i+1] == '\'':
-			b.WriteByte('\'')
-			i++
-		case in[i] == '\\' && i+1 < len(in):
-			b.WriteByte(in[i+1])
-			i++
-		default:
-			b.WriteByte(in[i])
-		}
-	}
-	return b.String()
-}
-
-// pgSetting is a row of pg_settings.
-type pgSetting struct {
-	name, setting, unit, context, vartype string
-	pendingRestart                        bool
-}
-
-// pgSettings reads pg_settings for names as a new session of the os_user
-// in database sees them. The session does not override lc_messages (as
-// pg.Query does, to parse messages): its value is one callers ask about.
-func pgSettings(ctx context.Context, ex executors.Executor, conn PgConnection, database string, names []string) (map[string]pgSetting, error) {
-	quoted := make([]string, len(names))
-	for i, n := range names {
-		quoted[i] = pg.Literal(strings.ToLower(n))
-	}
-	cmd := conn.target(database).PsqlCommand("SELECT name, setting, coalesce(unit, ''), context, vartype, pending_restart FROM pg_settings WHERE lower(name) IN ("+strings.Join(quoted, ", ")+");\n", true)
-	cmd.Env = map[string]string{"LC_MESSAGES": "C"}
-	res, err := ex.Run(ctx, cmd)
-	if err != nil {
-		return nil, fmt.Errorf("%s: psql: %w", ex.Name(), err)
-	}
-	out := map[string]pgSetting{}
-	for _, r := range pg.ParseRows(res.Stdout) {
-		if len(r) != 6 {
-			return nil, fmt.Errorf("%s: unexpected pg_settings row %q", ex.Name(), r)
-		}
-		out[strings.ToLower(r[0])] = pgSetting{name: r[0], setting: r[1], unit: r[2], context: r[3], vartype: r[4], pendingRestart: r[5] == "t"}
-	}
-	return out, nil
-}
-
-// pgUnitFactors are the units PostgreSQL accepts, in bytes and in
-// milliseconds.
-var pgUnitFactors = map[string]float64{
-	"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40,
-	"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000,
-}
-
-var pgNumberUnitRE = regexp.MustCompile(`^\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$`)
-
-// pgNumeric converts v (e.g. "8MB", "150", "0.01") to a number in unit, a
-// pg_settings unit such as "kB" or "8kB" ("" for unitless). A v without a
-// unit is already in unit, as PostgreSQL reads it.
-func pgNumeric(v, unit string) (float64, bool) {
-	m := pgNumberUnitRE.FindStringSubmatch(v)
-	if m == nil {
-		return 0, false
-	}
-	n, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return 0, false
-	}
-	if m[2] == "" {
-		return n, true
-	}
-	from, ok := pgUnitFactors[m[2]]
-	if !ok || unit == "" {
-		return 0, false
-	}
-	um := pgNumberUnitRE.FindStringSubmatch(unit)
-	if um == nil {
-		um = []string{unit, "1", unit}
-	}
-	mult := 1.0
-	if strings.TrimSpace(um[1]) != "" {
-		mult, _ = strconv.ParseFloat(um[1], 64)
-	}
-	base, ok := pgUnitFactors[um[2]]
-	if !ok || mult == 0 {
-		return 0, false
-	}
-	return n * from / (base * mult), true
-}
-
-// pgValueEquals reports whether want (as written in a plan) is the value
-// s has: numerically in the setting's unit, booleans by meaning, locales
-// by normalised name, anything else ignoring case as PostgreSQL does for
-// enums.
-func pgValueEquals(s pgSetting, want string) bool {
-	want = unquoteConf(want)
-	switch s.vartype {
-	case "integer", "real":
-		w, ok1 := pgNumeric(want, s.unit)
-		h, ok2 := pgNumeric(s.setting, s.unit)
-		return ok1 && ok2 && math.Abs(w-h) <= 1e-9*math.Max(1, math.Abs(h))
-	case "bool":
-		return pgBool(want) == pgBool(s.setting) && pgBool(want) != ""
-	}
-	if strings.HasPrefix(s.name, "lc_") {
-		return pg.NormLocale(want) == pg.NormLocale(s.setting)
-	}
-	if s.vartype == "enum" {
-		return strings.EqualFold(want, s.setting)
-	}
-	return want == s.setting
-}
-
-// pgBool reads PostgreSQL's boolean spellings; "" if v is none.
-func pgBool(v string) string {
-	switch strings.ToLower(v) {
-	case "on", "true", "yes", "1", "t", "y":
-		return "on"
-	case "off", "false", "no", "0", "f", "n":
-		return "off"
-	}
-	return ""
-}
-
 // serverNeeds tells, per parameter, what the running server needs to use
 // the wanted value: "" (it already does), "reload" or "restart".
-func (c *PgConf) serverNeeds(have map[string]pgSetting) (map[string]string, error) {
+func (c *PgConf) serverNeeds(have map[string]pg.Setting) (map[string]string, error) {
 	needs := map[string]string{}
 	var unknown []string
-	for _, k := range sortedKeys(c.Settings) {
+	for _, k := range hostcmd.SortedKeys(c.Settings) {
 		s, ok := have[strings.ToLower(k)]
 		switch {
 		case !ok && !strings.Contains(k, "."):
 			unknown = append(unknown, k)
 		case !ok:
 			needs[k] = "reload" // a custom parameter its module has not defined yet
-		case s.context == "internal":
+		case s.Context == "internal":
 			return nil, fmt.Errorf("%s cannot be set in postgresql.conf (context internal)", k)
-		case s.pendingRestart || s.context == "postmaster" && !pgValueEquals(s, c.Settings[k]):
+		case s.PendingRestart || s.Context == "postmaster" && !pg.ValueEquals(s, c.Settings[k]):
 			needs[k] = "restart"
-		case !pgValueEquals(s, c.Settings[k]):
+		case !pg.ValueEquals(s, c.Settings[k]):
 			needs[k] = "reload"
 		default:
 			needs[k] = ""
@@ -405,7 +257,7 @@ func (c *PgConf) serverNeeds(have map[string]pgSetting) (map[string]string, erro
 // needed for c", or that the server already runs with the values.
 func summarizeNeeds(needs map[string]string) string {
 	var reload, restart []string
-	for _, k := range sortedKeys(needs) {
+	for _, k := range hostcmd.SortedKeys(needs) {
 		switch needs[k] {
 		case "reload":
 			reload = append(reload, k)
@@ -428,7 +280,7 @@ func summarizeNeeds(needs map[string]string) string {
 
 // server asks the running server about the parameters.
 func (c *PgConf) server(ctx context.Context, ex executors.Executor) (map[string]string, error) {
-	have, err := pgSettings(ctx, ex, c.PgConnection, "postgres", sortedKeys(c.Settings))
+	have, err := pg.Settings(ctx, ex, c.PgConnection.target(""), "postgres", hostcmd.SortedKeys(c.Settings))
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +327,7 @@ func (c *PgConf) Check(ctx context.Context, rt *Runtime) (Check, error) {
 // "restart").
 func needing(needs map[string]string, what string) []string {
 	var out []string
-	for _, k := range sortedKeys(needs) {
+	for _, k := range hostcmd.SortedKeys(needs) {
 		if needs[k] == what {
 			out = append(out, k)
 		}
@@ -495,7 +347,7 @@ func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 		return nil, err
 	}
 	if !ok {
-		return []Action{{Host: rt.Host, Summary: "edit the server's config_file (server not reachable yet): set " + strings.Join(sortedKeys(c.Settings), ", ")}}, nil
+		return []Action{{Host: rt.Host, Summary: "edit the server's config_file (server not reachable yet): set " + strings.Join(hostcmd.SortedKeys(c.Settings), ", ")}}, nil
 	}
 	acts, err := c.textEdit(file).describe(ctx, rt)
 	if err != nil {
@@ -564,7 +416,7 @@ func (c *PgConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	reloaded := false
 	if c.ApplyWith == "reload" {
-		if err := pgReload(ctx, ex, c.PgConnection, "pg_file_settings", pgConfFileErrors); err != nil {
+		if err := pg.Reload(ctx, ex, c.PgConnection.target(""), "pg_file_settings", pgConfFileErrors); err != nil {
 			return out, err
 		}
 		out.Changed, reloaded = true, true
@@ -608,7 +460,7 @@ func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Exe
 	case len(restartFor) > 0:
 		// A restart with a file the server cannot read is a server that
 		// does not come back: check first, as a reload does.
-		if msgs, err := pgFileProblems(ctx, ex, c.PgConnection, "pg_file_settings", pgConfFileErrors); err != nil {
+		if msgs, err := pg.FileProblems(ctx, ex, c.PgConnection.target(""), "pg_file_settings", pgConfFileErrors); err != nil {
 			return out, fmt.Errorf("%s: check the file before restarting: %w", rt.Host, err)
 		} else if len(msgs) > 0 {
 			return out, fmt.Errorf("%s: the server would not start with the edited file (pg_file_settings): %s; not restarted", rt.Host, strings.Join(msgs, "; "))
@@ -635,7 +487,7 @@ func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Exe
 				rt.Host, strings.Join(still, ", "), c.service(), c.service(), c.socketName())
 		}
 	case len(needing(needs, "reload")) > 0:
-		if err := pgReload(ctx, ex, c.PgConnection, "pg_file_settings", pgConfFileErrors); err != nil {
+		if err := pg.Reload(ctx, ex, c.PgConnection.target(""), "pg_file_settings", pgConfFileErrors); err != nil {
 			return out, err
 		}
 		out.Changed = true
@@ -682,7 +534,7 @@ func (c *PgConf) waitUp(ctx context.Context, ex executors.Executor) (map[string]
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("the server does not answer %s later: %w", pgRestartWait, err)
 		}
-		if err := sleepOrDone(ctx, pgRestartPoll); err != nil {
+		if err := hostcmd.Sleep(ctx, pgRestartPoll); err != nil {
 			return nil, fmt.Errorf("waiting for the server: %w", err)
 		}
 	}
@@ -711,48 +563,4 @@ func (c *PgConf) waitApplied(ctx context.Context, ex executors.Executor, reloade
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// pgReload checks that the files parse (view is pg_file_settings or
-// pg_hba_file_rules, which read the files on disk, not what is loaded)
-// and only then asks the server to reload: a reload of a broken file
-// would be refused with nothing but a line in the server log.
-func pgReload(ctx context.Context, ex executors.Executor, conn PgConnection, view, errorCond string) error {
-	msgs, err := pgFileProblems(ctx, ex, conn, view, errorCond)
-	if err != nil {
-		return fmt.Errorf("check the edited file before reloading: %w", err)
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("%s: the server would not load the edited file (%s): %s; not reloaded", ex.Name(), view, strings.Join(msgs, "; "))
-	}
-	if _, err := pg.Exec(ctx, ex, conn.target("postgres"), "SELECT pg_reload_conf();\n"); err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	return nil
-}
-
-// pgFileProblems lists the errors view reports in the files on disk, as
-// "where: error", keeping the rows errorCond (SQL, "" for all) selects.
-func pgFileProblems(ctx context.Context, ex executors.Executor, conn PgConnection, view, errorCond string) ([]string, error) {
-	q := "SELECT coalesce(" + pgViewWhere(view) + ", ''), error FROM " + view + " WHERE error IS NOT NULL"
-	if errorCond != "" {
-		q += " AND " + errorCond
-	}
-	rows, err := pg.Query(ctx, ex, conn.target("postgres"), q+";\n")
-	if err != nil {
-		return nil, err
-	}
-	var msgs []string
-	for _, r := range rows {
-		msgs = append(msgs, strings.Join(r, ": "))
-	}
-	return msgs, nil
-}
-
-// pgViewWhere is the "where in the file" column text of a view's row.
-func pgViewWhere(view string) string {
-	if view == "pg_hba_file_rules" {
-		return "'line ' || line_number"
-	}
-	return "sourcefile || ':' || sourceline"
 }

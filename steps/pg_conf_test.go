@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestSetConfParams(t *testing.T) {
@@ -52,17 +53,17 @@ func TestPgConfValueQuoting(t *testing.T) {
 		if got := pgConfValue(in); got != want {
 			t.Errorf("pgConfValue(%q) = %s, want %s", in, got, want)
 		}
-		if got := unquoteConf(pgConfValue(in)); got != strings.Trim(in, "'") && in != "it's" {
+		if got := pg.Unquote(pgConfValue(in)); got != strings.Trim(in, "'") && in != "it's" {
 			t.Errorf("unquote(%s) = %q", pgConfValue(in), got)
 		}
 	}
-	if n, ok := pgNumeric("8MB", "kB"); !ok || n != 8192 {
+	if n, ok := pg.Numeric("8MB", "kB"); !ok || n != 8192 {
 		t.Errorf("8MB in kB = %v %v", n, ok)
 	}
-	if n, ok := pgNumeric("1GB", "8kB"); !ok || n != 131072 {
+	if n, ok := pg.Numeric("1GB", "8kB"); !ok || n != 131072 {
 		t.Errorf("1GB in 8kB = %v %v", n, ok)
 	}
-	if n, ok := pgNumeric("1min", "s"); !ok || n != 60 {
+	if n, ok := pg.Numeric("1min", "s"); !ok || n != 60 {
 		t.Errorf("1min in s = %v %v", n, ok)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -43,8 +44,8 @@ type PgDatabase struct {
 // Validate checks what the tags cannot.
 func (d *PgDatabase) Validate() []Problem {
 	var ps []Problem
-	for _, k := range sortedKeys(d.Settings) {
-		if !pgParamName.MatchString(k) {
+	for _, k := range hostcmd.SortedKeys(d.Settings) {
+		if !pg.ParamNameRE.MatchString(k) {
 			ps = append(ps, Problem{"settings", fmt.Sprintf("%q is not a parameter name", k)})
 		}
 	}
@@ -135,7 +136,7 @@ func (d *PgDatabase) missing(st pgDatabaseState) (exts, settings []string) {
 			exts = append(exts, e)
 		}
 	}
-	for _, k := range sortedKeys(d.Settings) {
+	for _, k := range hostcmd.SortedKeys(d.Settings) {
 		if v, ok := st.settings[k]; !ok || v != d.Settings[k] {
 			settings = append(settings, k)
 		}
@@ -253,7 +254,7 @@ func (d *PgDatabase) settingsSQL(keys []string) string {
 // everything.
 func (d *PgDatabase) plan(st pgDatabaseState, known bool) (inPostgres, inDatabase string) {
 	if !known || !st.exists {
-		return d.createSQL() + d.settingsSQL(sortedKeys(d.Settings)), extensionSQL(d.Extensions)
+		return d.createSQL() + d.settingsSQL(hostcmd.SortedKeys(d.Settings)), extensionSQL(d.Extensions)
 	}
 	exts, settings := d.missing(st)
 	return d.settingsSQL(settings), extensionSQL(exts)
@@ -336,7 +337,7 @@ func (d *PgDatabase) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	exts, settings := d.missing(st)
 	if !st.exists {
-		exts, settings = d.Extensions, sortedKeys(d.Settings)
+		exts, settings = d.Extensions, hostcmd.SortedKeys(d.Settings)
 	}
 	if len(exts) > 0 {
 		done = append(done, "extensions "+strings.Join(exts, ", "))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -108,7 +109,7 @@ func (m dumpMeta) mismatch(database, format string, got archiveDigest) string {
 		return fmt.Sprintf("it is a %s dump, not %s", m.Format, format)
 	case m.Size != got.Size || m.SHA256 != got.SHA256:
 		return fmt.Sprintf("it changed since it was dumped (recorded %d bytes, sha256 %s; now %d bytes, sha256 %s)",
-			m.Size, shortSum(m.SHA256), got.Size, shortSum(got.SHA256))
+			m.Size, hostcmd.ShortSum(m.SHA256), got.Size, hostcmd.ShortSum(got.SHA256))
 	}
 	return ""
 }
@@ -229,18 +230,9 @@ func (d *PgDump) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	part := partPath(d.File)
 	return []Action{
 		{Host: rt.Host, Summary: "remove a leftover " + part + " of an interrupted dump, if any"},
-		{Host: rt.Host, Summary: "run on " + rt.Host + " as " + d.target().RunAs() + ": " + describeEnv(d.target().ClientCommand(nil, false).Env) + executors.QuoteArgv(d.argv(part))},
+		{Host: rt.Host, Summary: "run on " + rt.Host + " as " + d.target().RunAs() + ": " + hostcmd.EnvPrefix(d.target().ClientCommand(nil, false).Env) + executors.QuoteArgv(d.argv(part))},
 		{Host: rt.Host, Summary: "rename " + part + " to " + d.File + " (replacing it) and record database, format, size and sha256 in " + metaPath(d.File)},
 	}, nil
-}
-
-// describeEnv renders env as the assignments a shell line starts with.
-func describeEnv(env map[string]string) string {
-	var b strings.Builder
-	for _, k := range sortedKeys(env) {
-		b.WriteString(k + "=" + executors.Quote(env[k]) + " ")
-	}
-	return b.String()
 }
 
 // Apply dumps to the part path, renames it over FILE and writes the

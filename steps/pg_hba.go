@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 var pgHbaKind = Kind{
@@ -207,7 +208,7 @@ func (h *PgHba) file(ctx context.Context, ex executors.Executor) (string, bool, 
 	if h.File != "" {
 		return h.File, true, nil
 	}
-	return pgShowFile(ctx, ex, h.PgConnection, "hba_file")
+	return pg.ShowFile(ctx, ex, h.PgConnection.target(""), "hba_file")
 }
 
 func (h *PgHba) textEdit(path string) *textEdit {
@@ -292,14 +293,14 @@ func (h *PgHba) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	// pg_hba_file_rules reads the server's hba_file: it can vouch for a
 	// file: only when that is the same file.
-	served, _, err := pgShowFile(ctx, ex, h.PgConnection, "hba_file")
+	served, _, err := pg.ShowFile(ctx, ex, h.PgConnection.target(""), "hba_file")
 	if err != nil {
 		return out, err
 	}
 	if served != file {
 		return out, fmt.Errorf("%s: reload: the server reads %s, not %s; not reloaded", rt.Host, served, file)
 	}
-	if err := pgReload(ctx, ex, h.PgConnection, "pg_hba_file_rules", ""); err != nil {
+	if err := pg.Reload(ctx, ex, h.PgConnection.target(""), "pg_hba_file_rules", ""); err != nil {
 		return out, err
 	}
 	out.Changed = true

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var pgInitKind = Kind{
@@ -159,7 +160,7 @@ func (i *PgInit) legacySetup(ctx context.Context, ex executors.Executor) (bool, 
 
 func pgInitSummary(host string, cmd executors.Command) string {
 	line := executors.QuoteArgv(cmd.Argv)
-	for _, k := range sortedKeys(cmd.Env) {
+	for _, k := range hostcmd.SortedKeys(cmd.Env) {
 		line = k + "=" + executors.Quote(cmd.Env[k]) + " " + line
 	}
 	where := "run on " + host

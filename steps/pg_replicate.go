@@ -11,6 +11,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -186,14 +187,14 @@ func (r *PgReplicate) markerPath() string {
 // ours reports whether m records a replication of this step, by run
 // runID, into the database that now has identity id: a marker of a
 // rehearsal on a cluster initialised again since is not.
-func (r *PgReplicate) ours(m *restoreMarker, id pg.DatabaseID, runID string) bool {
+func (r *PgReplicate) ours(m *pg.Marker, id pg.DatabaseID, runID string) bool {
 	return markerIsOurs(m, r.Source, r.Target, id, runID)
 }
 
 // writeMarker records state for the run and the target server st was
 // read for (see PgRestore).
 func (r *PgReplicate) writeMarker(ctx context.Context, ex executors.Executor, state string, st replState) error {
-	return writeRestoreMarker(ctx, ex, r.markerPath(), restoreMarker{State: state, Source: r.sourceID(),
+	return pg.WriteMarker(ctx, ex, r.markerPath(), pg.Marker{State: state, Source: r.sourceID(),
 		Database: r.Target.Database, DatabaseOID: st.oid, SocketDir: r.Target.SocketDir, Port: r.Target.Port,
 		SubscriptionOID: st.subOID, SystemID: st.systemID, RunID: st.runID})
 }
@@ -216,17 +217,17 @@ func (r *PgReplicate) schemaStream() *PgStream {
 
 // replState is what the two servers hold of this replication.
 type replState struct {
-	runID        string         // the run reading it (Runtime.RunID): the markers it writes are its own
-	oid          int64          // the target database's; 0: none
-	systemID     string         // the target server's system identifier
-	marker       *restoreMarker // nil: none of ours
-	subscription bool           // on the target
-	tables       int            // tables of the subscription
-	ready        int            // of which the initial copy is done
-	syncErrors   int64          // pg_stat_subscription_stats
-	subOID       int64          // the subscription's OID, from the target or the marker; 0: unknown
-	slot         bool           // the subscription's slot or one of its table-sync slots, on the source
-	publication  bool           // on the source
+	runID        string     // the run reading it (Runtime.RunID): the markers it writes are its own
+	oid          int64      // the target database's; 0: none
+	systemID     string     // the target server's system identifier
+	marker       *pg.Marker // nil: none of ours
+	subscription bool       // on the target
+	tables       int        // tables of the subscription
+	ready        int        // of which the initial copy is done
+	syncErrors   int64      // pg_stat_subscription_stats
+	subOID       int64      // the subscription's OID, from the target or the marker; 0: unknown
+	slot         bool       // the subscription's slot or one of its table-sync slots, on the source
+	publication  bool       // on the source
 }
 
 func (st replState) finished() bool { return st.is(replFinished) }
@@ -272,12 +273,12 @@ func (r *PgReplicate) state(ctx context.Context, runID string, src, dst executor
 	if dst == nil {
 		return st, fmt.Errorf("%s is not reachable", r.Target.Host)
 	}
-	id, err := pg.DatabaseIdentity(ctx, dst, r.Target.PgConnection.target(""), r.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, r.Target.PgConnection.target("postgres"), r.Target.Database)
 	if err != nil || id.OID == 0 {
 		return st, err
 	}
 	st.oid, st.systemID = id.OID, id.SystemID
-	m, err := readRestoreMarker(ctx, dst, r.markerPath())
+	m, err := pg.ReadMarker(ctx, dst, r.markerPath())
 	if err != nil {
 		return st, err
 	}
@@ -317,7 +318,7 @@ func (r *PgReplicate) finishStateSQL() string {
 // errors say what is wrong.
 func (r *PgReplicate) finishState(ctx context.Context, runID string, src, dst executors.Executor) (replState, error) {
 	st := replState{runID: runID}
-	m, err := readRestoreMarker(ctx, dst, r.markerPath())
+	m, err := pg.ReadMarker(ctx, dst, r.markerPath())
 	if err != nil {
 		return r.state(ctx, runID, src, dst)
 	}
@@ -388,7 +389,7 @@ func (r *PgReplicate) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	}
 	st, err := r.state(ctx, rt.RunID, src, dst)
 	if pg.NotReady(err) {
-		return Check{Unknown: true, Reason: "a server is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "a server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
 	}
@@ -420,9 +421,9 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 	case st.finished() || st.is(replFinishing):
 		return Check{Done: true, Reason: fmt.Sprintf("the replication into %s finished at %s", r.where(r.Target), st.marker.Time.Format(time.RFC3339))}, nil
 	case st.subscription && st.ready == st.tables:
-		return Check{Done: true, Reason: fmt.Sprintf("subscription %s follows %s: initial copy of %s done", r.name(), r.where(r.Source), plural(st.tables, "table", "tables"))}, nil
+		return Check{Done: true, Reason: fmt.Sprintf("subscription %s follows %s: initial copy of %s done", r.name(), r.where(r.Source), hostcmd.Plural(st.tables, "table", "tables"))}, nil
 	case st.subscription:
-		return Check{Reason: fmt.Sprintf("subscription %s exists; initial copy of %d of %s done: waiting for the rest", r.name(), st.ready, plural(st.tables, "table", "tables"))}, nil
+		return Check{Reason: fmt.Sprintf("subscription %s exists; initial copy of %d of %s done: waiting for the rest", r.name(), st.ready, hostcmd.Plural(st.tables, "table", "tables"))}, nil
 	case st.is(replSchema):
 		// A run stopped between copying the schema (one transaction: all
 		// of it or nothing) and subscribing: Apply goes on from there.
@@ -437,7 +438,7 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 	}
 	blockers, err := r.sourceBlockers(ctx, src)
 	if pg.NotReady(err) {
-		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
 	}
@@ -446,7 +447,7 @@ func (r *PgReplicate) checkStart(ctx context.Context, rt *Runtime, src, dst exec
 	}
 	reason, err := r.withIdentities(ctx, rt, src, "target "+r.where(r.Target)+" is empty: copy the schema, publish and subscribe; the initial copy runs while the source stays in use")
 	if pg.NotReady(err) {
-		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, r.wrap(err)
 	}
@@ -499,7 +500,7 @@ func (r *PgReplicate) withIdentities(ctx context.Context, rt *Runtime, src execu
 // the full reading answers (it tells "finished" from a marker that only
 // looks like this run's).
 func (r *PgReplicate) checkFinishQuick(ctx context.Context, runID string, dst executors.Executor) (Check, bool) {
-	m, err := readRestoreMarker(ctx, dst, r.markerPath())
+	m, err := pg.ReadMarker(ctx, dst, r.markerPath())
 	if err != nil || m == nil || runID == "" || m.RunID != runID || m.State != replSubscribed ||
 		m.Source != r.sourceID() || m.Database != r.Target.Database || m.SocketDir != r.Target.SocketDir || m.Port != r.Target.Port {
 		return Check{}, false
@@ -540,7 +541,7 @@ func (r *PgReplicate) checkCancel(st replState, rec *identityRecord) Check {
 		reason = append(reason, "drop "+strings.Join(left, ", "))
 	}
 	if rec != nil {
-		reason = append(reason, "put back the replica identity of "+plural(len(rec.Tables), "table", "tables")+" on "+r.Source.Host)
+		reason = append(reason, "put back the replica identity of "+hostcmd.Plural(len(rec.Tables), "table", "tables")+" on "+r.Source.Host)
 	}
 	if len(reason) == 0 {
 		return Check{Done: true, Reason: "no replication " + r.name() + " to cancel"}
@@ -601,10 +602,10 @@ func (r *PgReplicate) sourceBlockers(ctx context.Context, src executors.Executor
 		b.later = append(b.later, fmt.Sprintf("role %s may not replicate: grant it REPLICATION (pg_role replication: true)", r.Publisher.User))
 	}
 	if n, _ := strconv.Atoi(row[3]); n > 0 {
-		b.fatal = append(b.fatal, fmt.Sprintf("the source database holds %s, which logical replication does not carry: move it with pg_dump and pg_restore", plural(n, "large object", "large objects")))
+		b.fatal = append(b.fatal, fmt.Sprintf("the source database holds %s, which logical replication does not carry: move it with pg_dump and pg_restore", hostcmd.Plural(n, "large object", "large objects")))
 	}
 	if n, _ := strconv.Atoi(row[4]); n > 0 {
-		b.fatal = append(b.fatal, fmt.Sprintf("the source database has %s, whose rows logical replication does not carry: make them logged (ALTER TABLE ... SET LOGGED) or move the database with pg_dump and pg_restore", plural(n, "unlogged table", "unlogged tables")))
+		b.fatal = append(b.fatal, fmt.Sprintf("the source database has %s, whose rows logical replication does not carry: make them logged (ALTER TABLE ... SET LOGGED) or move the database with pg_dump and pg_restore", hostcmd.Plural(n, "unlogged table", "unlogged tables")))
 	}
 	return b, nil
 }
@@ -698,11 +699,11 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 			}
 		}
 		acts = append(acts, []Action{
-			{Host: r.Source.Host, Summary: "run on " + r.Source.Host + " as " + src.RunAs() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
+			{Host: r.Source.Host, Summary: "run on " + r.Source.Host + " as " + src.RunAs() + ": " + hostcmd.EnvPrefix(dump.Env) + executors.QuoteArgv(dump.Argv) +
 				" (reads the schema of " + r.where(r.Source) + " into the stream)"},
-			{Host: r.Target.Host, Summary: "run on " + r.Target.Host + " as " + dst.RunAs() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
+			{Host: r.Target.Host, Summary: "run on " + r.Target.Host + " as " + dst.RunAs() + ": " + hostcmd.EnvPrefix(restore.Env) + executors.QuoteArgv(restore.Argv) +
 				" (schema read from the stream on stdin), only if " + r.where(r.Target) + " is empty; progress recorded in " + r.markerPath() +
-				"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(r.AllowErrors), "; ") + ")"},
+				"; only errors known to be harmless accepted (" + strings.Join(pg.HarmlessDescriptions(r.AllowErrors), "; ") + ")"},
 		}...)
 		return append(acts,
 			Action{Host: r.Source.Host, Summary: pg.Action(r.Source.Host, src, r.publicationSQL())},
@@ -799,7 +800,7 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 		}
 		if len(ip.changes) > 0 {
 			o.Changed = true
-			notes = append(notes, plural(len(ip.changes), "table", "tables")+" without a primary key given a replica identity until finish ("+r.identityRecordPath()+" on "+r.Source.Host+" records what they had)")
+			notes = append(notes, hostcmd.Plural(len(ip.changes), "table", "tables")+" without a primary key given a replica identity until finish ("+r.identityRecordPath()+" on "+r.Source.Host+" records what they had)")
 		}
 		switch {
 		case objs.total == 0:
@@ -838,7 +839,7 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 		return o, err
 	}
 	notes = append(notes, fmt.Sprintf("initial copy of %s done in %s; the target follows the source until finish",
-		plural(n, "table", "tables"), time.Since(begin).Round(100*time.Millisecond)))
+		hostcmd.Plural(n, "table", "tables"), time.Since(begin).Round(100*time.Millisecond)))
 	o.Output = strings.Join(notes, "\n")
 	return o, nil
 }
@@ -846,7 +847,7 @@ func (r *PgReplicate) start(ctx context.Context, rt *Runtime, src, dst executors
 // copySchema streams pg_dump -s into pg_restore, between two markers:
 // a run interrupted midway leaves "schema", which tells the next one.
 func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (string, error) {
-	harmless, err := harmlessPatterns(r.AllowErrors)
+	harmless, err := pg.HarmlessPatterns(r.AllowErrors)
 	if err != nil {
 		return "", err
 	}
@@ -859,7 +860,7 @@ func (r *PgReplicate) copySchema(ctx context.Context, rt *Runtime, src, dst exec
 	if err != nil {
 		return "", fmt.Errorf("copy the schema: %w: %s", err, strings.TrimSpace(out.String()))
 	}
-	return "copied the schema (" + FormatBytes(res.bytes) + " archive)" + res.report.acceptedNote(), nil
+	return "copied the schema (" + FormatBytes(res.bytes) + " archive)" + res.report.AcceptedNote(), nil
 }
 
 // checkTablesEmpty makes sure a schema left by an interrupted run holds
@@ -900,7 +901,7 @@ func (r *PgReplicate) subscribe(ctx context.Context, rt *Runtime, src, dst execu
 	if err != nil {
 		return fmt.Errorf("publisher.password: %w", err)
 	}
-	if _, err := pg.ExecSecret(ctx, dst, r.target(), pgQuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
+	if _, err := pg.ExecSecret(ctx, dst, r.target(), pg.QuietSessionSQL+r.subscriptionCreateSQL(password)); err != nil {
 		msg := err.Error()
 		if password != "" {
 			// As given, and as quoted in the statement (conninfo, then
@@ -957,7 +958,7 @@ func (r *PgReplicate) waitInitialCopy(ctx context.Context, rt *Runtime, dst exec
 		if ready == total {
 			return total, nil
 		}
-		if err := sleepOrDone(ctx, every); err != nil {
+		if err := hostcmd.Sleep(ctx, every); err != nil {
 			return ready, err
 		}
 	}
@@ -994,7 +995,7 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	case !st.subscription:
 		return Outcome{}, fmt.Errorf("no subscription %s on %s: run the start step first", r.name(), r.Target.Host)
 	case st.ready != st.tables:
-		return Outcome{}, fmt.Errorf("the initial copy is not done (%d of %s ready): run the start step first", st.ready, plural(st.tables, "table", "tables"))
+		return Outcome{}, fmt.Errorf("the initial copy is not done (%d of %s ready): run the start step first", st.ready, hostcmd.Plural(st.tables, "table", "tables"))
 	}
 	begin := time.Now()
 	final, err := r.readFinal(ctx, src, true)
@@ -1022,18 +1023,6 @@ type finalState struct {
 	views      []string // schema.name, quoted as identifiers
 }
 
-// clientCheckSQL fails with "migrun-clients N WHO" when a client other
-// than this session is connected to the database: what it writes after
-// the catch-up would be lost. (pg_stat_activity is read once per
-// transaction: each check is its own statement.)
-const clientCheckSQL = `DO $migrun$DECLARE n int; who text; BEGIN
-  SELECT count(*), string_agg(w, ', ') INTO n, who FROM (
-    SELECT coalesce(nullif(application_name, ''), '-') || ' (pid ' || pid || coalesce(', from ' || client_addr, '') || ')' AS w
-    FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY pid) c;
-  IF n > 0 THEN RAISE EXCEPTION 'migrun-clients % %', n, who; END IF;
-END$migrun$;
-`
-
 // finalSQL is the source's side of the cut-over in one session, since
 // every psql costs a connection (tens of milliseconds, all of them engine
 // downtime): no other client, then the wait until the slot's confirmed
@@ -1049,7 +1038,7 @@ func (r *PgReplicate) finalSQL(wait bool) string {
 	if wait {
 		timeout := r.catchUpTimeout()
 		fmt.Fprintf(&b, "SET statement_timeout = %d;\n", (timeout + 30*time.Second).Milliseconds())
-		b.WriteString(clientCheckSQL)
+		b.WriteString(pg.ClientCheckSQL)
 		fmt.Fprintf(&b, `DO $migrun$DECLARE target pg_lsn := pg_current_wal_insert_lsn(); deadline timestamptz := clock_timestamp() + interval '%d milliseconds'; got pg_lsn; BEGIN
   SELECT confirmed_flush_lsn INTO got FROM pg_replication_slots WHERE slot_name = %s;
   IF NOT FOUND THEN RAISE EXCEPTION 'migrun-noslot'; END IF;
@@ -1061,7 +1050,7 @@ func (r *PgReplicate) finalSQL(wait bool) string {
   END LOOP;
 END$migrun$;
 `, timeout.Milliseconds(), n, n)
-		b.WriteString(clientCheckSQL)
+		b.WriteString(pg.ClientCheckSQL)
 		b.WriteString("SELECT 'lag', current_setting('migrun.lag');\n")
 	}
 	b.WriteString(`SELECT 'id', (SELECT oid FROM pg_database WHERE datname = current_database()) || ' ' || system_identifier FROM pg_control_system();
@@ -1074,8 +1063,7 @@ SELECT 'view', format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE i
 
 // The refusals finalSQL raises.
 var (
-	replClientsRE = regexp.MustCompile(`migrun-clients (\d+) (.*)`)
-	replBehindRE  = regexp.MustCompile(`migrun-behind (\d+)`)
+	replBehindRE = regexp.MustCompile(`migrun-behind (\d+)`)
 )
 
 // readFinal runs finalSQL on the source and turns its refusals into
@@ -1086,10 +1074,10 @@ func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wai
 	if err != nil {
 		var exit *executors.ExitError
 		if errors.As(err, &exit) {
-			if m := replClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
+			if m := pg.ClientsRE.FindStringSubmatch(exit.Stderr); m != nil {
 				total, _ := strconv.Atoi(m[1])
 				return f, fmt.Errorf("%s still connected to %s (%s): stop the application first (and every other service using the database), or what it writes after the cut-over is lost; the replication goes on",
-					plural(total, "client is", "clients are"), r.where(r.Source), strings.TrimSpace(m[2]))
+					hostcmd.Plural(total, "client is", "clients are"), r.where(r.Source), strings.TrimSpace(m[2]))
 			}
 			if m := replBehindRE.FindStringSubmatch(exit.Stderr); m != nil {
 				behind, _ := strconv.ParseInt(m[1], 10, 64)
@@ -1196,14 +1184,14 @@ func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, 
 		return Outcome{Changed: true}, err
 	}
 	if f.identities != nil {
-		note += plural(len(f.identities.Tables), "replica identity", "replica identities") + " put back, "
+		note += hostcmd.Plural(len(f.identities.Tables), "replica identity", "replica identities") + " put back, "
 	}
 	views := ""
 	if len(f.views) > 0 {
-		views = " and " + plural(len(f.views), "materialized view", "materialized views") + " refreshed"
+		views = " and " + hostcmd.Plural(len(f.views), "materialized view", "materialized views") + " refreshed"
 	}
 	return Outcome{Changed: true, Output: fmt.Sprintf("%s%s copied%s, subscription, slots and publication %s dropped in %s",
-		note, plural(len(f.setvals), "sequence", "sequences"), views, r.name(), time.Since(begin).Round(time.Millisecond))}, nil
+		note, hostcmd.Plural(len(f.setvals), "sequence", "sequences"), views, r.name(), time.Since(begin).Round(time.Millisecond))}, nil
 }
 
 // teardown drops the subscription (on the target, without reaching the
@@ -1251,7 +1239,7 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 			}
 			terminated = true
 		}
-		if err := sleepOrDone(ctx, r.pollEvery()); err != nil {
+		if err := hostcmd.Sleep(ctx, r.pollEvery()); err != nil {
 			return err
 		}
 	}
@@ -1306,7 +1294,7 @@ func (r *PgReplicate) cancelSource(ctx context.Context, rt *Runtime, src executo
 	}
 	note := "the target database does not exist"
 	if why != nil {
-		note = "the target could not be read (" + firstLine(why) + ")"
+		note = "the target could not be read (" + hostcmd.FirstLine(why) + ")"
 	}
 	return Outcome{Changed: true, Output: "slot and publication " + r.name() + " dropped on " + r.Source.Host + "; " + note +
 		": if subscription " + r.name() + " exists there, drop it with ALTER SUBSCRIPTION ... DISABLE, ... SET (slot_name = NONE), DROP SUBSCRIPTION"}, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -171,7 +172,7 @@ func (p identityPlan) describe() string {
 		parts = append(parts, "FULL: "+strings.Join(full, ", "))
 	}
 	return fmt.Sprintf("%s without a primary key get a replica identity for the replication, put back at finish or cancel: %s",
-		plural(len(p.changes), "table", "tables"), strings.Join(parts, "; "))
+		hostcmd.Plural(len(p.changes), "table", "tables"), strings.Join(parts, "; "))
 }
 
 // planIdentities decides which tables to give an identity. A record this
@@ -181,7 +182,7 @@ func (p identityPlan) describe() string {
 // its record knows what they had before.
 func (r *PgReplicate) planIdentities(ctx context.Context, rt *Runtime, src executors.Executor) (identityPlan, error) {
 	var p identityPlan
-	id, err := pg.DatabaseIdentity(ctx, src, r.Source.PgConnection.target(""), r.Source.Database)
+	id, err := pg.DatabaseIdentity(ctx, src, r.Source.PgConnection.target("postgres"), r.Source.Database)
 	if err != nil {
 		return p, err
 	}
@@ -227,44 +228,8 @@ func (r *PgReplicate) foreignIdentities(rec *identityRecord) error {
 	}
 	return fmt.Errorf("an earlier run (%s, %s) changed the replica identity of %s in %s and did not put it back (%s on %s records it): "+
 		"run that run's cancel step, or put them back by hand and remove the record: %s",
-		run, rec.Time.Format(time.RFC3339), plural(len(rec.Tables), "table", "tables"), r.where(r.Source),
+		run, rec.Time.Format(time.RFC3339), hostcmd.Plural(len(rec.Tables), "table", "tables"), r.where(r.Source),
 		r.identityRecordPath(), r.Source.Host, strings.Join(stmts, " "))
-}
-
-// lockPatientSQL runs statements (ALTER TABLE) one transaction each, so
-// that it never holds one table's lock while it waits for another's: no
-// deadlock with the application's transactions. A lock not granted within
-// a fifth of a second is given up and asked again a moment later, so that
-// the application's transactions queue behind it only that long and
-// never fail; the deadlock detector (deadlock_timeout, a second) never
-// has to choose a victim.
-func lockPatientSQL(stmts []string) string {
-	if len(stmts) == 0 {
-		return ""
-	}
-	lits := make([]string, len(stmts))
-	for i, s := range stmts {
-		lits[i] = pg.Literal(s)
-	}
-	return `SET lock_timeout = '200ms';
-DO $migrun$DECLARE s text; tries int; BEGIN
-  FOREACH s IN ARRAY ARRAY[` + strings.Join(lits, ",\n    ") + `]::text[] LOOP
-    tries := 0;
-    LOOP
-      BEGIN
-        EXECUTE s;
-        EXIT;
-      EXCEPTION WHEN lock_not_available THEN
-        tries := tries + 1;
-        IF tries >= 300 THEN RAISE; END IF;
-        PERFORM pg_sleep(0.05 + random() * 0.1);
-      END;
-    END LOOP;
-    COMMIT;
-  END LOOP;
-END$migrun$;
-RESET lock_timeout;
-`
 }
 
 // giveIdentities records, then changes, the identities p calls for.
@@ -280,8 +245,8 @@ func (r *PgReplicate) giveIdentities(ctx context.Context, rt *Runtime, src execu
 	for i, t := range p.changes {
 		stmts[i] = t.setSQL()
 	}
-	if _, err := pg.Exec(ctx, src, r.source(), lockPatientSQL(stmts)); err != nil {
-		return fmt.Errorf("give %s a replica identity: %w", plural(len(stmts), "table", "tables"), err)
+	if _, err := pg.Exec(ctx, src, r.source(), pg.LockPatientSQL(stmts)); err != nil {
+		return fmt.Errorf("give %s a replica identity: %w", hostcmd.Plural(len(stmts), "table", "tables"), err)
 	}
 	return nil
 }
@@ -302,7 +267,7 @@ func (r *PgReplicate) runIdentityRecord(ctx context.Context, rt *Runtime, src ex
 // ownIdentityRecord is runIdentityRecord that reads the source's identity
 // itself.
 func (r *PgReplicate) ownIdentityRecord(ctx context.Context, rt *Runtime, src executors.Executor) (*identityRecord, error) {
-	id, err := pg.DatabaseIdentity(ctx, src, r.Source.PgConnection.target(""), r.Source.Database)
+	id, err := pg.DatabaseIdentity(ctx, src, r.Source.PgConnection.target("postgres"), r.Source.Database)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +284,7 @@ func restoreIdentitiesSQL(rec *identityRecord) string {
 	for i, t := range rec.Tables {
 		stmts[i] = t.restoreSQL()
 	}
-	return lockPatientSQL(stmts)
+	return pg.LockPatientSQL(stmts)
 }
 
 // putBackIdentities restores rec on the source and, when dst is not nil,

@@ -68,7 +68,7 @@ CREATE SEQUENCE ticket_seq; SELECT setval('ticket_seq', 4242);`, "engine")
 		t.Fatal(err)
 	}
 	sysid := dstPG.psql(t, "SELECT system_identifier FROM pg_control_system()")
-	if m, _ := readRestoreMarker(ctx, dstEx, markerPath); m == nil || m.State != replFinished || m.RunID != "run-A" || m.SystemID != sysid {
+	if m, _ := pg.ReadMarker(ctx, dstEx, markerPath); m == nil || m.State != replFinished || m.RunID != "run-A" || m.SystemID != sysid {
 		t.Fatalf("run A's marker %+v, want finished by run-A on server %s", m, sysid)
 	}
 	// Run A, resumed, finds both steps done.
@@ -96,7 +96,7 @@ CREATE SEQUENCE ticket_seq; SELECT setval('ticket_seq', 4242);`, "engine")
 			// The cluster initialised again: an empty database, and the
 			// rehearsal's marker naming its OID.
 			dstPG.psql(t, "DROP DATABASE engine; CREATE DATABASE engine OWNER engine;")
-			oid, err := pg.DatabaseOID(ctx, dstEx, conn(dstPG).target(""), "engine")
+			oid, err := pg.DatabaseOID(ctx, dstEx, conn(dstPG).target("postgres"), "engine")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +120,7 @@ CREATE SEQUENCE ticket_seq; SELECT setval('ticket_seq', 4242);`, "engine")
 			if n := rows(t); n != "100" {
 				t.Fatalf("start copied %s rows", n)
 			}
-			if m, _ := readRestoreMarker(ctx, dstEx, markerPath); m == nil || m.State != replSubscribed || m.RunID != tt.runID || m.SystemID != sysid || m.DatabaseOID != oid {
+			if m, _ := pg.ReadMarker(ctx, dstEx, markerPath); m == nil || m.State != replSubscribed || m.RunID != tt.runID || m.SystemID != sysid || m.DatabaseOID != oid {
 				t.Fatalf("marker after start %+v", m)
 			}
 			// The replication is this run's now: its cancel drops it.

@@ -400,7 +400,7 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 	t.Run("identities another run left refuse the start", func(t *testing.T) {
 		dstPG.psql(t, "CREATE DATABASE engine5 OWNER engine")
 		r := repl("start", "engine5", "postgres")
-		id, err := pg.DatabaseIdentity(ctx, srcEx, r.Source.PgConnection.target(""), "engine")
+		id, err := pg.DatabaseIdentity(ctx, srcEx, r.Source.PgConnection.target("postgres"), "engine")
 		if err != nil {
 			t.Fatal(err)
 		}

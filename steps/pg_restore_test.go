@@ -84,14 +84,14 @@ pg_restore: warning: errors ignored on restore: 3
 `
 
 // feed writes s to a parser in awkward chunks, as a pipe would.
-func feed(s string) *restoreErrors {
-	p := &restoreErrors{}
+func feed(s string) *pg.RestoreLog {
+	p := &pg.RestoreLog{}
 	for len(s) > 0 {
 		n := min(7, len(s))
 		p.Write([]byte(s[:n]))
 		s = s[n:]
 	}
-	p.flush()
+	p.Close()
 	return p
 }
 
@@ -100,14 +100,14 @@ func TestRestoreErrorsHarmless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := feed(harmlessStderr).classify(harmless)
-	if len(rep.failures) != 0 {
-		t.Fatalf("failures: %v", rep.failures)
+	rep := feed(harmlessStderr).Classify(harmless)
+	if len(rep.Failures) != 0 {
+		t.Fatalf("failures: %v", rep.Failures)
 	}
-	if rep.total() != 4 {
-		t.Fatalf("total %d, accepted %v", rep.total(), rep.accepted)
+	if rep.Total() != 4 {
+		t.Fatalf("total %d, accepted %v", rep.Total(), rep.Accepted)
 	}
-	sum := rep.summary("/d/e.dump", "engine", archiveDigest{Size: 2048, SHA256: "0123456789abcdef"})
+	sum := restoreSummary(rep, "/d/e.dump", "engine", archiveDigest{Size: 2048, SHA256: "0123456789abcdef"})
 	for _, want := range []string{"restored /d/e.dump (2 KiB, sha256 0123456789ab…) into engine", `could not execute query: ERROR:  schema "public" already exists (×1)`} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
@@ -118,14 +118,15 @@ func TestRestoreErrorsHarmless(t *testing.T) {
 func TestRestoreErrorsFailure(t *testing.T) {
 	harmless, _ := (&PgRestore{}).harmless()
 	p := feed(failingStderr)
-	if len(p.errors) != 3 || p.reported != 3 {
-		t.Fatalf("parsed %d errors, reported %d: %+v", len(p.errors), p.reported, p.errors)
+	// All three parsed, and none more counted by pg_restore than parsed.
+	if all := p.Classify(nil); len(all.Failures) != 3 || all.Unparsed != 0 {
+		t.Fatalf("parsed %+v", all)
 	}
-	rep := p.classify(harmless)
-	if len(rep.failures) != 2 {
-		t.Fatalf("failures %+v", rep.failures)
+	rep := p.Classify(harmless)
+	if len(rep.Failures) != 2 {
+		t.Fatalf("failures %+v", rep.Failures)
 	}
-	msg := rep.err().Error()
+	msg := rep.Err(restoreRetryAdvice).Error()
 	for _, want := range []string{
 		"pg_restore reported 2 errors not known to be harmless (of 3):",
 		`- from TOC entry 215; 1259 16386 TABLE vds engine: could not execute query: ERROR:  role "engine" does not exist`,
@@ -142,8 +143,8 @@ func TestRestoreErrorsFailure(t *testing.T) {
 	// allow_errors turns a known failure into an accepted one.
 	r := &PgRestore{AllowErrors: []string{`role "engine" does not exist`, `COPY failed for table "vds"`}}
 	harmless, _ = r.harmless()
-	if rep := feed(failingStderr).classify(harmless); len(rep.failures) != 0 {
-		t.Fatalf("with allow_errors: failures %v", rep.failures)
+	if rep := feed(failingStderr).Classify(harmless); len(rep.Failures) != 0 {
+		t.Fatalf("with allow_errors: failures %v", rep.Failures)
 	}
 }
 
@@ -151,17 +152,17 @@ func TestRestoreErrorsFailure(t *testing.T) {
 // harmless what it did not read.
 func TestRestoreErrorsUnparsed(t *testing.T) {
 	harmless, _ := (&PgRestore{}).harmless()
-	rep := feed("pg_restore: something odd\npg_restore: warning: errors ignored on restore: 2\n").classify(harmless)
-	if len(rep.failures) != 1 || rep.unparsed != 2 {
+	rep := feed("pg_restore: something odd\npg_restore: warning: errors ignored on restore: 2\n").Classify(harmless)
+	if len(rep.Failures) != 1 || rep.Unparsed != 2 {
 		t.Fatalf("report %+v", rep)
 	}
-	// Many failures are listed up to a bound.
+	// Many failures are listed up to a bound (5).
 	var b strings.Builder
 	for range 8 {
 		b.WriteString("pg_restore: error: could not execute query: ERROR:  boom\nCommand was: SELECT 1;\n\n")
 	}
-	msg := feed(b.String()).classify(harmless).err().Error()
-	if strings.Count(msg, "boom") != maxListed || !strings.Contains(msg, "… and 3 more") {
+	msg := feed(b.String()).Classify(harmless).Err(restoreRetryAdvice).Error()
+	if strings.Count(msg, "boom") != 5 || !strings.Contains(msg, "… and 3 more") {
 		t.Fatalf("listing:\n%s", msg)
 	}
 }
@@ -274,7 +275,7 @@ func TestPgRestoreMarkerOwner(t *testing.T) {
 		// A cluster initialised again gives the new database the OID the
 		// rehearsal's had: only the run id and the system identifier tell.
 		srv.psql(t, "DROP DATABASE copy; CREATE DATABASE copy;")
-		oid, err := pg.DatabaseOID(ctx, ex, conn(srv).target(""), "copy")
+		oid, err := pg.DatabaseOID(ctx, ex, conn(srv).target("postgres"), "copy")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,8 +313,8 @@ func TestRestoreNarration(t *testing.T) {
 		{`pg_restore: creating INDEX "public.i"pg_restore: error: could not create`, true, false},
 	}
 	for _, tt := range tests {
-		if count, drop := restoreNarration(tt.line); count != tt.count || drop != tt.drop {
-			t.Errorf("restoreNarration(%q) = %v, %v; want %v, %v", tt.line, count, drop, tt.count, tt.drop)
+		if count, drop := pg.RestoreNarration(tt.line); count != tt.count || drop != tt.drop {
+			t.Errorf("pg.RestoreNarration(%q) = %v, %v; want %v, %v", tt.line, count, drop, tt.count, tt.drop)
 		}
 	}
 }

@@ -208,13 +208,6 @@ func (r *PgRole) sql(exists bool, password string) string {
 	return s
 }
 
-// pgQuietSessionSQL keeps the statements that follow out of the server
-// log and the statistics views: they carry a password.
-const pgQuietSessionSQL = "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\nSET log_min_error_statement = panic;\n" +
-	// pg_stat_statements keeps the text of utility statements (ALTER
-	// ROLE, CREATE SUBSCRIPTION) when loaded; a placeholder otherwise.
-	"SET pg_stat_statements.track_utility = off;\n"
-
 // maskedPassword is how the dry run shows the password: its secret's
 // name, or <hidden> for a password written in clear in the plan.
 func (r *PgRole) maskedPassword() string {
@@ -263,7 +256,7 @@ func (r *PgRole) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if password != "" {
 		lit = pg.Literal(password)
 	}
-	if _, err := pg.ExecSecret(ctx, ex, r.target("postgres"), pgQuietSessionSQL+r.sql(st.exists, lit)); err != nil {
+	if _, err := pg.ExecSecret(ctx, ex, r.target("postgres"), pg.QuietSessionSQL+r.sql(st.exists, lit)); err != nil {
 		// psql echoes the failing statement only with ECHO errors, which
 		// is off; redact anyway in case a server message quotes it.
 		return Outcome{Changed: true}, fmt.Errorf("role %s: %s", r.Name, rt.Secrets.Redact(err.Error()))

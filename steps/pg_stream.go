@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net/url"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -50,7 +49,7 @@ var _ Spec = (*PgStream)(nil)
 // this step (drop and re-create the database, then apply again) from a
 // database that is simply not empty.
 //
-// Progress is recorded as pg_restore records it, in a restoreMarker (state
+// Progress is recorded as pg_restore records it, in a pg.Marker (state
 // started or done, the target database's name and OID, the source, and for
 // a finished stream its size and sha256), here in
 // /var/tmp/migrun-pg_stream.PORT.DATABASE on the target host: there is no
@@ -123,13 +122,13 @@ func (s *PgStream) dumpCommand() executors.Command {
 // restoreCommand reads the archive from stdin, with pg_restore's settings.
 func (s *PgStream) restoreCommand() executors.Command {
 	t := s.target()
-	argv := restoreArgv(t, 0, s.NoOwner, s.Role, false, "")
+	argv := pg.RestoreArgv(t, 0, s.NoOwner, s.Role, false, "")
 	if s.schemaOnly {
 		// All of the schema or none of it: an interrupted copy leaves an
 		// empty database to start again from, not half a schema.
 		argv = append(argv, "--single-transaction")
 	}
-	return restoreCommand(t, argv)
+	return pg.RestoreCommand(t, argv)
 }
 
 // sourceID names the source in the marker: a stream from another
@@ -140,46 +139,8 @@ func (s *PgStream) markerPath() string { return targetMarkerPath(s.markerDir, "p
 
 // ours reports whether m records a stream of this step, by run runID,
 // into the database that now has identity id.
-func (s *PgStream) ours(m *restoreMarker, id pg.DatabaseID, runID string) bool {
+func (s *PgStream) ours(m *pg.Marker, id pg.DatabaseID, runID string) bool {
 	return markerIsOurs(m, s.Source, s.Target, id, runID)
-}
-
-// The kinds that move one database into another (pg_stream,
-// pg_replicate) keep their progress in a marker on the target host.
-
-// pgSourceID names a source database in a marker.
-func pgSourceID(src PgEndpoint) string { return src.Host + ": " + src.target(src.Database).String() }
-
-// targetMarkerPath is a kind's marker on the target host, one per cluster
-// port and database name (escaped, so any name makes one file name), in
-// dir ("" is /var/tmp: writable by the login user, kept across reboots).
-func targetMarkerPath(dir, kind string, target PgEndpoint) string {
-	if dir == "" {
-		dir = "/var/tmp"
-	}
-	port := target.Port
-	if port == 0 {
-		port = 5432
-	}
-	return path.Join(dir, "migrun-"+kind+"."+strconv.Itoa(port)+"."+url.PathEscape(target.Database))
-}
-
-// markerIsOurs reports whether m records a move from source into the
-// target database that now has identity id (a database dropped and
-// re-created under the same name has another OID, a re-initialised
-// server another system identifier), written by run runID.
-func markerIsOurs(m *restoreMarker, source, target PgEndpoint, id pg.DatabaseID, runID string) bool {
-	return m != nil && m.ownedBy(id, runID) && m.Source == pgSourceID(source) && m.Database == target.Database &&
-		m.SocketDir == target.SocketDir && m.Port == target.Port
-}
-
-// foreignMarkerNote is what a refusal adds about a marker at path that is
-// not this run's, m not nil: "" when m is ours.
-func foreignMarkerNote(m *restoreMarker, path string, id pg.DatabaseID, runID string) string {
-	if m == nil || m.ownedBy(id, runID) {
-		return ""
-	}
-	return "; " + path + " was left by " + m.whose(id, runID) + " and is not this run's record of this database"
 }
 
 func (s *PgStream) where(ep PgEndpoint) string { return "database " + ep.Database + " on " + ep.Host }
@@ -193,22 +154,22 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 		return Check{}, err
 	}
 	wrap := func(err error) error { return fmt.Errorf("target %s: %w", s.where(s.Target), err) }
-	id, err := pg.DatabaseIdentity(ctx, dst, s.Target.PgConnection.target(""), s.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, s.Target.PgConnection.target("postgres"), s.Target.Database)
 	if pg.NotReady(err) {
-		return Check{Unknown: true, Reason: "the target server is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "the target server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, wrap(err)
 	}
 	if id.OID == 0 {
 		return Check{Unknown: true, Reason: "target " + s.where(s.Target) + " does not exist yet"}, nil
 	}
-	m, err := readRestoreMarker(ctx, dst, s.markerPath())
+	m, err := pg.ReadMarker(ctx, dst, s.markerPath())
 	if err != nil {
 		return Check{}, wrap(err)
 	}
 	if s.ours(m, id, rt.RunID) && m.State == "done" {
 		return Check{Done: true, Reason: fmt.Sprintf("streamed from %s into %s at %s (%s, sha256 %s)",
-			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), FormatBytes(m.Size), shortSum(m.SHA256))}, nil
+			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), FormatBytes(m.Size), hostcmd.ShortSum(m.SHA256))}, nil
 	}
 	objs, err := targetObjects(ctx, dst, s.Target)
 	if err != nil {
@@ -222,9 +183,9 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if err != nil {
 		return Check{}, err
 	}
-	srcOID, err := pg.DatabaseOID(ctx, src, s.Source.PgConnection.target(""), s.Source.Database)
+	srcOID, err := pg.DatabaseOID(ctx, src, s.Source.PgConnection.target("postgres"), s.Source.Database)
 	if pg.NotReady(err) {
-		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "the source server is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	} else if err != nil {
 		return Check{}, fmt.Errorf("source %s: %w", s.where(s.Source), err)
 	}
@@ -277,7 +238,7 @@ type dbObjects struct {
 }
 
 func (o dbObjects) String() string {
-	s := plural(o.total, "object", "objects") + ": " + strings.Join(o.names, ", ")
+	s := hostcmd.Plural(o.total, "object", "objects") + ": " + strings.Join(o.names, ", ")
 	if o.total > len(o.names) {
 		s += ", …"
 	}
@@ -304,7 +265,7 @@ func targetObjects(ctx context.Context, ex executors.Executor, target PgEndpoint
 
 // refusal explains why a target that is not empty will not be streamed
 // into, and what to do.
-func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *restoreMarker, id pg.DatabaseID, runID string, objs dbObjects) error {
+func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *pg.Marker, id pg.DatabaseID, runID string, objs dbObjects) error {
 	recreate := recreateHint(ctx, ex, s.Target)
 	switch {
 	case s.ours(m, id, runID) && m.State == "done":
@@ -342,11 +303,11 @@ FROM pg_database WHERE datname = `+pg.Literal(target.Database)+";\n")
 func (s *PgStream) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	dump, restore := s.dumpCommand(), s.restoreCommand()
 	return []Action{
-		{Host: s.Source.Host, Summary: "run on " + s.Source.Host + " as " + s.source().RunAs() + ": " + describeEnv(dump.Env) + executors.QuoteArgv(dump.Argv) +
+		{Host: s.Source.Host, Summary: "run on " + s.Source.Host + " as " + s.source().RunAs() + ": " + hostcmd.EnvPrefix(dump.Env) + executors.QuoteArgv(dump.Argv) +
 			" (reads " + s.where(s.Source) + "; the archive goes to the stream)"},
-		{Host: s.Target.Host, Summary: "run on " + s.Target.Host + " as " + s.target().RunAs() + ": " + describeEnv(restore.Env) + executors.QuoteArgv(restore.Argv) +
+		{Host: s.Target.Host, Summary: "run on " + s.Target.Host + " as " + s.target().RunAs() + ": " + hostcmd.EnvPrefix(restore.Env) + executors.QuoteArgv(restore.Argv) +
 			" (archive read from the stream on stdin), only if " + s.where(s.Target) + " is empty; start and end recorded in " + s.markerPath() +
-			"; only errors known to be harmless accepted (" + strings.Join(harmlessDescriptions(s.AllowErrors), "; ") + ")"},
+			"; only errors known to be harmless accepted (" + strings.Join(pg.HarmlessDescriptions(s.AllowErrors), "; ") + ")"},
 		{Summary: "relay pg_dump's output to pg_restore's input through migrun as it is produced, no intermediate file; " + streamNotResumable},
 	}, nil
 }
@@ -365,18 +326,18 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	wrap := func(err error) error {
 		return fmt.Errorf("stream %s -> %s: %w", s.where(s.Source), s.where(s.Target), err)
 	}
-	harmless, err := harmlessPatterns(s.AllowErrors)
+	harmless, err := pg.HarmlessPatterns(s.AllowErrors)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	id, err := pg.DatabaseIdentity(ctx, dst, s.Target.PgConnection.target(""), s.Target.Database)
+	id, err := pg.DatabaseIdentity(ctx, dst, s.Target.PgConnection.target("postgres"), s.Target.Database)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
 	if id.OID == 0 {
 		return Outcome{}, wrap(fmt.Errorf("the target database does not exist: create it first, with the owner, encoding and locale it needs (createdb -O OWNER -E UTF8 --locale=en_US.UTF-8 -T template0 %s)", s.Target.Database))
 	}
-	m, err := readRestoreMarker(ctx, dst, s.markerPath())
+	m, err := pg.ReadMarker(ctx, dst, s.markerPath())
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
@@ -392,9 +353,9 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		note = "an earlier stream into this database did not finish and left it empty: streamed again from the beginning\n"
 	}
 	// A marker of another run or server is not ours: it is replaced.
-	marker := restoreMarker{State: "started", Source: s.sourceID(), Database: s.Target.Database, DatabaseOID: id.OID,
+	marker := pg.Marker{State: "started", Source: s.sourceID(), Database: s.Target.Database, DatabaseOID: id.OID,
 		SystemID: id.SystemID, RunID: rt.RunID, SocketDir: s.Target.SocketDir, Port: s.Target.Port}
-	if err := writeRestoreMarker(ctx, dst, s.markerPath(), marker); err != nil {
+	if err := pg.WriteMarker(ctx, dst, s.markerPath(), marker); err != nil {
 		return Outcome{}, wrap(err)
 	}
 
@@ -407,12 +368,12 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return o, wrap(err)
 	}
 	marker.State, marker.Size, marker.SHA256 = "done", res.bytes, res.sha256
-	if err := writeRestoreMarker(ctx, dst, s.markerPath(), marker); err != nil {
+	if err := pg.WriteMarker(ctx, dst, s.markerPath(), marker); err != nil {
 		return o, wrap(err)
 	}
 	o.Output = strings.TrimSpace(o.Output + "\n" + fmt.Sprintf("streamed %s into %s: %s (sha256 %s) in %s",
-		s.where(s.Source), s.where(s.Target), FormatBytes(res.bytes), shortSum(res.sha256), time.Since(begin).Round(100*time.Millisecond)) +
-		res.report.acceptedNote())
+		s.where(s.Source), s.where(s.Target), FormatBytes(res.bytes), hostcmd.ShortSum(res.sha256), time.Since(begin).Round(100*time.Millisecond)) +
+		res.report.AcceptedNote())
 	return o, nil
 }
 
@@ -420,7 +381,7 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 type streamResult struct {
 	bytes  int64
 	sha256 string
-	report restoreReport
+	report pg.RestoreReport
 }
 
 // stream runs pg_dump on src and pg_restore on dst at once, the one's
@@ -449,7 +410,7 @@ func (s *PgStream) stream(ctx context.Context, rt *Runtime, src, dst executors.E
 	dump := s.dumpCommand()
 	dump.Stdout, dump.Stderr = relay, out
 	restore := s.restoreCommand()
-	errs := &restoreErrors{}
+	errs := &pg.RestoreLog{}
 	restore.Stdin = pr
 	restore.Stdout, restore.Stderr = out, io.MultiWriter(out, errs)
 
@@ -486,7 +447,7 @@ func (s *PgStream) stream(ctx context.Context, rt *Runtime, src, dst executors.E
 	res := streamResult{bytes: relay.n, sha256: hex.EncodeToString(relay.h.Sum(nil))}
 
 	var err error
-	switch report, rerr := errs.result(restoreErr, harmless, streamRetryAdvice); {
+	switch report, rerr := errs.Result(restoreErr, harmless, streamRetryAdvice); {
 	case ctx.Err() != nil:
 		err = fmt.Errorf("stream interrupted after %s: %w", FormatBytes(res.bytes), ctx.Err())
 	case dumpErr != nil && first == "source":
@@ -517,28 +478,4 @@ func (r *streamRelay) Write(p []byte) (int, error) {
 	r.n += int64(n)
 	r.bar.Add(int64(n))
 	return n, err
-}
-
-// lockedWriter serialises writes from several commands to one writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// streamOutput returns where a stream's two commands write: a tail kept
-// for the step's outcome and error, and rt.Output when there is one,
-// locked since the two write at once and rt.Output need not be safe for
-// that.
-func streamOutput(rt *Runtime) (*executors.Tail, io.Writer) {
-	out := executors.NewTail(outputTail)
-	if rt.Output == nil {
-		return out, out
-	}
-	return out, io.MultiWriter(&lockedWriter{w: rt.Output}, out)
 }

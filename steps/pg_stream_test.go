@@ -124,9 +124,9 @@ func TestPgStreamServer(t *testing.T) {
 			markerDir: markers,
 		}
 	}
-	marker := func(t *testing.T, s *PgStream) *restoreMarker {
+	marker := func(t *testing.T, s *PgStream) *pg.Marker {
 		t.Helper()
-		m, err := readRestoreMarker(ctx, dstEx, s.markerPath())
+		m, err := pg.ReadMarker(ctx, dstEx, s.markerPath())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,14 +274,14 @@ func TestPgStreamServer(t *testing.T) {
 		// initialised again, whose new database got the same OID.
 		dstPG.psql(t, "CREATE DATABASE rehearsed OWNER engine;")
 		r := stream("engine", "rehearsed")
-		oid, err := pg.DatabaseOID(ctx, dstEx, conn(dstPG).target(""), "rehearsed")
+		oid, err := pg.DatabaseOID(ctx, dstEx, conn(dstPG).target("postgres"), "rehearsed")
 		if err != nil {
 			t.Fatal(err)
 		}
 		sysid := dstPG.psql(t, "SELECT system_identifier FROM pg_control_system()")
-		old := restoreMarker{State: "done", Source: r.sourceID(), Database: "rehearsed", DatabaseOID: oid, SocketDir: dstPG.SocketDir,
+		old := pg.Marker{State: "done", Source: r.sourceID(), Database: "rehearsed", DatabaseOID: oid, SocketDir: dstPG.SocketDir,
 			Port: dstPG.Port, SystemID: sysid, RunID: "run-0", Size: 1, SHA256: strings.Repeat("0", 64)}
-		if err := writeRestoreMarker(ctx, dstEx, r.markerPath(), old); err != nil {
+		if err := pg.WriteMarker(ctx, dstEx, r.markerPath(), old); err != nil {
 			t.Fatal(err)
 		}
 		c, err := r.Check(ctx, dry)
@@ -488,25 +488,25 @@ func TestMarkerIsOurs(t *testing.T) {
 	dst := PgEndpoint{Host: "new", Database: "engine", PgConnection: PgConnection{Port: 5433}}
 	id := pg.DatabaseID{OID: 16384, SystemID: "7301234567890123456"}
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	mine := restoreMarker{State: "done", Source: pgSourceID(src), Database: "engine", DatabaseOID: id.OID, Port: 5433,
+	mine := pg.Marker{State: "done", Source: pgSourceID(src), Database: "engine", DatabaseOID: id.OID, Port: 5433,
 		SystemID: id.SystemID, RunID: "run-1", Time: at}
 	tests := []struct {
 		name  string
-		edit  func(m *restoreMarker)
+		edit  func(m *pg.Marker)
 		runID string
 		ours  bool
 		whose string // whose() of a marker that is not ours
 	}{
-		{"same run, server and database", func(*restoreMarker) {}, "run-1", true, ""},
-		{"another run", func(m *restoreMarker) { m.RunID = "run-0" }, "run-1", false, "an earlier run, run-0 (done at 2025-03-01T12:00:00Z)"},
-		{"a dry run of a fresh run", func(*restoreMarker) {}, "", false, "an earlier run, run-1 (done at"},
-		{"another server", func(m *restoreMarker) { m.SystemID = "7300000000000000001" }, "run-1", false, "this run on another server, system identifier 7300000000000000001"},
-		{"a database re-created", func(m *restoreMarker) { m.DatabaseOID = 16390 }, "run-1", false, "this run on another database of that name, OID 16390"},
-		{"an older migrun", func(m *restoreMarker) { m.RunID, m.SystemID = "", "" }, "run-1", false, "an earlier run of an older migrun (done at"},
-		{"an older migrun, dry run", func(m *restoreMarker) { m.RunID, m.SystemID = "", "" }, "", false, "older migrun"},
-		{"no system identifier", func(m *restoreMarker) { m.SystemID = "" }, "run-1", false, "older migrun"},
-		{"another source", func(m *restoreMarker) { m.Source = "elsewhere: database engine (local socket)" }, "run-1", false, ""},
-		{"another port", func(m *restoreMarker) { m.Port = 5432 }, "run-1", false, ""},
+		{"same run, server and database", func(*pg.Marker) {}, "run-1", true, ""},
+		{"another run", func(m *pg.Marker) { m.RunID = "run-0" }, "run-1", false, "an earlier run, run-0 (done at 2025-03-01T12:00:00Z)"},
+		{"a dry run of a fresh run", func(*pg.Marker) {}, "", false, "an earlier run, run-1 (done at"},
+		{"another server", func(m *pg.Marker) { m.SystemID = "7300000000000000001" }, "run-1", false, "this run on another server, system identifier 7300000000000000001"},
+		{"a database re-created", func(m *pg.Marker) { m.DatabaseOID = 16390 }, "run-1", false, "this run on another database of that name, OID 16390"},
+		{"an older migrun", func(m *pg.Marker) { m.RunID, m.SystemID = "", "" }, "run-1", false, "an earlier run of an older migrun (done at"},
+		{"an older migrun, dry run", func(m *pg.Marker) { m.RunID, m.SystemID = "", "" }, "", false, "older migrun"},
+		{"no system identifier", func(m *pg.Marker) { m.SystemID = "" }, "run-1", false, "older migrun"},
+		{"another source", func(m *pg.Marker) { m.Source = "elsewhere: database engine (local socket)" }, "run-1", false, ""},
+		{"another port", func(m *pg.Marker) { m.Port = 5432 }, "run-1", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -524,8 +524,8 @@ func TestMarkerIsOurs(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(m.whose(id, tt.runID), tt.whose) || !strings.Contains(note, "/var/tmp/m was left by ") || !strings.Contains(note, tt.whose) {
-				t.Fatalf("whose %q, note %q, want %q", m.whose(id, tt.runID), note, tt.whose)
+			if !strings.Contains(m.Whose(id, tt.runID), tt.whose) || !strings.Contains(note, "/var/tmp/m was left by ") || !strings.Contains(note, tt.whose) {
+				t.Fatalf("whose %q, note %q, want %q", m.Whose(id, tt.runID), note, tt.whose)
 			}
 		})
 	}

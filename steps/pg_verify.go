@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -52,15 +53,6 @@ type PgVerify struct {
 	Action string `yaml:"action" enum:"compare|baseline|cancel" default:"compare" doc:"compare: compare now (only what changed since this run's baseline, if one was taken); baseline: checksum every chunk of rows while the application runs and follow the source's changes (needs wal_level = logical on the source); cancel: drop the baseline's replication slot (on_failure)"`
 
 	markerDir string // where the baseline's marker lives ("" = /var/tmp); tests set it
-}
-
-// PgEndpoint is one database of a comparison: the plan host psql runs on
-// and how it reaches the server there.
-type PgEndpoint struct {
-	Host     string `yaml:"host" required:"true" doc:"plan host the database's psql runs on"`
-	Database string `yaml:"database" required:"true" doc:"database name"`
-
-	PgConnection `yaml:",inline"`
 }
 
 func (v *PgVerify) Validate() []Problem {
@@ -234,7 +226,7 @@ func (v *PgVerify) compare(ctx context.Context, rt *Runtime, missingOK bool) (co
 			name string
 		}{{se, c.source}, {de, c.target}} {
 			if pg.NotReady(e.err) {
-				c.unknown, c.unknownReason = true, "database "+e.name+" is not reachable yet: "+firstLine(e.err)
+				c.unknown, c.unknownReason = true, "database "+e.name+" is not reachable yet: "+hostcmd.FirstLine(e.err)
 				return c, nil
 			}
 		}
@@ -289,13 +281,13 @@ func diffSide(kind string, src, dst map[string]string, what string, count func(i
 func (c comparison) summary() string {
 	var parts []string
 	if c.tablesOn {
-		parts = append(parts, plural(c.tables, "table", "tables"), groupDigits(c.rows)+" rows")
+		parts = append(parts, hostcmd.Plural(c.tables, "table", "tables"), groupDigits(c.rows)+" rows")
 	}
 	if c.seqOn {
-		parts = append(parts, plural(c.sequences, "sequence", "sequences"))
+		parts = append(parts, hostcmd.Plural(c.sequences, "sequence", "sequences"))
 	}
 	if c.extsOn {
-		parts = append(parts, plural(c.exts, "extension", "extensions"))
+		parts = append(parts, hostcmd.Plural(c.exts, "extension", "extensions"))
 	}
 	return strings.Join(parts, ", ") + " match between " + c.source + " and " + c.target
 }
@@ -305,7 +297,7 @@ const maxDiffsListed = 50
 
 func (c comparison) err() error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s differs from %s (%s):", c.target, c.source, plural(len(c.diffs), "difference", "differences"))
+	fmt.Fprintf(&b, "%s differs from %s (%s):", c.target, c.source, hostcmd.Plural(len(c.diffs), "difference", "differences"))
 	for i, d := range c.diffs {
 		if i == maxDiffsListed {
 			fmt.Fprintf(&b, "\n  … and %d more", len(c.diffs)-maxDiffsListed)
@@ -444,7 +436,7 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	out := c.summary()
 	if since {
-		out += fmt.Sprintf(" (%s read again since the baseline of %s", plural(len(read), "table", "tables"), st.marker.Time.Format(time.RFC3339))
+		out += fmt.Sprintf(" (%s read again since the baseline of %s", hostcmd.Plural(len(read), "table", "tables"), st.marker.Time.Format(time.RFC3339))
 		if len(read) > 0 {
 			const listed = 12
 			out += ": " + strings.Join(read[:min(len(read), listed)], ", ")
@@ -473,12 +465,6 @@ func (v *PgVerify) closeBaseline(ctx context.Context, rt *Runtime, st baselineSt
 		}
 	}
 	return nil
-}
-
-// firstLine is the first line of err's message, for one-line reasons.
-func firstLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
 }
 
 // VerifiesOnly: this kind changes no host (see Verifier).

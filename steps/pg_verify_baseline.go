@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -110,7 +111,7 @@ const (
 // every round trip counts.
 func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineRead) (baselineState, error) {
 	var st baselineState
-	src, dst, errS, errD := atOnce(
+	src, dst, errS, errD := hostcmd.AtOnce(
 		func() (executors.Executor, error) { return rt.Executor(ctx, v.Source.Host) },
 		func() (executors.Executor, error) { return rt.Executor(ctx, v.Target.Host) })
 	if err := errors.Join(errS, errD); err != nil {
@@ -131,7 +132,7 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 		walLevel string
 		rows     [][]string
 	}
-	s, d, errS, errD := atOnce(
+	s, d, errS, errD := hostcmd.AtOnce(
 		func() (sourceSide, error) {
 			var s sourceSide
 			db, sql := "postgres", v.identitySQL(rt.RunID)
@@ -154,7 +155,7 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 			return s, nil
 		},
 		func() (pg.DatabaseID, error) {
-			return pg.DatabaseIdentity(ctx, dst, v.Target.PgConnection.target(""), v.Target.Database)
+			return pg.DatabaseIdentity(ctx, dst, v.Target.PgConnection.target("postgres"), v.Target.Database)
 		})
 	if errS != nil {
 		return st, fmt.Errorf("source %s on %s: %w", v.Source.Database, v.Source.Host, errS)
@@ -233,7 +234,7 @@ func (v *PgVerify) checkBaseline(ctx context.Context, rt *Runtime) (Check, error
 	st, err := v.readBaseline(ctx, rt, readAll)
 	switch {
 	case pg.NotReady(err):
-		return Check{Unknown: true, Reason: "a database is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "a database is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	case err != nil:
 		return Check{}, err
 	case st.marker != nil && (st.marker.State == verifyVerified || st.marker.State == verifyBaselined && st.slot):
@@ -339,7 +340,7 @@ func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineSta
 		return "", fmt.Errorf("%s: %w", st.src.Name(), err)
 	}
 	return fmt.Sprintf("baseline of %s at WAL %s: %d chunks differ now (read again in the downtime, with every chunk changed since)",
-		plural(len(tables), "table", "tables"), m.LSN, dirty), nil
+		hostcmd.Plural(len(tables), "table", "tables"), m.LSN, dirty), nil
 }
 
 // waitApplied waits until every subscription of the target database has
@@ -388,7 +389,7 @@ func (v *PgVerify) checkCancel(ctx context.Context, rt *Runtime) (Check, error) 
 	st, err := v.readBaseline(ctx, rt, readAll)
 	switch {
 	case pg.NotReady(err):
-		return Check{Unknown: true, Reason: "the source is not reachable yet: " + firstLine(err)}, nil
+		return Check{Unknown: true, Reason: "the source is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	case err != nil:
 		return Check{}, err
 	case st.slot:

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
@@ -116,7 +117,7 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	// The slot goes with the source's reading, whatever the outcome: it
 	// would keep the source's WAL, and a comparison run again (after the
 	// target is mended) without it reads every row.
-	src, dst, errS, errD := atOnce(
+	src, dst, errS, errD := hostcmd.AtOnce(
 		func() (chunkResult, error) {
 			return v.sumChunks(ctx, rt, st.src, v.Source, script.String()+v.dropSlotSQL(rt.RunID), queries)
 		},
@@ -164,7 +165,7 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 			c.diffs = append(c.diffs, fmt.Sprintf("table %s: rows %d on the source, %d on the target", t.Name, sn, dn))
 		case differ > 0:
 			c.diffs = append(c.diffs, fmt.Sprintf("table %s: rows %d on both, but the rows' contents differ (%s)", t.Name, sn,
-				plural(differ, "chunk", "chunks")))
+				hostcmd.Plural(differ, "chunk", "chunks")))
 		}
 	}
 	for _, t := range dstCatalog { // in the target catalog's order, not a map's

@@ -1,11 +1,12 @@
 package steps
 
 import (
-	"bytes"
 	"io"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 // NopProgress is a Progress that reports nothing: the runner's default
@@ -42,13 +43,13 @@ type lineProgress struct {
 	limit    int64 // the bar's total: counting stops there (0: no limit)
 	mu       sync.Mutex
 	counted  int64
-	lines    lineSplitter
+	lines    hostcmd.LineSplitter
 }
 
 func (l *lineProgress) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines.feed(b, l.line)
+	l.lines.Feed(b, l.line)
 	return len(b), nil
 }
 
@@ -66,42 +67,8 @@ func (l *lineProgress) line(b []byte) {
 func (l *lineProgress) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines.flush(l.line)
+	l.lines.Flush(l.line)
 	return nil
-}
-
-// lineSplitter cuts a command's output, as it streams, into lines for a
-// writer that reads it line by line.
-type lineSplitter struct{ partial []byte }
-
-// maxLine bounds a line: a pathological one without newlines is passed
-// on in pieces rather than held without bound.
-const maxLine = 64 << 10
-
-// feed passes each whole line of what came so far, newline included, to
-// line, and keeps the rest for later.
-func (s *lineSplitter) feed(b []byte, line func([]byte)) {
-	s.partial = append(s.partial, b...)
-	for {
-		i := bytes.IndexByte(s.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line(s.partial[:i+1])
-		s.partial = s.partial[i+1:]
-	}
-	if len(s.partial) > maxLine {
-		line(s.partial)
-		s.partial = nil
-	}
-}
-
-// flush passes on a last line that had no newline.
-func (s *lineSplitter) flush(line func([]byte)) {
-	if len(s.partial) > 0 {
-		line(s.partial)
-		s.partial = nil
-	}
 }
 
 // FormatBytes renders a size for people: "512 B", "12 MiB", "12.3 MiB",

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var serviceKind = Kind{
@@ -53,14 +52,10 @@ const (
 	defaultServicePoll   = 500 * time.Millisecond
 )
 
-// serviceName accepts systemd unit names (with their \x2d escapes and
-// template @) and init script names. A leading '-' would read as an option.
-var serviceName = regexp.MustCompile(`^[A-Za-z0-9_@\\][A-Za-z0-9_@.:\\-]*$`)
-
 // Validate checks the name and that the step asks for something.
 func (s *Service) Validate() []Problem {
 	var ps []Problem
-	if s.Name != "" && !serviceName.MatchString(s.Name) {
+	if s.Name != "" && !hostcmd.ServiceNameRE.MatchString(s.Name) {
 		ps = append(ps, Problem{"name", fmt.Sprintf("%q is not a service name (letters, digits and _@.:-\\, not starting with -)", s.Name)})
 	}
 	if s.State == "" && s.Enabled == "" {
@@ -76,8 +71,8 @@ func (s *Service) Hosts(stepHost string) []string { return []string{stepHost} }
 // state command and the boot command, either of which may be absent.
 type servicePlan struct {
 	manager string
-	state   *hostCmd // start/stop/restart/reload; nil when already so
-	boot    *hostCmd // enable/disable; nil when already so
+	state   *hostcmd.Cmd // start/stop/restart/reload; nil when already so
+	boot    *hostcmd.Cmd // enable/disable; nil when already so
 	// verify: after the state command, wait until the service runs.
 	verify  bool
 	reasons []string
@@ -138,7 +133,7 @@ func (s *Service) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, h.wrap(err)
 	}
 	if p.state != nil {
-		if err := h.run(ctx, *p.state); err != nil {
+		if err := h.Run(ctx, *p.state); err != nil {
 			return h.outcome(true), h.wrap(err)
 		}
 		if p.verify {
@@ -148,7 +143,7 @@ func (s *Service) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		}
 	}
 	if p.boot != nil {
-		if err := h.run(ctx, *p.boot); err != nil {
+		if err := h.Run(ctx, *p.boot); err != nil {
 			return h.outcome(true), h.wrap(err)
 		}
 	}
@@ -185,7 +180,7 @@ func (s *Service) manager(ctx context.Context, h *hostSession) (string, error) {
 	case mgrSystemd, mgrSysV:
 		return s.Manager, nil
 	}
-	found, err := h.first(ctx, "systemctl", "service")
+	found, err := h.First(ctx, "systemctl", "service")
 	switch {
 	case err != nil:
 		return "", err
@@ -241,24 +236,24 @@ func (s *Service) skipped(ctx context.Context, h *hostSession, mgr string) (stri
 // presence probes whether the service is installed and enabled at boot.
 func (s *Service) presence(ctx context.Context, h *hostSession, mgr string) (installed, enabled bool, err error) {
 	if mgr == mgrSysV {
-		r, err := h.probe(ctx, executors.Command{Script: "test -x /etc/init.d/" + executors.Quote(s.Name)})
-		if err != nil || !r.ok() {
+		r, err := h.Probe(ctx, executors.Command{Script: "test -x /etc/init.d/" + executors.Quote(s.Name)})
+		if err != nil || !r.OK() {
 			return false, false, err
 		}
 		b, err := s.sysvBoot(ctx, h)
 		if err != nil {
 			return true, false, err
 		}
-		r, err = h.probe(ctx, b.probe)
-		return true, err == nil && r.ok(), err
+		r, err = h.Probe(ctx, b.probe)
+		return true, err == nil && r.OK(), err
 	}
 	// One probe: systemd shows an unknown unit as LoadState=not-found.
-	r, err := h.probe(ctx, executors.Command{Argv: []string{"systemctl", "show", "-p", "LoadState", "-p", "UnitFileState", s.Name}})
+	r, err := h.Probe(ctx, executors.Command{Argv: []string{"systemctl", "show", "-p", "LoadState", "-p", "UnitFileState", s.Name}})
 	if err != nil {
 		return false, false, err
 	}
-	if !r.ok() {
-		return false, false, fmt.Errorf("systemctl show %s: %w", s.Name, r.exit)
+	if !r.OK() {
+		return false, false, fmt.Errorf("systemctl show %s: %w", s.Name, r.Exit)
 	}
 	props := map[string]string{}
 	for _, line := range strings.Split(string(r.Stdout), "\n") {
@@ -272,11 +267,11 @@ func (s *Service) presence(ctx context.Context, h *hostSession, mgr string) (ins
 }
 
 // stateCmd is the command that performs action (start, stop, ...).
-func (s *Service) stateCmd(mgr, action string) *hostCmd {
+func (s *Service) stateCmd(mgr, action string) *hostcmd.Cmd {
 	if mgr == mgrSysV {
-		return &hostCmd{cmd: executors.Command{Argv: []string{"service", s.Name, action}}}
+		return &hostcmd.Cmd{Cmd: executors.Command{Argv: []string{"service", s.Name, action}}}
 	}
-	return &hostCmd{cmd: executors.Command{Argv: []string{"systemctl", action, s.Name}}}
+	return &hostcmd.Cmd{Cmd: executors.Command{Argv: []string{"systemctl", action, s.Name}}}
 }
 
 func (s *Service) planState(ctx context.Context, h *hostSession, p *servicePlan) error {
@@ -296,7 +291,7 @@ func (s *Service) planState(ctx context.Context, h *hostSession, p *servicePlan)
 	if err != nil {
 		return err
 	}
-	running := r.ok()
+	running := r.OK()
 	switch {
 	case s.State == svcStarted && running:
 		p.reasons = append(p.reasons, s.Name+" is running")
@@ -314,18 +309,18 @@ func (s *Service) planState(ctx context.Context, h *hostSession, p *servicePlan)
 
 // running asks whether the service runs. The result carries the probe's
 // exit for errors; note is for reasons, such as " (failed)".
-func (s *Service) running(ctx context.Context, h *hostSession, mgr string) (r probeResult, note string, err error) {
+func (s *Service) running(ctx context.Context, h *hostSession, mgr string) (r hostcmd.Result, note string, err error) {
 	// is-active without --quiet prints the state (inactive, failed,
 	// activating), worth showing; its exit status is the answer.
 	probe := executors.Command{Argv: []string{"systemctl", "is-active", s.Name}}
 	if mgr == mgrSysV {
 		probe = executors.Command{Argv: []string{"service", s.Name, "status"}}
 	}
-	r, err = h.probe(ctx, probe)
+	r, err = h.Probe(ctx, probe)
 	if err != nil {
 		return r, "", err
 	}
-	if st := firstNonBlankLine(string(r.Stdout)); mgr == mgrSystemd && st != "" {
+	if st := hostcmd.FirstNonBlankLine(string(r.Stdout)); mgr == mgrSystemd && st != "" {
 		note = " (" + st + ")"
 	}
 	return r, note, nil
@@ -339,15 +334,15 @@ func (s *Service) planBoot(ctx context.Context, h *hostSession, p *servicePlan) 
 	if p.manager == mgrSysV {
 		return s.planBootSysV(ctx, h, p, want)
 	}
-	r, err := h.probe(ctx, executors.Command{Argv: []string{"systemctl", "is-enabled", s.Name}})
+	r, err := h.Probe(ctx, executors.Command{Argv: []string{"systemctl", "is-enabled", s.Name}})
 	if err != nil {
 		return err
 	}
-	state := firstNonBlankLine(string(r.Stdout))
+	state := hostcmd.FirstNonBlankLine(string(r.Stdout))
 	// is-enabled exits 0 for static, indirect and alias units too: they
 	// start when something else pulls them in and cannot be disabled,
 	// so only enabled units are ones "disable" can change.
-	enabled := r.ok()
+	enabled := r.OK()
 	if !want {
 		enabled = state == "enabled" || state == "enabled-runtime"
 	}
@@ -359,10 +354,10 @@ func (s *Service) planBoot(ctx context.Context, h *hostSession, p *servicePlan) 
 	case want && enabled:
 		p.reasons = append(p.reasons, s.Name+" is enabled at boot"+note)
 	case want:
-		p.boot = &hostCmd{cmd: executors.Command{Argv: []string{"systemctl", "enable", s.Name}}}
+		p.boot = &hostcmd.Cmd{Cmd: executors.Command{Argv: []string{"systemctl", "enable", s.Name}}}
 		p.reasons = append(p.reasons, s.Name+" is not enabled at boot"+note)
 	case enabled:
-		p.boot = &hostCmd{cmd: executors.Command{Argv: []string{"systemctl", "disable", s.Name}}}
+		p.boot = &hostcmd.Cmd{Cmd: executors.Command{Argv: []string{"systemctl", "disable", s.Name}}}
 		p.reasons = append(p.reasons, s.Name+" is enabled at boot"+note)
 	default:
 		p.reasons = append(p.reasons, s.Name+" is not enabled at boot"+note)
@@ -378,7 +373,7 @@ type sysvBoot struct {
 }
 
 func (s *Service) sysvBoot(ctx context.Context, h *hostSession) (sysvBoot, error) {
-	tool, err := h.first(ctx, "chkconfig", "update-rc.d")
+	tool, err := h.First(ctx, "chkconfig", "update-rc.d")
 	if err != nil {
 		return sysvBoot{}, err
 	}
@@ -403,18 +398,18 @@ func (s *Service) planBootSysV(ctx context.Context, h *hostSession, p *servicePl
 	if err != nil {
 		return err
 	}
-	r, err := h.probe(ctx, b.probe)
+	r, err := h.Probe(ctx, b.probe)
 	if err != nil {
 		return err
 	}
 	switch {
-	case want && r.ok():
+	case want && r.OK():
 		p.reasons = append(p.reasons, s.Name+" is enabled at boot")
 	case want:
-		p.boot = &hostCmd{cmd: executors.Command{Argv: b.on}}
+		p.boot = &hostcmd.Cmd{Cmd: executors.Command{Argv: b.on}}
 		p.reasons = append(p.reasons, s.Name+" is not enabled at boot")
-	case r.ok():
-		p.boot = &hostCmd{cmd: executors.Command{Argv: b.off}}
+	case r.OK():
+		p.boot = &hostcmd.Cmd{Cmd: executors.Command{Argv: b.off}}
 		p.reasons = append(p.reasons, s.Name+" is enabled at boot")
 	default:
 		p.reasons = append(p.reasons, s.Name+" is not enabled at boot")
@@ -436,7 +431,7 @@ func (s *Service) waitRunning(ctx context.Context, h *hostSession, mgr string) e
 		if err != nil {
 			return err
 		}
-		if r.ok() {
+		if r.OK() {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -446,191 +441,18 @@ func (s *Service) waitRunning(ctx context.Context, h *hostSession, mgr string) e
 			}
 			// status exits non-zero for a stopped service: its output is
 			// the point, not its exit status.
-			st, err := h.probe(ctx, status)
+			st, err := h.Probe(ctx, status)
 			if err != nil {
 				return err
 			}
 			detail := ""
-			if out := st.output(); out != "" {
-				detail = "\n" + h.show(status) + ":\n" + out
+			if out := st.Output(); out != "" {
+				detail = "\n" + hostcmd.Show(status) + ":\n" + out
 			}
-			return fmt.Errorf("%s is not running%s %s after it was started: %w%s", s.Name, note, s.settleTime(), r.exit, detail)
+			return fmt.Errorf("%s is not running%s %s after it was started: %w%s", s.Name, note, s.settleTime(), r.Exit, detail)
 		}
-		if err := sleepOrDone(ctx, every); err != nil {
+		if err := hostcmd.Sleep(ctx, every); err != nil {
 			return fmt.Errorf("waiting for %s to run: %w", s.Name, err)
 		}
 	}
-}
-
-// ---------------------------------------------------------------------
-// What the host kinds (service, package, wait, firewall) share: one
-// session on the step's host per call, read-only probes, and commands
-// whose output streams to the user and ends up in the journal.
-
-// hostCmd is a command a host kind would run, with a note Describe adds.
-type hostCmd struct {
-	cmd  executors.Command
-	note string
-}
-
-// hostSession is the step's host for one Check, Describe or Apply. It
-// holds no state beyond that call, so nothing is cached across steps.
-type hostSession struct {
-	rt   *Runtime
-	ex   executors.Executor
-	what string          // "service nginx": names the work in errors
-	tail *executors.Tail // output of the commands run, for the Outcome
-	out  io.Writer       // rt.Output, never nil
-}
-
-func openHost(ctx context.Context, rt *Runtime, what string) (*hostSession, error) {
-	h := &hostSession{rt: rt, what: what, tail: executors.NewTail(2 * outputTail), out: rt.Output}
-	if h.out == nil {
-		h.out = io.Discard
-	}
-	ex, err := rt.Executor(ctx, rt.Host)
-	if err != nil {
-		return h, h.wrap(err)
-	}
-	h.ex = ex
-	return h, nil
-}
-
-// where names the host (and user) for messages.
-func (h *hostSession) where() string {
-	if h.rt.Become != "" {
-		return h.rt.Host + " as " + h.rt.Become
-	}
-	return h.rt.Host
-}
-
-// wrap names the step, the work and the host. An *executors.ExitError
-// stays reachable with errors.As.
-func (h *hostSession) wrap(err error) error {
-	return &WhereError{Where: h.what + " on " + h.where(), Err: err}
-}
-
-// probeResult is a read-only command that ran to completion.
-type probeResult struct {
-	executors.Result
-	// exit is set when the probe exited non-zero: an answer, not an error.
-	exit *executors.ExitError
-}
-
-func (r probeResult) ok() bool { return r.exit == nil }
-
-// output is stdout and stderr, trimmed, for messages.
-func (r probeResult) output() string {
-	out := strings.TrimSpace(string(r.Stdout))
-	if e := strings.TrimSpace(string(r.Stderr)); e != "" {
-		if out != "" {
-			out += "\n"
-		}
-		out += e
-	}
-	return out
-}
-
-// probe runs cmd read-only, as the step's become user. A non-zero exit is
-// the probe's answer (probeResult.exit); the error is for a probe that
-// could not run: a lost connection, a cancel, a missing program.
-func (h *hostSession) probe(ctx context.Context, cmd executors.Command) (probeResult, error) {
-	cmd.ReadOnly = true
-	cmd.Become = h.rt.Become
-	res, err := h.ex.Run(ctx, cmd)
-	var exit *executors.ExitError
-	switch {
-	case err == nil:
-		return probeResult{Result: res}, nil
-	case errors.As(err, &exit) && ctx.Err() == nil:
-		if res.ExitCode == 0 {
-			res.ExitCode = exit.ExitCode
-		}
-		return probeResult{Result: res, exit: exit}, nil
-	}
-	return probeResult{Result: res}, fmt.Errorf("probe %s: %w", h.show(cmd), err)
-}
-
-// has reports whether the host has program on the PATH of the user the
-// step runs as (sudo's secure_path includes /usr/sbin, a login's may not).
-func (h *hostSession) has(ctx context.Context, program string) (bool, error) {
-	r, err := h.probe(ctx, executors.Command{Script: "command -v " + executors.Quote(program)})
-	return r.ok() && err == nil, err
-}
-
-// first returns the first of programs the host has, "" if none.
-func (h *hostSession) first(ctx context.Context, programs ...string) (string, error) {
-	for _, p := range programs {
-		ok, err := h.has(ctx, p)
-		if err != nil {
-			return "", err
-		}
-		if ok {
-			return p, nil
-		}
-	}
-	return "", nil
-}
-
-// run runs a command that changes the host, streaming its output
-// (redacted) to the user and keeping its tail for the journal.
-func (h *hostSession) run(ctx context.Context, c hostCmd) error {
-	cmd := c.cmd
-	cmd.Become = h.rt.Become
-	red := h.rt.Secrets.Writer(h.out)
-	w := io.MultiWriter(red, h.tail)
-	cmd.Stdout, cmd.Stderr = w, w
-	_, err := h.ex.Run(ctx, cmd)
-	red.Flush()
-	return err
-}
-
-// outcome reports the commands' output; changed is false when nothing ran.
-func (h *hostSession) outcome(changed bool) Outcome {
-	return Outcome{Changed: changed, Output: executors.LastBytes(h.rt.Secrets.Redact(h.tail.String()), outputTail)}
-}
-
-// show renders a command as a person would type it.
-func (h *hostSession) show(cmd executors.Command) string {
-	var b strings.Builder
-	for _, k := range sortedKeys(cmd.Env) {
-		b.WriteString(k + "=" + executors.Quote(cmd.Env[k]) + " ")
-	}
-	if cmd.Script != "" {
-		b.WriteString(cmd.Script)
-	} else {
-		b.WriteString(executors.QuoteArgv(cmd.Argv))
-	}
-	return b.String()
-}
-
-// action is the dry-run line for c, in the words of the command kind.
-func (h *hostSession) action(c hostCmd) Action {
-	s := "run on " + h.where() + ": " + h.show(c.cmd)
-	if c.note != "" {
-		s += " (" + c.note + ")"
-	}
-	return Action{Host: h.rt.Host, Summary: s}
-}
-
-// sleepOrDone waits d, or less when ctx ends first (then its error).
-func sleepOrDone(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// firstNonBlankLine is the first non-blank line of s, trimmed.
-func firstNonBlankLine(s string) string {
-	for line := range strings.Lines(s) {
-		if line = strings.TrimSpace(line); line != "" {
-			return line
-		}
-	}
-	return ""
 }

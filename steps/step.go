@@ -84,6 +84,10 @@ type Action struct {
 	Diff    string `json:"diff,omitempty"` // unified diff for file edits, else empty
 }
 
+// outputTail is how much of a step's output its Outcome keeps for the
+// journal: the end, where errors are.
+const outputTail = 4 << 10
+
 // Outcome is what Apply reports back for the journal.
 type Outcome struct {
 	Changed bool

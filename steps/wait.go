@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var waitKind = Kind{
@@ -149,7 +150,7 @@ func (w *Wait) target() string {
 	case w.HTTP != "":
 		return w.HTTP + " to answer 200-399"
 	}
-	return "`" + oneLine(w.Command) + "` to exit 0"
+	return "`" + hostcmd.OneLine(w.Command) + "` to exit 0"
 }
 
 // waitTry is one try: the read-only command and how to read its result.
@@ -157,7 +158,7 @@ type waitTry struct {
 	cmd executors.Command
 	// judge says whether a finished try succeeded, with a note for
 	// messages ("HTTP 503", the command's output).
-	judge func(probeResult) (bool, string)
+	judge func(hostcmd.Result) (bool, string)
 	// limit bounds one try; 0 leaves it to the whole timeout.
 	limit time.Duration
 }
@@ -169,7 +170,7 @@ func (w *Wait) try(ctx context.Context, h *hostSession, perTry time.Duration) (w
 	switch {
 	case w.TCP != "":
 		host, port, _ := splitTCP(w.TCP)
-		tool, err := h.first(ctx, "bash", "nc")
+		tool, err := h.First(ctx, "bash", "nc")
 		if err != nil {
 			return waitTry{}, err
 		}
@@ -187,7 +188,7 @@ func (w *Wait) try(ctx context.Context, h *hostSession, perTry time.Duration) (w
 		}
 		return waitTry{cmd: executors.Command{Argv: argv}, judge: waitJudgeExit, limit: perTry}, nil
 	case w.HTTP != "":
-		tool, err := h.first(ctx, "curl", "wget")
+		tool, err := h.First(ctx, "curl", "wget")
 		if err != nil {
 			return waitTry{}, err
 		}
@@ -213,8 +214,8 @@ func (w *Wait) try(ctx context.Context, h *hostSession, perTry time.Duration) (w
 	return waitTry{cmd: executors.Command{Script: w.Command}, judge: waitJudgeExit}, nil
 }
 
-func waitJudgeExit(r probeResult) (bool, string) {
-	if r.ok() {
+func waitJudgeExit(r hostcmd.Result) (bool, string) {
+	if r.OK() {
 		return true, "succeeded"
 	}
 	note := fmt.Sprintf("exit status %d", r.ExitCode)
@@ -230,8 +231,8 @@ func waitJudgeExit(r probeResult) (bool, string) {
 	return false, note
 }
 
-func waitJudgeCurl(r probeResult) (bool, string) {
-	if !r.ok() {
+func waitJudgeCurl(r hostcmd.Result) (bool, string) {
+	if !r.OK() {
 		return waitJudgeExit(r)
 	}
 	code, err := strconv.Atoi(strings.TrimSpace(string(r.Stdout)))
@@ -243,7 +244,7 @@ func waitJudgeCurl(r probeResult) (bool, string) {
 
 // attempt runs one try within limit. A try the limit cut short failed;
 // only the caller's ctx ending is an error.
-func (w *Wait) attempt(ctx context.Context, h *hostSession, t waitTry, limit time.Duration) (ok bool, note string, r probeResult, err error) {
+func (w *Wait) attempt(ctx context.Context, h *hostSession, t waitTry, limit time.Duration) (ok bool, note string, r hostcmd.Result, err error) {
 	tctx, cancel := ctx, context.CancelFunc(func() {})
 	if limit > 0 {
 		// The tools enforce their own limit; this one catches a command:
@@ -251,7 +252,7 @@ func (w *Wait) attempt(ctx context.Context, h *hostSession, t waitTry, limit tim
 		tctx, cancel = context.WithTimeout(ctx, limit)
 	}
 	defer cancel()
-	r, err = h.probe(tctx, t.cmd)
+	r, err = h.Probe(tctx, t.cmd)
 	if err != nil {
 		if ctx.Err() == nil && tctx.Err() != nil {
 			return false, fmt.Sprintf("no answer within %s", limit), r, nil
@@ -312,7 +313,7 @@ func (w *Wait) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 		note += "succeeds"
 	}
 	note += fmt.Sprintf(", for up to %s", timeout)
-	return []Action{h.action(hostCmd{cmd: t.cmd, note: note})}, nil
+	return []Action{h.action(hostcmd.Cmd{Cmd: t.cmd, Note: note})}, nil
 }
 
 // Apply tries until the target is ready, the timeout passes or ctx ends.
@@ -339,11 +340,11 @@ func (w *Wait) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		}
 		if ok {
 			took := time.Since(start).Round(time.Millisecond)
-			return Outcome{Output: fmt.Sprintf("ready after %s (%s): %s", took, plural(n, "try", "tries"), note)}, nil
+			return Outcome{Output: fmt.Sprintf("ready after %s (%s): %s", took, hostcmd.Plural(n, "try", "tries"), note)}, nil
 		}
 		if !time.Now().Before(deadline) {
-			tries := plural(n, "try", "tries")
-			if r.exit == nil {
+			tries := hostcmd.Plural(n, "try", "tries")
+			if r.Exit == nil {
 				return Outcome{Output: note}, h.wrap(fmt.Errorf("not ready after %s (%s); last try: %s", timeout, tries, note))
 			}
 			// The exit error holds stderr; stdout may be what says why.
@@ -351,10 +352,10 @@ func (w *Wait) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 			if s := strings.TrimSpace(string(r.Stdout)); s != "" {
 				out = "; its output: " + executors.LastBytes(s, 1<<10)
 			}
-			return Outcome{Output: note}, h.wrap(fmt.Errorf("not ready after %s (%s); last try: %w%s", timeout, tries, r.exit, out))
+			return Outcome{Output: note}, h.wrap(fmt.Errorf("not ready after %s (%s); last try: %w%s", timeout, tries, r.Exit, out))
 		}
-		if err := sleepOrDone(ctx, min(interval, time.Until(deadline))); err != nil {
-			return Outcome{Output: note}, h.wrap(fmt.Errorf("interrupted after %s; last try: %s: %w", plural(n, "try", "tries"), note, err))
+		if err := hostcmd.Sleep(ctx, min(interval, time.Until(deadline))); err != nil {
+			return Outcome{Output: note}, h.wrap(fmt.Errorf("interrupted after %s; last try: %s: %w", hostcmd.Plural(n, "try", "tries"), note, err))
 		}
 	}
 }

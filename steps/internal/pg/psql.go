@@ -27,6 +27,12 @@ type Target struct {
 	Database string // psql -d; empty = "postgres"
 }
 
+// On is t connected to database instead.
+func (t Target) On(database string) Target {
+	t.Database = database
+	return t
+}
+
 // PsqlArgv is the psql command line for t. -X ignores ~/.psqlrc so a
 // user's settings cannot change the output; ON_ERROR_STOP makes the first
 // failing statement fail the run; -A -t with a unit-separator field
@@ -287,3 +293,13 @@ func NormLocale(name string) string {
 	}
 	return out
 }
+
+// QuietSessionSQL keeps the statements that follow out of the server
+// log and the statistics views: they carry a password.
+const QuietSessionSQL = "SET log_statement = 'none';\nSET log_min_duration_statement = -1;\nSET log_min_error_statement = panic;\n" +
+	// pg_stat_statements keeps the text of utility statements (ALTER
+	// ROLE, CREATE SUBSCRIPTION) when loaded; a placeholder otherwise.
+	"SET pg_stat_statements.track_utility = off;\n"
+
+// ParamNameRE is a parameter name, custom ones (module.name) included.
+var ParamNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
