@@ -109,7 +109,7 @@ func (p *Package) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err := h.Run(ctx, *pl.cmd); err != nil {
 		return h.outcome(true), h.wrap(err)
 	}
-	installed, missing, err := p.yesNoProbe(ctx, h, pl.manager)
+	installed, missing, err := p.query(ctx, h, pl.manager)
 	if err != nil {
 		return h.outcome(true), h.wrap(err)
 	}
@@ -143,7 +143,7 @@ func (p *Package) plan(ctx context.Context, h *hostSession) (*packagePlan, error
 	if mgr == "" {
 		return nil, errors.New("none of dnf, yum and apt-get found")
 	}
-	installed, missing, err := p.yesNoProbe(ctx, h, mgr)
+	installed, missing, err := p.query(ctx, h, mgr)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func packageReason(firstLabel string, first []string, secondLabel string, second
 }
 
 // query splits the names into installed and missing, in the plan's order.
-func (p *Package) yesNoProbe(ctx context.Context, h *hostSession, mgr string) (installed, missing []string, err error) {
+func (p *Package) query(ctx context.Context, h *hostSession, mgr string) (installed, missing []string, err error) {
 	var present map[string]bool
 	if mgr == "apt-get" {
 		present, err = p.queryDpkg(ctx, h)

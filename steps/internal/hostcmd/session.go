@@ -147,16 +147,10 @@ func (h *Session) Line(c Cmd) string {
 
 // Show renders a command as a person would type it.
 func Show(cmd executors.Command) string {
-	var b strings.Builder
-	for _, k := range SortedKeys(cmd.Env) {
-		b.WriteString(k + "=" + executors.Quote(cmd.Env[k]) + " ")
-	}
 	if cmd.Script != "" {
-		b.WriteString(cmd.Script)
-	} else {
-		b.WriteString(executors.QuoteArgv(cmd.Argv))
+		return EnvPrefix(cmd.Env) + cmd.Script
 	}
-	return b.String()
+	return EnvPrefix(cmd.Env) + executors.QuoteArgv(cmd.Argv)
 }
 
 // Note adds a line of the kind's own to the kept output (not streamed).

@@ -221,8 +221,7 @@ var pgNoServerRE = regexp.MustCompile(`connection to server .* failed: (No such 
 // such database. The OID tells a database from one dropped and recreated
 // under the same name, which restore markers rely on.
 func DatabaseOID(ctx context.Context, e executors.Executor, server Target, name string) (int64, error) {
-	server.Database = "postgres"
-	rows, err := Query(ctx, e, server, "SELECT oid FROM pg_database WHERE datname = "+Literal(name)+";\n")
+	rows, err := Query(ctx, e, server.On("postgres"), "SELECT oid FROM pg_database WHERE datname = "+Literal(name)+";\n")
 	if err != nil {
 		return 0, err
 	}
@@ -251,8 +250,7 @@ type DatabaseID struct {
 // identifier in one query: some of the kinds that need both run inside
 // the application's downtime, where every psql connection counts.
 func DatabaseIdentity(ctx context.Context, e executors.Executor, server Target, name string) (DatabaseID, error) {
-	server.Database = "postgres"
-	rows, err := Query(ctx, e, server, "SELECT coalesce((SELECT oid FROM pg_database WHERE datname = "+Literal(name)+
+	rows, err := Query(ctx, e, server.On("postgres"), "SELECT coalesce((SELECT oid FROM pg_database WHERE datname = "+Literal(name)+
 		"), 0), system_identifier FROM pg_control_system();\n")
 	if err != nil {
 		return DatabaseID{}, err
