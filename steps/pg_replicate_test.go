@@ -65,6 +65,7 @@ func TestPgReplicateDescribe(t *testing.T) {
 		"CREATE PUBLICATION \"migrun_engine\" FOR ALL TABLES;",
 		`CREATE SUBSCRIPTION "migrun_engine" CONNECTION 'host=''10.0.0.1'' port=5432 dbname=''engine'' user=''o\''neil'' sslmode=prefer application_name=''migrun_engine'' password=''<secret:pw>''' PUBLICATION "migrun_engine";`,
 		"wait until every table's initial copy is done",
+		"VACUUM (ANALYZE);",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("describe lacks %q:\n%s", want, text)
@@ -213,6 +214,14 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 		}
 		if got := dstPG.psql(t, "SELECT count(*) FROM audit_log", "engine"); got != "1000" {
 			t.Fatalf("audit_log on the target: %s rows", got)
+		}
+		// Vacuumed and analyzed by start itself (last_vacuum, not
+		// last_autovacuum), not left to autovacuum in the downtime.
+		if got := dstPG.psql(t, "SELECT string_agg(relname, ', ' ORDER BY relname) FROM pg_stat_user_tables WHERE last_vacuum IS NULL OR last_analyze IS NULL", "engine"); got != "" {
+			t.Errorf("tables start left unvacuumed or unanalyzed on the target: %s", got)
+		}
+		if !strings.Contains(o.Output, "vacuumed and analyzed on dst") {
+			t.Errorf("start's output does not say it vacuumed: %s", o.Output)
 		}
 		if c, err := start.Check(ctx, live); err != nil || !c.Done {
 			t.Fatalf("check after start: %+v %v", c, err)

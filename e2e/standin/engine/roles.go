@@ -174,7 +174,7 @@ func enginePrepare(ctx context.Context, c *client, s *session) error {
 	}{
 		{`SELECT vm_guid::text FROM vm_static ORDER BY vm_name COLLATE "C" LIMIT ` + fmt.Sprint(guestAgentVMs), &vms},
 		{`SELECT vds_id::text FROM vds_static ORDER BY vds_name COLLATE "C"`, &hosts},
-		{`SELECT task_id::text FROM async_tasks ORDER BY task_id LIMIT 5`, &tasks},
+		{`SELECT a.task_id::text FROM async_tasks a ORDER BY a.task_id LIMIT 5`, &tasks}, // by the key, not its text: an index scan
 	} {
 		rows, err := conn.Query(ctx, q.sql)
 		if err != nil {
