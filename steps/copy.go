@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/bytesize"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
@@ -47,8 +48,6 @@ type Copy struct {
 }
 
 const (
-	// partSuffix names the file a transfer writes before its rename.
-	partSuffix = ".migrun-part"
 	// chunk is both the copy buffer and the resume granularity. A large
 	// buffer keeps few, big writes in flight over SFTP; resuming a whole
 	// chunk early re-sends the bytes most likely torn by the interruption.
@@ -81,12 +80,7 @@ func parseLocation(s string) (location, error) {
 }
 
 // String renders the location as the plan writes it.
-func (l location) String() string {
-	if l.Host == "" {
-		return l.Path
-	}
-	return l.Host + ":" + l.Path
-}
+func (l location) String() string { return fileOn(l.Host, l.Path) }
 
 func (l location) join(rel string) location {
 	if rel == "" {
@@ -251,16 +245,16 @@ func (c *Copy) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 				size += e.info.Size
 			}
 		}
-		detail = fmt.Sprintf("directory: %s, %s, sha256 verified", hostcmd.Plural(files, "file", "files"), FormatBytes(size))
+		detail = fmt.Sprintf("directory: %s, %s, sha256 verified", hostcmd.Plural(files, "file", "files"), bytesize.Format(size))
 	} else {
-		detail = FormatBytes(root.Size) + ", sha256 verified"
+		detail = bytesize.Format(root.Size) + ", sha256 verified"
 		off, err := t.resumePoint(ctx, t.to.Path, root.Size)
 		if err != nil {
 			act.Summary += then
 			return []Action{act}, err
 		}
 		if off > 0 {
-			detail += "; resumes from " + FormatBytes(off)
+			detail += "; resumes from " + bytesize.Format(off)
 		}
 	}
 	if c.Direct {
@@ -336,9 +330,9 @@ func (c *Copy) Apply(ctx context.Context, rt *Runtime) (_ Outcome, err error) {
 		if err != nil {
 			return Outcome{Changed: true}, err
 		}
-		msg := "copied " + FormatBytes(root.Size)
+		msg := "copied " + bytesize.Format(root.Size)
 		if off > 0 {
-			msg += " (resumed from " + FormatBytes(off) + ")"
+			msg += " (resumed from " + bytesize.Format(off) + ")"
 		}
 		return Outcome{Changed: true, Output: t.relayNote() + msg + ", sha256 " + sum}, nil
 	}
@@ -377,9 +371,9 @@ type treeResult struct {
 }
 
 func (r treeResult) String() string {
-	s := fmt.Sprintf("copied %s (%s)", hostcmd.Plural(r.copied, "file", "files"), FormatBytes(r.bytes))
+	s := fmt.Sprintf("copied %s (%s)", hostcmd.Plural(r.copied, "file", "files"), bytesize.Format(r.bytes))
 	if r.resumed > 0 {
-		s += " (resumed from " + FormatBytes(r.resumed) + " already there)"
+		s += " (resumed from " + bytesize.Format(r.resumed) + " already there)"
 	}
 	if r.attrs > 0 {
 		s += fmt.Sprintf(", fixed mode/owner of %d", r.attrs)
@@ -658,7 +652,7 @@ func (t *copier) compare(ctx context.Context, job fileJob) (fileState, error) {
 	case !fi.Mode.IsRegular():
 		return fileState{}, fmt.Errorf("%s is a %s, not a regular file", dst, describeType(fi.Mode))
 	case fi.Size != job.info.Size:
-		return fileState{reason: fmt.Sprintf("%s is %s, %s is %s", dst, FormatBytes(fi.Size), src, FormatBytes(job.info.Size))}, nil
+		return fileState{reason: fmt.Sprintf("%s is %s, %s is %s", dst, bytesize.Format(fi.Size), src, bytesize.Format(job.info.Size))}, nil
 	}
 	srcSum, dstSum, err := checksums(ctx, t.src, src, t.dst, dst)
 	if err != nil {
@@ -707,7 +701,7 @@ func (t *copier) ownerNote() string {
 // writes, be holes). A part larger than the source is from some other
 // file and is started over.
 func (t *copier) resumePoint(ctx context.Context, dst string, size int64) (int64, error) {
-	part := dst + partSuffix
+	part := hostcmd.PartPath(dst)
 	fi, err := t.dst.Stat(ctx, part)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -729,7 +723,7 @@ func (t *copier) resumePoint(ctx context.Context, dst string, size int64) (int64
 // from bad bytes again.
 func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Bar) (string, error) {
 	src, dst := t.from.join(job.rel), t.to.join(job.rel)
-	part := location{dst.Host, dst.Path + partSuffix}
+	part := location{dst.Host, hostcmd.PartPath(dst.Path)}
 
 	w, err := t.dst.OpenWriter(ctx, part.Path, offset)
 	if err != nil {
@@ -777,7 +771,7 @@ func (t *copier) transfer(ctx context.Context, job fileJob, offset int64, bar Ba
 	}
 	if err != nil {
 		// The part stays: the next attempt resumes from it.
-		return "", fmt.Errorf("copy %s -> %s (at %s of %s): %w", src, part, FormatBytes(offset+n), FormatBytes(job.info.Size), err)
+		return "", fmt.Errorf("copy %s -> %s (at %s of %s): %w", src, part, bytesize.Format(offset+n), bytesize.Format(job.info.Size), err)
 	}
 
 	// The source is hashed after the copy, not before, so that a source
@@ -858,7 +852,7 @@ func (t *copier) stream(ctx context.Context, w io.Writer, src location, offset, 
 	lr := &io.LimitedReader{R: &progressReader{ctx: ctx, r: in, bar: bar}, N: n}
 	copied, err := io.CopyBuffer(w, lr, make([]byte, chunk))
 	if err == nil && copied < n {
-		err = fmt.Errorf("%s ended after %s: it shrank during the copy", src, FormatBytes(offset+copied))
+		err = fmt.Errorf("%s ended after %s: it shrank during the copy", src, bytesize.Format(offset+copied))
 	}
 	return copied, err
 }

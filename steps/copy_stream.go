@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/bytesize"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
@@ -64,7 +65,7 @@ func (t *copier) streamUsable(ctx context.Context) (bool, error) {
 // every file's sha256, sets modes and owners, and renames it to DIR.
 func (t *copier) streamTree(ctx context.Context, tree []fileJob, bar Bar) (treeResult, error) {
 	var res treeResult
-	part := location{t.to.Host, t.to.Path + partSuffix}
+	part := location{t.to.Host, hostcmd.PartPath(t.to.Path)}
 	have, err := t.partFiles(ctx, part)
 	if err != nil {
 		return res, err
@@ -103,7 +104,7 @@ func (t *copier) streamTree(ctx context.Context, tree []fileJob, bar Bar) (treeR
 			continue
 		}
 		p := path.Join(part.Path, e.rel)
-		if err := t.dst.Rename(ctx, p, p+partSuffix); err != nil {
+		if err := t.dst.Rename(ctx, p, hostcmd.PartPath(p)); err != nil {
 			return res, fmt.Errorf("resume %s: %w", location{part.Host, p}, err)
 		}
 		off, err := sub.resumePoint(ctx, p, e.info.Size)
@@ -145,7 +146,7 @@ func (t *copier) streamTree(ctx context.Context, tree []fileJob, bar Bar) (treeR
 	}
 	for rel, size := range sent {
 		if _, ok := sums[rel]; !ok {
-			return res, fmt.Errorf("copy %s -> %s: %s (%s) was not in the stream", t.from, part, rel, FormatBytes(size))
+			return res, fmt.Errorf("copy %s -> %s: %s (%s) was not in the stream", t.from, part, rel, bytesize.Format(size))
 		}
 	}
 	if err := t.checkStreamed(ctx, part, sums); err != nil {
@@ -303,14 +304,6 @@ func (t *copier) relayTar(ctx context.Context, list io.Reader, part location, ba
 		return nil, relayErr
 	}
 	return sums, nil
-}
-
-// barWriter counts the bytes written to it on a progress bar.
-type barWriter struct{ bar Bar }
-
-func (w barWriter) Write(p []byte) (int, error) {
-	w.bar.Add(int64(len(p)))
-	return len(p), nil
 }
 
 // checkStreamed compares each file's sha256 in the part directory with

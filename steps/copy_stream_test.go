@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/bytesize"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 // opCounter counts the calls made to a host: each is a round trip over
@@ -84,7 +86,7 @@ func TestCopyTreeOneStream(t *testing.T) {
 	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("the copy's root: %v %v, want mode 0700 as the source's", fi, err)
 	}
-	if _, err := os.Stat(dst + partSuffix); !os.IsNotExist(err) {
+	if _, err := os.Stat(dst + hostcmd.PartSuffix); !os.IsNotExist(err) {
 		t.Errorf("the part directory is left: %v", err)
 	}
 	// A file at a time took a dozen calls per file (3600 here).
@@ -102,7 +104,7 @@ func TestCopyTreeStreamResumes(t *testing.T) {
 	big := randomBytes(3*mib+7, 77) // a large table's file, cut at 2.5 MiB
 	files["9999.dat.gz"] = big
 	writeFile(t, filepath.Join(src, "9999.dat.gz"), big, 0o640)
-	part := dst + partSuffix
+	part := dst + hostcmd.PartSuffix
 	for _, rel := range []string{"3001.dat.gz", "3002.dat.gz", "toc.dat"} {
 		writeFile(t, filepath.Join(part, rel), files[rel], 0o600)
 	}
@@ -126,7 +128,7 @@ func TestCopyTreeStreamResumes(t *testing.T) {
 		t.Errorf("read %d bytes of the large file, want the %d after its first MiB", got, int64(len(big))-mib)
 	}
 	resumed := len(files["3001.dat.gz"]) + len(files["3002.dat.gz"]) + len(files["toc.dat"]) + mib
-	if !strings.Contains(out.Output, fmt.Sprintf("resumed from %s already there", FormatBytes(int64(resumed)))) {
+	if !strings.Contains(out.Output, fmt.Sprintf("resumed from %s already there", bytesize.Format(int64(resumed)))) {
 		t.Errorf("output %q: want the three whole files kept", out.Output)
 	}
 	if ino(filepath.Join(dst, "3001.dat.gz")) != kept {
@@ -158,7 +160,7 @@ func TestCopyTreeStreamVerifies(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "dump.d"), filepath.Join(dir, "copy.d")
 	dumpDir(t, src, 5)
-	bad := filepath.Join(dst+partSuffix, "3002.dat.gz")
+	bad := filepath.Join(dst+hostcmd.PartSuffix, "3002.dat.gz")
 	h := hosts{"engine": executors.NewLocal("engine"), "db": damagingHost{executors.NewLocal("db"), bad}}
 	_, err := (&Copy{From: "engine:" + src, To: "db:" + dst}).Apply(context.Background(), testRuntime(h, nil, nil))
 	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || !strings.Contains(err.Error(), "3002.dat.gz") {
@@ -193,7 +195,7 @@ func TestCopyTreeStreamOverSSH(t *testing.T) {
 	if _, err := c.Apply(ctx, rt); err == nil {
 		t.Fatal("Apply survived the cut connection")
 	}
-	if _, err := os.Stat(dst + partSuffix); err != nil {
+	if _, err := os.Stat(dst + hostcmd.PartSuffix); err != nil {
 		t.Fatalf("no part directory after the cut: %v", err)
 	}
 	rt = testRuntime(hosts{"engine": engineHost.dial(t), "db": dbHost.dial(t)}, nil, nil)

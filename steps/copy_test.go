@@ -17,6 +17,8 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/executors/sshtest"
+	"github.com/migrun/migrun/internal/bytesize"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -63,8 +65,8 @@ func assertFile(t *testing.T, p string, data []byte, mode fs.FileMode) {
 	if fi.Mode().Perm() != mode {
 		t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), mode)
 	}
-	if _, err := os.Stat(p + partSuffix); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s still exists after the copy", p+partSuffix)
+	if _, err := os.Stat(p + hostcmd.PartSuffix); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s still exists after the copy", p+hostcmd.PartSuffix)
 	}
 }
 
@@ -341,7 +343,7 @@ func TestCopyResume(t *testing.T) {
 			dir := t.TempDir()
 			src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 			writeFile(t, src, data, 0o600)
-			writeFile(t, dst+partSuffix, tt.part, 0o600)
+			writeFile(t, dst+hostcmd.PartSuffix, tt.part, 0o600)
 			h, engine, _ := copyHosts()
 			var prog progressLog
 			rt := testRuntime(h, nil, nil)
@@ -355,7 +357,7 @@ func TestCopyResume(t *testing.T) {
 			}
 			wantDesc := "copy engine:" + src + " -> db:" + dst + " (5.3 MiB, sha256 verified"
 			if tt.wantFrom > 0 {
-				wantDesc += "; resumes from " + FormatBytes(tt.wantFrom)
+				wantDesc += "; resumes from " + bytesize.Format(tt.wantFrom)
 			} else if tt.wantFrom < 0 {
 				wantDesc += "; resumes from 3 MiB"
 			}
@@ -365,10 +367,10 @@ func TestCopyResume(t *testing.T) {
 
 			out, err := c.Apply(ctx, rt)
 			if tt.wantFrom < 0 {
-				if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || !strings.Contains(err.Error(), "db:"+dst+partSuffix) {
+				if err == nil || !strings.Contains(err.Error(), "sha256 mismatch") || !strings.Contains(err.Error(), "db:"+dst+hostcmd.PartSuffix) {
 					t.Fatalf("Apply error = %v, want a sha256 mismatch naming the part file", err)
 				}
-				if _, err := os.Stat(dst + partSuffix); !errors.Is(err, fs.ErrNotExist) {
+				if _, err := os.Stat(dst + hostcmd.PartSuffix); !errors.Is(err, fs.ErrNotExist) {
 					t.Errorf("bad part file kept: the next attempt would resume from it again")
 				}
 				if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
@@ -391,7 +393,7 @@ func TestCopyResume(t *testing.T) {
 			if prog.done != tt.wantFrom || prog.done+prog.added != int64(len(data)) {
 				t.Errorf("progress started at %d and added %d; want start %d, sum %d", prog.done, prog.added, tt.wantFrom, len(data))
 			}
-			if tt.wantFrom > 0 && !strings.Contains(out.Output, "resumed from "+FormatBytes(tt.wantFrom)) {
+			if tt.wantFrom > 0 && !strings.Contains(out.Output, "resumed from "+bytesize.Format(tt.wantFrom)) {
 				t.Errorf("Output = %q, want the resume noted", out.Output)
 			}
 		})
@@ -430,7 +432,7 @@ func TestCopyInterruptedThenResumed(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Apply: err = %v, want context.Canceled", err)
 	}
-	fi, err := os.Stat(dst + partSuffix)
+	fi, err := os.Stat(dst + hostcmd.PartSuffix)
 	if err != nil || fi.Size() < 4*mib {
 		t.Fatalf("part file after the interrupt: %v, %v; want at least 4 MiB", fi, err)
 	}
@@ -470,10 +472,10 @@ func TestCopyChecksumMismatch(t *testing.T) {
 	h := hosts{"engine": executors.NewLocal("engine"), "db": corruptingHost{executors.NewLocal("db")}}
 	c := &Copy{From: "engine:" + src, To: "db:" + dst}
 	_, err := c.Apply(context.Background(), testRuntime(h, nil, nil))
-	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch after copy engine:"+src+" -> db:"+dst+partSuffix) {
+	if err == nil || !strings.Contains(err.Error(), "sha256 mismatch after copy engine:"+src+" -> db:"+dst+hostcmd.PartSuffix) {
 		t.Fatalf("Apply error = %v, want a sha256 mismatch naming both sides", err)
 	}
-	for _, p := range []string{dst, dst + partSuffix} {
+	for _, p := range []string{dst, dst + hostcmd.PartSuffix} {
 		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s exists after a failed verification", p)
 		}
@@ -587,7 +589,7 @@ func TestCopyDryRun(t *testing.T) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	writeFile(t, filepath.Join(src, "f"), randomBytes(1000, 20), 0o600)
-	writeFile(t, filepath.Join(dst, "f"+partSuffix), randomBytes(10, 20), 0o600)
+	writeFile(t, filepath.Join(dst, "f"+hostcmd.PartSuffix), randomBytes(10, 20), 0o600)
 	engine, db := record(executors.NewLocal("engine")), record(executors.NewLocal("db"))
 	rt := testRuntime(hosts{"engine": executors.ReadOnly(engine), "db": executors.ReadOnly(db)}, nil, nil)
 	rt.DryRun = true
@@ -645,17 +647,6 @@ func TestCopyDescribe(t *testing.T) {
 				t.Errorf("Describe = %+v\n  want summary %q", acts, tt.want)
 			}
 		})
-	}
-}
-
-func TestFormatBytes(t *testing.T) {
-	for n, want := range map[int64]string{
-		0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 512 * mib: "512 MiB",
-		1288490189: "1.2 GiB", 5 << 40: "5 TiB",
-	} {
-		if got := FormatBytes(n); got != want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
-		}
 	}
 }
 
@@ -735,7 +726,7 @@ func TestCopyOverSSHResume(t *testing.T) {
 				t.Fatal("Apply survived the cut connection")
 			}
 			t.Logf("cut: %v", err)
-			fi, err := os.Stat(dst + partSuffix)
+			fi, err := os.Stat(dst + hostcmd.PartSuffix)
 			if err != nil || fi.Size() < 2*mib {
 				t.Fatalf("part file after the cut: %v, %v; want a few MiB to resume from", fi, err)
 			}

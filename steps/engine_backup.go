@@ -15,6 +15,7 @@ import (
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/ovirtconf"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 var engineBackupKind = Kind{
@@ -251,7 +252,7 @@ func (b *EngineBackup) Hosts(stepHost string) []string { return []string{stepHos
 func (b *EngineBackup) argv(passfiles map[string]string) []string {
 	file := b.File
 	if b.Mode == "backup" {
-		file = partPath(b.File) // renamed into place once verified
+		file = hostcmd.PartPath(b.File) // renamed into place once verified
 	}
 	argv := []string{"engine-backup", "--mode=" + b.Mode, "--file=" + file, "--log=" + b.logFile()}
 	if b.Mode != "verify" {
@@ -310,9 +311,6 @@ func (b *EngineBackup) argv(passfiles map[string]string) []string {
 	}
 	return argv
 }
-
-// partPath is where a backup is written before it is verified.
-func partPath(file string) string { return file + ".migrun-part" }
 
 // backupRunMarker records which run made the archive (Runtime.RunID).
 func backupRunMarker(file string) string { return file + ".migrun-run" }
@@ -480,7 +478,7 @@ func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) 
 	}
 	switch b.Mode {
 	case "backup":
-		part := partPath(b.File)
+		part := hostcmd.PartPath(b.File)
 		if err := b.verifyArchive(ctx, ex, part); err != nil {
 			return o, fmt.Errorf("%s: the new archive %s %w", ex.Name(), part, err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 // fakeEngineBackup puts stand-ins for engine-backup, rpm and systemctl
@@ -89,7 +90,7 @@ func TestEngineBackupBackupThenCheck(t *testing.T) {
 	if string(argv) != want {
 		t.Fatalf("argv %q, want %q", argv, want)
 	}
-	if _, err := os.Stat(partPath(file)); !os.IsNotExist(err) {
+	if _, err := os.Stat(hostcmd.PartPath(file)); !os.IsNotExist(err) {
 		t.Fatal("the part file is left behind")
 	}
 	if c, err := b.Check(ctx, engineBackupRuntime(t, true)); err != nil || !c.Done {

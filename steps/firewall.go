@@ -369,7 +369,7 @@ func (f *Firewall) rulesFile(ctx context.Context, h *hostSession, candidates []r
 // empty rules file at boot means no firewall at all), and then copies it
 // over file's contents, keeping file's mode, owner and SELinux label.
 func rulesSaveScript(dump, file string) string {
-	part := executors.Quote(file + partSuffix)
+	part := executors.Quote(hostcmd.PartPath(file))
 	return dump + " > " + part + " && cat " + part + " > " + executors.Quote(file) + " && rm -f " + part
 }
 

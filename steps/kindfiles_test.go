@@ -18,28 +18,8 @@ import (
 // share moves to the packages under steps/internal (issue 17), and a new
 // use of another kind's identifier fails TestKindFilesKeepToThemselves.
 var crossKindLeft = []string{
-	"config_set.go: location (copy.go)",
-	"config_set.go: parseShellConf (ovirt_db_conf.go)",
-	"config_set.go: shellCodec (ovirt_db_conf.go)",
-	"config_set.go: shellKeyRE (ovirt_db_conf.go)",
-	"firewall.go: partSuffix (copy.go)",
-	"line.go: location (copy.go)",
-	"ovirt_db_conf.go: location (copy.go)",
-	"ovirt_db_conf.go: parseProperties (config_set.go)",
-	"ovirt_db_conf.go: propertiesCodec (config_set.go)",
-	"ovirt_db_conf.go: propertyValues (config_set.go)",
-	"ovirt_he_maintenance.go: parseWaitDuration (wait.go)",
-	"pg_capture.go: streamGrace (pg_stream.go)",
 	"pg_conf.go: Service (service.go)",
 	"pg_conf.go: svcRestarted (service.go)",
-	"pg_dump.go: partPath (engine_backup.go)",
-	"pg_replicate.go: PgStream (pg_stream.go)",
-	"pg_replicate.go: dbObjects (pg_stream.go)",
-	"pg_replicate.go: recreateHint (pg_stream.go)",
-	"pg_replicate.go: targetObjects (pg_stream.go)",
-	"pg_restore.go: archiveDigest (pg_dump.go)",
-	"pg_restore.go: digestArchive (pg_dump.go)",
-	"pg_restore.go: validateArchivePath (pg_dump.go)",
 }
 
 // TestKindFilesKeepToThemselves enforces "one kind, one file": a kind's

@@ -98,7 +98,7 @@ func (l *Line) Check(ctx context.Context, rt *Runtime) (Check, error) {
 func (l *Line) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 	e, err := l.textEdit(rt)
 	if err != nil {
-		return []Action{{Host: rt.Host, Summary: "edit " + location{rt.Host, l.File}.String()}}, err
+		return []Action{{Host: rt.Host, Summary: "edit " + fileOn(rt.Host, l.File)}}, err
 	}
 	return e.describe(ctx, rt)
 }
@@ -136,7 +136,7 @@ func (l *Line) compile() (lineRegexps, error) {
 }
 
 func (l *Line) textEdit(rt *Runtime) (*textEdit, error) {
-	loc := location{rt.Host, l.File}
+	loc := fileOn(rt.Host, l.File)
 	res, err := l.compile()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", loc, err)

@@ -41,7 +41,7 @@ const (
 
 // Validate checks the timeout; the mode is an enum.
 func (m *OvirtHEMaintenance) Validate() []Problem {
-	if _, err := parseWaitDuration(m.Timeout, defaultHEMaintenanceTimeout); err != nil {
+	if _, err := hostcmd.PositiveDuration(m.Timeout, defaultHEMaintenanceTimeout); err != nil {
 		return []Problem{{"timeout", err.Error()}}
 	}
 	return nil
@@ -51,7 +51,7 @@ func (m *OvirtHEMaintenance) Hosts(stepHost string) []string { return []string{s
 
 // timeout is Timeout, its default applied; Validate has vouched for it.
 func (m *OvirtHEMaintenance) timeout() time.Duration {
-	d, _ := parseWaitDuration(m.Timeout, defaultHEMaintenanceTimeout)
+	d, _ := hostcmd.PositiveDuration(m.Timeout, defaultHEMaintenanceTimeout)
 	return d
 }
 

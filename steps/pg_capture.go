@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -505,47 +504,21 @@ func (c *PgCapture) apply(ctx context.Context, rt *Runtime, src, dst executors.E
 // last. A side that fails ends the other: the target's transaction is
 // then never committed.
 func (c *PgCapture) catchUp(ctx context.Context, src, dst executors.Executor, schema string) (pg.DatabaseID, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pr, pw := io.Pipe()
-	var srcErr error
-	srcDone := make(chan struct{})
 	reader := c.source().PsqlCommand(catchUpSQL(schema), false)
-	reader.Stdout = pw
-	go func() {
-		defer close(srcDone)
-		if _, srcErr = src.Run(sctx, reader); srcErr != nil {
-			cancel()
-			pw.CloseWithError(srcErr)
-			return
-		}
-		pw.Close()
-	}()
 	writer := c.target().PsqlCommand("", false)
-	writer.Stdin = pr
 	var out bytes.Buffer
 	writer.Stdout = &out
-	_, dstErr := dst.Run(sctx, writer)
-	pr.CloseWithError(errors.New("psql on the target has ended"))
-	if dstErr != nil {
-		cancel()
-	}
-	select {
-	case <-srcDone:
-	case <-time.After(streamGrace):
-		cancel()
-		<-srcDone
-	}
-	// The side that failed first: the other then fails as cancelled.
+	p := hostcmd.Pipe(ctx, src, reader, dst, writer, nil)
+	// The side that failed first: the other then fails as a consequence.
 	switch {
 	case ctx.Err() != nil:
 		return pg.DatabaseID{}, ctx.Err()
-	case srcErr != nil && !errors.Is(srcErr, context.Canceled):
-		return pg.DatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.clientsRefusal(srcErr))
-	case dstErr != nil:
-		return pg.DatabaseID{}, fmt.Errorf("apply the changes on %s (one transaction: none of them kept): %w", c.Target.Host, dstErr)
-	case srcErr != nil:
-		return pg.DatabaseID{}, srcErr
+	case p.SendErr != nil && p.First == hostcmd.Sender:
+		return pg.DatabaseID{}, fmt.Errorf("read the changes on %s (the target's transaction was not committed): %w", c.Source.Host, c.clientsRefusal(p.SendErr))
+	case p.RecvErr != nil:
+		return pg.DatabaseID{}, fmt.Errorf("apply the changes on %s (one transaction: none of them kept): %w", c.Target.Host, p.RecvErr)
+	case p.SendErr != nil:
+		return pg.DatabaseID{}, p.SendErr
 	}
 	var id pg.DatabaseID
 	for _, row := range pg.ParseRows(out.Bytes()) {

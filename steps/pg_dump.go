@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/bytesize"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
@@ -68,20 +69,6 @@ func (d *PgDump) Validate() []Problem {
 	return append(ps, d.PgConnection.validate("")...)
 }
 
-// validateArchivePath refuses paths the kinds would write beside or
-// remove: relative ones, unclean ones and the root.
-func validateArchivePath(key, p string) []Problem {
-	switch {
-	case p == "":
-		return nil // required:"true" reports it
-	case !path.IsAbs(p):
-		return []Problem{{key, fmt.Sprintf("%q is not an absolute path", p)}}
-	case path.Clean(p) != p || p == "/":
-		return []Problem{{key, fmt.Sprintf("%q is not a clean path to a file (write %q)", p, path.Clean(p))}}
-	}
-	return nil
-}
-
 func (d *PgDump) Hosts(stepHost string) []string { return []string{stepHost} }
 
 // metaPath is the sidecar describing a complete archive.
@@ -101,7 +88,7 @@ type dumpMeta struct {
 
 // matches reports why m does not describe an archive of database in
 // format whose digest is got ("" when it does).
-func (m dumpMeta) mismatch(database, format string, got archiveDigest) string {
+func (m dumpMeta) mismatch(database, format string, got pg.ArchiveDigest) string {
 	switch {
 	case m.Database != database:
 		return fmt.Sprintf("it is a dump of database %q, not %q", m.Database, database)
@@ -112,44 +99,6 @@ func (m dumpMeta) mismatch(database, format string, got archiveDigest) string {
 			m.Size, hostcmd.ShortSum(m.SHA256), got.Size, hostcmd.ShortSum(got.SHA256))
 	}
 	return ""
-}
-
-// archiveDigest identifies an archive: for a custom-format file its size
-// and sha256; for a directory the total size of its files and the sha256
-// of toc.dat, which lists every member with its position, so that a
-// reused directory costs a small read rather than hashing all the data.
-type archiveDigest struct {
-	Format string // "custom" or "directory", as found on the host
-	Size   int64
-	SHA256 string
-}
-
-// digestArchive computes the digest of the archive at p.
-func digestArchive(ctx context.Context, ex executors.Executor, p string) (archiveDigest, error) {
-	fi, err := ex.Stat(ctx, p)
-	if err != nil {
-		return archiveDigest{}, err
-	}
-	if !fi.IsDir() {
-		sum, err := ex.Checksum(ctx, p)
-		if err != nil {
-			return archiveDigest{}, err
-		}
-		return archiveDigest{Format: "custom", Size: fi.Size, SHA256: sum}, nil
-	}
-	entries, err := ex.ReadDir(ctx, p)
-	if err != nil {
-		return archiveDigest{}, err
-	}
-	dg := archiveDigest{Format: "directory"}
-	for _, e := range entries {
-		dg.Size += e.Size
-	}
-	dg.SHA256, err = ex.Checksum(ctx, path.Join(p, "toc.dat"))
-	if err != nil {
-		return archiveDigest{}, fmt.Errorf("%s: %s is not a pg_dump directory archive: %w", ex.Name(), p, err)
-	}
-	return dg, nil
 }
 
 // Check reports the dump done when FILE exists and its sidecar describes
@@ -192,7 +141,7 @@ func (d *PgDump) reusable(ctx context.Context, ex executors.Executor, runID stri
 	if err := json.Unmarshal(data, &m); err != nil {
 		return metaPath(d.File) + " is unreadable (" + err.Error() + "); dumping again", nil
 	}
-	got, err := digestArchive(ctx, ex, d.File)
+	got, err := pg.DigestArchive(ctx, ex, d.File)
 	if errors.Is(err, fs.ErrNotExist) {
 		return d.File + " is not a complete " + d.format() + " archive; dumping again", nil
 	} else if err != nil {
@@ -227,7 +176,7 @@ func (d *PgDump) argv(out string) []string {
 func (d *PgDump) target() pg.Target { return d.PgConnection.target(d.Database) }
 
 func (d *PgDump) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
-	part := partPath(d.File)
+	part := hostcmd.PartPath(d.File)
 	return []Action{
 		{Host: rt.Host, Summary: "remove a leftover " + part + " of an interrupted dump, if any"},
 		{Host: rt.Host, Summary: "run on " + rt.Host + " as " + d.target().RunAs() + ": " + hostcmd.EnvPrefix(d.target().ClientCommand(nil, false).Env) + executors.QuoteArgv(d.argv(part))},
@@ -245,7 +194,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	wrap := func(err error) error {
 		return fmt.Errorf("%s: pg_dump of database %s: %w", ex.Name(), d.Database, err)
 	}
-	part := partPath(d.File)
+	part := hostcmd.PartPath(d.File)
 	// The old sidecar goes first: from here on FILE is not a known dump
 	// until the new one is written.
 	if err := ex.Remove(ctx, metaPath(d.File)); err != nil {
@@ -281,7 +230,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{Changed: true, Output: tail.String()}, wrap(err)
 	}
 
-	dg, err := digestArchive(ctx, ex, part)
+	dg, err := pg.DigestArchive(ctx, ex, part)
 	if err != nil {
 		return Outcome{Changed: true}, wrap(err)
 	}
@@ -310,7 +259,7 @@ func (d *PgDump) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if out != "" {
 		out += "\n"
 	}
-	return Outcome{Changed: true, Output: out + fmt.Sprintf("dumped %s to %s: %s, %s", d.Database, d.File, FormatBytes(dg.Size), what)}, nil
+	return Outcome{Changed: true, Output: out + fmt.Sprintf("dumped %s to %s: %s, %s", d.Database, d.File, bytesize.Format(dg.Size), what)}, nil
 }
 
 // removeTree removes p and everything under it; a missing p is fine. It

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 func TestPgDumpValidate(t *testing.T) {
@@ -39,13 +41,13 @@ func TestPgDumpValidate(t *testing.T) {
 
 func TestPgDumpArgv(t *testing.T) {
 	d := PgDump{Database: "engine", File: "/var/tmp/engine.dump"}
-	if got, want := d.argv(partPath(d.File)), []string{"pg_dump", "-v", "-F", "c", "-f", "/var/tmp/engine.dump.migrun-part", "engine"}; !reflect.DeepEqual(got, want) {
+	if got, want := d.argv(hostcmd.PartPath(d.File)), []string{"pg_dump", "-v", "-F", "c", "-f", "/var/tmp/engine.dump.migrun-part", "engine"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("custom: %q, want %q", got, want)
 	}
 	d = PgDump{Database: "engine", File: "/var/tmp/engine.d", Format: "directory", Jobs: 4, Compress: "0",
 		PgConnection: PgConnection{SocketDir: "/run/srv", Port: 5433, OSUser: "srv"}}
 	want := []string{"pg_dump", "-v", "-F", "d", "-j", "4", "-Z", "0", "-h", "/run/srv", "-p", "5433", "-f", "/var/tmp/engine.d.migrun-part", "engine"}
-	if got := d.argv(partPath(d.File)); !reflect.DeepEqual(got, want) {
+	if got := d.argv(hostcmd.PartPath(d.File)); !reflect.DeepEqual(got, want) {
 		t.Errorf("directory: %q, want %q", got, want)
 	}
 	cmd := d.target().ClientCommand(d.argv("x"), false)
@@ -75,7 +77,7 @@ func TestPgDumpDescribe(t *testing.T) {
 // writeMeta writes the sidecar for file as pg_dump's Apply would.
 func writeMeta(t *testing.T, ex executors.Executor, file, database, format string) {
 	t.Helper()
-	dg, err := digestArchive(context.Background(), ex, file)
+	dg, err := pg.DigestArchive(context.Background(), ex, file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/bytesize"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
@@ -93,7 +94,7 @@ func restoreMarkerPath(file, database string) string {
 
 // sameRestore reports whether m is about restoring this archive into this
 // very database (same server, same OID) by this run.
-func (r *PgRestore) sameRestore(m *pg.Marker, id pg.DatabaseID, runID string, dg archiveDigest) bool {
+func (r *PgRestore) sameRestore(m *pg.Marker, id pg.DatabaseID, runID string, dg pg.ArchiveDigest) bool {
 	return m.OwnedBy(id, runID) && m.Database == r.Database && m.SocketDir == r.SocketDir && m.Port == r.Port &&
 		m.SHA256 == dg.SHA256 && m.Size == dg.Size
 }
@@ -102,7 +103,7 @@ func (r *PgRestore) readMarker(ctx context.Context, ex executors.Executor) (*pg.
 	return pg.ReadMarker(ctx, ex, restoreMarkerPath(r.File, r.Database))
 }
 
-func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, id pg.DatabaseID, runID string, dg archiveDigest) error {
+func (r *PgRestore) writeMarker(ctx context.Context, ex executors.Executor, state string, id pg.DatabaseID, runID string, dg pg.ArchiveDigest) error {
 	m := pg.Marker{State: state, Database: r.Database, DatabaseOID: id.OID, SystemID: id.SystemID, RunID: runID,
 		SocketDir: r.SocketDir, Port: r.Port, SHA256: dg.SHA256, Size: dg.Size}
 	return pg.WriteMarker(ctx, ex, restoreMarkerPath(r.File, r.Database), m)
@@ -139,7 +140,7 @@ func (r *PgRestore) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if id.OID == 0 {
 		return Check{Unknown: true, Reason: "database " + r.Database + " does not exist yet"}, nil
 	}
-	dg, err := digestArchive(ctx, ex, r.File)
+	dg, err := pg.DigestArchive(ctx, ex, r.File)
 	if err != nil {
 		return Check{}, wrap(err)
 	}
@@ -196,7 +197,7 @@ func (r *PgRestore) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	dg, err := digestArchive(ctx, ex, r.File)
+	dg, err := pg.DigestArchive(ctx, ex, r.File)
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
@@ -309,7 +310,7 @@ func (r *PgRestore) harmless() ([]*regexp.Regexp, error) { return pg.HarmlessPat
 const restoreRetryAdvice = "the database is partly restored; accept a harmless error with allow_errors, or fix the cause and apply again (the restore is then redone from scratch)"
 
 // restoreSummary is the Outcome line of a restore.
-func restoreSummary(rep pg.RestoreReport, file, database string, dg archiveDigest) string {
-	s := fmt.Sprintf("restored %s (%s, sha256 %s) into %s", file, FormatBytes(dg.Size), hostcmd.ShortSum(dg.SHA256), database)
+func restoreSummary(rep pg.RestoreReport, file, database string, dg pg.ArchiveDigest) string {
+	s := fmt.Sprintf("restored %s (%s, sha256 %s) into %s", file, bytesize.Format(dg.Size), hostcmd.ShortSum(dg.SHA256), database)
 	return s + rep.AcceptedNote()
 }

@@ -107,7 +107,7 @@ func TestRestoreErrorsHarmless(t *testing.T) {
 	if rep.Total() != 4 {
 		t.Fatalf("total %d, accepted %v", rep.Total(), rep.Accepted)
 	}
-	sum := restoreSummary(rep, "/d/e.dump", "engine", archiveDigest{Size: 2048, SHA256: "0123456789abcdef"})
+	sum := restoreSummary(rep, "/d/e.dump", "engine", pg.ArchiveDigest{Size: 2048, SHA256: "0123456789abcdef"})
 	for _, want := range []string{"restored /d/e.dump (2 KiB, sha256 0123456789ab…) into engine", `could not execute query: ERROR:  schema "public" already exists (×1)`} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)

@@ -2,19 +2,14 @@ package steps
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/internal/bytesize"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
@@ -71,9 +66,6 @@ type PgStream struct {
 
 	// markerDir holds the marker on the target host; "" is /var/tmp.
 	markerDir string
-	// schemaOnly streams the schema alone (pg_replicate's first stage),
-	// without the publications and subscriptions a dump would carry.
-	schemaOnly bool
 }
 
 // streamNotResumable is what the dry run and the refusals say.
@@ -81,11 +73,6 @@ const streamNotResumable = "not resumable mid-stream: an interrupted stream is r
 
 // streamRetryAdvice ends the error of a stream whose pg_restore failed.
 const streamRetryAdvice = "the target database is partly restored and a stream is not resumable: drop and re-create it, then apply again (accept a harmless error with allow_errors)"
-
-// streamGrace is how long a pg_dump may take to finish once pg_restore
-// ended by itself: it has then read the whole archive, and the dump is
-// only exiting. Past it the dump is cancelled.
-const streamGrace = 5 * time.Second
 
 func (s *PgStream) Validate() []Problem {
 	ps := s.Source.PgConnection.validate("source.")
@@ -112,23 +99,12 @@ func (s *PgStream) target() pg.Target { return s.Target.target(s.Target.Database
 // dumpCommand writes the archive to stdout (no -f). -Z is always given:
 // pg_dump's own default would compress.
 func (s *PgStream) dumpCommand() executors.Command {
-	argv := append([]string{"pg_dump", "-F", "c", "-Z", s.compress()}, s.source().ConnArgv()...)
-	if s.schemaOnly {
-		argv = append(argv, "--schema-only", "--no-publications", "--no-subscriptions")
-	}
-	return s.source().ClientCommand(append(argv, s.Source.Database), false)
+	return pg.DumpCommand(s.source(), s.compress(), false)
 }
 
 // restoreCommand reads the archive from stdin, with pg_restore's settings.
 func (s *PgStream) restoreCommand() executors.Command {
-	t := s.target()
-	argv := pg.RestoreArgv(t, 0, s.NoOwner, s.Role, false, "")
-	if s.schemaOnly {
-		// All of the schema or none of it: an interrupted copy leaves an
-		// empty database to start again from, not half a schema.
-		argv = append(argv, "--single-transaction")
-	}
-	return pg.RestoreCommand(t, argv)
+	return pg.StreamRestoreCommand(s.target(), s.NoOwner, s.Role, false)
 }
 
 // sourceID names the source in the marker: a stream from another
@@ -169,13 +145,13 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	}
 	if s.ours(m, id, rt.RunID) && m.State == "done" {
 		return Check{Done: true, Reason: fmt.Sprintf("streamed from %s into %s at %s (%s, sha256 %s)",
-			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), FormatBytes(m.Size), hostcmd.ShortSum(m.SHA256))}, nil
+			s.where(s.Source), s.where(s.Target), m.Time.Format(time.RFC3339), bytesize.Format(m.Size), hostcmd.ShortSum(m.SHA256))}, nil
 	}
-	objs, err := targetObjects(ctx, dst, s.Target)
+	objs, err := pg.ReadObjects(ctx, dst, s.target())
 	if err != nil {
 		return Check{}, wrap(err)
 	}
-	if objs.total > 0 {
+	if objs.Total > 0 {
 		return Check{}, wrap(s.refusal(ctx, dst, m, id, rt.RunID, objs))
 	}
 
@@ -199,74 +175,10 @@ func (s *PgStream) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	return Check{Reason: reason}, nil
 }
 
-// targetObjectsSQL lists what makes a database not empty: schemas other
-// than public, relations, functions, types and large objects, leaving out
-// the members of extensions (a DBA may create those beforehand, and the
-// restore's CREATE EXTENSION IF NOT EXISTS accepts them). Rows: total
-// count, kind, name; a few names suffice.
-const targetObjectsSQL = `WITH o(kind, name) AS (
-  SELECT 'schema', quote_ident(n.nspname) FROM pg_namespace n
-  WHERE ` + pg.UserSchemasSQL + ` AND n.nspname <> 'public'
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')
-  UNION ALL
-  SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
-    WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' ELSE 'type' END,
-    quote_ident(n.nspname) || '.' || quote_ident(c.relname)
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND ` + pg.UserSchemasSQL + `
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-  UNION ALL
-  SELECT 'function', quote_ident(n.nspname) || '.' || quote_ident(p.proname)
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-  WHERE ` + pg.UserSchemasSQL + `
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-  UNION ALL
-  SELECT 'type', quote_ident(n.nspname) || '.' || quote_ident(t.typname)
-  FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-  WHERE t.typtype IN ('d', 'e', 'r') AND ` + pg.UserSchemasSQL + `
-    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
-  UNION ALL
-  SELECT 'large object', l.oid::text FROM pg_largeobject_metadata l
-)
-SELECT count(*) OVER (), kind, name FROM o ORDER BY kind = 'table' DESC, kind, name LIMIT 3;
-`
-
-// dbObjects is a database's own objects: a few names and the count.
-type dbObjects struct {
-	total int
-	names []string // "table public.t"
-}
-
-func (o dbObjects) String() string {
-	s := hostcmd.Plural(o.total, "object", "objects") + ": " + strings.Join(o.names, ", ")
-	if o.total > len(o.names) {
-		s += ", …"
-	}
-	return s
-}
-
-// targetObjects reads what the target database holds of its own (the
-// kinds that only fill an empty database: pg_stream, pg_replicate).
-func targetObjects(ctx context.Context, ex executors.Executor, target PgEndpoint) (dbObjects, error) {
-	rows, err := pg.Query(ctx, ex, target.target(target.Database), targetObjectsSQL)
-	if err != nil {
-		return dbObjects{}, err
-	}
-	var o dbObjects
-	for _, row := range rows {
-		if len(row) != 3 {
-			return dbObjects{}, fmt.Errorf("%s: unexpected psql output %q", ex.Name(), strings.Join(row, " "))
-		}
-		o.total, _ = strconv.Atoi(row[0])
-		o.names = append(o.names, row[1]+" "+row[2])
-	}
-	return o, nil
-}
-
 // refusal explains why a target that is not empty will not be streamed
 // into, and what to do.
-func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *pg.Marker, id pg.DatabaseID, runID string, objs dbObjects) error {
-	recreate := recreateHint(ctx, ex, s.Target)
+func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *pg.Marker, id pg.DatabaseID, runID string, objs pg.Objects) error {
+	recreate := pg.RecreateHint(ctx, ex, s.Target.Host, s.target())
 	switch {
 	case s.ours(m, id, runID) && m.State == "done":
 		// Only a forced re-run gets here: Check says done.
@@ -278,24 +190,6 @@ func (s *PgStream) refusal(ctx context.Context, ex executors.Executor, m *pg.Mar
 	}
 	return fmt.Errorf("the database is not empty (%s) and holds no finished stream of this step%s: pg_stream only streams into an empty database, so that two databases are never mixed",
 		objs, foreignMarkerNote(m, s.markerPath(), id, runID))
-}
-
-// recreateHint is ", e.g. on HOST as USER: dropdb ... && createdb ..."
-// with the database's owner, encoding and locale, or "" when they cannot
-// be read.
-func recreateHint(ctx context.Context, ex executors.Executor, target PgEndpoint) string {
-	t := target.target(target.Database)
-	rows, err := pg.Query(ctx, ex, target.target("postgres"), `SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype
-FROM pg_database WHERE datname = `+pg.Literal(target.Database)+";\n")
-	if err != nil || len(rows) != 1 || len(rows[0]) != 4 {
-		return ""
-	}
-	r := rows[0]
-	drop := append(append([]string{"dropdb"}, t.ConnArgv()...), target.Database)
-	create := append(append([]string{"createdb"}, t.ConnArgv()...),
-		"-T", "template0", "-O", r[0], "-E", r[1], "--lc-collate="+r[2], "--lc-ctype="+r[3], target.Database)
-	return fmt.Sprintf(", e.g. on %s as %s: %s && %s (and redo any ALTER DATABASE ... SET, GRANT or CREATE EXTENSION you had prepared in it)",
-		target.Host, t.RunAs(), executors.QuoteArgv(drop), executors.QuoteArgv(create))
 }
 
 // Describe: one action per host, each command exactly as it runs, and
@@ -341,11 +235,11 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	objs, err := targetObjects(ctx, dst, s.Target)
+	objs, err := pg.ReadObjects(ctx, dst, s.target())
 	if err != nil {
 		return Outcome{}, wrap(err)
 	}
-	if objs.total > 0 {
+	if objs.Total > 0 {
 		return Outcome{}, wrap(s.refusal(ctx, dst, m, id, rt.RunID, objs))
 	}
 	note := ""
@@ -367,115 +261,23 @@ func (s *PgStream) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		// The marker stays "started".
 		return o, wrap(err)
 	}
-	marker.State, marker.Size, marker.SHA256 = "done", res.bytes, res.sha256
+	marker.State, marker.Size, marker.SHA256 = "done", res.Bytes, res.SHA256
 	if err := pg.WriteMarker(ctx, dst, s.markerPath(), marker); err != nil {
 		return o, wrap(err)
 	}
 	o.Output = strings.TrimSpace(o.Output + "\n" + fmt.Sprintf("streamed %s into %s: %s (sha256 %s) in %s",
-		s.where(s.Source), s.where(s.Target), FormatBytes(res.bytes), hostcmd.ShortSum(res.sha256), time.Since(begin).Round(100*time.Millisecond)) +
-		res.report.AcceptedNote())
+		s.where(s.Source), s.where(s.Target), bytesize.Format(res.Bytes), hostcmd.ShortSum(res.SHA256), time.Since(begin).Round(100*time.Millisecond)) +
+		res.Report.AcceptedNote())
 	return o, nil
 }
 
-// streamResult is what a finished stream carried.
-type streamResult struct {
-	bytes  int64
-	sha256 string
-	report pg.RestoreReport
-}
-
 // stream runs pg_dump on src and pg_restore on dst at once, the one's
-// stdout piped into the other's stdin. The first to fail cancels the
-// other: a failed dump leaves a truncated archive that cannot restore, and
-// a pg_restore that stopped reading leaves the dump nowhere to go.
-func (s *PgStream) stream(ctx context.Context, rt *Runtime, src, dst executors.Executor, harmless []*regexp.Regexp, out io.Writer) (streamResult, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// stdout piped into the other's stdin (pg.Stream), its bytes shown as
+// progress.
+func (s *PgStream) stream(ctx context.Context, rt *Runtime, src, dst executors.Executor, harmless []*regexp.Regexp, out io.Writer) (pg.StreamResult, error) {
 	bar := progressOf(rt).Start(Task{Label: s.Source.Host + ":" + s.Source.Database + " -> " + s.Target.Host + ":" + s.Target.Database, Unit: UnitBytes, Total: -1})
-
-	var (
-		mu    sync.Mutex
-		first string // "source" or "target": which failed first
-	)
-	failed := func(side string) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first == "" {
-			first = side
-		}
-	}
-
-	pr, pw := io.Pipe()
-	relay := &streamRelay{w: pw, h: sha256.New(), bar: bar}
-	dump := s.dumpCommand()
-	dump.Stdout, dump.Stderr = relay, out
-	restore := s.restoreCommand()
-	errs := &pg.RestoreLog{}
-	restore.Stdin = pr
-	restore.Stdout, restore.Stderr = out, io.MultiWriter(out, errs)
-
-	var dumpErr error
-	dumpDone := make(chan struct{})
-	go func() {
-		defer close(dumpDone)
-		_, dumpErr = src.Run(sctx, dump)
-		if dumpErr != nil {
-			failed("source")
-			cancel()
-			pw.CloseWithError(dumpErr)
-			return
-		}
-		pw.Close() // EOF: the archive is complete
-	}()
-
-	_, restoreErr := dst.Run(sctx, restore)
-	// Nothing reads the stream any more: a dump still writing must not
-	// block on it (its further output is dropped).
-	pr.CloseWithError(errors.New("pg_restore has ended"))
-	var exit *executors.ExitError
-	if restoreErr != nil && !errors.As(restoreErr, &exit) {
-		failed("target")
-		cancel()
-	}
-	select {
-	case <-dumpDone:
-	case <-time.After(streamGrace):
-		failed("target")
-		cancel()
-		<-dumpDone
-	}
-	res := streamResult{bytes: relay.n, sha256: hex.EncodeToString(relay.h.Sum(nil))}
-
-	var err error
-	switch report, rerr := errs.Result(restoreErr, harmless, streamRetryAdvice); {
-	case ctx.Err() != nil:
-		err = fmt.Errorf("stream interrupted after %s: %w", FormatBytes(res.bytes), ctx.Err())
-	case dumpErr != nil && first == "source":
-		err = fmt.Errorf("pg_dump failed after %s: %w", FormatBytes(res.bytes), dumpErr)
-	case rerr != nil:
-		err = rerr
-	case dumpErr != nil:
-		err = fmt.Errorf("pg_restore ended before pg_dump on %s finished the stream (after %s): %w", s.Source.Host, FormatBytes(res.bytes), dumpErr)
-	default:
-		res.report = report
-	}
+	res, err := pg.Stream{From: src, Dump: s.dumpCommand(), To: dst, Restore: s.restoreCommand(),
+		Harmless: harmless, Advice: streamRetryAdvice, Out: out, Progress: barWriter{bar}}.Run(ctx)
 	bar.Done(err)
 	return res, err
-}
-
-// streamRelay passes the dump on to the pipe, counting and hashing it.
-// One goroutine writes (the executor's stdout copy).
-type streamRelay struct {
-	w   io.Writer
-	h   hash.Hash
-	n   int64
-	bar Bar
-}
-
-func (r *streamRelay) Write(p []byte) (int, error) {
-	n, err := r.w.Write(p)
-	r.h.Write(p[:n])
-	r.n += int64(n)
-	r.bar.Add(int64(n))
-	return n, err
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 func TestPgVerifyValidate(t *testing.T) {
@@ -177,7 +178,7 @@ func TestPgDumpRestoreVerify(t *testing.T) {
 		if !o.Changed || !strings.Contains(o.Output, "dumped engine to "+file) {
 			t.Fatalf("outcome %+v", o)
 		}
-		if _, err := os.Stat(partPath(file)); !os.IsNotExist(err) {
+		if _, err := os.Stat(hostcmd.PartPath(file)); !os.IsNotExist(err) {
 			t.Fatalf("part file left: %v", err)
 		}
 		var m dumpMeta
@@ -364,7 +365,7 @@ CREATE TABLE extra (a int); DROP TABLE "We ird"."Odd ""name""";`, "engine")
 		ddir := filepath.Join(dir, "engine.d")
 		d := &PgDump{Database: "engine", File: ddir, Format: "directory", Jobs: 2, Compress: "1", PgConnection: conn(src)}
 		// A leftover part from an interrupted dump is removed first.
-		os.MkdirAll(filepath.Join(partPath(ddir), "junk"), 0o777)
+		os.MkdirAll(filepath.Join(hostcmd.PartPath(ddir), "junk"), 0o777)
 		if _, err := d.Apply(ctx, onOld(live)); err != nil {
 			t.Fatal(err)
 		}

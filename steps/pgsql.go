@@ -102,3 +102,17 @@ func foreignMarkerNote(m *pg.Marker, path string, id pg.DatabaseID, runID string
 	}
 	return "; " + path + " was left by " + m.Whose(id, runID) + " and is not this run's record of this database"
 }
+
+// validateArchivePath refuses paths the kinds would write beside or
+// remove: relative ones, unclean ones and the root.
+func validateArchivePath(key, p string) []Problem {
+	switch {
+	case p == "":
+		return nil // required:"true" reports it
+	case !path.IsAbs(p):
+		return []Problem{{key, fmt.Sprintf("%q is not an absolute path", p)}}
+	case path.Clean(p) != p || p == "/":
+		return []Problem{{key, fmt.Sprintf("%q is not a clean path to a file (write %q)", p, path.Clean(p))}}
+	}
+	return nil
+}

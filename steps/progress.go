@@ -2,7 +2,6 @@ package steps
 
 import (
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -71,18 +70,10 @@ func (l *lineProgress) Close() error {
 	return nil
 }
 
-// FormatBytes renders a size for people: "512 B", "12 MiB", "12.3 MiB",
-// "1.2 GiB". It is the one byte formatter of migrun's output.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	s := strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64)
-	return strings.TrimSuffix(s, ".0") + " " + "KMGTPE"[exp:exp+1] + "iB"
+// barWriter shows the bytes written to it as progress.
+type barWriter struct{ bar Bar }
+
+func (w barWriter) Write(p []byte) (int, error) {
+	w.bar.Add(int64(len(p)))
+	return len(p), nil
 }

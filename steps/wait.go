@@ -90,11 +90,11 @@ func (w *Wait) Validate() []Problem {
 	if w.Command != "" && strings.TrimSpace(w.Command) == "" {
 		ps = append(ps, Problem{"command", "the command is blank"})
 	}
-	timeout, terr := parseWaitDuration(w.Timeout, defaultWaitTimeout)
+	timeout, terr := hostcmd.PositiveDuration(w.Timeout, defaultWaitTimeout)
 	if terr != nil {
 		ps = append(ps, Problem{"timeout", terr.Error()})
 	}
-	interval, ierr := parseWaitDuration(w.Interval, defaultWaitInterval)
+	interval, ierr := hostcmd.PositiveDuration(w.Interval, defaultWaitInterval)
 	if ierr != nil {
 		ps = append(ps, Problem{"interval", ierr.Error()})
 	}
@@ -120,22 +120,11 @@ func splitTCP(s string) (string, int, error) {
 	return host, n, nil
 }
 
-func parseWaitDuration(s string, def time.Duration) (time.Duration, error) {
-	if s == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%q is not a positive Go duration such as 90s or 5m", s)
-	}
-	return d, nil
-}
-
 // durations are the timeout and the interval, defaults applied. Validate
 // has vouched for them.
 func (w *Wait) durations() (timeout, interval time.Duration) {
-	timeout, _ = parseWaitDuration(w.Timeout, defaultWaitTimeout)
-	interval, _ = parseWaitDuration(w.Interval, defaultWaitInterval)
+	timeout, _ = hostcmd.PositiveDuration(w.Timeout, defaultWaitTimeout)
+	interval, _ = hostcmd.PositiveDuration(w.Interval, defaultWaitInterval)
 	return timeout, interval
 }
 

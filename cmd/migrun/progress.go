@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/migrun/migrun/internal/bytesize"
 	"github.com/migrun/migrun/steps"
 )
 
@@ -111,7 +112,7 @@ func progressLine(t steps.Task, done int64, elapsed time.Duration, final bool) s
 		rate = float64(done-t.Done) / s
 	}
 	if t.Unit == steps.UnitBytes {
-		line += fmt.Sprintf(", %s/s", steps.FormatBytes(int64(rate)))
+		line += fmt.Sprintf(", %s/s", bytesize.Format(int64(rate)))
 	}
 	if !final && t.Total > 0 && rate > 0 {
 		eta := time.Duration(float64(t.Total-done)/rate) * time.Second
@@ -122,7 +123,7 @@ func progressLine(t steps.Task, done int64, elapsed time.Duration, final bool) s
 
 func amount(u steps.Unit, n int64) string {
 	if u == steps.UnitBytes {
-		return steps.FormatBytes(n)
+		return bytesize.Format(n)
 	}
 	return fmt.Sprintf("%d %s", n, u)
 }

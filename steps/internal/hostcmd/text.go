@@ -129,3 +129,16 @@ func EnvPrefix(env map[string]string) string {
 // ServiceNameRE accepts systemd unit names (with their \x2d escapes and
 // template @) and init script names. A leading '-' would read as an option.
 var ServiceNameRE = regexp.MustCompile(`^[A-Za-z0-9_@\\][A-Za-z0-9_@.:\\-]*$`)
+
+// PositiveDuration reads a plan's duration attribute: a Go duration such
+// as 90s or 5m, greater than zero; def when s is empty.
+func PositiveDuration(s string, def time.Duration) (time.Duration, error) {
+	if s == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is not a positive Go duration such as 90s or 5m", s)
+	}
+	return d, nil
+}
