@@ -7,13 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/migrun/migrun/executors"
-	"github.com/migrun/migrun/internal/ovirtconf"
 	"github.com/migrun/migrun/internal/secret"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
@@ -97,62 +95,6 @@ func (b *EngineBackup) credentialSets() []struct {
 		{"change_keycloak_db_credentials", "keycloak-db", b.ChangeKeycloakCredentials},
 		{"change_cinderlib_db_credentials", "cinderlib-db", b.ChangeCinderlibCredentials},
 	}
-}
-
-// versionNeeds lists what the plan asks of engine-backup that only some
-// versions have, each with the versions that have it: the installed
-// engine's (engine-backup ships with it) is checked against them before
-// anything changes.
-func (b *EngineBackup) versionNeeds() []versionNeed {
-	var needs []versionNeed
-	if slices.Contains(b.Scope, "reportsdb") {
-		needs = append(needs, versionNeed{"scope reportsdb", "", "4.4", "the Reports database was removed in 4.4"})
-	}
-	if b.ChangeReportsCredentials.set() {
-		needs = append(needs, versionNeed{"change_reports_db_credentials", "", "4.4", "the Reports database was removed in 4.4"})
-	}
-	if slices.Contains(b.Scope, "keycloakdb") {
-		needs = append(needs, versionNeed{"scope keycloakdb", "4.5.1", "", "Keycloak's database is backed up since 4.5.1"})
-	}
-	if b.ChangeKeycloakCredentials.set() {
-		needs = append(needs, versionNeed{"change_keycloak_db_credentials", "4.5.1", "", "the --keycloak-db-* options came with 4.5.1"})
-	}
-	if b.ProvisionKeycloakDB {
-		needs = append(needs, versionNeed{"provision_keycloak_db", "4.5.1", "", "--provision-keycloak-db came with 4.5.1"})
-	}
-	return needs
-}
-
-// versionNeed: what needs at least since (if set) and below until (if set).
-type versionNeed struct{ what, since, until, why string }
-
-// versionProblems refuses what installed's engine-backup does not have.
-func (b *EngineBackup) versionProblems(installed string) []string {
-	var out []string
-	for _, n := range b.versionNeeds() {
-		if n.since != "" && compareVersions(installed, n.since) < 0 || n.until != "" && compareVersions(installed, n.until) >= 0 {
-			out = append(out, fmt.Sprintf("%s: engine-backup %s does not have it (%s)", n.what, installed, n.why))
-		}
-	}
-	return out
-}
-
-// compareVersions orders dotted numeric versions (4.5 < 4.5.1 < 4.10).
-func compareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < max(len(as), len(bs)); i++ {
-		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
-		if x != y {
-			return x - y
-		}
-	}
-	return 0
 }
 
 func (b *EngineBackup) scopes() []string {
@@ -242,8 +184,6 @@ func (b *EngineBackup) Validate() []Problem {
 	}
 	return ps
 }
-
-var versionRE = regexp.MustCompile(`^\d+\.\d+(\.\d+)*$`)
 
 func (b *EngineBackup) Hosts(stepHost string) []string { return []string{stepHost} }
 
@@ -401,34 +341,6 @@ func (b *EngineBackup) Describe(ctx context.Context, rt *Runtime) ([]Action, err
 	return acts, nil
 }
 
-// archiveMembers are the members a backup of the scopes must hold.
-func (b *EngineBackup) archiveMembers() []string {
-	m := []string{"./version"}
-	if b.hasScope("files") {
-		m = append(m, "./files")
-	}
-	if b.hasScope("db") {
-		m = append(m, "./db/engine_backup.db")
-	}
-	return m
-}
-
-// verifyArchive lists the archive and checks the scopes' members are in.
-func (b *EngineBackup) verifyArchive(ctx context.Context, ex executors.Executor, file string) error {
-	res, err := ex.Run(ctx, executors.Command{Argv: []string{"tar", "-tf", file}, ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("is not a readable archive: %w", err)
-	}
-	listing := "\n" + string(res.Stdout)
-	for _, m := range b.archiveMembers() {
-		name := strings.TrimPrefix(m, "./")
-		if !strings.Contains(listing, "\n"+m) && !strings.Contains(listing, "\n"+name) {
-			return fmt.Errorf("the archive lacks %s (engine-backup leaves the database out when otopi-config-query is missing)", m)
-		}
-	}
-	return nil
-}
-
 func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	ex, err := rt.Executor(ctx, rt.Host)
 	if err != nil {
@@ -499,101 +411,4 @@ func (b *EngineBackup) Apply(ctx context.Context, rt *Runtime) (Outcome, error) 
 		}
 	}
 	return o, nil
-}
-
-// keycloakConf is where engine-setup 4.5 configures Keycloak's database.
-const keycloakConf = "/etc/ovirt-engine/engine.conf.d/12-setup-keycloak.conf"
-
-// keycloakClobbered refuses a restore with change_db_credentials but not
-// change_keycloak_db_credentials on a Manager whose Keycloak has a
-// database: engine-backup 4.5 then rewrites 12-setup-keycloak.conf with the
-// Keycloak credentials it was given, none, and the Manager's logins break
-// (read in engine-backup.sh.in: changeKeycloakDBConf runs on either option).
-func (b *EngineBackup) keycloakClobbered(ctx context.Context, ex executors.Executor, conf string) error {
-	if b.Mode != "restore" || !b.ChangeDBCredentials.set() || b.ChangeKeycloakCredentials.set() {
-		return nil
-	}
-	data, err := ex.ReadFile(ctx, conf)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	f, err := ovirtconf.Parse(string(data))
-	if err != nil {
-		return fmt.Errorf("%s:%s: %w", ex.Name(), conf, err)
-	}
-	if user, _ := f.Get("KEYCLOAK_DB_USER"); user == "" {
-		return nil
-	}
-	return fmt.Errorf("%s: Keycloak's database is configured in %s: with change_db_credentials alone engine-backup rewrites that file with empty credentials and the Manager's logins break; give change_keycloak_db_credentials as well (its owner's host, user, password and database)", ex.Name(), conf)
-}
-
-// preflight checks what engine-backup would otherwise find late: the
-// archive's version against the installed engine, and a stopped engine.
-func (b *EngineBackup) preflight(ctx context.Context, ex executors.Executor) error {
-	res, err := ex.Run(ctx, executors.Command{Argv: []string{"tar", "-xOf", b.File, "./version"}, ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("read the version in %s: %w", b.File, err)
-	}
-	archived := strings.TrimSpace(string(res.Stdout))
-	installed, err := b.installedVersion(ctx, ex)
-	if err != nil {
-		return err
-	}
-	if err := restorableVersion(archived, installed); err != nil {
-		return err
-	}
-	if _, err := ex.Run(ctx, executors.Command{Argv: []string{"systemctl", "is-active", "--quiet", "ovirt-engine"}, ReadOnly: true}); err == nil {
-		return errors.New("ovirt-engine is running: stop it before a restore (a service step with state: stopped)")
-	}
-	return nil
-}
-
-// installedVersion is installed_version, else the installed engine's
-// version as rpm tells it (engine-backup ships with the engine).
-func (b *EngineBackup) installedVersion(ctx context.Context, ex executors.Executor) (string, error) {
-	if b.InstalledVersion != "" {
-		return b.InstalledVersion, nil
-	}
-	res, err := ex.Run(ctx, executors.Command{Argv: []string{"rpm", "-q", "--qf", "%{VERSION}", "ovirt-engine"}, ReadOnly: true})
-	if err != nil {
-		return "", fmt.Errorf("cannot tell the installed engine's version (rpm -q ovirt-engine: %w); set installed_version", err)
-	}
-	return strings.TrimSpace(string(res.Stdout)), nil
-}
-
-// restorableVersion applies engine-backup's rule: the archive's X.Y must be
-// the installed X.Y, except that 4.3 and 4.4 archives restore on 4.5.
-func restorableVersion(archived, installed string) error {
-	xy := func(v string) string {
-		parts := strings.SplitN(v, ".", 3)
-		if len(parts) < 2 {
-			return v
-		}
-		return parts[0] + "." + parts[1]
-	}
-	a, i := xy(archived), xy(installed)
-	if a == i || i == "4.5" && (a == "4.3" || a == "4.4") {
-		return nil
-	}
-	return fmt.Errorf("the archive is from engine %s but %s is installed: engine-backup restores only the same X.Y (or 4.3/4.4 onto 4.5)", archived, installed)
-}
-
-// logHint adds the end of engine-backup's log to a failure, where it says
-// why; and explains the known late failure of --change-db-credentials.
-func (b *EngineBackup) logHint(ctx context.Context, ex executors.Executor) string {
-	data, err := ex.ReadFile(ctx, b.logFile())
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	hint := "\nlast lines of " + b.logFile() + ":\n  " + strings.Join(lines, "\n  ")
-	if b.ChangeDBCredentials.set() {
-		hint += "\nnote: with change_db_credentials, engine-backup also rewrites the DWH, Managed Block and Keycloak configs; when one is missing it fails at the very end, after the database and the engine's config were already changed"
-	}
-	return hint
 }

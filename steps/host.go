@@ -7,6 +7,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
+	"github.com/migrun/migrun/steps/internal/svcctl"
 )
 
 // hostSession is a host kind's session (steps/internal/hostcmd) tied to
@@ -67,4 +68,39 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// describeService and applyService put a service on the step's host in
+// the state w wants (svcctl), as the service kind does; pg_conf restarts
+// its server with them.
+func describeService(ctx context.Context, rt *Runtime, w svcctl.Want) ([]Action, error) {
+	h, err := openHost(ctx, rt, "service "+w.Name)
+	if err != nil {
+		// Offline or unreachable: still say what the step is for.
+		return []Action{{Host: rt.Host, Summary: w.Intent()}}, err
+	}
+	p, err := w.Plan(ctx, h.Session)
+	if err != nil {
+		return []Action{{Host: rt.Host, Summary: w.Intent()}}, h.wrap(err)
+	}
+	var acts []Action
+	for _, line := range w.Describe(h.Session, p) {
+		acts = append(acts, Action{Host: rt.Host, Summary: line})
+	}
+	return acts, nil
+}
+
+func applyService(ctx context.Context, rt *Runtime, w svcctl.Want) (Outcome, error) {
+	h, err := openHost(ctx, rt, "service "+w.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	p, err := w.Plan(ctx, h.Session)
+	if err != nil {
+		return Outcome{}, h.wrap(err)
+	}
+	if err := w.Apply(ctx, h.Session, p); err != nil {
+		return h.outcome(true), h.wrap(err)
+	}
+	return h.outcome(!p.Done()), nil
 }

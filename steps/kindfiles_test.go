@@ -1,26 +1,14 @@
 package steps
 
 import (
-	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
 )
-
-// crossKindLeft is what kind files still take from other kinds' files, as
-// "user.go: identifier (owner.go)". The list only shrinks: what kinds
-// share moves to the packages under steps/internal (issue 17), and a new
-// use of another kind's identifier fails TestKindFilesKeepToThemselves.
-var crossKindLeft = []string{
-	"pg_conf.go: Service (service.go)",
-	"pg_conf.go: svcRestarted (service.go)",
-}
 
 // TestKindFilesKeepToThemselves enforces "one kind, one file": a kind's
 // files (KIND.go and KIND_*.go) use the contract (step.go, registry.go,
@@ -80,21 +68,7 @@ func TestKindFilesKeepToThemselves(t *testing.T) {
 	}
 	sort.Strings(got)
 	for _, e := range got {
-		if !slices.Contains(crossKindLeft, e) {
-			t.Errorf("%s: a kind file uses another kind's identifier; move it to a package under steps/internal", e)
-		}
-	}
-	for _, e := range crossKindLeft {
-		if !slices.Contains(got, e) {
-			t.Errorf("crossKindLeft lists %q, which is gone: take it off the list", e)
-		}
-	}
-	if t.Failed() && os.Getenv("MIGRUN_PRINT_CROSSKIND") != "" {
-		var b strings.Builder
-		for _, e := range got {
-			fmt.Fprintf(&b, "\t%q,\n", e)
-		}
-		t.Logf("now:\n%s", b.String())
+		t.Errorf("%s: a kind file uses another kind's identifier; move what they share to a package under steps/internal (or a shared file of no kind)", e)
 	}
 }
 

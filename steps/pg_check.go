@@ -3,7 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -67,9 +66,6 @@ type PgCheckLogin struct {
 	Database string `yaml:"database" doc:"database to connect to (default: user's name)"`
 }
 
-// pgCondRE splits a condition into operator and value.
-var pgCondRE = regexp.MustCompile(`^\s*(>=|<=|!=|=|>|<)?\s*(.*?)\s*$`)
-
 // Validate checks what the tags cannot.
 func (c *PgCheck) Validate() []Problem {
 	var ps []Problem
@@ -122,15 +118,6 @@ func (c *PgCheck) Validate() []Problem {
 	return append(ps, c.PgConnection.validate("")...)
 }
 
-func parseCond(s string) (op, value string) {
-	m := pgCondRE.FindStringSubmatch(s)
-	op = m[1]
-	if op == "" {
-		op = "="
-	}
-	return op, m[2]
-}
-
 // Hosts is the step's host.
 func (c *PgCheck) Hosts(stepHost string) []string {
 	if c.ClientHost != "" && c.ClientHost != stepHost {
@@ -144,151 +131,6 @@ func (c *PgCheck) database() string {
 		return "postgres"
 	}
 	return c.Database
-}
-
-// assertions runs every read-only assertion and returns what holds and
-// what does not; fatal are the violations among them that no earlier step
-// of a plan is there to fix (client tools older than the server), which
-// the check refuses at once. Login needs a password file, a write, so it
-// is left to evaluate (with withLogin) by Apply only.
-func (c *PgCheck) assertions(ctx context.Context, rt *Runtime, ex executors.Executor, withLogin bool) (ok, violated, fatal []string, err error) {
-	pass := func(cond bool, good, bad string) {
-		if cond {
-			ok = append(ok, good)
-		} else {
-			violated = append(violated, bad)
-		}
-	}
-	// First: it reads only server_version_num, which the server answers
-	// before the database the other assertions read exists.
-	loginServer := c.Login != (PgCheckLogin{})
-	if c.ClientVersionAtLeastServer && !loginServer {
-		tools := ex
-		if c.ClientHost != "" {
-			if tools, err = rt.Executor(ctx, c.ClientHost); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		good, bad, err := c.clientVersion(ctx, ex, tools, 0)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		pass(bad == "", good, bad)
-		if bad != "" && !withLogin {
-			// The check refuses on this alone, whatever the rest says
-			// (or could not read yet).
-			return ok, violated, []string{bad}, nil
-		}
-	}
-	if len(c.Settings) > 0 {
-		have, err := pg.Settings(ctx, ex, c.PgConnection.target(""), c.database(), hostcmd.SortedKeys(c.Settings))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		for _, k := range hostcmd.SortedKeys(c.Settings) {
-			s, found := have[strings.ToLower(k)]
-			if !found {
-				violated = append(violated, k+": no such parameter on the server")
-				continue
-			}
-			op, want := parseCond(c.Settings[k])
-			shown := s.Value + unitSuffix(s)
-			pass(condHolds(s, op, want), fmt.Sprintf("%s = %s (%s %s)", k, shown, op, want),
-				fmt.Sprintf("%s is %s, want %s %s", k, shown, op, want))
-		}
-	}
-	if len(c.Extensions) > 0 {
-		rows, err := pg.Query(ctx, ex, c.target(c.database()), "SELECT extname FROM pg_extension;\n")
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		have := map[string]bool{}
-		for _, r := range rows {
-			have[r[0]] = true
-		}
-		for _, e := range c.Extensions {
-			pass(have[e], "extension "+e+" exists in "+c.database(), "extension "+e+" is not created in database "+c.database())
-		}
-	}
-	if c.DatabaseEmpty != "" {
-		good, bad, err := c.databaseEmpty(ctx, ex)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		pass(bad == "", good, bad)
-	}
-	if c.DatabasesOnly != nil {
-		good, bad, err := c.databasesOnly(ctx, ex)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		pass(bad == "", good, bad)
-		if bad != "" {
-			// No step of a plan drops a database it does not know.
-			fatal = append(fatal, bad)
-		}
-	}
-	if len(c.ClientsOnlyFrom) > 0 {
-		good, bad, err := c.clients(ctx, rt, ex)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		pass(bad == "", good, bad)
-		if bad != "" {
-			// Nothing in a plan before its downtime makes such a client
-			// go away: refuse now, not halfway through.
-			fatal = append(fatal, bad)
-		}
-	}
-	if withLogin && loginServer {
-		bad, serverNum, err := c.login(ctx, rt, ex)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		pass(bad == "", "login as "+c.Login.User+" to "+c.loginWhere()+" works", bad)
-		if c.ClientVersionAtLeastServer && bad == "" {
-			good, bad, err := c.clientVersion(ctx, ex, ex, serverNum)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			pass(bad == "", good, bad)
-		}
-	}
-	return ok, violated, fatal, nil
-}
-
-// unitSuffix is how a setting's unit follows its value for people.
-func unitSuffix(s pg.Setting) string {
-	if s.Unit == "" {
-		return ""
-	}
-	if s.Unit[0] >= '0' && s.Unit[0] <= '9' {
-		return " × " + s.Unit
-	}
-	return s.Unit
-}
-
-// condHolds compares a setting with a condition: numerically in the
-// setting's unit for numbers, else as pg.ValueEquals does.
-func condHolds(s pg.Setting, op, want string) bool {
-	if op == "=" || op == "!=" {
-		eq := pg.ValueEquals(s, want)
-		return eq == (op == "=")
-	}
-	w, ok1 := pg.Numeric(want, s.Unit)
-	h, ok2 := pg.Numeric(s.Value, s.Unit)
-	if !ok1 || !ok2 {
-		return false
-	}
-	switch op {
-	case ">=":
-		return h >= w
-	case "<=":
-		return h <= w
-	case ">":
-		return h > w
-	}
-	return h < w
 }
 
 var psqlVersionRE = regexp.MustCompile(`\(PostgreSQL\) ([0-9]+)(?:\.([0-9]+))?`)
@@ -465,73 +307,6 @@ func (c *PgCheck) clients(ctx context.Context, rt *Runtime, ex executors.Executo
 		return "no client of database " + c.database() + " but this check", "", nil
 	}
 	return "the clients of database " + c.database() + " are all of " + strings.Join(seen, ", "), "", nil
-}
-
-func (c *PgCheck) loginPort() int {
-	if c.Login.Port == 0 {
-		return 5432
-	}
-	return c.Login.Port
-}
-
-func (c *PgCheck) loginDatabase() string {
-	if c.Login.Database == "" {
-		return c.Login.User
-	}
-	return c.Login.Database
-}
-
-func (c *PgCheck) loginWhere() string {
-	return fmt.Sprintf("%s:%d/%s", c.Login.Host, c.loginPort(), c.loginDatabase())
-}
-
-// loginArgv is psql connecting as the application would; -w: never
-// prompt, a missing or wrong password must fail, not hang.
-func (c *PgCheck) loginArgv() []string {
-	return []string{"psql", "-X", "-w", "-q", "-A", "-t", "-h", c.Login.Host, "-p", strconv.Itoa(c.loginPort()),
-		"-U", c.Login.User, "-d", c.loginDatabase(), "-c", "SELECT current_setting('server_version_num')"}
-}
-
-// passfileEscape escapes a .pgpass field: \ and : are special there.
-func passfileEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s)
-}
-
-// login tries the login with the password in a 0600 PGPASSFILE owned by
-// the user psql runs as, removed afterwards. bad is the failure to report
-// (a login refused is a violation, not an error of the step); serverNum
-// the server's server_version_num, read through the login.
-func (c *PgCheck) login(ctx context.Context, rt *Runtime, ex executors.Executor) (bad string, serverNum int, err error) {
-	password, err := rt.Secrets.Reveal(c.Login.Password)
-	if err != nil {
-		return "", 0, fmt.Errorf("login.password: %w", err)
-	}
-	l := c.Login
-	entry := strings.Join([]string{passfileEscape(l.Host), strconv.Itoa(c.loginPort()), passfileEscape(c.loginDatabase()),
-		passfileEscape(l.User), passfileEscape(password)}, ":") + "\n"
-	osUser := c.target("").RunAs()
-	file, err := writeSecretFile(ctx, ex, entry, osUser, ".pgpass")
-	if err != nil {
-		return "", 0, err
-	}
-	defer removeSecretFile(ctx, ex, file)
-	res, err := ex.Run(ctx, executors.Command{
-		Argv:     c.loginArgv(),
-		Become:   osUser,
-		ReadOnly: true,
-		Env:      map[string]string{"PGPASSFILE": file, "LC_MESSAGES": "C", "PGCONNECT_TIMEOUT": "15"},
-	})
-	var exit *executors.ExitError
-	if errors.As(err, &exit) {
-		return fmt.Sprintf("login as %s to %s fails: %s", l.User, c.loginWhere(), rt.Secrets.Redact(strings.Join(strings.Fields(exit.Stderr), " "))), 0, nil
-	} else if err != nil {
-		return "", 0, err
-	}
-	out := strings.TrimSpace(string(res.Stdout))
-	if serverNum, err = strconv.Atoi(out); err != nil {
-		return "", 0, fmt.Errorf("%s: the login's server_version_num: unexpected psql output %q", ex.Name(), out)
-	}
-	return "", serverNum, nil
 }
 
 // Check is done when every assertion holds. The login needs a password

@@ -2,15 +2,13 @@ package steps
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"strings"
-	"time"
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
+	"github.com/migrun/migrun/steps/internal/svcctl"
 )
 
 var pgConfKind = Kind{
@@ -105,124 +103,6 @@ func (c *PgConf) textEdit(path string) *textEdit {
 			return nil
 		},
 	}
-}
-
-// confLineRE matches a parameter line of postgresql.conf: indentation, an
-// optional comment mark (a commented-out default), the name, = or blanks,
-// the value (quoted, with ” or \' inside, or a bare word) and the rest (a
-// trailing comment). A commented line counts only in the `name = value`
-// form, so prose in comments is not taken for a parameter.
-var confLineRE = regexp.MustCompile(`^(\s*)(#\s*)?([A-Za-z_][A-Za-z0-9_.]*)(\s*=\s*|\s+)('(?:[^'\\]|''|\\.)*'|[^\s#']*)(.*)$`)
-
-// confLine is one parsed line.
-type confLine struct {
-	indent, name, value, rest string
-	commented                 bool
-}
-
-func parseConfLine(body string) (confLine, bool) {
-	m := confLineRE.FindStringSubmatch(body)
-	if m == nil {
-		return confLine{}, false
-	}
-	l := confLine{indent: m[1], commented: m[2] != "", name: m[3], value: m[5], rest: m[6]}
-	if l.commented && !strings.Contains(m[4], "=") {
-		return confLine{}, false
-	}
-	// What follows the value must be blank or a comment, or this is not a
-	// line PostgreSQL would read as name = value.
-	if r := strings.TrimSpace(l.rest); r != "" && !strings.HasPrefix(r, "#") {
-		return confLine{}, false
-	}
-	return l, true
-}
-
-// confValues returns the value in force for each parameter the text sets
-// (the last uncommented line wins, as in PostgreSQL), keyed by lower-case
-// name, unquoted.
-func confValues(text string) map[string]string {
-	out := map[string]string{}
-	for _, raw := range rawLines(text) {
-		body, _ := lineBody(raw)
-		if l, ok := parseConfLine(body); ok && !l.commented {
-			out[strings.ToLower(l.name)] = pg.Unquote(l.value)
-		}
-	}
-	return out
-}
-
-// setConfParams sets each parameter in text: on its last uncommented line,
-// else on its first commented `#name = ...` line, else on a new line at
-// the end. Trailing comments and indentation stay. what names the
-// parameters changed, notes what the user should know.
-func setConfParams(text string, settings map[string]string) (out string, what, notes []string) {
-	lines := rawLines(text)
-	eol := fileEOL(lines)
-	var appended []string
-	for _, name := range hostcmd.SortedKeys(settings) {
-		want := settings[name]
-		active, commented := -1, -1
-		for i, raw := range lines {
-			body, _ := lineBody(raw)
-			l, ok := parseConfLine(body)
-			if !ok || !strings.EqualFold(l.name, name) {
-				continue
-			}
-			if !l.commented {
-				active = i
-			} else if commented < 0 {
-				commented = i
-			}
-		}
-		at := active
-		if at < 0 {
-			at = commented
-		}
-		if at < 0 {
-			appended = append(appended, name+" = "+pgConfValue(want)+eol)
-			what = append(what, "set "+name)
-			notes = append(notes, "no line for "+name+": appending it at the end")
-			continue
-		}
-		body, lineEOL := lineBody(lines[at])
-		l, _ := parseConfLine(body)
-		if !l.commented && pg.Unquote(l.value) == pg.Unquote(want) {
-			continue
-		}
-		rest := l.rest
-		if rest != "" && !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "\t") {
-			rest = " " + rest
-		}
-		lines[at] = l.indent + name + " = " + pgConfValue(want) + rest + lineEOL
-		if lineEOL == "" {
-			// The edited line was the last one, without a newline; a line
-			// appended below must not run into it.
-			lines[at] += eol
-		}
-		what = append(what, "set "+name)
-	}
-	if len(appended) > 0 && len(lines) > 0 {
-		if _, e := lineBody(lines[len(lines)-1]); e == "" {
-			lines[len(lines)-1] += eol
-		}
-	}
-	return strings.Join(append(lines, appended...), ""), what, notes
-}
-
-// pgConfBareRE is a value postgresql.conf reads the same without quotes:
-// a number with an optional unit, or a plain word.
-var pgConfBareRE = regexp.MustCompile(`^(-?[0-9]+(\.[0-9]+)?[A-Za-z]*|[A-Za-z_][A-Za-z0-9_]*)$`)
-
-// pgConfValue renders v for postgresql.conf: as is when it is already
-// single-quoted or needs no quotes, else quoted with ' doubled.
-func pgConfValue(v string) string {
-	if len(v) >= 2 && strings.HasPrefix(v, "'") && strings.HasSuffix(v, "'") {
-		return v
-	}
-	if pgConfBareRE.MatchString(v) {
-		return v
-	}
-	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
 // serverNeeds tells, per parameter, what the running server needs to use
@@ -371,8 +251,7 @@ func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 			// asks again and restarts only if the server then needs it.
 			acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("restart service %s on %s if the server then does not use a value yet (it does not answer now)", c.service(), rt.Host)})
 		case len(needing(needs, "restart")) > 0:
-			svc := &Service{Name: c.service(), State: svcRestarted}
-			sa, err := svc.Describe(ctx, rt)
+			sa, err := describeService(ctx, rt, svcctl.Want{Name: c.service(), State: svcctl.Restarted})
 			why := fmt.Sprintf(" (restart service %s on %s: %s needs a restart)", c.service(), rt.Host, strings.Join(needing(needs, "restart"), ", "))
 			if len(sa) > 0 {
 				sa[0].Summary += why
@@ -428,139 +307,4 @@ func (c *PgConf) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	}
 	out.Output += "; " + summarizeNeeds(needs)
 	return out, nil
-}
-
-// pgConfFileErrors keeps the pg_file_settings rows that are errors: a
-// postmaster parameter whose file value differs from the running one is
-// reported as "setting could not be applied", which is what a restart is
-// for, not a fault in the file.
-const pgConfFileErrors = "error <> 'setting could not be applied'"
-
-// How long apply_with: restart waits for the restarted server to answer,
-// and how often it asks. A server recovering after a crash can take a
-// while; systemd's own start timeout is 90 s by default.
-const (
-	pgRestartWait = 60 * time.Second
-	pgRestartPoll = 200 * time.Millisecond
-)
-
-// applyRestart is Apply for apply_with: restart, after the edit (out). It
-// asks the server what it needs: nothing, a reload, or a restart, which
-// also covers reloads. The question is asked whether or not the file
-// changed just now, so a run that edited the file and then failed before
-// the restart is completed by the next run.
-func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Executor, out Outcome) (Outcome, error) {
-	needs, err := c.server(ctx, ex)
-	if err != nil {
-		return out, fmt.Errorf("%s: %w", rt.Host, err)
-	}
-	restartFor := needing(needs, "restart")
-	svcOut := "" // what the restart printed, for the journal, after the report
-	switch {
-	case len(restartFor) > 0:
-		// A restart with a file the server cannot read is a server that
-		// does not come back: check first, as a reload does.
-		if msgs, err := pg.FileProblems(ctx, ex, c.PgConnection.target(""), "pg_file_settings", pgConfFileErrors); err != nil {
-			return out, fmt.Errorf("%s: check the file before restarting: %w", rt.Host, err)
-		} else if len(msgs) > 0 {
-			return out, fmt.Errorf("%s: the server would not start with the edited file (pg_file_settings): %s; not restarted", rt.Host, strings.Join(msgs, "; "))
-		}
-		// The service kind does the restart, so systemctl or service is
-		// chosen, run and waited for in one place.
-		svc := &Service{Name: c.service(), State: svcRestarted}
-		so, err := svc.Apply(ctx, rt)
-		out.Changed = true
-		if err != nil {
-			return out, fmt.Errorf("restart for %s: %w", strings.Join(restartFor, ", "), err)
-		}
-		out.Output += fmt.Sprintf("; restarted service %s for %s", c.service(), strings.Join(restartFor, ", "))
-		if o := strings.TrimSpace(so.Output); o != "" {
-			svcOut = "\nrestart of service " + c.service() + ":\n" + o
-		}
-		if needs, err = c.waitUp(ctx, ex); err != nil {
-			return out, fmt.Errorf("%s: after restarting service %s: %w", rt.Host, c.service(), err)
-		}
-		if still := needing(needs, "restart"); len(still) > 0 {
-			// The unit restarted is not this server's, or the server does
-			// not read this file.
-			return out, fmt.Errorf("%s: %s still needs a restart after service %s was restarted: is %s the service of the server on %s, and is the file its config_file?",
-				rt.Host, strings.Join(still, ", "), c.service(), c.service(), c.socketName())
-		}
-	case len(needing(needs, "reload")) > 0:
-		if err := pg.Reload(ctx, ex, c.PgConnection.target(""), "pg_file_settings", pgConfFileErrors); err != nil {
-			return out, err
-		}
-		out.Changed = true
-		out.Output += "; reloaded (no restart needed)"
-		if needs, err = c.waitApplied(ctx, ex, true); err != nil {
-			return out, fmt.Errorf("%s: %w", rt.Host, err)
-		}
-	default:
-		out.Output += "; no restart"
-	}
-	out.Output += "; " + summarizeNeeds(needs) + svcOut
-	return out, nil
-}
-
-// socketName says which server the step talks to, for messages.
-func (c *PgConf) socketName() string {
-	dir := c.SocketDir
-	if dir == "" {
-		dir = "the default socket directory"
-	}
-	port := c.Port
-	if port == 0 {
-		port = 5432
-	}
-	return fmt.Sprintf("%s, port %d", dir, port)
-}
-
-// pgStartingRE matches the server refusing a connection while it starts
-// up or shuts down (SQLSTATE 57P03). systemctl may return before the
-// server accepts connections, depending on the unit's Type.
-var pgStartingRE = regexp.MustCompile(`FATAL: +the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)`)
-
-// waitUp polls the server after a restart until it answers, for at most
-// pgRestartWait, and returns what it then needs.
-func (c *PgConf) waitUp(ctx context.Context, ex executors.Executor) (map[string]string, error) {
-	deadline := time.Now().Add(pgRestartWait)
-	for {
-		needs, err := c.server(ctx, ex)
-		var exit *executors.ExitError
-		down := pg.NotReady(err) || errors.As(err, &exit) && pgStartingRE.MatchString(exit.Stderr)
-		if !down {
-			return needs, err
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the server does not answer %s later: %w", pgRestartWait, err)
-		}
-		if err := hostcmd.Sleep(ctx, pgRestartPoll); err != nil {
-			return nil, fmt.Errorf("waiting for the server: %w", err)
-		}
-	}
-}
-
-// waitApplied reads what the server needs. After a reload the postmaster
-// re-reads the file asynchronously, so a new session may briefly still
-// see old values: poll for a few seconds before reporting "reload needed".
-func (c *PgConf) waitApplied(ctx context.Context, ex executors.Executor, reloaded bool) (map[string]string, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		needs, err := c.server(ctx, ex)
-		if err != nil || !reloaded || time.Now().After(deadline) {
-			return needs, err
-		}
-		pending := false
-		for _, n := range needs {
-			pending = pending || n == "reload"
-		}
-		if !pending {
-			return needs, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
