@@ -118,6 +118,7 @@ func TestHeadlineReviewedPlan(t *testing.T) {
 		t.Fatalf("apply as reviewed: exit %d", res.code)
 	}
 	assertMigrated(t, state, tablesBefore)
+	assertRanAsReviewed(t, rv, state)
 
 	// What ran is what was reviewed: every command a step ran appears in
 	// the actions the review showed for it, and every command the review
@@ -206,4 +207,75 @@ func asStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// assertRanAsReviewed: every command a step's apply ran (the journal's
+// "ran"; its writes, removes and renames aside) is one the reviewed dry
+// run showed for that step, so the dry run and apply describe the same
+// work.
+func assertRanAsReviewed(t *testing.T, rv reviewedFile, state string) {
+	t.Helper()
+	shown := map[string]string{}
+	for _, s := range rv.Steps {
+		var b strings.Builder
+		for _, a := range s.Actions {
+			b.WriteString(a.Summary + "\n")
+		}
+		shown[s.ID] = b.String()
+	}
+	data, err := os.ReadFile(filepath.Join(state, "ovirt-engine-remote-db.journal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Steps []struct {
+			ID  string   `json:"id"`
+			Ran []string `json:"ran"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(data, &j); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, s := range j.Steps {
+		for _, r := range s.Ran {
+			cmd, ok := ranCommand(r)
+			if !ok {
+				continue
+			}
+			checked++
+			if !strings.Contains(shown[s.ID], cmd) {
+				t.Errorf("step %s ran %q, which its reviewed dry run does not show:\n%s", s.ID, cmd, shown[s.ID])
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("only %d commands in the journal to compare with the review", checked)
+	}
+}
+
+// ranCommand is the command of a journal "ran" entry ("db: (as postgres)
+// psql ..."), as a dry run shows it: without the user (the dry run says
+// "as postgres" its own way), a script's first line unquoted. ok is false
+// for what is not a command: a write, a remove, a rename, a directory
+// made, attributes set.
+func ranCommand(entry string) (cmd string, ok bool) {
+	_, s, _ := strings.Cut(entry, ": ")
+	for _, op := range []string{"write ", "remove ", "rename ", "mkdir ", "set attributes "} {
+		if strings.HasPrefix(s, op) {
+			return "", false
+		}
+	}
+	if rest, ok := strings.CutPrefix(s, "(as "); ok {
+		if _, after, found := strings.Cut(rest, ") "); found {
+			s = after
+		}
+	}
+	if script, ok := strings.CutPrefix(s, "sh -c "); ok {
+		if len(script) >= 2 && script[0] == '\'' && script[len(script)-1] == '\'' {
+			script = strings.ReplaceAll(script[1:len(script)-1], `'\''`, "'")
+		}
+		s = strings.TrimSuffix(script, " ...")
+	}
+	return s, true
 }

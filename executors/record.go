@@ -49,6 +49,25 @@ type Recording struct {
 	mu    sync.Mutex
 	facts []Fact
 	ran   []string
+	cmds  []RanCommand
+}
+
+// RanCommand is a command that changes a host, as a Recording saw it run:
+// what a dry run must have shown (see Commands).
+type RanCommand struct {
+	Host   string
+	Argv   []string
+	Script string
+}
+
+// Shown is the command as a dry run shows it: its argv quoted, or the
+// first line of its script.
+func (c RanCommand) Shown() string {
+	if c.Script != "" {
+		line, _, _ := strings.Cut(strings.TrimSpace(c.Script), "\n")
+		return line
+	}
+	return QuoteArgv(c.Argv)
 }
 
 // Wrap returns e recording into r.
@@ -60,6 +79,14 @@ func (r *Recording) Facts() []Fact {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Fact(nil), r.facts...)
+}
+
+// Commands lists the commands run that change a host (not the probes),
+// in order.
+func (r *Recording) Commands() []RanCommand {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]RanCommand(nil), r.cmds...)
 }
 
 // Ran lists the commands and writes made, as shown to users (secrets masked).
@@ -135,6 +162,9 @@ const stdinLimit = 1 << 20
 func (r *recorder) Run(ctx context.Context, cmd Command) (Result, error) {
 	if !cmd.ReadOnly {
 		r.rec.did(r.e.Name(), displayCommand(cmd))
+		r.rec.mu.Lock()
+		r.rec.cmds = append(r.rec.cmds, RanCommand{Host: r.e.Name(), Argv: append([]string(nil), cmd.Argv...), Script: cmd.Script})
+		r.rec.mu.Unlock()
 		return r.e.Run(ctx, cmd)
 	}
 	what := cmd.Fact

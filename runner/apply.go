@@ -107,27 +107,17 @@ func (r *Runner) prepareJournal(old *Journal) (*Journal, string, error) {
 	case r.opts.Restart:
 		mode = "restart"
 	case r.opts.Resume:
-		if old == nil {
-			return nil, "", ErrNothingToResume
-		}
-		if old.Status == StatusCompleted {
-			return nil, "", fmt.Errorf("%w at %s; nothing to resume (--restart runs it again)", ErrCompleted, old.Ended.Format(time.RFC3339))
-		}
-		if ran := old.RolledBack(); len(ran) > 0 {
-			// on_failure undoes earlier steps (the engine restarted on the
-			// old database after "stop engine" and "dump" were recorded
-			// done): resuming would skip them and restore a stale dump.
-			return nil, "", fmt.Errorf("%w: step %s failed and on_failure ran (%s), which may have undone steps recorded done; start over with --restart",
-				ErrRolledBack, old.FailedStep, strings.Join(ran, ", "))
+		if err := resumeRefusal(old); err != nil {
+			return nil, "", err
 		}
 		if a, b := reviewedSHA(old.Reviewed), reviewedSHA(r.opts.Reviewed); a != b {
 			return nil, "", fmt.Errorf("%w: the journal's run applies %s, this one %s", ErrOtherReview, orNone(a), orNone(b))
 		}
 		mode = "resume"
-	case old != nil && old.Status == StatusCompleted:
-		return nil, "", fmt.Errorf("%w at %s; running it again could overwrite newer data (use --restart if you mean it)", ErrCompleted, old.Ended.Format(time.RFC3339))
-	case old != nil:
-		return nil, "", fmt.Errorf("%w (status %s, failed step %q); use --resume to continue it or --restart to start over", ErrUnfinished, old.Status, old.FailedStep)
+	default:
+		if err := freshRefusal(old); err != nil {
+			return nil, "", err
+		}
 	}
 
 	who, ws := whoAmI()

@@ -203,7 +203,7 @@ func (r *Runner) dryRunID() (string, map[string]bool) {
 		return "", nil
 	}
 	j, err := ReadJournal(JournalPath(r.opts.StateDir, r.plan.Name))
-	if err != nil || j == nil || j.Status == StatusCompleted || len(j.RolledBack()) > 0 {
+	if err != nil || resumeRefusal(j) != nil {
 		// An unreadable journal makes apply refuse: show a fresh run.
 		return "", nil
 	}

@@ -49,7 +49,7 @@ func TestPgDatabaseServer(t *testing.T) {
 	}
 
 	rt := pgStepRuntime(secret.Values{}, false)
-	if _, err := d.Apply(ctx, rt); err != nil {
+	if _, err := applyShown(ctx, t, d, dry, rt); err != nil {
 		t.Fatal(err)
 	}
 	got := srv.psql(t, "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = 'engine'")

@@ -72,7 +72,7 @@ func TestPgHbaServer(t *testing.T) {
 		t.Fatal("the dry run changed the file")
 	}
 
-	out, err := h.Apply(ctx, pgStepRuntime(secret.Values{}, false))
+	out, err := applyShown(ctx, t, h, dry, pgStepRuntime(secret.Values{}, false))
 	if err != nil {
 		t.Fatal(err)
 	}

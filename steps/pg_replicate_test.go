@@ -204,7 +204,7 @@ CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY);`, "engine")
 	})
 
 	t.Run("start copies and follows", func(t *testing.T) {
-		o, err := start.Apply(ctx, live)
+		o, err := applyShown(ctx, t, start, dry, live)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,7 +272,7 @@ REFRESH MATERIALIZED VIEW audit_summary; REFRESH MATERIALIZED VIEW "Audit_total"
 		if c, err := finish.Check(ctx, other); err != nil || c.Done || strings.Contains(c.Reason, "this run's") {
 			t.Fatalf("another run's check: %+v %v", c, err)
 		}
-		o, err := finish.Apply(ctx, live)
+		o, err := applyShown(ctx, t, finish, dry, live)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,7 +89,7 @@ func TestPgRoleServer(t *testing.T) {
 	}
 
 	rt := pgStepRuntime(secrets, false)
-	if _, err := r.Apply(ctx, rt); err != nil {
+	if _, err := applyShown(ctx, t, r, dry, rt); err != nil {
 		t.Fatal(err)
 	}
 	if got := srv.psql(t, "SELECT rolcanlogin, rolcreatedb, rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'engine'"); got != "t|t|t" {
@@ -109,7 +109,7 @@ func TestPgRoleServer(t *testing.T) {
 	if !strings.Contains(acts[0].Summary, `ALTER ROLE "engine"`) {
 		t.Fatalf("describe: %s", acts[0].Summary)
 	}
-	out, err := r.Apply(ctx, rt)
+	out, err := applyShown(ctx, t, r, dry, rt)
 	if err != nil || !out.Changed {
 		t.Fatalf("alter: %+v %v", out, err)
 	}

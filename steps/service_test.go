@@ -222,6 +222,14 @@ func (tt hostKindCase) run(t *testing.T) {
 	if changed := len(h.changes()) > 0; out.Changed != changed && tt.wantErr == "" {
 		t.Errorf("Outcome.Changed = %v, but commands that change the host ran: %v", out.Changed, changed)
 	}
+	// The dry run shows what Apply runs: every command that changed the
+	// host is one Describe listed, as it ran.
+	shown := strings.Join(sums, "\n")
+	for _, c := range h.changes() {
+		if line := strings.TrimPrefix(c, "! "); !strings.Contains(shown, line) {
+			t.Errorf("Apply ran %q, which Describe did not show:\n  %s", line, strings.Join(sums, "\n  "))
+		}
+	}
 	// Idempotency: what Check calls done, Apply leaves alone.
 	if tt.wantDone && len(h.changes()) > 0 {
 		t.Errorf("Check said done, yet Apply ran %q", h.changes())

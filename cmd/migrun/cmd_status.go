@@ -71,7 +71,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	if j.FailedStep != "" {
 		fmt.Fprintf(e.stdout, "Failed step: %s: %s\n", j.FailedStep, j.Error)
 	}
-	if next := nextAction(j); next != "" {
+	if next := runner.NextAction(j); next != "" {
 		fmt.Fprintln(e.stdout, next)
 	}
 	fmt.Fprintln(e.stdout)
@@ -113,26 +113,6 @@ func printRecords(e env, recs []*runner.StepRecord, verbose bool) {
 			}
 		}
 	}
-}
-
-// nextAction tells whoever comes back to a run that did not complete what
-// apply will accept now, and why.
-func nextAction(j *runner.Journal) string {
-	switch j.Status {
-	case runner.StatusInterrupted:
-		return "Continue with: migrun apply --resume (it re-checks the step that was in progress)."
-	case runner.StatusRunning:
-		return "An apply is running, or it was killed: once no apply holds the lock, continue with: migrun apply --resume."
-	case runner.StatusFailed:
-		if j.PointOfNoReturn != "" {
-			return fmt.Sprintf("on_failure was not run: the run was past %s, the point of no return. Fix the cause and continue with: migrun apply --resume.", j.PointOfNoReturn)
-		}
-		if ran := j.RolledBack(); len(ran) > 0 {
-			return fmt.Sprintf("on_failure ran (%s) and may have undone steps recorded done: start over with: migrun apply --restart.", strings.Join(ran, ", "))
-		}
-		return "Fix the cause and continue with: migrun apply --resume."
-	}
-	return ""
 }
 
 // detectedLine names the run's answers to the plan's detections, which a

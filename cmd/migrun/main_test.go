@@ -272,31 +272,6 @@ func TestTerminalProgress(t *testing.T) {
 	}
 }
 
-func TestStatusSaysWhatApplyAcceptsNext(t *testing.T) {
-	undone := []*runner.StepRecord{{ID: "point-back", Status: runner.StatusDone, Changed: true}}
-	tests := []struct {
-		name string
-		j    runner.Journal
-		want string // "" : no advice
-	}{
-		{"completed", runner.Journal{Status: runner.StatusCompleted}, ""},
-		{"interrupted", runner.Journal{Status: runner.StatusInterrupted}, "--resume"},
-		{"killed", runner.Journal{Status: runner.StatusRunning}, "--resume"},
-		{"failed", runner.Journal{Status: runner.StatusFailed, FailedStep: "dump"}, "Fix the cause and continue with: migrun apply --resume"},
-		{"rolled back", runner.Journal{Status: runner.StatusFailed, FailedStep: "dump", OnFailure: undone}, "on_failure ran (point-back)"},
-		{"past the point of no return", runner.Journal{Status: runner.StatusFailed, FailedStep: "wait", PointOfNoReturn: "start-engine"},
-			"past start-engine, the point of no return"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := nextAction(&tt.j)
-			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
-				t.Errorf("nextAction = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestStatusNamesTheDetections(t *testing.T) {
 	if got := detectedLine(&runner.Journal{}); got != "" {
 		t.Errorf("no detections: %q", got)

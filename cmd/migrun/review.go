@@ -40,21 +40,10 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 	if err != nil {
 		return usagef("%s: %v", path, err)
 	}
-	p, err := plan.Parse(rv.Plan.File, []byte(rv.Plan.Source), steps.Builtin(), rv.Vars)
+	p, drift, err := runner.ReviewedPlan(rv, path, steps.Builtin(), o.flags.vars)
 	if err != nil {
 		return fmt.Errorf("%s: the reviewed plan's text no longer loads: %w", path, err)
 	}
-	var drift []runner.Drift
-	if p.Digest != rv.Plan.Digest {
-		drift = append(drift, runner.Drift{What: "the plan text in " + path + " does not give its recorded digest (edited by hand, or made by another migrun)",
-			Was: rv.Plan.Digest[:12], Now: p.Digest[:12]})
-	}
-	for k, v := range o.flags.vars {
-		if rv.Vars[k] != v {
-			drift = append(drift, runner.Drift{What: "variable " + k + " (--var)", Was: rv.Vars[k], Now: v})
-		}
-	}
-	drift = append(drift, planFileDrift(rv)...)
 
 	sec, err := resolveSecrets(p, e)
 	if err != nil {
@@ -73,11 +62,11 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 			return err
 		}
 		check := runner.New(p, conn.connect, sec, runner.Options{StateDir: o.flags.stateDir, From: rv.From, Only: rv.Only})
-		pv, err := check.Plan(ctx)
+		hosts, err := check.HostDrift(ctx, rv, version)
 		if err != nil {
 			return fmt.Errorf("dry run before applying %s: %w", path, err)
 		}
-		drift = append(drift, runner.Compare(rv, check.Review(pv, version))...)
+		drift = append(drift, hosts...)
 	}
 	if len(drift) > 0 {
 		fmt.Fprintf(e.stderr, "Refusing to apply %s: %d difference(s) from what was reviewed:\n", path, len(drift))
@@ -94,27 +83,6 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 	}
 	_, err = r.Apply(ctx)
 	return pr.shown(err)
-}
-
-// planFileDrift compares the plan file the review was made from, when it
-// is still there, with the reviewed text: a reviewer approved that text,
-// and a checkout that moved on means the approval is stale.
-func planFileDrift(rv *runner.Reviewed) []runner.Drift {
-	onDisk, err := os.ReadFile(rv.Plan.File)
-	if err != nil {
-		return nil // moved or not checked out here: the reviewed text is what runs
-	}
-	if string(onDisk) == rv.Plan.Source {
-		return nil
-	}
-	p, err := plan.Parse(rv.Plan.File, onDisk, steps.Builtin(), rv.Vars)
-	switch {
-	case err != nil:
-		return []runner.Drift{{What: "plan file " + rv.Plan.File + " changed since the review and no longer loads"}}
-	case p.Digest != rv.Plan.Digest:
-		return []runner.Drift{{What: "plan file " + rv.Plan.File + " changed since the review", Was: rv.Plan.Digest[:12], Now: p.Digest[:12]}}
-	}
-	return nil // comments or layout only
 }
 
 // printDrift lists drift host by host, the plan first.

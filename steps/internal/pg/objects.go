@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/hostcmd"
 )
 
 // objectsSQL lists what makes a database not empty: schemas other
@@ -48,11 +49,7 @@ type Objects struct {
 }
 
 func (o Objects) String() string {
-	s := fmt.Sprintf("%d objects", o.Total)
-	if o.Total == 1 {
-		s = "1 object"
-	}
-	s += ": " + strings.Join(o.Names, ", ")
+	s := hostcmd.Plural(o.Total, "object", "objects") + ": " + strings.Join(o.Names, ", ")
 	if o.Total > len(o.Names) {
 		s += ", …"
 	}
