@@ -8,8 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 
 all: build
 
+# build: static, as the package is (CGO_ENABLED=0): one binary for every
+# distribution, and the one make bench measures.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/migrun
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/migrun
 
 # test: what CI runs. Unit tests (the fuzz target's seed corpus runs as part
 # of them), vet and formatting; as root on Linux also the end-to-end tests

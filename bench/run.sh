@@ -72,7 +72,7 @@
 #   MIGRUN_BENCH_OVERHEAD_ROUNDS overhead rounds, each tool once a round [5]
 #   MIGRUN_BENCH_ANSIBLE_MODULE  command or raw, the overhead playbook's tasks [command]
 #   MIGRUN_BENCH_PARTS        which parts, comma-separated [overhead,copy,downtime]
-#   MIGRUN_BENCH_BIN          a migrun binary to test [built: go build ./cmd/migrun]
+#   MIGRUN_BENCH_BIN          a migrun binary to test [built as make package does: CGO_ENABLED=0 go build -trimpath]
 #   MIGRUN_BENCH_BASELINE_BIN another migrun binary (an older build) measured
 #                             beside it in the overhead runs []
 #   MIGRUN_BENCH_CACHE        database templates (a data directory per size,
@@ -359,7 +359,10 @@ if [ -n "${MIGRUN_BENCH_BIN:-}" ]; then
 	bin=$MIGRUN_BENCH_BIN
 else
 	say "building migrun"
-	(cd "$repo" && go build -o "$work/migrun" ./cmd/migrun) || die "go build ./cmd/migrun failed"
+	# As `make package` builds what users install: static (CGO_ENABLED=0),
+	# which also starts a few milliseconds sooner than a binary that loads
+	# the C library.
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/migrun" ./cmd/migrun) || die "go build ./cmd/migrun failed"
 	bin=$work/migrun
 fi
 [ -x "$bin" ] || die "no migrun binary at $bin"

@@ -209,7 +209,9 @@ func TestCommandApply(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var streamed bytes.Buffer
 			rt := testRuntime(hosts{"db": executors.NewLocal("db")}, secrets, &streamed)
-			out, err := tt.cmd.Apply(context.Background(), rt)
+			dry := testRuntime(hosts{"db": executors.ReadOnly(executors.NewLocal("db"))}, secrets, nil)
+			dry.DryRun = true
+			out, err := applyShown(context.Background(), t, &tt.cmd, dry, rt)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}

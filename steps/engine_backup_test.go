@@ -82,7 +82,7 @@ func TestEngineBackupBackupThenCheck(t *testing.T) {
 	if c, err := b.Check(ctx, engineBackupRuntime(t, true)); err != nil || c.Done {
 		t.Fatalf("check before: %+v %v", c, err)
 	}
-	if _, err := b.Apply(ctx, engineBackupRuntime(t, false)); err != nil {
+	if _, err := applyShown(ctx, t, b, engineBackupRuntime(t, true), engineBackupRuntime(t, false)); err != nil {
 		t.Fatal(err)
 	}
 	argv, _ := os.ReadFile(filepath.Join(dir, "argv"))

@@ -327,10 +327,13 @@ func (c *PgCapture) Describe(ctx context.Context, rt *Runtime) ([]Action, error)
 				strings.Join(triggerSQL(s, "TABLE", "KEY"), "; ") + " (with a primary key), or " + triggerSQL(s, "TABLE", "")[0] + " (without)"},
 		}, nil
 	case "apply":
+		dst := c.target()
 		return []Action{
-			{Host: c.Source.Host, Summary: "refuse while another client is connected to " + c.Source.Database + " on " + c.Source.Host +
-				"; in one snapshot, write for each table in " + s + ".changes: its logged keys' rows deleted, then copied again (COPY), a table without a key emptied and copied whole; then every sequence's setval and the populated materialized views' refresh"},
-			{Host: c.Target.Host, Summary: "run that on " + c.Target.Database + " on " + c.Target.Host + " as it arrives, in one transaction with session_replication_role = replica; record it in " + c.markerPath()},
+			{Host: c.Source.Host, Summary: "run on " + c.Source.Host + " as " + src.RunAs() + ": " + executors.QuoteArgv(src.PsqlArgv()) +
+				", which refuses while another client is connected to " + c.Source.Database + " and otherwise writes to its stdout, in one snapshot, for each table in " + s +
+				".changes: its logged keys' rows deleted, then copied again (COPY), a table without a key emptied and copied whole; then every sequence's setval and the populated materialized views' refresh"},
+			{Host: c.Target.Host, Summary: "run on " + c.Target.Host + " as " + dst.RunAs() + ": " + executors.QuoteArgv(dst.PsqlArgv()) +
+				" (reads that on stdin as it arrives: one transaction with session_replication_role = replica); record it in " + c.markerPath()},
 			{Host: c.Source.Host, Summary: pg.Action(c.Source.Host, src, dropCaptureSQL(s))},
 		}, nil
 	}

@@ -138,7 +138,7 @@ func TestPgCaptureServer(t *testing.T) {
 	})
 
 	t.Run("start, copy, writes, apply", func(t *testing.T) {
-		o, err := start.Apply(ctx, live)
+		o, err := applyShown(ctx, t, start, dry, live)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestPgCaptureServer(t *testing.T) {
 		if err != nil || c.Done || c.Unknown || !strings.Contains(c.Reason, "changes logged since the start") {
 			t.Fatalf("apply check: %+v %v", c, err)
 		}
-		if o, err = apply.Apply(ctx, live); err != nil {
+		if o, err = applyShown(ctx, t, apply, dry, live); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("apply: %s", o.Output)

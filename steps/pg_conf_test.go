@@ -95,7 +95,7 @@ func TestPgConfServer(t *testing.T) {
 	}
 
 	rt := pgStepRuntime(secret.Values{}, false)
-	out, err := c.Apply(ctx, rt)
+	out, err := applyShown(ctx, t, c, dry, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestPgConfRestart(t *testing.T) {
 	}
 
 	started := pgStartTime(t, srv)
-	out, err := c.Apply(ctx, rt)
+	out, err := applyShown(ctx, t, c, dry, rt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestPgInitServer(t *testing.T) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Fatal("the dry run created the data directory")
 	}
-	out, err := i.Apply(ctx, pgStepRuntime(secret.Values{}, false))
+	out, err := applyShown(ctx, t, i, dry, pgStepRuntime(secret.Values{}, false))
 	if errors.As(err, new(*executors.ExitError)) && strings.Contains(err.Error(), "127") {
 		t.Skipf("initdb is not on the postgres user's PATH: %v", err)
 	}

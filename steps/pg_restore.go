@@ -167,11 +167,18 @@ func (r *PgRestore) command(clean bool) executors.Command {
 }
 
 func (r *PgRestore) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
-	cmd := r.command(r.Clean)
+	redo := false
+	if ex, err := rt.Executor(ctx, rt.Host); err == nil && !r.Clean {
+		redo = r.redoing(ctx, ex, rt.RunID)
+	}
+	cmd := r.command(r.Clean || redo)
 	acts := []Action{}
-	if r.Clean {
+	switch {
+	case r.Clean:
 		acts = append(acts, Action{Host: rt.Host, Summary: "the database " + r.Database + " may hold data: the archive's objects are dropped first"})
-	} else {
+	case redo:
+		acts = append(acts, Action{Host: rt.Host, Summary: "an interrupted restore of this archive by this run left tables in database " + r.Database + ": the archive's objects are dropped and restored again (--clean --if-exists)"})
+	default:
 		acts = append(acts, Action{Host: rt.Host, Summary: "refuse unless database " + r.Database + " has no tables (or an interrupted restore of this archive left them: then add --clean --if-exists)"})
 	}
 	acts = append(acts,
@@ -180,6 +187,27 @@ func (r *PgRestore) Describe(ctx context.Context, rt *Runtime) ([]Action, error)
 		Action{Host: rt.Host, Summary: "accept only errors known to be harmless (" + strings.Join(r.harmlessDescriptions(), "; ") + "), then record the restore as done"},
 	)
 	return acts, nil
+}
+
+// redoing reports whether Apply would redo, with --clean --if-exists, this
+// run's interrupted restore of this archive into this database: the
+// database holds tables and the marker is this run's record of this
+// archive and database. Anything it cannot read says no: Apply then
+// decides, and refuses what it cannot vouch for.
+func (r *PgRestore) redoing(ctx context.Context, ex executors.Executor, runID string) bool {
+	dg, err := pg.DigestArchive(ctx, ex, r.File)
+	if err != nil {
+		return false
+	}
+	id, err := pg.DatabaseIdentity(ctx, ex, r.PgConnection.target("postgres"), r.Database)
+	if err != nil || id.OID == 0 {
+		return false
+	}
+	if tables, err := r.userTables(ctx, ex); err != nil || len(tables) == 0 {
+		return false
+	}
+	m, err := r.readMarker(ctx, ex)
+	return err == nil && m != nil && m.OwnedBy(id, runID) && r.sameRestore(m, id, runID, dg)
 }
 
 // Apply refuses a non-empty target (unless clean or redoing an interrupted
@@ -269,7 +297,7 @@ func (r *PgRestore) archiveItems(ctx context.Context, ex executors.Executor) int
 		}
 		return false, true
 	}}
-	cmd := r.target().ClientCommand([]string{"pg_restore", "-l", r.File}, false)
+	cmd := r.target().ClientCommand([]string{"pg_restore", "-l", r.File}, true) // reads the archive only
 	cmd.Stdout = count
 	if _, err := ex.Run(ctx, cmd); err != nil {
 		return -1

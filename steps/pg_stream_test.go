@@ -193,7 +193,7 @@ func TestPgStreamServer(t *testing.T) {
 	})
 
 	t.Run("stream into an empty database", func(t *testing.T) {
-		o, err := s.Apply(ctx, live)
+		o, err := applyShown(ctx, t, s, dry, live)
 		if err != nil {
 			t.Fatalf("%v\noutput:\n%s", err, output.String())
 		}
@@ -288,7 +288,7 @@ func TestPgStreamServer(t *testing.T) {
 		if err != nil || c.Done || !strings.Contains(c.Reason, "is empty: streaming database engine on src into it") {
 			t.Fatalf("check: %+v %v", c, err)
 		}
-		o, err := r.Apply(ctx, live)
+		o, err := applyShown(ctx, t, r, dry, live)
 		if err != nil || strings.Contains(o.Output, "did not finish") {
 			t.Fatalf("apply: %+v %v", o, err)
 		}

@@ -163,7 +163,7 @@ func TestPgDumpRestoreVerify(t *testing.T) {
 	t.Run("dump", func(t *testing.T) {
 		rt, pl := onOld(live), &progressLog{}
 		rt.Progress = pl
-		o, err := dump.Apply(ctx, rt)
+		o, err := applyShown(ctx, t, dump, onOld(dry), rt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +218,7 @@ func TestPgDumpRestoreVerify(t *testing.T) {
 		}
 		rt, pl := onNew(live), &progressLog{}
 		rt.Progress = pl
-		o, err := restore.Apply(ctx, rt)
+		o, err := applyShown(ctx, t, restore, onNew(dry), rt)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -293,7 +293,9 @@ func TestServiceSystemd(t *testing.T) {
 			wantDone:   true,
 			wantReason: "nginx is running",
 			wantCheck:  []string{"? command -v systemctl", "? systemctl is-active nginx"},
-			wantApply:  []string{"? command -v systemctl", "? systemctl is-active nginx"},
+			// Shown, should an earlier step stop it.
+			wantActs:  []string{"run on db: systemctl start nginx (only if nginx is not running by then: it runs now)"},
+			wantApply: []string{"? command -v systemctl", "? systemctl is-active nginx"},
 		},
 		{
 			name: "started, not running",
@@ -321,6 +323,7 @@ func TestServiceSystemd(t *testing.T) {
 			replies:    replies(hasSystemctl, replyOut("systemctl is-active ovirt-engine", 3, "failed\n")),
 			wantDone:   true,
 			wantReason: "ovirt-engine is not running (failed)",
+			wantActs:   []string{"run on db: systemctl stop ovirt-engine (only if ovirt-engine runs by then: it does not now)"},
 			wantApply:  []string{"? command -v systemctl", "? systemctl is-active ovirt-engine"},
 		},
 		{
@@ -378,6 +381,7 @@ func TestServiceSystemd(t *testing.T) {
 			wantDone:   true,
 			wantReason: "running",
 			wantCheck:  []string{"? systemctl is-active nginx"},
+			wantActs:   []string{"run on db: systemctl start nginx (only if nginx is not running by then: it runs now)"},
 		},
 	}
 	for _, tt := range tests {

@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
-	"github.com/migrun/migrun/plan"
 	"github.com/migrun/migrun/runner"
 	"github.com/migrun/migrun/steps"
 )
@@ -62,11 +60,11 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 			return err
 		}
 		check := runner.New(p, conn.connect, sec, runner.Options{StateDir: o.flags.stateDir, From: rv.From, Only: rv.Only})
-		hosts, err := check.HostDrift(ctx, rv, version)
+		hostDrift, err := check.HostDrift(ctx, rv, version)
 		if err != nil {
 			return fmt.Errorf("dry run before applying %s: %w", path, err)
 		}
-		drift = append(drift, hosts...)
+		drift = append(drift, hostDrift...)
 	}
 	if len(drift) > 0 {
 		fmt.Fprintf(e.stderr, "Refusing to apply %s: %d difference(s) from what was reviewed:\n", path, len(drift))

@@ -66,14 +66,28 @@ func (w Want) Apply(ctx context.Context, h *hostcmd.Session, p *Plan) error {
 }
 
 // Describe is what Apply would do, in its order: the commands, and the
-// wait that follows a start.
+// wait that follows a start. A service already started (or stopped) as
+// wanted still shows the command, as one that runs only if the service is
+// no longer so when the step comes: an earlier step of the plan may stop
+// it (a plan's start-engine after its stop-engine), and the reviewer sees
+// what would then run.
 func (w Want) Describe(h *hostcmd.Session, p *Plan) []string {
 	var lines []string
-	if p.State != nil {
+	switch {
+	case p.State != nil:
 		lines = append(lines, h.Line(*p.State))
 		if p.Verify {
 			lines = append(lines, fmt.Sprintf("then wait up to %s for %s to be running", w.SettleTime(), w.Name))
 		}
+	case p.Skipped:
+	case w.State == Started:
+		c := w.stateCmd(p.Manager, "start")
+		c.Note = "only if " + w.Name + " is not running by then: it runs now"
+		lines = append(lines, h.Line(*c))
+	case w.State == Stopped:
+		c := w.stateCmd(p.Manager, "stop")
+		c.Note = "only if " + w.Name + " runs by then: it does not now"
+		lines = append(lines, h.Line(*c))
 	}
 	if p.Boot != nil {
 		lines = append(lines, h.Line(*p.Boot))
@@ -90,6 +104,9 @@ type Plan struct {
 	// Verify: after the state command, wait until the service runs.
 	Verify  bool
 	Reasons []string
+	// Skipped: only_if leaves the service alone (not installed, or not
+	// enabled at boot).
+	Skipped bool
 }
 
 // Done reports that nothing needs to run.
@@ -149,7 +166,7 @@ func (w Want) Plan(ctx context.Context, h *hostcmd.Session) (*Plan, error) {
 			return nil, err
 		}
 		if skip != "" {
-			p.Reasons = append(p.Reasons, skip)
+			p.Reasons, p.Skipped = append(p.Reasons, skip), true
 			return p, nil
 		}
 	}
