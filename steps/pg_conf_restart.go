@@ -53,8 +53,8 @@ func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Exe
 		} else if len(msgs) > 0 {
 			return out, fmt.Errorf("%s: the server would not start with the edited file (pg_file_settings): %s; not restarted", rt.Host, strings.Join(msgs, "; "))
 		}
-		// The service kind does the restart, so systemctl or service is
-		// chosen, run and waited for in one place.
+		// svcctl does the restart as it does the service kind's, so
+		// systemctl or service is chosen, run and waited for in one place.
 		so, err := applyService(ctx, rt, svcctl.Want{Name: c.service(), State: svcctl.Restarted})
 		out.Changed = true
 		if err != nil {
