@@ -266,3 +266,30 @@ func (f *Firewall) planFirewalld(ctx context.Context, h *hostSession, p *firewal
 }
 
 // --- nftables ---
+
+// planSave, where the rule is to persist, adds the command that saves the
+// running rules (printed by dump) to the first of candidates the host has,
+// unless the rule is live (there) and the file already holds line; note
+// ends the command's reason.
+func (f *Firewall) planSave(ctx context.Context, h *hostSession, p *firewallPlan, candidates []rulesFileChoice, install string, there bool, line, dump, note string) error {
+	if !f.persist() {
+		return nil
+	}
+	file, why, err := f.rulesFile(ctx, h, candidates, install)
+	if err != nil {
+		return err
+	}
+	saved := false
+	if there {
+		if saved, err = hostFileHasLine(ctx, h, file, line); err != nil {
+			return err
+		}
+	}
+	if saved {
+		p.reasons = append(p.reasons, file+" has it")
+		return nil
+	}
+	p.reasons = append(p.reasons, file+" lacks it")
+	p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Script: rulesSaveScript(dump, file)}, Note: why + note})
+	return nil
+}

@@ -62,29 +62,10 @@ func (f *Firewall) planIPTables(ctx context.Context, h *hostSession, p *firewall
 			Note: note,
 		})
 	}
-	if !f.persist() {
-		return nil
-	}
-	file, why, err := f.rulesFile(ctx, h, []rulesFileChoice{
+	return f.planSave(ctx, h, p, []rulesFileChoice{
 		{iptablesRHEL, iptablesRHEL, iptablesRHEL + " exists: iptables-services loads it at boot"},
 		{iptablesDebDir, iptablesDeb, iptablesDebDir + "/ exists: iptables-persistent loads rules.v4 at boot"},
-	}, "iptables-services (RHEL) or iptables-persistent (Debian)")
-	if err != nil {
-		return err
-	}
-	saved := false
-	if there {
-		if saved, err = hostFileHasLine(ctx, h, file, line); err != nil {
-			return err
-		}
-	}
-	if saved {
-		p.reasons = append(p.reasons, file+" has it")
-		return nil
-	}
-	p.reasons = append(p.reasons, file+" lacks it")
-	p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Script: rulesSaveScript("iptables-save", file)}, Note: why})
-	return nil
+	}, "iptables-services (RHEL) or iptables-persistent (Debian)", there, line, "iptables-save", "")
 }
 
 // rulesFileChoice is a candidate place for saved rules: when test exists on

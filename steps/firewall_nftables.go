@@ -57,32 +57,13 @@ func (f *Firewall) planNFTables(ctx context.Context, h *hostSession, p *firewall
 		}
 		p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Argv: append(argv, strings.Fields(rule)...)}, Note: note})
 	}
-	if !f.persist() {
-		return nil
-	}
-	file, why, err := f.rulesFile(ctx, h, []rulesFileChoice{
-		{nftRHEL, nftRHEL, nftRHEL + " exists: nftables.service loads it at boot"},
-		{nftDebian, nftDebian, nftDebian + " exists: nftables.service loads it at boot"},
-	}, "nftables")
-	if err != nil {
-		return err
-	}
-	saved := false
-	if there {
-		if saved, err = hostFileHasLine(ctx, h, file, rule); err != nil {
-			return err
-		}
-	}
-	if saved {
-		p.reasons = append(p.reasons, file+" has it")
-		return nil
-	}
-	p.reasons = append(p.reasons, file+" lacks it")
 	// The file replaces the ruleset at boot, and on a restart of
 	// nftables.service: flush first, or a restart would double it.
 	dump := `{ echo '#!/usr/sbin/nft -f'; echo 'flush ruleset'; nft list ruleset; }`
-	p.cmds = append(p.cmds, hostcmd.Cmd{Cmd: executors.Command{Script: rulesSaveScript(dump, file)}, Note: why + "; it becomes the whole current ruleset"})
-	return nil
+	return f.planSave(ctx, h, p, []rulesFileChoice{
+		{nftRHEL, nftRHEL, nftRHEL + " exists: nftables.service loads it at boot"},
+		{nftDebian, nftDebian, nftDebian + " exists: nftables.service loads it at boot"},
+	}, "nftables", there, rule, dump, "; it becomes the whole current ruleset")
 }
 
 // nftListedRule is one rule of `nft -a list chain` output.
