@@ -367,6 +367,10 @@ else
 fi
 [ -x "$bin" ] || die "no migrun binary at $bin"
 migrun_version=$("$bin" version 2>/dev/null | head -n 1 || echo "migrun ?")
+# The downtime runs keep a trace (apply --trace: every host operation,
+# timed) beside their journal, where the binary has the flag.
+trace_flag=0
+"$bin" apply -h 2>&1 | grep -q -- '-trace' && trace_flag=1
 
 # --- hosts --------------------------------------------------------------------------
 hosts_fresh() { # a fresh pair of hosts: down (whatever is there), up
@@ -668,6 +672,7 @@ downtime_run() {
 		[ "$tool" != migrun ] && replicate=false
 		[ "$tool" = migrun-capture ] && mvars+=(--var capture=true)
 		for v in ${MIGRUN_BENCH_MIGRUN_VARS:-}; do mvars+=(--var "$v"); done
+		[ "$trace_flag" = 1 ] && mvars+=(--trace "$log.trace.tsv")
 		run_migrun "$log" apply --yes --output json --state-dir "$work/state-$tool-${mb}mb-$r" \
 			"${MARGS[@]}" "${PVARS[@]}" "${mvars[@]}" --var "replicate=$replicate" "$plan" || rc=$?
 		# The journal keeps each step's own account (how long the catch-up

@@ -28,14 +28,19 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	if err := os.MkdirAll(r.opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	trace := newTracer(r.opts.Trace, r.clean)
+	begin := time.Now()
 	lk, err := acquireLock(lockPath(r.opts.StateDir, r.plan.Name), r.opts.Now())
+	trace.since("", "", "lock", begin, err)
 	if err != nil {
 		return nil, err
 	}
 	defer lk.release()
 
 	path := JournalPath(r.opts.StateDir, r.plan.Name)
+	begin = time.Now()
 	old, err := ReadJournal(path)
+	trace.since("", "", "journal read", begin, err)
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +50,7 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	}
 
 	hosts := newPool(r.plan.Hosts, r.connect, false, false)
+	hosts.trace = trace
 	defer hosts.close()
 	r.emit(Event{Type: EventRunStart, Mode: mode})
 	if err := r.learnHosts(ctx, hosts, j.Detected); err != nil {
@@ -59,7 +65,10 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		r.emit(Event{Type: EventRunEnd, Mode: mode, Status: StatusFailed, Error: err.Error()})
 		return old, err
 	}
-	if err := j.save(path, r.opts.Now()); err != nil {
+	begin = time.Now()
+	err = j.save(path, r.opts.Now())
+	trace.since("", "", "journal save", begin, err)
+	if err != nil {
 		return j, err
 	}
 	lg, err := openLog(path)
@@ -67,7 +76,7 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		return j, err
 	}
 
-	a := &applier{Runner: r, j: j, path: path, hosts: hosts, log: lg, invocation: j.History[len(j.History)-1].RunID}
+	a := &applier{Runner: r, j: j, path: path, hosts: hosts, log: lg, trace: trace, invocation: j.History[len(j.History)-1].RunID}
 	runErr := a.run(ctx)
 
 	hist := &j.History[len(j.History)-1]
@@ -84,7 +93,9 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		j.Ended = now
 	}
 	hist.Status, hist.Ended = j.Status, now
+	begin = time.Now()
 	saveErr := j.save(path, now)
+	trace.since("", "", "journal save", begin, saveErr)
 	if err := lg.close(saveErr == nil); err != nil && saveErr == nil {
 		saveErr = err
 	}
@@ -213,6 +224,7 @@ type applier struct {
 	path       string
 	hosts      *pool
 	log        *journalLog
+	trace      *tracer
 	invocation string // this apply's own RunID, tagging its log entries
 }
 
@@ -230,7 +242,21 @@ func (a *applier) note(rec *StepRecord, sync bool) error {
 			e.List, e.Index = "on_failure", slices.Index(a.j.OnFailure, rec)
 		}
 	}
-	return a.log.append(e, sync)
+	begin := time.Now()
+	err := a.log.append(e, sync)
+	what := "journal append"
+	if sync {
+		what = "journal append, synced"
+	}
+	if rec != nil {
+		what += " (" + rec.Status + ")"
+	}
+	step := ""
+	if rec != nil {
+		step = rec.ID
+	}
+	a.trace.since(step, "", what, begin, err)
+	return err
 }
 
 // noteThenEmit records a transition before announcing it, so that whoever
@@ -327,6 +353,7 @@ func (a *applier) finish(rec *StepRecord, status, reason string) {
 // step checks and, unless already done, applies one step, recording every
 // transition in the journal before moving on.
 func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollback bool) error {
+	ctx = withTraceStep(ctx, st.ID)
 	ev := Event{Step: st.ID, Kind: st.Kind, Host: rec.Host, Rollback: rollback, Description: st.Description}
 	var recording *executors.Recording
 	ran := func() {

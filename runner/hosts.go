@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/plan"
@@ -29,6 +30,7 @@ type pool struct {
 	connect  Connector
 	readOnly bool
 	offline  bool
+	trace    *tracer // nil: no trace
 
 	mu    sync.Mutex
 	conns map[string]*hostConn
@@ -67,13 +69,18 @@ func (p *pool) get(ctx context.Context, name string) (executors.Executor, error)
 	}
 	p.mu.Unlock()
 	c.once.Do(func() {
+		start := time.Now()
 		e, err := p.connect(ctx, h)
+		p.trace.since(traceStep(ctx), name, "connect", start, err)
 		if err != nil {
 			c.err = fmt.Errorf("connect: %w", err) // executors name the host
 			return
 		}
 		if p.readOnly {
 			e = executors.ReadOnly(e)
+		}
+		if p.trace != nil {
+			e = executors.Timed(e, p.trace.op)
 		}
 		c.e = e
 	})
@@ -86,7 +93,10 @@ func (p *pool) close() error {
 	var errs []error
 	for name, c := range p.conns {
 		if c.e != nil {
-			if err := c.e.Close(); err != nil {
+			start := time.Now()
+			err := c.e.Close()
+			p.trace.since("", name, "close", start, err)
+			if err != nil {
 				errs = append(errs, fmt.Errorf("close %s: %w", name, err))
 			}
 		}

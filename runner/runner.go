@@ -58,6 +58,10 @@ type Options struct {
 	// Reviewed names the reviewed-plan file being applied; the journal
 	// records it, and a resume must continue the same one.
 	Reviewed *ReviewRef
+	// Trace receives a line for each lock, journal write, connection and
+	// host operation an apply waits on, with its timing (see trace.go);
+	// nil writes none.
+	Trace io.Writer
 }
 
 // Runner runs one loaded plan.

@@ -63,7 +63,7 @@ func TestPgReplicateDescribe(t *testing.T) {
 	for _, want := range []string{
 		"pg_dump -F c -Z 0 --schema-only --no-publications --no-subscriptions engine",
 		"CREATE PUBLICATION \"migrun_engine\" FOR ALL TABLES;",
-		`CREATE SUBSCRIPTION "migrun_engine" CONNECTION 'host=''10.0.0.1'' port=5432 dbname=''engine'' user=''o\''neil'' sslmode=prefer application_name=''migrun_engine'' password=''<secret:pw>''' PUBLICATION "migrun_engine";`,
+		`CREATE SUBSCRIPTION "migrun_engine" CONNECTION 'host=''10.0.0.1'' port=5432 dbname=''engine'' user=''o\''neil'' sslmode=prefer application_name=''migrun_engine'' password=''<secret:pw>''' PUBLICATION "migrun_engine" WITH (synchronous_commit = 'local');`,
 		"wait until every table's initial copy is done",
 		"VACUUM (ANALYZE);",
 	} {

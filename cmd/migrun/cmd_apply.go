@@ -21,6 +21,7 @@ type applyOptions struct {
 	yes             bool
 	resume, restart bool
 	expect          string
+	trace           string
 }
 
 func (o *applyOptions) flagSet() *flag.FlagSet {
@@ -31,6 +32,7 @@ func (o *applyOptions) flagSet() *flag.FlagSet {
 	fs.BoolVar(&o.resume, "resume", false, "continue an interrupted or failed run: skip steps recorded done, re-check the one in progress")
 	fs.BoolVar(&o.restart, "restart", false, "start over even though the journal records an earlier run")
 	fs.StringVar(&o.expect, "expect-sha256", "", "apply the reviewed plan FILE only if its sha256 is `SHA` (the one an approval quotes)")
+	fs.StringVar(&o.trace, "trace", "", "write every lock, journal write, connection and host operation, timed, to `FILE` (tab-separated; no secrets)")
 	return fs
 }
 
@@ -58,7 +60,7 @@ func runApply(ctx context.Context, args []string, e env) error {
 		if sel.from != "" || sel.only() != nil {
 			return usagef("--from and --only cannot change a reviewed plan: it runs the steps that were reviewed")
 		}
-		return applyReviewed(ctx, files[0], data, reviewedApply{flags: &c, expect: expect, resume: resume, restart: restart}, e)
+		return applyReviewed(ctx, files[0], data, reviewedApply{flags: &c, expect: expect, resume: resume, restart: restart, trace: o.trace}, e)
 	}
 	if expect != "" {
 		return usagef("--expect-sha256 applies to a reviewed plan (migrun plan --out FILE), not to %s", files[0])
@@ -89,10 +91,31 @@ func runApply(ctx context.Context, args []string, e env) error {
 		}
 		fmt.Fprintln(e.stdout)
 	}
+	trace, err := openTrace(o.trace)
+	if err != nil {
+		return err
+	}
+	if trace != nil {
+		defer trace.Close()
+		opts.Trace = trace
+	}
 	r, pr, err := newRunner(p, &c, sec, e, opts)
 	if err != nil {
 		return err
 	}
 	_, err = r.Apply(ctx)
 	return pr.shown(err)
+}
+
+// openTrace creates --trace's file, before anything changes; nil when
+// none was asked for.
+func openTrace(path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, usagef("--trace: %v", err)
+	}
+	return f, nil
 }

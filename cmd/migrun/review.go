@@ -23,6 +23,7 @@ type reviewedApply struct {
 	flags           *commonFlags
 	expect          string
 	resume, restart bool
+	trace           string // --trace's file
 }
 
 // applyReviewed runs exactly the plan a reviewer saw: the plan text, the
@@ -74,6 +75,14 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 	}
 	if !o.resume {
 		fmt.Fprintf(e.stderr, "The hosts are as reviewed: applying %d pending step(s).\n", rv.Pending)
+	}
+	trace, err := openTrace(o.trace)
+	if err != nil {
+		return err
+	}
+	if trace != nil {
+		defer trace.Close()
+		opts.Trace = trace
 	}
 	r, pr, err := newRunner(p, o.flags, sec, e, opts)
 	if err != nil {
