@@ -54,7 +54,28 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 		return Result{}, err
 	}
 	out := newOutput(cmd)
-	c.Stdin = cmd.Stdin
+	var feed func()
+	if cmd.Stdin != nil {
+		// Fed by our own goroutine through a pipe, as the SSH executor
+		// does, rather than by exec's: Wait would wait for exec's copy to
+		// end, i.e. for the end of a stdin that a command which failed
+		// half way through (psql in a session) no longer reads.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: %s: stdin: %w", l.name, displayCommand(cmd), err)
+		}
+		c.Stdin = pr
+		defer pr.Close()
+		feed = func() {
+			io.Copy(pw, cmd.Stdin)
+			pw.Close()
+		}
+		defer func() {
+			if feed != nil { // not started: the write end goes too
+				pw.Close()
+			}
+		}()
+	}
 	c.Stdout, c.Stderr = out.Stdout(), out.Stderr()
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// WaitDelay bounds how long Wait waits for the output pipes after the
@@ -64,6 +85,10 @@ func (l *Local) Run(ctx context.Context, cmd Command) (Result, error) {
 	start := time.Now()
 	if err := c.Start(); err != nil {
 		return Result{}, fmt.Errorf("%s: %s: %w", l.name, displayCommand(cmd), err)
+	}
+	if feed != nil {
+		go feed()
+		feed = nil
 	}
 	done := make(chan struct{})
 	go killOnCancel(ctx, c.Process.Pid, done)

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -325,18 +326,22 @@ func (r *PgReplicate) Describe(ctx context.Context, rt *Runtime) ([]Action, erro
 	return append(teardown, putBack), nil
 }
 
+var errNoTargetDatabase = errors.New("the target database does not exist: create it first, with the owner, encoding and locale it needs (pg_database)")
+
 // Apply runs the action.
 func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	src, dst, err := r.connect(ctx, rt)
 	if err != nil {
 		return Outcome{}, err
 	}
-	var st replState
 	if r.Action == "finish" {
-		st, err = r.finishState(ctx, rt.RunID, src, dst)
-	} else {
-		st, err = r.state(ctx, rt.RunID, src, dst)
+		o, err := r.applyFinish(ctx, rt, src, dst)
+		if err != nil {
+			return o, r.wrap(err)
+		}
+		return o, nil
 	}
+	st, err := r.state(ctx, rt.RunID, src, dst)
 	if r.Action == "cancel" && (err != nil || st.oid == 0) && !st.finished() {
 		// on_failure: the target may be unreachable or have no database
 		// yet; what must go is on the source (a slot keeps its WAL).
@@ -350,14 +355,12 @@ func (r *PgReplicate) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 		return Outcome{}, r.wrap(err)
 	}
 	if st.oid == 0 {
-		return Outcome{}, r.wrap(fmt.Errorf("the target database does not exist: create it first, with the owner, encoding and locale it needs (pg_database)"))
+		return Outcome{}, r.wrap(errNoTargetDatabase)
 	}
 	var o Outcome
 	switch r.Action {
 	case "start":
 		o, err = r.start(ctx, rt, src, dst, st)
-	case "finish":
-		o, err = r.finish(ctx, rt, src, dst, st)
 	default:
 		o, err = r.cancel(ctx, rt, src, dst, st)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // pg_replicate's cancel action (a plan's on_failure): what is left of the
@@ -78,7 +79,7 @@ func (r *PgReplicate) cancelSource(ctx context.Context, rt *Runtime, src executo
 	if !st.slot && !st.publication && rec == nil {
 		return Outcome{Output: "no replication " + r.name() + " on " + r.Source.Host + " to cancel"}, nil
 	}
-	if err := r.dropSourceSlots(ctx, src, 0, ""); err != nil {
+	if err := r.dropSourceSlots(ctx, pg.Once{Ex: src, Target: r.source()}, 0, ""); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	if err := r.putBackIdentities(ctx, src, nil, rec); err != nil {

@@ -32,13 +32,14 @@ func (r *PgReplicate) finishStateSQL() string {
 // own reading of the source refuses without the slot. Anything unexpected
 // (no such database, a server not answering) goes the long way, whose
 // errors say what is wrong.
-func (r *PgReplicate) finishState(ctx context.Context, runID string, src, dst executors.Executor) (replState, error) {
+func (r *PgReplicate) finishState(ctx context.Context, runID string, on finishHosts) (replState, error) {
+	src, dst := on.src, on.dst
 	st := replState{runID: runID}
 	m, err := pg.ReadMarker(ctx, dst, r.markerPath())
 	if err != nil {
 		return r.state(ctx, runID, src, dst)
 	}
-	rows, err := pg.Probe(ctx, dst, r.target(), r.finishStateSQL(), "the initial copy's progress changes on its own")
+	rows, err := on.dstSQL.Run(ctx, r.finishStateSQL())
 	if err != nil || len(rows) == 0 || len(rows[0]) != 3 || rows[0][0] != "id" {
 		return r.state(ctx, runID, src, dst)
 	}
@@ -90,7 +91,33 @@ func (r *PgReplicate) checkFinish(st replState) (Check, error) {
 	return Check{Unknown: true, Reason: "no subscription " + r.name() + " yet: the start step makes it"}, nil
 }
 
-func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executors.Executor, st replState) (Outcome, error) {
+// finishHosts are the two servers finish talks to, each through its
+// host's executor (files) and one psql session (SQL): finish runs in the
+// downtime, where every psql started costs 100 ms and more.
+type finishHosts struct {
+	src, dst       executors.Executor
+	srcSQL, dstSQL pg.Script
+}
+
+// applyFinish is Apply's finish. The two sessions start at once, before
+// anything waits on either.
+func (r *PgReplicate) applyFinish(ctx context.Context, rt *Runtime, src, dst executors.Executor) (Outcome, error) {
+	srcS, dstS := pg.OpenSession(ctx, src, r.source(), false), pg.OpenSession(ctx, dst, r.target(), false)
+	defer srcS.Close()
+	defer dstS.Close()
+	on := finishHosts{src: src, dst: dst, srcSQL: srcS, dstSQL: dstS}
+	st, err := r.finishState(ctx, rt.RunID, on)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if st.oid == 0 {
+		return Outcome{}, errNoTargetDatabase
+	}
+	return r.finish(ctx, rt, on, st)
+}
+
+func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, on finishHosts, st replState) (Outcome, error) {
+	src := on.src
 	switch {
 	case st.finished():
 		return Outcome{Output: "the replication already finished"}, nil
@@ -98,21 +125,21 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 		// Caught up and checked by an earlier run, which stopped before
 		// the end: the source has not moved since (its application is
 		// stopped), so its sequences are read again and the rest redone.
-		final, err := r.readFinal(ctx, src, false)
+		final, err := r.readFinal(ctx, on.srcSQL, false)
 		if err != nil {
 			return Outcome{}, err
 		}
 		if final.identities, err = r.runIdentityRecord(ctx, rt, src, final.source); err != nil {
 			return Outcome{}, err
 		}
-		return r.cutOver(ctx, src, dst, st, final, "an earlier run caught up; ")
+		return r.cutOver(ctx, on, st, final, "an earlier run caught up; ")
 	case !st.subscription:
 		return Outcome{}, fmt.Errorf("no subscription %s on %s: run the start step first", r.name(), r.Target.Host)
 	case st.ready != st.tables:
 		return Outcome{}, fmt.Errorf("the initial copy is not done (%d of %s ready): run the start step first", st.ready, hostcmd.Plural(st.tables, "table", "tables"))
 	}
 	begin := time.Now()
-	final, err := r.readFinal(ctx, src, true)
+	final, err := r.readFinal(ctx, on.srcSQL, true)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -121,7 +148,7 @@ func (r *PgReplicate) finish(ctx context.Context, rt *Runtime, src, dst executor
 	}
 	caught := fmt.Sprintf("target caught up with %s in %s (%s behind at the start); ", r.where(r.Source),
 		time.Since(begin).Round(time.Millisecond), bytesize.Format(final.lag))
-	return r.cutOver(ctx, src, dst, st, final, caught)
+	return r.cutOver(ctx, on, st, final, caught)
 }
 
 // finalState is what the source says once the target has caught up: the
@@ -182,9 +209,9 @@ var (
 
 // readFinal runs finalSQL on the source and turns its refusals into
 // errors people can act on.
-func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wait bool) (finalState, error) {
+func (r *PgReplicate) readFinal(ctx context.Context, src pg.Script, wait bool) (finalState, error) {
 	var f finalState
-	rows, err := pg.Probe(ctx, src, r.source(), r.finalSQL(wait), "the replication position and sequences move on their own")
+	rows, err := src.Run(ctx, r.finalSQL(wait))
 	if err != nil {
 		var exit *executors.ExitError
 		if errors.As(err, &exit) {
@@ -206,7 +233,7 @@ func (r *PgReplicate) readFinal(ctx context.Context, src executors.Executor, wai
 	}
 	for _, row := range rows {
 		if len(row) != 2 {
-			return f, fmt.Errorf("%s: unexpected psql output %q", src.Name(), row)
+			return f, fmt.Errorf("%s: unexpected psql output %q", r.Source.Host, row)
 		}
 		switch row[0] {
 		case "lag":
@@ -259,20 +286,21 @@ END$migrun$;
 // cutOver gives the target the final state and ends the replication:
 // marked "finishing" first, so that a run stopped anywhere in between
 // redoes exactly this part.
-func (r *PgReplicate) cutOver(ctx context.Context, src, dst executors.Executor, st replState, f finalState, note string) (Outcome, error) {
+func (r *PgReplicate) cutOver(ctx context.Context, on finishHosts, st replState, f finalState, note string) (Outcome, error) {
+	src, dst := on.src, on.dst
 	if !st.is(replFinishing) {
 		if err := r.writeMarker(ctx, dst, replFinishing, st); err != nil {
 			return Outcome{Changed: true}, err
 		}
 	}
 	begin := time.Now()
-	if _, err := pg.Exec(ctx, dst, r.target(), r.cutOverTargetSQL(f)); err != nil {
+	if _, err := on.dstSQL.Run(ctx, r.cutOverTargetSQL(f)); err != nil {
 		return Outcome{Changed: true}, fmt.Errorf("sequences, materialized views and subscription on %s: %w", r.Target.Host, err)
 	}
 	// The replica identities go back in the same session, once the
 	// publication is gone: a table without its identity while still
 	// published would refuse UPDATE and DELETE.
-	if err := r.dropSourceSlots(ctx, src, st.subOID, restoreIdentitiesSQL(f.identities)); err != nil {
+	if err := r.dropSourceSlots(ctx, on.srcSQL, st.subOID, restoreIdentitiesSQL(f.identities)); err != nil {
 		return Outcome{Changed: true}, err
 	}
 	if f.identities != nil {

@@ -62,17 +62,17 @@ func (r *PgReplicate) teardown(ctx context.Context, src, dst executors.Executor,
 			return fmt.Errorf("drop subscription %s: %w", r.name(), err)
 		}
 	}
-	return r.dropSourceSlots(ctx, src, subOID, "")
+	return r.dropSourceSlots(ctx, pg.Once{Ex: src, Target: r.source()}, subOID, "")
 }
 
 // dropSourceSlots drops the replication's slots and publication on the
 // source, ending walsenders that still hold a slot after a grace period.
 // then runs once, in the first session, after the publication is dropped.
-func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executor, subOID int64, then string) error {
+func (r *PgReplicate) dropSourceSlots(ctx context.Context, src pg.Script, subOID int64, then string) error {
 	begin := time.Now()
 	terminated := false
 	for {
-		rows, err := pg.Exec(ctx, src, r.source(), r.teardownSourceSQL(subOID, then))
+		left, err := src.Run(ctx, r.teardownSourceSQL(subOID, then))
 		if err != nil {
 			what := "drop the slots and publication " + r.name()
 			if then != "" {
@@ -81,7 +81,6 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 			return fmt.Errorf("%s on %s: %w", what, r.Source.Host, err)
 		}
 		then = ""
-		left := pg.ParseRows(rows.Stdout)
 		if len(left) > 0 && len(left[len(left)-1]) == 1 && left[len(left)-1][0] == "0" {
 			return nil
 		}
@@ -89,7 +88,7 @@ func (r *PgReplicate) dropSourceSlots(ctx context.Context, src executors.Executo
 		case waited > 30*time.Second:
 			return fmt.Errorf("replication slots of %s on %s stay active 30 s after the subscription was dropped: end their walsenders (pg_terminate_backend) and drop them (pg_drop_replication_slot), or the source keeps its WAL for them", r.name(), r.Source.Host)
 		case waited > 3*time.Second && !terminated:
-			if _, err := pg.Exec(ctx, src, r.source(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "+r.slotsWhere(subOID)+" AND active;\n"); err != nil {
+			if _, err := src.Run(ctx, "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "+r.slotsWhere(subOID)+" AND active;\n"); err != nil {
 				return fmt.Errorf("end the walsenders of %s: %w", r.name(), err)
 			}
 			terminated = true

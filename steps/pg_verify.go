@@ -409,7 +409,9 @@ func (v *PgVerify) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 	var st baselineState
 	if v.tables() {
 		var err error
-		if st, err = v.readBaseline(ctx, rt, readChanges); err != nil {
+		st, err = v.readBaseline(ctx, rt, readChanges)
+		defer st.closeSessions()
+		if err != nil {
 			return Outcome{}, err
 		}
 	}

@@ -91,6 +91,21 @@ type baselineState struct {
 	walLevel string        // the source's
 	changes  [][]string    // the source's tables and the slot's changes, when asked for
 	src, dst executors.Executor
+	// With readChanges and this run's baseline: one psql session on each
+	// database, for the reading and the comparison after it (in the
+	// downtime, each psql started costs 100 ms and more). nil otherwise,
+	// or when the target's could not connect.
+	srcSQL, dstSQL *pg.Session
+}
+
+// closeSessions ends the sessions readBaseline opened.
+func (st *baselineState) closeSessions() {
+	for _, s := range []*pg.Session{st.srcSQL, st.dstSQL} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	st.srcSQL, st.dstSQL = nil, nil
 }
 
 // What readBaseline reads.
@@ -126,6 +141,11 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 	if what != readAll && !thisRun {
 		return st, nil
 	}
+	changes := what == readChanges && marker.State == verifyBaselined
+	if changes {
+		st.srcSQL = pg.OpenSession(ctx, src, v.Source.target(v.Source.Database), true)
+		st.dstSQL = pg.OpenSession(ctx, dst, v.Target.target(v.Target.Database), true)
+	}
 	type sourceSide struct {
 		id       pg.DatabaseID
 		slot     bool
@@ -135,12 +155,14 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 	s, d, errS, errD := hostcmd.AtOnce(
 		func() (sourceSide, error) {
 			var s sourceSide
-			db, sql := "postgres", v.identitySQL(rt.RunID)
-			if what == readChanges && marker.State == verifyBaselined {
+			var rows [][]string
+			var err error
+			if changes {
 				// In the slot's database: a slot is decoded where it was made.
-				db, sql = v.Source.Database, "BEGIN;\n"+verifySessionSQL+sql+catalogSQL()+v.peekSQL(rt.RunID)+"COMMIT;\n"
+				rows, err = st.srcSQL.Run(ctx, "BEGIN;\n"+verifySessionSQL+v.identitySQL(rt.RunID)+catalogSQL()+v.peekSQL(rt.RunID)+"COMMIT;\n")
+			} else {
+				rows, err = pg.Probe(ctx, src, v.Source.target("postgres"), v.identitySQL(rt.RunID), "changes since the baseline")
 			}
-			rows, err := pg.Probe(ctx, src, v.Source.target(db), sql, "changes since the baseline")
 			if err != nil {
 				return s, err
 			}
@@ -155,6 +177,14 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 			return s, nil
 		},
 		func() (pg.DatabaseID, error) {
+			if st.dstSQL != nil {
+				if id, ok := sessionIdentity(ctx, st.dstSQL); ok {
+					return id, nil
+				}
+				// No such database, most likely: the long way says.
+				st.dstSQL.Close()
+				st.dstSQL = nil
+			}
 			return pg.DatabaseIdentity(ctx, dst, v.Target.PgConnection.target("postgres"), v.Target.Database)
 		})
 	if errS != nil {
@@ -169,6 +199,20 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 		st.marker, st.changes = marker, s.rows
 	}
 	return st, nil
+}
+
+// sessionIdentity reads the identity of the database s is connected to;
+// ok false when it cannot.
+func sessionIdentity(ctx context.Context, s *pg.Session) (id pg.DatabaseID, ok bool) {
+	rows, err := s.Run(ctx, "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();\n")
+	if err != nil || len(rows) != 1 || len(rows[0]) != 2 || rows[0][1] == "" {
+		return id, false
+	}
+	if id.OID, err = strconv.ParseInt(rows[0][0], 10, 64); err != nil {
+		return id, false
+	}
+	id.SystemID = rows[0][1]
+	return id, true
 }
 
 // identitySQL reads the source database's OID (0: none), the server's

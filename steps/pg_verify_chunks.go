@@ -222,7 +222,6 @@ type chunkResult struct {
 
 // sumChunks runs script on ep, showing the tables summed as progress.
 func (v *PgVerify) sumChunks(ctx context.Context, rt *Runtime, ex executors.Executor, ep PgEndpoint, script string, tables int) (chunkResult, error) {
-	res := chunkResult{chunks: map[string]chunkSums{}}
 	cmd := ep.target(ep.Database).PsqlCommand(script, true)
 	cmd.Unstable = "checksums change while the database is in use"
 	bar := progressOf(rt).Start(Task{Label: "checksum rows of " + ep.Database + " on " + ep.Host, Unit: UnitTables, Total: int64(tables)})
@@ -244,9 +243,30 @@ func (v *PgVerify) sumChunks(ctx context.Context, rt *Runtime, ex executors.Exec
 	lp.Close()
 	bar.Done(err)
 	if err != nil {
-		return res, fmt.Errorf("%s: database %s: psql: %w", ex.Name(), ep.Database, err)
+		return chunkResult{}, fmt.Errorf("%s: database %s: psql: %w", ex.Name(), ep.Database, err)
 	}
-	for _, r := range pg.ParseRows(out.Bytes()) {
+	return chunkResultOf(pg.ParseRows(out.Bytes()), ep)
+}
+
+// sumChunksIn is sumChunks in an open session: the rows come at the end,
+// so the progress is the start and the end.
+func (v *PgVerify) sumChunksIn(ctx context.Context, rt *Runtime, s *pg.Session, ep PgEndpoint, script string, tables int) (chunkResult, error) {
+	bar := progressOf(rt).Start(Task{Label: "checksum rows of " + ep.Database + " on " + ep.Host, Unit: UnitTables, Total: int64(tables)})
+	rows, err := s.Run(ctx, script)
+	if err == nil {
+		bar.Add(int64(tables))
+	}
+	bar.Done(err)
+	if err != nil {
+		return chunkResult{}, fmt.Errorf("database %s: %w", ep.Database, err)
+	}
+	return chunkResultOf(rows, ep)
+}
+
+// chunkResultOf reads a summing script's rows.
+func chunkResultOf(rows [][]string, ep PgEndpoint) (chunkResult, error) {
+	res := chunkResult{chunks: map[string]chunkSums{}}
+	for _, r := range rows {
 		switch {
 		case len(r) == 2 && r[0] == "l":
 			res.lsn = r[1]
@@ -254,7 +274,7 @@ func (v *PgVerify) sumChunks(ctx context.Context, rt *Runtime, ex executors.Exec
 			n, err1 := strconv.Atoi(r[2])
 			rows, err2 := strconv.ParseInt(r[3], 10, 64)
 			if err1 != nil || err2 != nil {
-				return res, fmt.Errorf("%s: database %s: unexpected psql output %q", ex.Name(), ep.Database, strings.Join(r, " "))
+				return res, fmt.Errorf("%s: database %s: unexpected psql output %q", ep.Host, ep.Database, strings.Join(r, " "))
 			}
 			if res.chunks[r[1]] == nil {
 				res.chunks[r[1]] = chunkSums{}

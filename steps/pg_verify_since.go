@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
@@ -117,11 +118,17 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	// The slot goes with the source's reading, whatever the outcome: it
 	// would keep the source's WAL, and a comparison run again (after the
 	// target is mended) without it reads every row.
+	sum := func(ex executors.Executor, s *pg.Session, ep PgEndpoint, script string) (chunkResult, error) {
+		if s != nil {
+			return v.sumChunksIn(ctx, rt, s, ep, script, queries)
+		}
+		return v.sumChunks(ctx, rt, ex, ep, script, queries)
+	}
 	src, dst, errS, errD := hostcmd.AtOnce(
 		func() (chunkResult, error) {
-			return v.sumChunks(ctx, rt, st.src, v.Source, script.String()+v.dropSlotSQL(rt.RunID), queries)
+			return sum(st.src, st.srcSQL, v.Source, script.String()+v.dropSlotSQL(rt.RunID))
 		},
-		func() (chunkResult, error) { return v.sumChunks(ctx, rt, st.dst, v.Target, script.String(), queries) })
+		func() (chunkResult, error) { return sum(st.dst, st.dstSQL, v.Target, script.String()) })
 	if errS != nil {
 		return c, nil, fmt.Errorf("source %s: %w", c.source, errS)
 	}
