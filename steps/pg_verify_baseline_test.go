@@ -171,6 +171,10 @@ SELECT nextval('ticket_seq');`, "engine")
 	for i, tc := range []struct {
 		name, before, after, mend, want string
 		onTarget                        bool // after runs on the target
+		// drain: after (committed synchronously: a drain reads the WAL
+		// on disk), then a drain: the change recorded in the marker, no
+		// longer in the slot.
+		drain bool
 	}{
 		{name: "a row missing on the target", before: "DELETE FROM audit WHERE id = 5",
 			mend: "INSERT INTO audit SELECT * FROM audit_copy WHERE id = 5", want: "table public.audit: rows 123000 on the source, 122999 on the target"},
@@ -185,6 +189,11 @@ SELECT nextval('ticket_seq');`, "engine")
 			mend: "UPDATE audit SET message = 'moved on' WHERE id = 70000", want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
 		{name: "a row the source deleted since, without a key", after: "DELETE FROM hist WHERE audit_id = 17",
 			mend: "DELETE FROM hist WHERE audit_id = 17", want: "table public.hist: rows 14998 on the source, 14999 on the target"},
+		{name: "a row the source changed while the baseline was taken (drained)", after: "SET synchronous_commit = on; UPDATE audit SET message = 'drained' WHERE id = 71000",
+			drain: true, mend: "UPDATE audit SET message = 'drained' WHERE id = 71000",
+			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
+		{name: "a row deleted without a key while the baseline was taken (drained)", after: "SET synchronous_commit = on; DELETE FROM hist WHERE audit_id = 25",
+			drain: true, mend: "DELETE FROM hist WHERE audit_id = 25", want: "table public.hist: rows 14997 on the source, 14998 on the target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := runtime("run-break-" + string(rune('a'+i)))
@@ -197,6 +206,18 @@ SELECT nextval('ticket_seq');`, "engine")
 			}
 			if tc.after != "" {
 				srcPG.psql(t, tc.after, "engine")
+			}
+			if tc.drain {
+				m := marker(t)
+				if err := verify("baseline").drainChanges(ctx, rt, srcEx, &m); err != nil {
+					t.Fatal(err)
+				}
+				if len(marker(t).Drained) == 0 {
+					t.Fatal("the drain recorded nothing")
+				}
+				if n := srcPG.psql(t, "SELECT count(*) FROM pg_logical_slot_peek_changes((SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'migrun_verify_%'), NULL, NULL) WHERE data LIKE 'table %'", "engine"); n != "0" {
+					t.Fatalf("%s changes left in the slot after the drain", n)
+				}
 			}
 			_, err := verify("compare").Apply(ctx, rt)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -231,11 +252,12 @@ SELECT nextval('ticket_seq');`, "engine")
 		if c, err := verify("cancel").Check(ctx, rt); err != nil || c.Done {
 			t.Fatalf("cancel check: %+v %v", c, err)
 		}
-		if _, err := verify("cancel").Apply(ctx, rt); err != nil {
+		o, err := verify("cancel").Apply(ctx, rt)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if n := slots(t); n != "0" {
-			t.Fatalf("slot left: %s", n)
+			t.Fatalf("slot left: %s (%s); cancel said %q", n, srcPG.psql(t, "SELECT string_agg(slot_name || ' ' || active, ', ') FROM pg_replication_slots"), o.Output)
 		}
 		if c, err := verify("cancel").Check(ctx, rt); err != nil || !c.Done {
 			t.Fatalf("cancel check after: %+v %v", c, err)

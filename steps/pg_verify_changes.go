@@ -34,6 +34,7 @@ type tableChanges struct {
 	whole  bool     // a change whose key value is unknown: TRUNCATE, (no-tuple-data), key column absent or unchanged-toast-datum
 	null   bool     // a row whose key is NULL was touched
 	values []string // distinct non-NULL key values touched, as test_decoding prints them, unquoted (a quoted value's '' undoubled), in first-seen order
+	chunks []int    // chunks known touched (drained at the baseline: see pg_verify_drain.go)
 }
 
 // decodedChanges reads test_decoding lines. keyOf gives, for a table named as

@@ -44,7 +44,7 @@ func planRecheck(now chunkedTable, base *chunkedTable, ch *tableChanges) recheck
 			var values []string
 			var null bool
 			if ch != nil {
-				values, null = ch.values, ch.null
+				values, null, dirty = ch.values, ch.null, append(dirty, ch.chunks...)
 			}
 			return recheck{table: base, sql: base.resumSQL(values, null, dirty)}
 		}
@@ -95,6 +95,7 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	if err != nil {
 		return c, nil, fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
 	}
+	withDrained(changes, m.Drained)
 
 	var script strings.Builder
 	script.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL)
