@@ -142,6 +142,27 @@ func journalOf(t *testing.T, stateDir string) map[string]any {
 	return planJournal(t, stateDir, "ovirt-engine-remote-db")
 }
 
+// failedRecords lists the journal's records of steps that did not end
+// done or skipped, with their errors and output: what a failed round of a
+// test that kills and resumes needs to be diagnosed after the fact.
+func failedRecords(t *testing.T, stateDir string) string {
+	t.Helper()
+	j := journalOf(t, stateDir)
+	var b strings.Builder
+	for _, list := range []string{"steps", "on_failure"} {
+		recs, _ := j[list].([]any)
+		for _, r := range recs {
+			rec, _ := r.(map[string]any)
+			switch rec["status"] {
+			case "done", "skipped", "pending", nil:
+				continue
+			}
+			fmt.Fprintf(&b, "  %s %v: %v: %v\n    output: %v\n    ran: %v\n", list, rec["id"], rec["status"], rec["error"], rec["output"], rec["ran"])
+		}
+	}
+	return b.String()
+}
+
 // assertMigrated checks the end state of a successful migration.
 func assertMigrated(t *testing.T, stateDir, before string) {
 	t.Helper()
@@ -519,6 +540,7 @@ func crashResume(t *testing.T, method string) {
 	// engine.dump.migrun-part, which becomes engine.dump at the end.
 	parts := filepath.Join(env["MIGRUN_E2E_DB_DIR"], "fs", "var", "tmp", "engine.dump.migrun-part", "*")
 	var before string
+	lastKill := "nothing"
 	killedMidCopy := false
 	for round := 0; round < 60; round++ {
 		args := []string{"apply", "--yes", "--state-dir", state}
@@ -568,7 +590,9 @@ func crashResume(t *testing.T, method string) {
 			case e["type"] == "run_end":
 				done = e["status"] == "completed"
 				if !done {
-					t.Fatalf("round %d: run ended %v: %v\n%s", round, e["status"], e["error"], stderr)
+					cmd.Wait()
+					t.Fatalf("round %d (resumed after a kill after %s): run ended %v: %v\n%s\nthe journal's failed steps:\n%s",
+						round, lastKill, e["status"], e["error"], stderr, failedRecords(t, state))
 				}
 			}
 		}
@@ -581,6 +605,7 @@ func crashResume(t *testing.T, method string) {
 			t.Fatalf("round %d: migrun exited (%v) without finishing or being killed\n%s", round, werr, stderr)
 		}
 		t.Logf("round %d: killed after %s", round, killedAt)
+		lastKill = killedAt
 	}
 	if !killedMidCopy {
 		t.Fatal("never killed during the copy")

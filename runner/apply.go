@@ -423,6 +423,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 		return err
 	}
 	stopRunning := a.whileRunning(ctx, quiet)
+	rt.Checked = check.Planned
 	out, err := a.applyWithRetries(ctx, st, rt, rec)
 	stopRunning()
 	if err != nil {
@@ -444,6 +445,7 @@ func (a *applier) applyWithRetries(ctx context.Context, st plan.Step, rt *steps.
 			actx, cancel = context.WithTimeout(ctx, st.Timeout)
 		}
 		out, err := st.Spec.Apply(actx, rt)
+		rt.Checked = nil // a retry decides again
 		timedOut := actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 		cancel()
 		if err == nil {

@@ -76,6 +76,7 @@ type testSpec struct {
 	release  chan struct{}
 	attempts int
 	checkRun string // the RunID the last Check saw
+	checked  []any  // rt.Checked at each Apply
 }
 
 func (s *testSpec) Validate() []steps.Problem      { return nil }
@@ -93,7 +94,7 @@ func (s *testSpec) Check(ctx context.Context, rt *steps.Runtime) (steps.Check, e
 	if err == nil && string(b) == s.Content {
 		return steps.Check{Done: true, Reason: s.Path + " holds the content"}, nil
 	}
-	return steps.Check{}, nil
+	return steps.Check{Planned: "write " + s.Path}, nil
 }
 func (s *testSpec) Describe(ctx context.Context, rt *steps.Runtime) ([]steps.Action, error) {
 	e, err := rt.Executor(ctx, rt.Host)
@@ -108,6 +109,7 @@ func (s *testSpec) Describe(ctx context.Context, rt *steps.Runtime) ([]steps.Act
 }
 func (s *testSpec) Apply(ctx context.Context, rt *steps.Runtime) (steps.Outcome, error) {
 	s.attempts++
+	s.checked = append(s.checked, rt.Checked)
 	if s.started != nil {
 		close(s.started)
 		s.started = nil
@@ -500,6 +502,10 @@ func TestRetries(t *testing.T) {
 	}
 	if retries != 2 {
 		t.Fatalf("%d retry events, want 2", retries)
+	}
+	// What the check planned goes to the first attempt; a retry decides again.
+	if got := f.spec(0).checked; len(got) != 3 || got[0] != "write /one" || got[1] != nil || got[2] != nil {
+		t.Fatalf("Runtime.Checked at each attempt: %q", got)
 	}
 }
 

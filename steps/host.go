@@ -90,14 +90,19 @@ func describeService(ctx context.Context, rt *Runtime, w svcctl.Want) ([]Action,
 	return acts, nil
 }
 
-func applyService(ctx context.Context, rt *Runtime, w svcctl.Want) (Outcome, error) {
+// applyService runs planned, what the step's check decided for w, or
+// plans again when it is nil: in the downtime, the start of the engine
+// probed systemd twice (45-100 ms on the stand-in hosts).
+func applyService(ctx context.Context, rt *Runtime, w svcctl.Want, planned *svcctl.Plan) (Outcome, error) {
 	h, err := openHost(ctx, rt, "service "+w.Name)
 	if err != nil {
 		return Outcome{}, err
 	}
-	p, err := w.Plan(ctx, h.Session)
-	if err != nil {
-		return Outcome{}, h.wrap(err)
+	p := planned
+	if p == nil {
+		if p, err = w.Plan(ctx, h.Session); err != nil {
+			return Outcome{}, h.wrap(err)
+		}
 	}
 	if err := w.Apply(ctx, h.Session, p); err != nil {
 		return h.outcome(true), h.wrap(err)

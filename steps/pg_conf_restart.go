@@ -55,7 +55,7 @@ func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Exe
 		}
 		// svcctl does the restart as it does the service kind's, so
 		// systemctl or service is chosen, run and waited for in one place.
-		so, err := applyService(ctx, rt, svcctl.Want{Name: c.service(), State: svcctl.Restarted})
+		so, err := applyService(ctx, rt, svcctl.Want{Name: c.service(), State: svcctl.Restarted}, nil)
 		out.Changed = true
 		if err != nil {
 			return out, fmt.Errorf("restart for %s: %w", strings.Join(restartFor, ", "), err)

@@ -67,7 +67,7 @@ func (s *Service) Check(ctx context.Context, rt *Runtime) (Check, error) {
 	if err != nil {
 		return Check{}, h.wrap(err)
 	}
-	return Check{Done: p.Done(), Reason: strings.Join(p.Reasons, "; ")}, nil
+	return Check{Done: p.Done(), Reason: strings.Join(p.Reasons, "; "), Planned: p}, nil
 }
 
 // Describe lists the commands Apply would run, chosen by the same probes.
@@ -78,7 +78,8 @@ func (s *Service) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 // Apply runs the commands the probes call for and, after a start or a
 // restart, waits until the service runs.
 func (s *Service) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
-	return applyService(ctx, rt, s.want())
+	planned, _ := rt.Checked.(*svcctl.Plan)
+	return applyService(ctx, rt, s.want(), planned)
 }
 
 func (s *Service) what() string { return "service " + s.Name }

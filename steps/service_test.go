@@ -234,6 +234,26 @@ func (tt hostKindCase) run(t *testing.T) {
 	if tt.wantDone && len(h.changes()) > 0 {
 		t.Errorf("Check said done, yet Apply ran %q", h.changes())
 	}
+
+	// The runner's way: Apply right after Check, handed what the check
+	// planned, runs the same commands without probing again.
+	if tt.wantErr != "" || tt.wantCheck == nil || tt.wantApply == nil {
+		return
+	}
+	h = newScriptedHost(t, tt.replies()...)
+	rt = testRuntime(hosts{"db": h}, nil, &streamed)
+	chk, err = tt.spec.Check(ctx, rt)
+	if err != nil || chk.Planned == nil {
+		return // the kind decides again in Apply
+	}
+	rt.Checked = chk.Planned
+	if _, err := tt.spec.Apply(ctx, rt); err != nil {
+		t.Fatalf("Apply after Check: %v", err)
+	}
+	if !slices.Equal(tt.wantApply[:min(len(tt.wantCheck), len(tt.wantApply))], tt.wantCheck) {
+		return // Apply probes differently from Check: nothing to compare
+	}
+	wantLines(t, "Check, then Apply with what it planned", h.lines(), append(slices.Clone(tt.wantCheck), tt.wantApply[len(tt.wantCheck):]...))
 }
 
 // replies wraps a list so each phase gets its own copies (times counts down).

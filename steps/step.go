@@ -75,6 +75,10 @@ type Check struct {
 	Done    bool   // already in the wanted state
 	Unknown bool   // cannot tell before earlier steps run
 	Reason  string // why, for the user ("dump already present, sha256 matches")
+	// Planned is what the check decided to do, for the Apply that follows
+	// it (Runtime.Checked): the probes behind it need not run twice, and
+	// apply does what the check saw was needed. nil: Apply decides itself.
+	Planned any
 }
 
 // Action is one thing a step would do, for the dry run.
@@ -120,6 +124,10 @@ type Runtime struct {
 	// Progress reports long transfers; never nil (the runner supplies a
 	// no-op when output is not wanted).
 	Progress Progress
+	// Checked is the Planned of the check that ran just before this
+	// Apply, for its first attempt only (a retry decides again: the host
+	// may have changed). A kind uses it only if it is of its own type.
+	Checked any
 }
 
 // Progress creates progress reporters for long work.
