@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,9 +100,29 @@ func applyAndConverge(t *testing.T, spec editSpec, rt *Runtime, p string) {
 	if chk, err := spec.Check(ctx, rt); err != nil || chk.Done {
 		t.Fatalf("Check before Apply = %+v, %v; want not done", chk, err)
 	}
+	dry := *rt
+	dry.DryRun = true
+	dry.Executor = func(ctx context.Context, host string) (executors.Executor, error) {
+		e, err := rt.Executor(ctx, host)
+		return executors.ReadOnly(e), err
+	}
+	acts, err := spec.Describe(ctx, &dry)
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
 	out, err := spec.Apply(ctx, rt)
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
+	}
+	// The dry run showed the change Apply made: its diff is the file's,
+	// before and after, line for line (secrets masked alike).
+	changed := diffBody(rt.Secrets.Redact(unifiedDiff(p, before, readString(t, p))))
+	var shown []string
+	for _, a := range acts {
+		shown = append(shown, diffBody(a.Diff))
+	}
+	if !slices.Contains(shown, changed) {
+		t.Errorf("Apply changed the file by\n%s\nwhich the dry run did not show; it showed\n%s", changed, strings.Join(shown, "\n--\n"))
 	}
 	if !out.Changed {
 		t.Fatalf("Apply: Changed = false, want true (%s)", out.Output)
@@ -139,6 +160,23 @@ func applyAndConverge(t *testing.T, spec editSpec, rt *Runtime, p string) {
 	if bks := backupsOf(t, p); len(bks) != 1 {
 		t.Errorf("second Apply took a backup: %v", bks)
 	}
+}
+
+// diffBody is a unified diff without its file header lines, the values
+// of password assignments replaced: a dry run masks them (the old one as
+// ********, the new one by its secret's name), the file holds them.
+func diffBody(d string) string {
+	var keep []string
+	for _, l := range strings.Split(d, "\n") {
+		if strings.HasPrefix(l, "--- ") || strings.HasPrefix(l, "+++ ") {
+			continue
+		}
+		if k, _, ok := strings.Cut(l, "="); ok && strings.Contains(strings.ToLower(k), "password") {
+			l = k + "=<masked>"
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
 }
 
 // assertDryRun runs Check and Describe through a read-only executor and
