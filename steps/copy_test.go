@@ -194,7 +194,9 @@ func TestCopyFile(t *testing.T) {
 			if err != nil || chk.Done || !strings.Contains(chk.Reason, "does not exist") {
 				t.Fatalf("Check before = %+v, %v; want not done, destination missing", chk, err)
 			}
-			out, err := c.Apply(ctx, rt)
+			dry := testRuntime(hosts{"engine": executors.ReadOnly(h["engine"]), "db": executors.ReadOnly(h["db"]), "": executors.ReadOnly(h[""])}, nil, nil)
+			dry.DryRun = true
+			out, err := applyShown(ctx, t, c, dry, rt)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}

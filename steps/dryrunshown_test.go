@@ -34,5 +34,24 @@ func applyShown(ctx context.Context, t *testing.T, spec Spec, dry, live *Runtime
 			t.Errorf("apply ran on %s %q, which the dry run did not show:\n%s", c.Host, c.Shown(), shown)
 		}
 	}
+	// Every file it wrote, renamed into place or removed is named by the
+	// dry run; but migrun's own: markers, work files, and what only
+	// exists while it writes (a copy's .migrun-part).
+	for _, r := range rec.Ran() {
+		_, what, _ := strings.Cut(r, ": ")
+		var path string
+		switch verb, rest, _ := strings.Cut(what, " "); verb {
+		case "write", "remove":
+			path, _, _ = strings.Cut(rest, " ")
+		case "rename":
+			_, path, _ = strings.Cut(rest, " to ")
+		}
+		if path == "" || strings.Contains(path, "/migrun-") || strings.Contains(path, ".migrun-") {
+			continue
+		}
+		if !strings.Contains(shown, path) {
+			t.Errorf("apply changed %s (%s), which the dry run did not name:\n%s", path, r, shown)
+		}
+	}
 	return out, err
 }
