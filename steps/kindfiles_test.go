@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -150,6 +151,43 @@ func TestKindOfFile(t *testing.T) {
 	} {
 		if got := kindOfFile(tt.file, kinds); got != tt.want {
 			t.Errorf("kindOfFile(%q) = %q, want %q", tt.file, got, tt.want)
+		}
+	}
+}
+
+// TestEveryKindHasADryRunEqualsApplyTest enforces that each kind's tests
+// hold a dry run against what apply then did: applyShown (every command
+// and file change apply made was shown), hostKindCase (the host kinds'
+// shared case, which does the same) or applyAndConverge (the file edits:
+// the dry run's diff is the change). pg_dump and pg_restore are tested as
+// a pair, with the comparison of what they copied, in pg_verify_test.go.
+func TestEveryKindHasADryRunEqualsApplyTest(t *testing.T) {
+	tests, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, k := range Builtin().Kinds() {
+		kinds = append(kinds, k.Name)
+	}
+	pairedWith := map[string]string{"pg_dump": "pg_verify", "pg_restore": "pg_verify"}
+	covered := map[string]bool{}
+	for _, name := range tests {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := string(data)
+		if !strings.Contains(src, "applyShown(") && !strings.Contains(src, "[]hostKindCase{") && !strings.Contains(src, "applyAndConverge(t") {
+			continue
+		}
+		if k := kindOfFile(strings.TrimSuffix(name, "_test.go")+".go", kinds); k != "" {
+			covered[k] = true
+		}
+	}
+	for _, k := range kinds {
+		if !covered[k] && !covered[pairedWith[k]] {
+			t.Errorf("kind %s: no test compares its dry run with what its apply did (applyShown, hostKindCase, applyAndConverge)", k)
 		}
 	}
 }

@@ -101,7 +101,9 @@ func TestPgCheckServer(t *testing.T) {
 	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done {
 		t.Fatalf("check after meeting the requirements: %+v %v", ck, err)
 	}
-	if out, err := c.Apply(ctx, rt); err != nil || !strings.Contains(out.Output, "max_connections = 150") {
+	// A check changes nothing: applyShown fails on any command or file
+	// change the dry run did not show.
+	if out, err := applyShown(ctx, t, c, dry, rt); err != nil || !strings.Contains(out.Output, "max_connections = 150") {
 		t.Fatalf("apply: %+v %v", out, err)
 	}
 

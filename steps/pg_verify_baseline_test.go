@@ -136,14 +136,16 @@ UPDATE audit SET message = 'changed' WHERE id = 60000;
 DELETE FROM hist WHERE audit_id = 9;
 UPDATE vms SET name = 'renamed' WHERE name = 'vm7';
 SELECT nextval('ticket_seq');`, "engine")
-		if _, err := repl("finish").Apply(ctx, live); err != nil {
+		dry := testRuntime(hosts{"src": executors.ReadOnly(srcEx), "dst": executors.ReadOnly(dstEx)}, nil, nil)
+		dry.DryRun, dry.RunID = true, live.RunID
+		if _, err := applyShown(ctx, t, repl("finish"), dry, live); err != nil {
 			t.Fatal(err)
 		}
 		c, err := verify("compare").Check(ctx, live)
 		if err != nil || c.Done || !strings.Contains(c.Reason, "since this run's baseline") {
 			t.Fatalf("compare check: %+v %v", c, err)
 		}
-		o, err = verify("compare").Apply(ctx, live)
+		o, err = applyShown(ctx, t, verify("compare"), dry, live)
 		if err != nil {
 			t.Fatal(err)
 		}
