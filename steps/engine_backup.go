@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/migrun/migrun/executors"
@@ -75,43 +74,6 @@ type EngineDBCredentials struct {
 }
 
 func (c EngineDBCredentials) set() bool { return c.Host != "" }
-
-// engineBackupScopes are every version's; versionNeeds says which a
-// version lacks.
-var engineBackupScopes = []string{"all", "files", "db", "dwhdb", "reportsdb", "cinderlibdb", "keycloakdb", "grafanadb"}
-
-// credentialSets pairs each credentials block with its option prefix.
-func (b *EngineBackup) credentialSets() []struct {
-	key, prefix string
-	c           EngineDBCredentials
-} {
-	return []struct {
-		key, prefix string
-		c           EngineDBCredentials
-	}{
-		{"change_db_credentials", "db", b.ChangeDBCredentials},
-		{"change_dwh_db_credentials", "dwh-db", b.ChangeDWHCredentials},
-		{"change_reports_db_credentials", "reports-db", b.ChangeReportsCredentials},
-		{"change_keycloak_db_credentials", "keycloak-db", b.ChangeKeycloakCredentials},
-		{"change_cinderlib_db_credentials", "cinderlib-db", b.ChangeCinderlibCredentials},
-	}
-}
-
-func (b *EngineBackup) scopes() []string {
-	if len(b.Scope) == 0 {
-		return []string{"all"}
-	}
-	return b.Scope
-}
-
-func (b *EngineBackup) hasScope(names ...string) bool {
-	for _, s := range b.scopes() {
-		if s == "all" || slices.Contains(names, s) {
-			return true
-		}
-	}
-	return false
-}
 
 func (b *EngineBackup) logFile() string {
 	if b.Log != "" {
@@ -186,71 +148,6 @@ func (b *EngineBackup) Validate() []Problem {
 }
 
 func (b *EngineBackup) Hosts(stepHost string) []string { return []string{stepHost} }
-
-// argv is the engine-backup command line; passfiles maps each credentials
-// prefix to its passfile path (placeholders in dry runs).
-func (b *EngineBackup) argv(passfiles map[string]string) []string {
-	file := b.File
-	if b.Mode == "backup" {
-		file = hostcmd.PartPath(b.File) // renamed into place once verified
-	}
-	argv := []string{"engine-backup", "--mode=" + b.Mode, "--file=" + file, "--log=" + b.logFile()}
-	if b.Mode != "verify" {
-		for _, s := range b.scopes() {
-			argv = append(argv, "--scope="+s)
-		}
-	}
-	if b.Mode != "restore" {
-		return argv
-	}
-	if b.ProvisionDB {
-		argv = append(argv, "--provision-db")
-	}
-	if b.ProvisionDWHDB {
-		argv = append(argv, "--provision-dwh-db")
-	}
-	if b.ProvisionKeycloakDB {
-		argv = append(argv, "--provision-keycloak-db")
-	}
-	if b.ProvisionAll {
-		argv = append(argv, "--provision-all-databases")
-	}
-	if b.HERemoveStorageVM {
-		argv = append(argv, "--he-remove-storage-vm")
-	}
-	if b.HERemoveHosts {
-		argv = append(argv, "--he-remove-hosts")
-	}
-	switch b.RestorePermissions {
-	case "true":
-		argv = append(argv, "--restore-permissions")
-	case "false":
-		argv = append(argv, "--no-restore-permissions")
-	}
-	for _, cs := range b.credentialSets() {
-		c := cs.c
-		if !c.set() {
-			continue
-		}
-		p := "--" + cs.prefix
-		port := c.Port
-		if port == 0 {
-			port = 5432
-		}
-		argv = append(argv, "--change-"+cs.prefix+"-credentials",
-			p+"-host="+c.Host, p+"-port="+strconv.Itoa(port), p+"-user="+c.User,
-			p+"-passfile="+passfiles[cs.prefix], p+"-name="+c.Name)
-		if c.Secured {
-			argv = append(argv, p+"-secured")
-		}
-		if c.SecuredValidation {
-			// Not --*-secured-validation: the help text says so, but the
-			// parser only knows this spelling.
-			argv = append(argv, p+"-sec-validation")
-		}
-	}
-	return argv
-}
 
 // backupRunMarker records which run made the archive (Runtime.RunID).
 func backupRunMarker(file string) string { return file + ".migrun-run" }
