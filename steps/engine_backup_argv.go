@@ -63,23 +63,20 @@ func (b *EngineBackup) argv(passfiles map[string]string) []string {
 	if b.Mode != "restore" {
 		return argv
 	}
-	if b.ProvisionDB {
-		argv = append(argv, "--provision-db")
-	}
-	if b.ProvisionDWHDB {
-		argv = append(argv, "--provision-dwh-db")
-	}
-	if b.ProvisionKeycloakDB {
-		argv = append(argv, "--provision-keycloak-db")
-	}
-	if b.ProvisionAll {
-		argv = append(argv, "--provision-all-databases")
-	}
-	if b.HERemoveStorageVM {
-		argv = append(argv, "--he-remove-storage-vm")
-	}
-	if b.HERemoveHosts {
-		argv = append(argv, "--he-remove-hosts")
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{
+		{b.ProvisionDB, "--provision-db"},
+		{b.ProvisionDWHDB, "--provision-dwh-db"},
+		{b.ProvisionKeycloakDB, "--provision-keycloak-db"},
+		{b.ProvisionAll, "--provision-all-databases"},
+		{b.HERemoveStorageVM, "--he-remove-storage-vm"},
+		{b.HERemoveHosts, "--he-remove-hosts"},
+	} {
+		if f.on {
+			argv = append(argv, f.flag)
+		}
 	}
 	switch b.RestorePermissions {
 	case "true":

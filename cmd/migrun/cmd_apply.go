@@ -91,14 +91,11 @@ func runApply(ctx context.Context, args []string, e env) error {
 		}
 		fmt.Fprintln(e.stdout)
 	}
-	trace, err := openTrace(o.trace)
+	closeTrace, err := openTrace(o.trace, &opts)
 	if err != nil {
 		return err
 	}
-	if trace != nil {
-		defer trace.Close()
-		opts.Trace = trace
-	}
+	defer closeTrace()
 	r, pr, err := newRunner(p, &c, sec, e, opts)
 	if err != nil {
 		return err
@@ -107,15 +104,17 @@ func runApply(ctx context.Context, args []string, e env) error {
 	return pr.shown(err)
 }
 
-// openTrace creates --trace's file, before anything changes; nil when
-// none was asked for.
-func openTrace(path string) (*os.File, error) {
+// openTrace creates --trace's file at path, before anything changes, and
+// sets it as opts' trace; the function returned closes it. No path, no
+// trace.
+func openTrace(path string, opts *runner.Options) (close func(), err error) {
 	if path == "" {
-		return nil, nil
+		return func() {}, nil
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, usagef("--trace: %v", err)
 	}
-	return f, nil
+	opts.Trace = f
+	return func() { f.Close() }, nil
 }

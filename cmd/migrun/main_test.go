@@ -363,3 +363,44 @@ func TestVersionString(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIApplyTrace(t *testing.T) {
+	planFile, dir := writePlan(t, localPlan)
+	getenv := func(k string) string {
+		if k == "TEST_PW" {
+			return "very-secret-value"
+		}
+		return ""
+	}
+	vars := []string{"--var", "dir=" + dir}
+
+	// A trace file that cannot be created is refused before anything runs.
+	code, _, errOut := cli(t, getenv, append([]string{"apply", "--yes", "--trace", filepath.Join(dir, "no", "such", "dir", "t.tsv"), planFile}, vars...)...)
+	if code != 2 || !strings.Contains(errOut, "--trace") {
+		t.Fatalf("unwritable trace: exit %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Fatalf("a refused apply ran a step: %v", err)
+	}
+
+	trace := filepath.Join(dir, "trace.tsv")
+	if code, out, errOut := cli(t, getenv, append([]string{"apply", "--yes", "--trace", trace, planFile}, vars...)...); code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	data, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	for _, want := range []string{"\tlock\t", "\tmake-dir\there\trun mkdir -p ", "\twrite-secret\t-\tjournal append, synced (running)\t", "\tcopy-it\there\t"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the trace lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "very-secret-value") {
+		t.Errorf("the trace holds the secret:\n%s", text)
+	}
+	if fi, err := os.Stat(trace); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("trace file mode: %v %v", fi.Mode(), err)
+	}
+}

@@ -76,14 +76,11 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 	if !o.resume {
 		fmt.Fprintf(e.stderr, "The hosts are as reviewed: applying %d pending step(s).\n", rv.Pending)
 	}
-	trace, err := openTrace(o.trace)
+	closeTrace, err := openTrace(o.trace, &opts)
 	if err != nil {
 		return err
 	}
-	if trace != nil {
-		defer trace.Close()
-		opts.Trace = trace
-	}
+	defer closeTrace()
 	r, pr, err := newRunner(p, o.flags, sec, e, opts)
 	if err != nil {
 		return err
