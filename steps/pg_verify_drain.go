@@ -41,8 +41,7 @@ type drainedTable struct {
 // a change drained, on a server with synchronous_commit = off).
 func (v *PgVerify) drainPeekSQL(runID string) string {
 	return "SELECT pg_current_wal_flush_lsn() AS migrun_upto \\gset\nSELECT 'u', :'migrun_upto';\n" +
-		"SELECT 'd', translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes(" + pg.Literal(v.slotName(runID)) +
-		", :'migrun_upto', NULL, 'include-xids', '0', 'skip-empty-xacts', '1') WHERE data LIKE 'table %';\n"
+		slotChangesSQL(pg.Literal(v.slotName(runID)), ":'migrun_upto'") + ";\n"
 }
 
 // drainChunksSQL finds the chunks of the key values each table's changes

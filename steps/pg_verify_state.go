@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/migrun/migrun/executors"
@@ -162,7 +163,7 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 		},
 		func() (pg.DatabaseID, error) {
 			if st.dstSQL != nil {
-				if id, ok := sessionIdentity(ctx, st.dstSQL); ok {
+				if id, err := st.dstSQL.Identity(ctx); err == nil {
 					return id, nil
 				}
 				// No such database, most likely: the long way says.
@@ -185,20 +186,6 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 	return st, nil
 }
 
-// sessionIdentity reads the identity of the database s is connected to;
-// ok false when it cannot.
-func sessionIdentity(ctx context.Context, s *pg.Session) (id pg.DatabaseID, ok bool) {
-	rows, err := s.Run(ctx, "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();\n")
-	if err != nil || len(rows) != 1 || len(rows[0]) != 2 || rows[0][1] == "" {
-		return id, false
-	}
-	if id.OID, err = strconv.ParseInt(rows[0][0], 10, 64); err != nil {
-		return id, false
-	}
-	id.SystemID = rows[0][1]
-	return id, true
-}
-
 // identitySQL reads the source database's OID (0: none), the server's
 // system identifier, its wal_level and whether this run's slot exists:
 // one 'i' row.
@@ -212,8 +199,17 @@ func (v *PgVerify) identitySQL(runID string) string {
 // slot exists; newlines and the field separator in values become spaces
 // (the parser needs the key values only, never text with those in it).
 func (v *PgVerify) peekSQL(runID string) string {
-	return `SELECT format('SELECT ''d'', translate(data, E''\n\x1f'', ''  '') FROM pg_logical_slot_peek_changes(%L, NULL, NULL, ''include-xids'', ''0'', ''skip-empty-xacts'', ''1'') WHERE data LIKE ''table %%''', slot_name)
-FROM pg_replication_slots WHERE slot_name = ` + pg.Literal(v.slotName(runID)) + "\n\\gexec\n"
+	// format's own %: the query's, doubled; the slot's name, %L.
+	q := strings.ReplaceAll(slotChangesSQL("\x00", "NULL"), "%", "%%")
+	return "SELECT format(" + strings.Replace(pg.Literal(q), "\x00", "%L", 1) + ", slot_name)\nFROM pg_replication_slots WHERE slot_name = " +
+		pg.Literal(v.slotName(runID)) + "\n\\gexec\n"
+}
+
+// slotChangesSQL selects slot's decoded changes up to upto (both SQL
+// expressions; upto NULL: all) as 'd' rows.
+func slotChangesSQL(slot, upto string) string {
+	return "SELECT 'd', translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes(" + slot + ", " + upto +
+		", NULL, 'include-xids', '0', 'skip-empty-xacts', '1') WHERE data LIKE 'table %'"
 }
 
 // runMarker is the source's marker if this run wrote it, unconfirmed: the

@@ -29,6 +29,14 @@ func cli(t *testing.T, getenv func(string) string, args ...string) (int, string,
 	return exitCode(err), stdout.String(), stderr.String()
 }
 
+// secretEnv is the environment localPlan's secret comes from.
+func secretEnv(k string) string {
+	if k == "TEST_PW" {
+		return "very-secret-value"
+	}
+	return ""
+}
+
 const localPlan = `version: 1
 name: cli-test
 vars:
@@ -66,12 +74,7 @@ func writePlan(t *testing.T, text string) (planFile, dir string) {
 
 func TestCLIApplyLifecycle(t *testing.T) {
 	planFile, dir := writePlan(t, localPlan)
-	getenv := func(k string) string {
-		if k == "TEST_PW" {
-			return "very-secret-value"
-		}
-		return ""
-	}
+	getenv := secretEnv
 	vars := []string{"--var", "dir=" + dir}
 
 	code, out, errOut := cli(t, getenv, append([]string{"validate"}, append(vars, planFile)...)...)
@@ -366,12 +369,7 @@ func TestVersionString(t *testing.T) {
 
 func TestCLIApplyTrace(t *testing.T) {
 	planFile, dir := writePlan(t, localPlan)
-	getenv := func(k string) string {
-		if k == "TEST_PW" {
-			return "very-secret-value"
-		}
-		return ""
-	}
+	getenv := secretEnv
 	vars := []string{"--var", "dir=" + dir}
 
 	// A trace file that cannot be created is refused before anything runs.

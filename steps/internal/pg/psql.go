@@ -255,12 +255,30 @@ func DatabaseIdentity(ctx context.Context, e executors.Executor, server Target, 
 	if err != nil {
 		return DatabaseID{}, err
 	}
+	id, err := identityOf(rows)
+	if err != nil {
+		return DatabaseID{}, fmt.Errorf("%s: database %s: %w", e.Name(), name, err)
+	}
+	return id, nil
+}
+
+// Identity reads the identity of the database s is connected to.
+func (s *Session) Identity(ctx context.Context) (DatabaseID, error) {
+	rows, err := s.Run(ctx, "SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), system_identifier FROM pg_control_system();\n")
+	if err != nil {
+		return DatabaseID{}, err
+	}
+	return identityOf(rows)
+}
+
+// identityOf reads one row of OID and system identifier.
+func identityOf(rows [][]string) (DatabaseID, error) {
 	if len(rows) != 1 || len(rows[0]) != 2 || rows[0][1] == "" {
-		return DatabaseID{}, fmt.Errorf("%s: unexpected psql output %q for the identity of database %s", e.Name(), rows, name)
+		return DatabaseID{}, fmt.Errorf("unexpected psql output %q for an identity", rows)
 	}
 	oid, err := strconv.ParseInt(rows[0][0], 10, 64)
 	if err != nil {
-		return DatabaseID{}, fmt.Errorf("%s: unexpected oid %q for database %s", e.Name(), rows[0][0], name)
+		return DatabaseID{}, fmt.Errorf("unexpected oid %q", rows[0][0])
 	}
 	return DatabaseID{OID: oid, SystemID: rows[0][1]}, nil
 }
