@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,9 @@ import (
 // from the table. It waits until the target's subscription has applied
 // everything up to the snapshot's WAL position, checksums the same chunks
 // there, and records both sides' sums in a marker on the source host.
-// Last it drains the slot of what changed meanwhile (pg_verify_drain.go).
+// Last it drains the slot of what changed meanwhile (pg_verify_drain.go),
+// sums again, cut finer, the chunks that changed or differed, and drains
+// again (pg_verify_refresh.go).
 //
 // action: compare, in the downtime, decodes what the slot collected (the
 // key values every change touched), and reads again, on both sides in one
@@ -42,7 +45,10 @@ func (v *PgVerify) checkBaseline(ctx context.Context, rt *Runtime) (Check, error
 		return Check{Unknown: true, Reason: "a database is not reachable yet: " + hostcmd.FirstLine(err)}, nil
 	case err != nil:
 		return Check{}, err
-	case st.marker != nil && (st.marker.State == verifyVerified || st.marker.State == verifyBaselined && st.slot):
+	case st.marker != nil && st.marker.State == verifyVerified:
+		return Check{Done: true, Reason: fmt.Sprintf("baseline taken (WAL %s) and compared at %s",
+			st.marker.LSN, st.marker.Time.Format(time.RFC3339))}, nil
+	case st.marker != nil && st.marker.State == verifyBaselined && st.slot:
 		return Check{Done: true, Reason: fmt.Sprintf("baseline of %d tables taken at %s (WAL %s)", len(st.marker.Tables),
 			st.marker.Time.Format(time.RFC3339), st.marker.LSN)}, nil
 	case st.walLevel != "logical":
@@ -65,6 +71,13 @@ func (v *PgVerify) describeBaseline(rt *Runtime) []Action {
 		{Host: v.Source.Host, Summary: "record the baseline in " + v.Source.Host + ":" + v.markerPath()},
 		{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + src.RunAs() + ": " + executors.QuoteArgv(src.PsqlArgv()) +
 			" (the changes made while the baseline was taken: the chunks they touched recorded in the marker, slot " + slot + " advanced past them)"},
+		{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + src.RunAs() + ": " + executors.QuoteArgv(src.PsqlArgv()) +
+			" (read-only snapshot: those chunks and the ones that differ cut into sub-chunks of about " + strconv.Itoa(subChunkRows) + " rows and summed again)"},
+		{Summary: "wait until the target's subscription has applied the source up to that snapshot's WAL position"},
+		{Host: v.Target.Host, Summary: "run on " + v.Target.Host + " as " + dst.RunAs() + ": " + executors.QuoteArgv(dst.PsqlArgv()) +
+			" (read-only snapshot: the same sums)"},
+		{Host: v.Source.Host, Summary: "run on " + v.Source.Host + " as " + src.RunAs() + ": " + executors.QuoteArgv(src.PsqlArgv()) +
+			" (the changes made since, in the chunks the new sums do not hold, recorded in the marker, slot " + slot + " advanced past them)"},
 	}
 }
 
@@ -128,7 +141,7 @@ func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineSta
 	if err != nil {
 		return "", err
 	}
-	m.LSN = sums.lsn
+	m.LSN, m.Snapshot = sums.lsn, sums.snap
 	if err := v.waitApplied(ctx, st, m.LSN); err != nil {
 		return "", err
 	}
@@ -148,12 +161,25 @@ func (v *PgVerify) takeBaseline(ctx context.Context, rt *Runtime, st baselineSta
 	}
 	out := fmt.Sprintf("baseline of %s at WAL %s: %d chunks differ now (read again in the downtime, with every chunk changed since)",
 		hostcmd.Plural(len(tables), "table", "tables"), m.LSN, dirty)
-	// Not draining costs the downtime time, not correctness: the
-	// comparison then decodes those changes itself.
-	if err := v.drainChanges(ctx, rt, st.src, m); err != nil {
+	// Neither a drain nor a refresh that fails costs correctness, only
+	// the downtime's time: the comparison then decodes those changes
+	// itself, or reads those chunks whole.
+	if err := v.drainChanges(ctx, rt, st.src, m, nil); err != nil {
 		return out + "; the changes made meanwhile are left for the comparison to decode (" + err.Error() + ")", nil
 	}
-	return out + "; " + drainedSummary(m.Drained), nil
+	out += "; changed while it was taken: " + drainedSummary(m.Drained)
+	fresh, refreshOut, err := v.refreshHot(ctx, st, m)
+	switch {
+	case err != nil:
+		return out + "; not refreshed (" + err.Error() + ")", nil
+	case fresh == nil:
+		return out, nil
+	}
+	out += "; " + refreshOut
+	if err := v.drainChanges(ctx, rt, st.src, m, fresh); err != nil {
+		return out + "; the changes made since are left for the comparison to decode (" + err.Error() + ")", nil
+	}
+	return out + "; changed since: " + drainedSummary(m.Drained), nil
 }
 
 // waitApplied waits until every subscription of the target database has

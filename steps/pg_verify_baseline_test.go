@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/migrun/migrun/executors"
+	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // baselineFixture is cut into chunks: a table large enough to have many
@@ -172,19 +176,28 @@ SELECT nextval('ticket_seq');`, "engine")
 	// and the baseline cancelled.
 	for i, tc := range []struct {
 		name, before, after, mend, want string
-		onTarget                        bool // after runs on the target
+		// baseline: in the baseline's output (a chunk that differs then
+		// is summed again, cut finer, and differs still)
+		baseline string
+		onTarget bool // after runs on the target
 		// drain: after (committed synchronously: a drain reads the WAL
 		// on disk), then a drain: the change recorded in the marker, no
 		// longer in the slot.
 		drain bool
+		// refresh: after the drain, a refresh and a drain after it; the
+		// chunk the change touched no longer drained, its sub-chunk
+		// differing instead.
+		refresh bool
 	}{
 		{name: "a row missing on the target", before: "DELETE FROM audit WHERE id = 5",
-			mend: "INSERT INTO audit SELECT * FROM audit_copy WHERE id = 5", want: "table public.audit: rows 123000 on the source, 122999 on the target"},
+			mend: "INSERT INTO audit SELECT * FROM audit_copy WHERE id = 5", want: "table public.audit: rows 123000 on the source, 122999 on the target",
+			baseline: "1 chunk refreshed as "},
 		{name: "an extra row on the target", before: "INSERT INTO vms (name) VALUES ('extra')",
-			mend: "DELETE FROM vms WHERE name = 'extra'", want: "table public.vms: rows 50000 on the source, 50001 on the target"},
+			mend: "DELETE FROM vms WHERE name = 'extra'", want: "table public.vms: rows 50000 on the source, 50001 on the target",
+			baseline: "1 chunk refreshed as "}, // by a uuid
 		{name: "a changed row on the target", before: "UPDATE audit SET score = 0.5 WHERE id = 100000",
 			mend: "UPDATE audit SET score = (SELECT score FROM audit_copy WHERE id = 100000) WHERE id = 100000",
-			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
+			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)", baseline: "1 chunk refreshed as "},
 		{name: "a wrong sequence value", before: "SELECT setval('ticket_seq', 5)",
 			mend: "SELECT setval('ticket_seq', 78)", want: "sequence public.ticket_seq: last_value 78 on the source, 5 on the target"},
 		{name: "a row the source changed since the baseline", after: "UPDATE audit SET message = 'moved on' WHERE id = 70000",
@@ -193,6 +206,9 @@ SELECT nextval('ticket_seq');`, "engine")
 			mend: "DELETE FROM hist WHERE audit_id = 17", want: "table public.hist: rows 14998 on the source, 14999 on the target"},
 		{name: "a row the source changed while the baseline was taken (drained)", after: "SET synchronous_commit = on; UPDATE audit SET message = 'drained' WHERE id = 71000",
 			drain: true, mend: "UPDATE audit SET message = 'drained' WHERE id = 71000",
+			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
+		{name: "a row the source changed while the baseline was taken (drained, refreshed)", after: "SET synchronous_commit = on; UPDATE audit SET message = 'refreshed' WHERE id = 72000",
+			drain: true, refresh: true, mend: "UPDATE audit SET message = 'refreshed' WHERE id = 72000",
 			want: "table public.audit: rows 123000 on both, but the rows' contents differ (1 chunk)"},
 		{name: "a row deleted without a key while the baseline was taken (drained)", after: "SET synchronous_commit = on; DELETE FROM hist WHERE audit_id = 25",
 			drain: true, mend: "DELETE FROM hist WHERE audit_id = 25", want: "table public.hist: rows 14997 on the source, 14998 on the target"},
@@ -203,15 +219,19 @@ SELECT nextval('ticket_seq');`, "engine")
 			if tc.before != "" {
 				dstPG.psql(t, tc.before, "engine")
 			}
-			if _, err := verify("baseline").Apply(ctx, rt); err != nil {
+			o, err := verify("baseline").Apply(ctx, rt)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if !strings.Contains(o.Output, tc.baseline) || tc.baseline != "" && !strings.Contains(o.Output, "(1 differ)") {
+				t.Fatalf("baseline: %s\nwant %q, (1 differ)", o.Output, tc.baseline)
 			}
 			if tc.after != "" {
 				srcPG.psql(t, tc.after, "engine")
 			}
 			if tc.drain {
 				m := marker(t)
-				if err := verify("baseline").drainChanges(ctx, rt, srcEx, &m); err != nil {
+				if err := verify("baseline").drainChanges(ctx, rt, srcEx, &m, nil); err != nil {
 					t.Fatal(err)
 				}
 				if len(marker(t).Drained) == 0 {
@@ -221,7 +241,26 @@ SELECT nextval('ticket_seq');`, "engine")
 					t.Fatalf("%s changes left in the slot after the drain", n)
 				}
 			}
-			_, err := verify("compare").Apply(ctx, rt)
+			if tc.refresh {
+				m := marker(t)
+				chunks := len(m.Tables[0].Source) + len(m.Tables[1].Source) + len(m.Tables[2].Source) + len(m.Tables[3].Source)
+				st := baselineState{src: srcEx, dst: dstEx}
+				fresh, out, err := verify("baseline").refreshHot(ctx, st, &m)
+				if err != nil || fresh == nil || !strings.Contains(out, "1 chunk refreshed as ") || !strings.Contains(out, "(1 differ)") {
+					t.Fatalf("refresh: %q %v", out, err)
+				}
+				if err := verify("baseline").drainChanges(ctx, rt, srcEx, &m, fresh); err != nil {
+					t.Fatal(err)
+				}
+				m = marker(t)
+				if len(m.Drained) != 0 {
+					t.Fatalf("drained after the refresh: %+v", m.Drained)
+				}
+				if now := len(m.Tables[0].Source) + len(m.Tables[1].Source) + len(m.Tables[2].Source) + len(m.Tables[3].Source); now < chunks+10 {
+					t.Fatalf("%d chunks after the refresh, %d before: not cut", now, chunks)
+				}
+			}
+			_, err = verify("compare").Apply(ctx, rt)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("compare: %v\nwant %q", err, tc.want)
 			}
@@ -245,6 +284,49 @@ SELECT nextval('ticket_seq');`, "engine")
 			}
 		})
 	}
+
+	// A drain after a refresh: a change the refresh's snapshot saw is in
+	// its sums where it summed (not recorded), nowhere else (recorded).
+	t.Run("a drain after a refresh counts what it saw outside its chunks only", func(t *testing.T) {
+		rt := runtime("run-seen")
+		if _, err := verify("baseline").Apply(ctx, rt); err != nil {
+			t.Fatal(err)
+		}
+		srcPG.psql(t, "SET synchronous_commit = on; UPDATE audit SET message = 'seen in' WHERE id = 73000; UPDATE audit SET message = 'seen out' WHERE id = 10", "engine")
+		m := marker(t)
+		var audit *chunkedTable
+		for i := range m.Tables {
+			if m.Tables[i].Name == "public.audit" {
+				audit = &m.Tables[i]
+			}
+		}
+		chunkOf := func(id int) int {
+			n, err := strconv.Atoi(srcPG.psql(t, fmt.Sprintf("SELECT width_bucket(%d::bigint, %s)", id, audit.boundsExpr()), "engine"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		in, out := chunkOf(73000), chunkOf(10)
+		if in == out {
+			t.Fatalf("ids 73000 and 10 in one chunk %d", in)
+		}
+		snap, err := pg.ParseSnapshot(srcPG.psql(t, "SELECT pg_current_snapshot()", "engine"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := &refreshed{snap: snap, chunks: map[string]map[int]bool{"public.audit": {in: true}}}
+		if err := verify("baseline").drainChanges(ctx, rt, srcEx, &m, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if d := marker(t).Drained["public.audit"]; d == nil || !slices.Equal(d.Chunks, []int{out}) {
+			t.Fatalf("drained %+v, want chunk %d only (not %d)", d, out, in)
+		}
+		dstPG.psql(t, "UPDATE audit SET message = 'seen in' WHERE id = 73000; UPDATE audit SET message = 'seen out' WHERE id = 10", "engine")
+		if _, err := verify("cancel").Apply(ctx, rt); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	t.Run("cancel drops the slot", func(t *testing.T) {
 		rt := runtime("run-cancel")

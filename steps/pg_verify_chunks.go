@@ -201,8 +201,10 @@ func baselineSQL(tables []chunkedTable, source bool) string {
 	b.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL)
 	if source {
 		// The first query takes the snapshot; the insert position read in
-		// it is past every commit the snapshot sees.
-		b.WriteString("SELECT 'l', pg_current_wal_insert_lsn();\n")
+		// it is past every commit the snapshot sees, and the snapshot
+		// itself says which transactions the slot decodes that the sums
+		// hold already (the slot was created before it).
+		b.WriteString("SELECT 'l', pg_current_wal_insert_lsn(), pg_current_snapshot();\n")
 	} else {
 		b.WriteString("SELECT 'l', '';\n")
 	}
@@ -216,6 +218,7 @@ func baselineSQL(tables []chunkedTable, source bool) string {
 // chunkResult is what one side's summing script printed.
 type chunkResult struct {
 	lsn    string
+	snap   string // pg_current_snapshot() of the source's
 	chunks map[string]chunkSums
 	rows   [][]string // every other row ('c', 's', 'e')
 }
@@ -270,6 +273,8 @@ func chunkResultOf(rows [][]string, ep PgEndpoint) (chunkResult, error) {
 		switch {
 		case len(r) == 2 && r[0] == "l":
 			res.lsn = r[1]
+		case len(r) == 3 && r[0] == "l":
+			res.lsn, res.snap = r[1], r[2]
 		case len(r) == 5 && r[0] == "h":
 			n, err1 := strconv.Atoi(r[2])
 			rows, err2 := strconv.ParseInt(r[3], 10, 64)

@@ -45,9 +45,9 @@ func (v *PgVerify) drainPeekSQL(runID string) string {
 }
 
 // drainChunksSQL finds the chunks of the key values each table's changes
-// touched ('w' rows: name, chunk), in the source's own ordering of the
-// key's type.
-func drainChunksSQL(tables []chunkedTable, changes map[string]*tableChanges) string {
+// touched ('w' rows: tag, name, chunk), in the source's own ordering of
+// the key's type.
+func drainChunksSQL(tag string, tables []chunkedTable, changes map[string]*tableChanges) string {
 	var b strings.Builder
 	for i := range tables {
 		t := &tables[i]
@@ -59,15 +59,16 @@ func drainChunksSQL(tables []chunkedTable, changes map[string]*tableChanges) str
 		for j, val := range ch.values {
 			lits[j] = pg.Literal(val)
 		}
-		fmt.Fprintf(&b, "SELECT DISTINCT 'w', %s, coalesce(width_bucket(v, %s), %d) FROM unnest(ARRAY[%s]::%s[]) v;\n",
-			pg.Literal(t.Name), t.boundsExpr(), nullKeyChunk, strings.Join(lits, ","), t.Type)
+		fmt.Fprintf(&b, "SELECT DISTINCT 'w', %s, %s, coalesce(width_bucket(v, %s), %d) FROM unnest(ARRAY[%s]::%s[]) v;\n",
+			pg.Literal(tag), pg.Literal(t.Name), t.boundsExpr(), nullKeyChunk, strings.Join(lits, ","), t.Type)
 	}
 	return b.String()
 }
 
 // drainChanges moves the changes the slot decoded so far into m (see
-// above) and writes it.
-func (v *PgVerify) drainChanges(ctx context.Context, rt *Runtime, src executors.Executor, m *verifyMarker) error {
+// above) and writes it. After a refresh (fresh not nil), the changes its
+// snapshot saw are in its sums: they count only in chunks it did not sum.
+func (v *PgVerify) drainChanges(ctx context.Context, rt *Runtime, src executors.Executor, m *verifyMarker, fresh *refreshed) error {
 	s := pg.OpenSession(ctx, src, v.Source.target(v.Source.Database), false)
 	defer s.Close()
 	rows, err := s.Run(ctx, v.drainPeekSQL(rt.RunID))
@@ -75,64 +76,72 @@ func (v *PgVerify) drainChanges(ctx context.Context, rt *Runtime, src executors.
 		return fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
 	}
 	var upto string
-	var lines []string
 	for _, r := range rows {
-		switch {
-		case len(r) == 2 && r[0] == "u":
+		if len(r) == 2 && r[0] == "u" {
 			upto = r[1]
-		case len(r) == 2 && r[0] == "d":
-			lines = append(lines, r[1])
 		}
 	}
 	if upto == "" {
 		return fmt.Errorf("source %s: no WAL position in %q", v.Source.Database, rows)
 	}
+	baseline, err := pg.ParseSnapshot(m.Snapshot)
+	if err != nil {
+		return fmt.Errorf("marker %s: %w", v.markerPath(), err)
+	}
+	var refresh pg.Snapshot
+	if fresh != nil {
+		refresh = fresh.snap
+	}
+	lines, seenLines, err := slotChanges(rows, baseline, refresh)
+	if err != nil {
+		return fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
+	}
 	base := map[string]*chunkedTable{}
 	for i := range m.Tables {
 		base[m.Tables[i].Name] = &m.Tables[i]
 	}
-	changes, err := decodedChanges(lines, func(table string) (string, bool) {
+	keyOf := func(table string) (string, bool) {
 		if t := base[table]; t != nil && t.chunked() {
 			return t.Key, true
 		}
 		return "", false
-	})
+	}
+	changes, err := decodedChanges(lines, keyOf)
+	if err != nil {
+		return fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
+	}
+	seen, err := decodedChanges(seenLines, keyOf)
 	if err != nil {
 		return fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
 	}
 	chunks := map[string][]int{}
-	if sql := drainChunksSQL(m.Tables, changes); sql != "" {
+	if sql := drainChunksSQL("w", m.Tables, changes) + drainChunksSQL("v", m.Tables, seen); sql != "" {
 		rows, err := s.Run(ctx, sql)
 		if err != nil {
 			return fmt.Errorf("source %s: chunks of the changed keys: %w", v.Source.Database, err)
 		}
 		for _, r := range rows {
-			if len(r) != 3 || r[0] != "w" {
+			if len(r) != 4 || r[0] != "w" {
 				return fmt.Errorf("source %s: unexpected psql output %q", v.Source.Database, strings.Join(r, " "))
 			}
-			n, err := strconv.Atoi(r[2])
+			n, err := strconv.Atoi(r[3])
 			if err != nil {
-				return fmt.Errorf("source %s: unexpected chunk %q", v.Source.Database, r[2])
+				return fmt.Errorf("source %s: unexpected chunk %q", v.Source.Database, r[3])
 			}
-			chunks[r[1]] = append(chunks[r[1]], n)
+			if r[1] == "v" && fresh.chunks[r[2]][n] {
+				continue // summed by the refresh after this change
+			}
+			chunks[r[2]] = append(chunks[r[2]], n)
 		}
 	}
-	for name, ch := range changes {
-		d := m.Drained[name]
-		if d == nil {
-			d = &drainedTable{}
+	for _, set := range []map[string]*tableChanges{changes, seen} {
+		for name, ch := range set {
+			d := drainedTable{Whole: ch.whole || base[name] == nil, Chunks: chunks[name]}
+			if ch.null {
+				d.Chunks = append(d.Chunks, nullKeyChunk) // never refreshed
+			}
+			m.drained(name, d)
 		}
-		d.Whole = d.Whole || ch.whole || base[name] == nil
-		d.Chunks = append(d.Chunks, chunks[name]...)
-		if ch.null {
-			d.Chunks = append(d.Chunks, nullKeyChunk)
-		}
-		slices.Sort(d.Chunks)
-		d.Chunks = slices.Compact(d.Chunks)
-		if m.Drained == nil {
-			m.Drained = map[string]*drainedTable{}
-		}
-		m.Drained[name] = d
 	}
 	// Recorded before the slot moves past them.
 	if err := v.writeMarker(ctx, src, m); err != nil {
@@ -142,6 +151,25 @@ func (v *PgVerify) drainChanges(ctx context.Context, rt *Runtime, src executors.
 		return fmt.Errorf("source %s: advance slot %s: %w", v.Source.Database, m.Slot, err)
 	}
 	return nil
+}
+
+// drained adds d to what m records drained of table name.
+func (m *verifyMarker) drained(name string, d drainedTable) {
+	if !d.Whole && len(d.Chunks) == 0 {
+		return
+	}
+	if m.Drained == nil {
+		m.Drained = map[string]*drainedTable{}
+	}
+	was := m.Drained[name]
+	if was == nil {
+		was = &drainedTable{}
+		m.Drained[name] = was
+	}
+	was.Whole = was.Whole || d.Whole
+	was.Chunks = append(was.Chunks, d.Chunks...)
+	slices.Sort(was.Chunks)
+	was.Chunks = slices.Compact(was.Chunks)
 }
 
 // withDrained adds to changes, decoded in the downtime, the chunks the
@@ -168,5 +196,5 @@ func drainedSummary(drained map[string]*drainedTable) string {
 			chunks += len(d.Chunks)
 		}
 	}
-	return fmt.Sprintf("changed while it was taken: %s whole, %s", hostcmd.Plural(whole, "table", "tables"), hostcmd.Plural(chunks, "chunk", "chunks"))
+	return fmt.Sprintf("%s whole, %s", hostcmd.Plural(whole, "table", "tables"), hostcmd.Plural(chunks, "chunk", "chunks"))
 }

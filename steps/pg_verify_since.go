@@ -80,11 +80,13 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	for i := range m.Tables {
 		base[m.Tables[i].Name] = &m.Tables[i]
 	}
-	var lines []string
-	for _, r := range rows {
-		if len(r) == 2 && r[0] == "d" {
-			lines = append(lines, r[1])
-		}
+	snap, err := pg.ParseSnapshot(m.Snapshot)
+	if err != nil {
+		return c, nil, fmt.Errorf("marker %s: %w", v.markerPath(), err)
+	}
+	lines, _, err := slotChanges(rows, snap, pg.Snapshot{})
+	if err != nil {
+		return c, nil, fmt.Errorf("source %s: slot %s: %w", v.Source.Database, m.Slot, err)
 	}
 	changes, err := decodedChanges(lines, func(table string) (string, bool) {
 		if t := base[table]; t != nil && t.chunked() {

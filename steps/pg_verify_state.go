@@ -32,18 +32,22 @@ const (
 // it goes with. It is this run's and these two databases' only: a marker
 // of another run, or of a server or database re-created since, is ignored.
 type verifyMarker struct {
-	State          string         `json:"state"`
-	RunID          string         `json:"run_id"`
-	Source         string         `json:"source"`
-	Target         string         `json:"target"`
-	SourceSystemID string         `json:"source_system_identifier"`
-	SourceOID      int64          `json:"source_database_oid"`
-	TargetSystemID string         `json:"target_system_identifier"`
-	TargetOID      int64          `json:"target_database_oid"`
-	Slot           string         `json:"slot"`
-	LSN            string         `json:"lsn"` // the source snapshot's WAL position
-	Time           time.Time      `json:"time"`
-	Tables         []chunkedTable `json:"tables"`
+	State          string `json:"state"`
+	RunID          string `json:"run_id"`
+	Source         string `json:"source"`
+	Target         string `json:"target"`
+	SourceSystemID string `json:"source_system_identifier"`
+	SourceOID      int64  `json:"source_database_oid"`
+	TargetSystemID string `json:"target_system_identifier"`
+	TargetOID      int64  `json:"target_database_oid"`
+	Slot           string `json:"slot"`
+	LSN            string `json:"lsn"` // the source snapshot's WAL position
+	// Snapshot is the source's snapshot (pg_current_snapshot()): the slot,
+	// created before it, decodes transactions it saw, whose changes the
+	// sums hold already; they touch no chunk.
+	Snapshot string         `json:"snapshot,omitempty"`
+	Time     time.Time      `json:"time"`
+	Tables   []chunkedTable `json:"tables"`
 	// Drained are the chunks changed while the baseline was taken, decoded
 	// at its end (pg_verify_drain.go), by table.
 	Drained map[string]*drainedTable `json:"drained,omitempty"`
@@ -206,10 +210,39 @@ func (v *PgVerify) peekSQL(runID string) string {
 }
 
 // slotChangesSQL selects slot's decoded changes up to upto (both SQL
-// expressions; upto NULL: all) as 'd' rows.
+// expressions; upto NULL: all) as 'd' rows: transaction id, change.
 func slotChangesSQL(slot, upto string) string {
-	return "SELECT 'd', translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes(" + slot + ", " + upto +
+	return "SELECT 'd', xid, translate(data, E'\\n\\x1f', '  ') FROM pg_logical_slot_peek_changes(" + slot + ", " + upto +
 		", NULL, 'include-xids', '0', 'skip-empty-xacts', '1') WHERE data LIKE 'table %'"
+}
+
+// slotChanges sorts the changes of slotChangesSQL's 'd' rows (other rows
+// are not its) by their transaction: those the baseline's snapshot saw
+// are dropped, the sums hold them (the slot was made before the snapshot,
+// so it decodes some of those); of the rest, those a later snapshot
+// (refresh's: see pg_verify_refresh.go; the zero Snapshot sees none) saw
+// go to seen, the others to lines.
+func slotChanges(rows [][]string, baseline, refresh pg.Snapshot) (lines, seen []string, err error) {
+	for _, r := range rows {
+		if len(r) == 0 || r[0] != "d" {
+			continue
+		}
+		if len(r) != 3 {
+			return nil, nil, fmt.Errorf("unexpected decoded change %q", strings.Join(r, " "))
+		}
+		xid, err := strconv.ParseUint(r[1], 10, 32)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decoded change of transaction %q: not a transaction id", r[1])
+		}
+		switch {
+		case baseline.Sees(uint32(xid)):
+		case refresh.Sees(uint32(xid)):
+			seen = append(seen, r[2])
+		default:
+			lines = append(lines, r[2])
+		}
+	}
+	return lines, seen, nil
 }
 
 // runMarker is the source's marker if this run wrote it, unconfirmed: the
