@@ -76,8 +76,10 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		return j, err
 	}
 
-	a := &applier{Runner: r, j: j, path: path, hosts: hosts, log: lg, trace: trace, invocation: j.History[len(j.History)-1].RunID}
+	a := &applier{Runner: r, j: j, path: path, hosts: hosts, log: lg, trace: trace, invocation: j.History[len(j.History)-1].RunID,
+		prepared: steps.NewPrepared()}
 	runErr := a.run(ctx)
+	a.prepared.Close()
 
 	hist := &j.History[len(j.History)-1]
 	now := r.opts.Now()
@@ -226,6 +228,10 @@ type applier struct {
 	log        *journalLog
 	trace      *tracer
 	invocation string // this apply's own RunID, tagging its log entries
+	// prepared holds what the next step opened ahead (steps.Preparer);
+	// preparedStep is the last step prepared, so that none is twice.
+	prepared     *steps.Prepared
+	preparedStep int
 }
 
 // note records a transition of rec (nil: the run's own fields) in the
@@ -281,7 +287,9 @@ func (a *applier) run(ctx context.Context) error {
 			a.emit(Event{Type: EventStepEnd, Step: st.ID, Kind: st.Kind, Host: rec.Host, Status: StatusSkipped, Reason: rec.Reason})
 			continue
 		}
+		a.prepareNext(ctx, i)
 		err := a.step(ctx, st, rec, false)
+		a.prepared.Done(st.ID)
 		if err == nil {
 			continue
 		}
@@ -308,6 +316,28 @@ func (a *applier) run(ctx context.Context) error {
 		return a.rollback(ctx, stepErr)
 	}
 	return nil
+}
+
+// prepareNext lets the next step this apply will run after step i get
+// ready while step i runs, if its kind can (steps.Preparer): in the
+// downtime, what it opens ahead is time the engine is not down for.
+func (a *applier) prepareNext(ctx context.Context, i int) {
+	for j := i + 1; j < len(a.plan.Steps); j++ {
+		st, rec := a.plan.Steps[j], a.j.Steps[j]
+		if rec.Status == StatusDone || rec.Status == StatusSkipped && a.opts.Resume || !a.selected(j, st.ID) {
+			continue
+		}
+		if ok, _ := a.whenTrue(st); !ok {
+			continue
+		}
+		if p, ok := st.Spec.(steps.Preparer); ok && j > a.preparedStep {
+			a.preparedStep = j
+			rt := a.runtime(st, a.hosts, false)
+			rt.RunID, rt.Prepared = a.j.RunID, a.prepared
+			p.Prepare(withTraceStep(ctx, st.ID), rt)
+		}
+		return
+	}
 }
 
 // passedPointOfNoReturn names the last step before step i that is marked
@@ -396,7 +426,7 @@ func (a *applier) step(ctx context.Context, st plan.Step, rec *StepRecord, rollb
 	a.emit(e)
 
 	rt := a.runtime(st, a.hosts, false)
-	rt.RunID = a.j.RunID
+	rt.RunID, rt.Prepared = a.j.RunID, a.prepared
 	// Progress and step_running events name the step; the description
 	// was in step_start.
 	quiet := Event{Step: ev.Step, Kind: ev.Kind, Host: ev.Host, Rollback: ev.Rollback}

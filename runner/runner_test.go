@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +181,10 @@ func (f *fixture) redigest() {
 	var all []string
 	for _, list := range [][]plan.Step{f.plan.Steps, f.plan.OnFailure} {
 		for i := range list {
-			s := list[i].Spec.(*testSpec)
+			s, ok := list[i].Spec.(*testSpec)
+			if p, isPrep := list[i].Spec.(*prepSpec); !ok && isPrep {
+				s = p.testSpec
+			}
 			list[i].Digest = list[i].ID + "|" + s.Path + "|" + s.Content
 			all = append(all, list[i].Digest)
 		}
@@ -784,5 +788,54 @@ func TestPreflightRefusesBeforeAnyChange(t *testing.T) {
 	}
 	if got := f.w.log(); got != "one,two,three" {
 		t.Fatalf("applied %q", got)
+	}
+}
+
+// prepSpec is a testSpec that prepares (steps.Preparer): it records which
+// step it was prepared for and what had been applied by then.
+type prepSpec struct {
+	*testSpec
+	calls *[]string
+}
+
+func (p *prepSpec) Prepare(ctx context.Context, rt *steps.Runtime) {
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	*p.calls = append(*p.calls, fmt.Sprintf("%s after [%s] prepared=%t", rt.StepID, strings.Join(p.w.applied, " "), rt.Prepared != nil))
+}
+
+// TestPrepareNextStep: the next step the apply will run gets ready while
+// the one before it runs, once, past steps it skips; never in a dry run,
+// never for a step already done.
+func TestPrepareNextStep(t *testing.T) {
+	f := newFixture(t, "one", "two", "three", "four", "five")
+	f.plan.Steps[1].When = "no"
+	var calls []string
+	for _, i := range []int{2, 3, 4} {
+		f.plan.Steps[i].Spec = &prepSpec{testSpec: f.spec(i), calls: &calls}
+	}
+	f.w.files["b:/four"] = "v1 four" // done already: prepared all the same (its check decides)
+	f.plan.Steps[2].Spec.(*prepSpec).FailN = 1
+	f.redigest()
+	if _, err := f.runner(Options{}).Plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("a dry run prepared: %q", calls)
+	}
+	if _, err := f.apply(Options{}); err == nil {
+		t.Fatal("step three did not fail")
+	}
+	// Step three (i = 2) failed: four had been prepared while it ran.
+	if want := []string{"three after [] prepared=true", "four after [one] prepared=true"}; !slices.Equal(calls, want) {
+		t.Fatalf("prepared:\n%q\nwant\n%q", calls, want)
+	}
+	// A resumed apply prepares what follows the step it resumes at.
+	calls = nil
+	if _, err := f.apply(Options{Resume: true}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"four after [one] prepared=true", "five after [one three] prepared=true"}; !slices.Equal(calls, want) {
+		t.Fatalf("resumed, prepared:\n%q\nwant\n%q", calls, want)
 	}
 }

@@ -99,10 +99,21 @@ type finishHosts struct {
 	srcSQL, dstSQL pg.Script
 }
 
+// Prepare opens finish's two sessions while the step before it runs
+// (Preparer): in the headline plan, while the engine stops.
+func (r *PgReplicate) Prepare(ctx context.Context, rt *Runtime) {
+	if r.Action == "finish" {
+		rt.warmSession(ctx, r.Source, false)
+		rt.warmSession(ctx, r.Target, false)
+	}
+}
+
 // applyFinish is Apply's finish. The two sessions start at once, before
 // anything waits on either.
 func (r *PgReplicate) applyFinish(ctx context.Context, rt *Runtime, src, dst executors.Executor) (Outcome, error) {
-	srcS, dstS := pg.OpenSession(ctx, src, r.source(), false), pg.OpenSession(ctx, dst, r.target(), false)
+	srcS, dstS, _, _ := hostcmd.AtOnce(
+		func() (*pg.Session, error) { return rt.session(ctx, src, r.source(), false), nil },
+		func() (*pg.Session, error) { return rt.session(ctx, dst, r.target(), false), nil })
 	defer srcS.Close()
 	defer dstS.Close()
 	on := finishHosts{src: src, dst: dst, srcSQL: srcS, dstSQL: dstS}

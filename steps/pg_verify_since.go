@@ -63,6 +63,16 @@ func guarded(name, sql string) string {
 	return "SELECT " + pg.Literal(sql) + " WHERE to_regclass(" + pg.Literal(name) + ") IS NOT NULL\n\\gexec\n"
 }
 
+// Prepare opens the comparison's two sessions while the step before it
+// runs (Preparer); a comparison without a baseline of this run leaves
+// them unused.
+func (v *PgVerify) Prepare(ctx context.Context, rt *Runtime) {
+	if v.Action != "baseline" && v.Action != "cancel" && v.tables() {
+		rt.warmSession(ctx, v.Source, true)
+		rt.warmSession(ctx, v.Target, true)
+	}
+}
+
 // compareSince compares the databases in the downtime, from this run's
 // baseline st.marker; read says what was read again, table by table.
 func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineState) (c comparison, read []string, err error) {

@@ -131,10 +131,6 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 		return st, nil
 	}
 	changes := what == readChanges && marker.State == verifyBaselined
-	if changes {
-		st.srcSQL = pg.OpenSession(ctx, src, v.Source.target(v.Source.Database), true)
-		st.dstSQL = pg.OpenSession(ctx, dst, v.Target.target(v.Target.Database), true)
-	}
 	type sourceSide struct {
 		id       pg.DatabaseID
 		slot     bool
@@ -148,6 +144,7 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 			var err error
 			if changes {
 				// In the slot's database: a slot is decoded where it was made.
+				st.srcSQL = rt.session(ctx, src, v.Source.target(v.Source.Database), true)
 				rows, err = st.srcSQL.Run(ctx, "BEGIN;\n"+verifySessionSQL+v.identitySQL(rt.RunID)+catalogSQL()+v.peekSQL(rt.RunID)+"COMMIT;\n")
 			} else {
 				rows, err = pg.Probe(ctx, src, v.Source.target("postgres"), v.identitySQL(rt.RunID), "changes since the baseline")
@@ -166,6 +163,9 @@ func (v *PgVerify) readBaseline(ctx context.Context, rt *Runtime, what baselineR
 			return s, nil
 		},
 		func() (pg.DatabaseID, error) {
+			if changes {
+				st.dstSQL = rt.session(ctx, dst, v.Target.target(v.Target.Database), true)
+			}
 			if st.dstSQL != nil {
 				if id, err := st.dstSQL.Identity(ctx); err == nil {
 					return id, nil

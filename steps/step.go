@@ -128,6 +128,9 @@ type Runtime struct {
 	// Apply, for its first attempt only (a retry decides again: the host
 	// may have changed). A kind uses it only if it is of its own type.
 	Checked any
+	// Prepared holds what a Preparer opened ahead of this step; nil when
+	// nothing was (a dry run, a step run alone): kinds open their own.
+	Prepared *Prepared
 }
 
 // Progress creates progress reporters for long work.
