@@ -251,6 +251,8 @@ func (c *PgConf) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 			// asks again and restarts only if the server then needs it.
 			acts = append(acts, Action{Host: rt.Host, Summary: fmt.Sprintf("restart service %s on %s if the server then does not use a value yet (it does not answer now)", c.service(), rt.Host)})
 		case len(needing(needs, "restart")) > 0:
+			acts = append(acts, Action{Host: rt.Host, Summary: pg.Action(rt.Host, c.target("postgres"), pgCheckpointSQL) +
+				" (before the restart: its own checkpoint, in the outage, then has little left to write)"})
 			sa, err := describeService(ctx, rt, svcctl.Want{Name: c.service(), State: svcctl.Restarted})
 			why := fmt.Sprintf(" (restart service %s on %s: %s needs a restart)", c.service(), rt.Host, strings.Join(needing(needs, "restart"), ", "))
 			if len(sa) > 0 {

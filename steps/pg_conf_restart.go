@@ -32,6 +32,9 @@ const (
 	pgRestartPoll = 200 * time.Millisecond
 )
 
+// pgCheckpointSQL is what a restart is preceded by.
+const pgCheckpointSQL = "CHECKPOINT;"
+
 // applyRestart is Apply for apply_with: restart, after the edit (out). It
 // asks the server what it needs: nothing, a reload, or a restart, which
 // also covers reloads. The question is asked whether or not the file
@@ -52,6 +55,15 @@ func (c *PgConf) applyRestart(ctx context.Context, rt *Runtime, ex executors.Exe
 			return out, fmt.Errorf("%s: check the file before restarting: %w", rt.Host, err)
 		} else if len(msgs) > 0 {
 			return out, fmt.Errorf("%s: the server would not start with the edited file (pg_file_settings): %s; not restarted", rt.Host, strings.Join(msgs, "; "))
+		}
+		// The restart's own checkpoint, at shutdown, is outage: one now,
+		// while the clients still work, leaves it little to write. On
+		// the faithful stand-in at 4 GB the shutdown checkpoint took
+		// 0.65 s (an fsync of files still being written back) of a
+		// 1.0 s outage. It only saves time: a refusal (a role without
+		// pg_checkpoint) restarts all the same.
+		if _, err := pg.Exec(ctx, ex, c.PgConnection.target(""), pgCheckpointSQL); err != nil {
+			out.Output += "; no checkpoint before the restart (" + hostcmd.FirstLine(err) + ")"
 		}
 		// svcctl does the restart as it does the service kind's, so
 		// systemctl or service is chosen, run and waited for in one place.

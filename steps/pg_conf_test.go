@@ -220,7 +220,8 @@ func TestPgConfRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := summaries(acts)
-	if !strings.Contains(acts[0].Diff, "+wal_level = logical") || !strings.Contains(sum, "run on db: systemctl restart postgresql (restart service postgresql on db: wal_level needs a restart)") {
+	if !strings.Contains(acts[0].Diff, "+wal_level = logical") || !strings.Contains(sum, "run on db: systemctl restart postgresql (restart service postgresql on db: wal_level needs a restart)") ||
+		!strings.Contains(sum, "<<< CHECKPOINT; (before the restart") {
 		t.Fatalf("describe:\n%s\n%s", sum, acts[0].Diff)
 	}
 	if n := len(calls()); n != 0 {
@@ -244,6 +245,16 @@ func TestPgConfRestart(t *testing.T) {
 	}
 	if pgStartTime(t, srv) == started {
 		t.Fatal("the server was not restarted")
+	}
+	// A checkpoint while the server still ran, then the restart (whose
+	// own checkpoint then has little to write).
+	log, err := os.ReadFile(srv.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := strings.LastIndex(string(log), "received fast shutdown request")
+	if cp := strings.LastIndex(string(log[:max(stop, 0)]), "checkpoint starting: immediate force wait"); stop < 0 || cp < 0 {
+		t.Fatalf("no CHECKPOINT before the restart in the server's log:\n%s", log)
 	}
 	if ck, err := c.Check(ctx, dry); err != nil || !ck.Done || !strings.Contains(ck.Reason, "already uses") {
 		t.Fatalf("check after: %+v %v", ck, err)
