@@ -128,7 +128,7 @@ func (v *PgVerify) drainChanges(ctx context.Context, rt *Runtime, src executors.
 			if err != nil {
 				return fmt.Errorf("source %s: unexpected chunk %q", v.Source.Database, r[3])
 			}
-			if r[1] == "v" && fresh.chunks[r[2]][n] {
+			if r[1] == "v" && fresh != nil && fresh.chunks[r[2]][n] {
 				continue // summed by the refresh after this change
 			}
 			chunks[r[2]] = append(chunks[r[2]], n)
