@@ -194,17 +194,23 @@ WHERE to_regclass(%s) IS NOT NULL
 		nullKeyChunk, strings.Join(lits, ","), t.Type, t.boundsExpr(), strings.Join(nums, ","), t.boundsExpr(), pg.Literal(t.Name))
 }
 
+// readSnapshotSQL begins the read-only snapshot every summing script of
+// pg_verify reads in, rendering rows alike on both servers.
+const readSnapshotSQL = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL
+
+// sourcePositionSQL, a source's first query, takes the snapshot ('l' row):
+// the insert position read in it is past every commit the snapshot sees,
+// and the snapshot itself says which transactions the slot decodes that
+// the sums hold already (the slot was created before it).
+const sourcePositionSQL = "SELECT 'l', pg_current_wal_insert_lsn(), pg_current_snapshot();\n"
+
 // baselineSQL sums every chunk of tables in one read-only snapshot; on the
 // source it first reads the snapshot's WAL position ('l' row).
 func baselineSQL(tables []chunkedTable, source bool) string {
 	var b strings.Builder
-	b.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL)
+	b.WriteString(readSnapshotSQL)
 	if source {
-		// The first query takes the snapshot; the insert position read in
-		// it is past every commit the snapshot sees, and the snapshot
-		// itself says which transactions the slot decodes that the sums
-		// hold already (the slot was created before it).
-		b.WriteString("SELECT 'l', pg_current_wal_insert_lsn(), pg_current_snapshot();\n")
+		b.WriteString(sourcePositionSQL)
 	} else {
 		b.WriteString("SELECT 'l', '';\n")
 	}

@@ -138,11 +138,17 @@ func (s *chunkSplit) covered() map[int]bool {
 	return out
 }
 
+// bounded is the table with the new bounds, its sums as they were.
+func (s *chunkSplit) bounded() chunkedTable {
+	t := *s.table
+	t.Bounds = pg.ArrayLiteral(s.newBounds())
+	return t
+}
+
 // apply gives the table in the new bounds: the chunks not refreshed
 // renumbered, the refreshed ones from src and dst.
 func (s *chunkSplit) apply(src, dst chunkSums) chunkedTable {
-	t := *s.table
-	t.Bounds = pg.ArrayLiteral(s.newBounds())
+	t := s.bounded()
 	hot := map[int]bool{}
 	for _, h := range s.hot {
 		hot[h] = true
@@ -189,8 +195,7 @@ func (v *PgVerify) refreshHot(ctx context.Context, st baselineState, m *verifyMa
 	s := pg.OpenSession(ctx, st.src, srcT, true)
 	defer s.Close()
 	var q strings.Builder
-	q.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL +
-		"SELECT 'l', pg_current_wal_insert_lsn(), pg_current_snapshot();\n")
+	q.WriteString(readSnapshotSQL + sourcePositionSQL)
 	for _, sp := range splits {
 		for _, c := range sp.hot {
 			step := max(int64(subChunkRows), (sp.table.Source[c].Rows+perChunk-1)/perChunk)
@@ -201,15 +206,16 @@ func (v *PgVerify) refreshHot(ctx context.Context, st baselineState, m *verifyMa
 	if err != nil {
 		return nil, "", fmt.Errorf("source %s: %w", v.Source.Database, err)
 	}
+	pos, err := chunkResultOf(rows, v.Source) // the 'l' row; the 'k' rows are its rows
+	if err != nil {
+		return nil, "", err
+	}
 	byName := map[string]*chunkSplit{}
 	for _, sp := range splits {
 		byName[sp.table.Name] = sp
 	}
-	var lsn, snapText string
-	for _, r := range rows {
+	for _, r := range pos.rows {
 		switch {
-		case len(r) == 3 && r[0] == "l":
-			lsn, snapText = r[1], r[2]
 		case len(r) == 4 && r[0] == "k" && byName[r[1]] != nil:
 			c, err := strconv.Atoi(r[2])
 			if err != nil {
@@ -222,19 +228,18 @@ func (v *PgVerify) refreshHot(ctx context.Context, st baselineState, m *verifyMa
 			return nil, "", fmt.Errorf("source %s: unexpected psql output %q", v.Source.Database, strings.Join(r, " "))
 		}
 	}
-	snap, err := pg.ParseSnapshot(snapText)
+	lsn := pos.lsn
+	snap, err := pg.ParseSnapshot(pos.snap)
 	if err != nil || lsn == "" {
 		return nil, "", fmt.Errorf("source %s: no snapshot in %q (%v)", v.Source.Database, rows, err)
 	}
 
 	// The same sums on both sides, in the new bounds.
-	tables := make([]chunkedTable, len(splits))
 	var sums strings.Builder
-	for i, sp := range splits {
-		tables[i] = *sp.table
-		tables[i].Bounds = pg.ArrayLiteral(sp.newBounds())
+	for _, sp := range splits {
+		t := sp.bounded()
 		for _, c := range sp.hot {
-			sums.WriteString(tables[i].rangeSumSQL(sp.bounds, c))
+			sums.WriteString(t.rangeSumSQL(sp.bounds, c))
 		}
 	}
 	rows, err = s.Run(ctx, sums.String()+"COMMIT;\n")
@@ -249,7 +254,7 @@ func (v *PgVerify) refreshHot(ctx context.Context, st baselineState, m *verifyMa
 		return nil, "", err
 	}
 	rows, err = pg.Probe(ctx, st.dst, v.Target.target(v.Target.Database),
-		"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"+verifySessionSQL+sums.String()+"COMMIT;\n", "checksums change while the database is in use")
+		readSnapshotSQL+sums.String()+"COMMIT;\n", "checksums change while the database is in use")
 	if err != nil {
 		return nil, "", fmt.Errorf("target %s: %w", v.Target.Database, err)
 	}

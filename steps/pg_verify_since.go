@@ -110,7 +110,7 @@ func (v *PgVerify) compareSince(ctx context.Context, rt *Runtime, st baselineSta
 	withDrained(changes, m.Drained)
 
 	var script strings.Builder
-	script.WriteString("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + verifySessionSQL)
+	script.WriteString(readSnapshotSQL)
 	checks := make([]recheck, len(now))
 	queries := 0
 	for i, t := range now {
