@@ -94,3 +94,15 @@ func mkdirAll(p string, perm fs.FileMode, ops dirOps) error {
 	}
 	return nil
 }
+
+// fileError names host, operation and path of a failed file operation.
+// os errors already name the operation and path; sftp returns bare
+// os.ErrNotExist and friends, which would not say which file was missing
+// where.
+func fileError(host, op, p string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", host, err)
+	}
+	return fmt.Errorf("%s: %s %s: %w", host, op, p, err)
+}

@@ -170,14 +170,7 @@ func exitCode(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-func (l *Local) wrap(op, p string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		// os errors already name the operation and path.
-		return fmt.Errorf("%s: %w", l.name, err)
-	}
-	return fmt.Errorf("%s: %s %s: %w", l.name, op, p, err)
-}
+func (l *Local) wrap(op, p string, err error) error { return fileError(l.name, op, p, err) }
 
 // Stat describes p, following symlinks.
 func (l *Local) Stat(ctx context.Context, p string) (FileInfo, error) {

@@ -69,15 +69,7 @@ func (s *SSH) fsOp(ctx context.Context, op, p string) (*sftp.Client, error) {
 	return s.sftpClient()
 }
 
-// wrap names host, operation and path. sftp returns bare os.ErrNotExist and
-// friends, so nothing would say which file was missing where.
-func (s *SSH) wrap(op, p string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", s.name, err)
-	}
-	return fmt.Errorf("%s: %s %s: %w", s.name, op, p, err)
-}
+func (s *SSH) wrap(op, p string, err error) error { return fileError(s.name, op, p, err) }
 
 func sftpFileInfo(fi fs.FileInfo) FileInfo {
 	info := FileInfo{Name: fi.Name(), Size: fi.Size(), Mode: fi.Mode(), ModTime: fi.ModTime()}

@@ -50,34 +50,45 @@ func TestPgReplicateValidate(t *testing.T) {
 	}
 }
 
-// TestPgReplicateDescribe: the password never shows, only its secret's
-// name; libpq quoting of the connection string.
+// TestPgReplicateDescribe checks each action's account of what it will do:
+// what it runs, and what belongs to another action and must not appear.
 func TestPgReplicateDescribe(t *testing.T) {
-	r := PgReplicate{Action: "start", Source: PgEndpoint{Host: "old", Database: "engine"}, Target: PgEndpoint{Host: "new", Database: "engine"},
-		Publisher: PgReplicateConnect{Host: "10.0.0.1", User: "o'neil", Password: "\x1esecret:pw\x1e"}}
-	acts, err := r.Describe(context.Background(), testRuntime(hosts{}, nil, nil))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		action      string
+		want, never []string
+	}{
+		{"start", []string{
+			"pg_dump -F c -Z 0 --schema-only --no-publications --no-subscriptions engine",
+			"CREATE PUBLICATION \"migrun_engine\" FOR ALL TABLES;",
+			`CREATE SUBSCRIPTION "migrun_engine" CONNECTION 'host=''10.0.0.1'' port=5432 dbname=''engine'' user=''o\''neil'' sslmode=prefer application_name=''migrun_engine'' password=''<secret:pw>''' PUBLICATION "migrun_engine" WITH (synchronous_commit = 'local');`,
+			"wait until every table's initial copy is done",
+			"VACUUM (ANALYZE);",
+		}, []string{"DROP SUBSCRIPTION", "setval", "secret:pw\x1e"}},
+		{"finish", []string{"confirmed_flush_lsn", "setval", "DROP SUBSCRIPTION", "pg_drop_replication_slot", "DROP PUBLICATION IF EXISTS"},
+			[]string{"CREATE PUBLICATION", "CREATE SUBSCRIPTION", "pg_dump"}},
+		{"cancel", []string{"DROP SUBSCRIPTION", "DROP PUBLICATION IF EXISTS"},
+			[]string{"CREATE PUBLICATION", "CREATE SUBSCRIPTION", "setval", "pg_dump"}},
 	}
-	text := summaries(acts)
-	for _, want := range []string{
-		"pg_dump -F c -Z 0 --schema-only --no-publications --no-subscriptions engine",
-		"CREATE PUBLICATION \"migrun_engine\" FOR ALL TABLES;",
-		`CREATE SUBSCRIPTION "migrun_engine" CONNECTION 'host=''10.0.0.1'' port=5432 dbname=''engine'' user=''o\''neil'' sslmode=prefer application_name=''migrun_engine'' password=''<secret:pw>''' PUBLICATION "migrun_engine" WITH (synchronous_commit = 'local');`,
-		"wait until every table's initial copy is done",
-		"VACUUM (ANALYZE);",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("describe lacks %q:\n%s", want, text)
-		}
-	}
-	r.Action = "finish"
-	acts, _ = r.Describe(context.Background(), testRuntime(hosts{}, nil, nil))
-	text = summaries(acts)
-	for _, want := range []string{"confirmed_flush_lsn", "setval", "DROP SUBSCRIPTION", "pg_drop_replication_slot", "DROP PUBLICATION IF EXISTS"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("finish describe lacks %q:\n%s", want, text)
-		}
+	for _, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			r := PgReplicate{Action: tt.action, Source: PgEndpoint{Host: "old", Database: "engine"}, Target: PgEndpoint{Host: "new", Database: "engine"},
+				Publisher: PgReplicateConnect{Host: "10.0.0.1", User: "o'neil", Password: "\x1esecret:pw\x1e"}}
+			acts, err := r.Describe(context.Background(), testRuntime(hosts{}, nil, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := summaries(acts)
+			for _, want := range tt.want {
+				if !strings.Contains(text, want) {
+					t.Errorf("describe lacks %q:\n%s", want, text)
+				}
+			}
+			for _, never := range tt.never {
+				if strings.Contains(text, never) {
+					t.Errorf("describe holds %q, which is not this action's:\n%s", never, text)
+				}
+			}
+		})
 	}
 }
 
