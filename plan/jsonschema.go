@@ -1,5 +1,10 @@
 package plan
 
+// Longer than 400 lines on purpose: the schema for editors is built from
+// the same registry the loader checks against, and each of its parts (plan,
+// hosts, secrets, step, one per field type) is a small function kept next to
+// the others so one reading shows the whole document.
+
 import (
 	"bytes"
 	"encoding/json"

@@ -1,5 +1,9 @@
 package runner
 
+// Longer than 400 lines on purpose: it is one run from journal preparation
+// to rollback; the order of journal writes and events is the durability
+// promise the README makes, and it is checked by reading it in one place.
+
 import (
 	"context"
 	"crypto/rand"

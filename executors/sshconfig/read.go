@@ -1,5 +1,9 @@
 package sshconfig
 
+// Longer than 400 lines on purpose: it is ssh_config(5)'s reading rules
+// (first value wins, Match/Host blocks, Include, tokens, per-keyword checks),
+// which depend on each other line by line.
+
 import (
 	"bufio"
 	"errors"

@@ -5,6 +5,9 @@
 // resumes and dead-peer detection.
 package sshtest
 
+// Longer than 400 lines on purpose: tests read the server as one account
+// of what a real sshd does that they rely on.
+
 import (
 	"errors"
 	"fmt"

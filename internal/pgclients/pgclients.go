@@ -23,6 +23,9 @@
 // all there is.
 package pgclients
 
+// Longer than 400 lines on purpose: the socket and process tables it parses
+// are read together to tie a connection to its service.
+
 import (
 	"context"
 	"fmt"
