@@ -13,6 +13,7 @@ import (
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 var commandKind = Kind{
@@ -154,11 +155,11 @@ func (c *Command) Describe(ctx context.Context, rt *Runtime) ([]Action, error) {
 		// The glob stays bare: it stands for one name, it is not quoted text.
 		line = c.shellLine("sh "+scriptFileGlob, false) +
 			" (the script below holds " + describeSecrets(c.Script) + ": written to a 0600 file, removed after)"
-		diff = unifiedDiff(scriptFileGlob, "", secret.Mask(c.Script))
+		diff = textedit.UnifiedDiff(scriptFileGlob, "", secret.Mask(c.Script))
 	case c.Script != "" && strings.Contains(strings.TrimRight(c.Script, "\n"), "\n"):
 		n := strings.Count(strings.TrimRight(c.Script, "\n"), "\n") + 1
 		line = c.shellLine(fmt.Sprintf("sh -c <script below, %d lines>", n), false)
-		diff = unifiedDiff("script", "", secret.Mask(c.Script))
+		diff = textedit.UnifiedDiff("script", "", secret.Mask(c.Script))
 	case c.Script != "":
 		line = c.shellLine(strings.TrimRight(c.Script, "\n"), true)
 	default:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/migrun/migrun/internal/secret"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 var configSetKind = Kind{
@@ -51,7 +52,7 @@ func (c *ConfigSet) Validate() []Problem {
 		}
 		// A secret's value is checked when it is revealed, before writing.
 		if v := c.Values[k]; !secret.Contains(v) {
-			if _, err := c.codec().encode(k, v); err != nil {
+			if _, err := c.codec().Encode(k, v); err != nil {
 				ps = append(ps, Problem{"values", err.Error()})
 			}
 		}
@@ -63,7 +64,7 @@ func (c *ConfigSet) Validate() []Problem {
 func (c *ConfigSet) checkKey(k string) error {
 	switch c.Format {
 	case "shell":
-		if !shellKeyRE.MatchString(k) {
+		if !textedit.ShellKeyRE.MatchString(k) {
 			return fmt.Errorf("%q is not a shell-style key (letters, digits and _)", k)
 		}
 	case "ini":
@@ -79,14 +80,14 @@ func (c *ConfigSet) checkKey(k string) error {
 	return nil
 }
 
-func (c *ConfigSet) codec() kvCodec {
+func (c *ConfigSet) codec() textedit.Codec {
 	switch c.Format {
 	case "ini":
-		return iniCodec
+		return textedit.INICodec
 	case "properties":
-		return propertiesCodec
+		return textedit.PropertiesCodec
 	}
-	return shellCodec
+	return textedit.ShellCodec
 }
 
 // Hosts is the step's host.
@@ -124,7 +125,7 @@ func (c *ConfigSet) Apply(ctx context.Context, rt *Runtime) (Outcome, error) {
 // are added in.
 func (c *ConfigSet) textEdit(rt *Runtime) (*textEdit, error) {
 	loc := fileOn(rt.Host, c.File)
-	var want []wantedKey
+	var want []textedit.WantedKey
 	secretKeys := map[string]bool{}
 	hasSecret := false
 	for _, k := range hostcmd.SortedKeys(c.Values) {
@@ -135,7 +136,7 @@ func (c *ConfigSet) textEdit(rt *Runtime) (*textEdit, error) {
 			return nil, fmt.Errorf("%s: %s: %w", loc, k, err)
 		}
 		secretKeys[k] = isSecret
-		want = append(want, wantedKey{key: k, value: v.value, show: v.show, secret: isSecret})
+		want = append(want, textedit.WantedKey{Key: k, Value: v.value, Show: v.show, Secret: isSecret})
 	}
 	isSecret := func(k string) bool { return secretKeys[k] || looksSecret(k) }
 	e := &textEdit{path: c.File, create: c.Create, newMode: 0o644}
@@ -148,26 +149,26 @@ func (c *ConfigSet) textEdit(rt *Runtime) (*textEdit, error) {
 		if err != nil {
 			return editResult{}, err
 		}
-		ed, err := setKeys(doc, c.Section, want, cur, codec, isSecret)
+		ed, err := textedit.SetKeys(doc, c.Section, want, cur, codec, isSecret)
 		if err != nil {
 			return editResult{}, err
 		}
-		eol := fileEOL(doc.lines)
-		add, err := newKeyLines(ed.missing, codec, eol)
+		eol := textedit.FileEOL(doc.Lines)
+		add, err := textedit.NewKeyLines(ed.Missing, codec, eol)
 		if err != nil {
 			return editResult{}, err
 		}
-		var lines []textLine
+		var lines []textedit.Line
 		if c.Format == "ini" {
-			lines = insertINI(doc, ed.lines, c.Section, add, eol)
+			lines = textedit.InsertINI(doc, ed.Lines, c.Section, add, eol)
 		} else {
-			lines = appendLines(compact(ed.lines), eol, add...)
+			lines = textedit.AppendLines(textedit.Compact(ed.Lines), eol, add...)
 		}
 		return editResult{
-			text:    joinText(lines),
-			oldShow: ed.oldShow,
-			newShow: joinShow(lines),
-			what:    ed.what,
+			text:    textedit.JoinText(lines),
+			oldShow: ed.OldShow,
+			newShow: textedit.JoinShow(lines),
+			what:    ed.What,
 		}, nil
 	}
 	e.verify = func(written string) error {
@@ -175,33 +176,33 @@ func (c *ConfigSet) textEdit(rt *Runtime) (*textEdit, error) {
 		if err != nil {
 			return err
 		}
-		return checkKeys(cur, want)
+		return textedit.CheckKeys(cur, want)
 	}
 	return e, nil
 }
 
 // parse reads s in the step's format and returns the values of the keys
 // that count: the section's, for ini.
-func (c *ConfigSet) parse(s string) (kvDoc, map[string]string, error) {
+func (c *ConfigSet) parse(s string) (textedit.Doc, map[string]string, error) {
 	switch c.Format {
 	case "ini":
-		doc, err := parseINI(s)
+		doc, err := textedit.ParseINI(s)
 		if err != nil {
-			return kvDoc{}, nil, err
+			return textedit.Doc{}, nil, err
 		}
-		return doc, iniValues(doc, c.Section), nil
+		return doc, textedit.INIValues(doc, c.Section), nil
 	case "properties":
-		doc, err := parseProperties(s)
+		doc, err := textedit.ParseProperties(s)
 		if err != nil {
-			return kvDoc{}, nil, err
+			return textedit.Doc{}, nil, err
 		}
-		return doc, propertyValues(doc), nil
+		return doc, textedit.PropertyValues(doc), nil
 	}
-	conf, err := parseShellConf(s)
+	conf, err := textedit.ParseShellConf(s)
 	if err != nil {
-		return kvDoc{}, nil, err
+		return textedit.Doc{}, nil, err
 	}
-	return conf.doc, conf.effective(), nil
+	return conf.Doc, conf.Effective(), nil
 }
 
 // Java properties files, read as java.util.Properties.load reads them:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 func TestConfigSetValidate(t *testing.T) {
@@ -174,7 +175,7 @@ func TestPropertiesParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc, err := parseProperties(tt.in)
+			doc, err := textedit.ParseProperties(tt.in)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -184,7 +185,7 @@ func TestPropertiesParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := propertyValues(doc); !reflect.DeepEqual(got, tt.want) {
+			if got := textedit.PropertyValues(doc); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("values = %q, want %q", got, tt.want)
 			}
 		})
@@ -193,30 +194,30 @@ func TestPropertiesParse(t *testing.T) {
 
 func TestPropertiesRoundTrip(t *testing.T) {
 	for _, s := range append(trickyPasswords, " lead", "a\nb\rc", "=:#!", "😀", "\x01") {
-		k, err := escapeProperty(s+"k", true)
+		k, err := textedit.EscapeProperty(s+"k", true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := escapeProperty(s, false)
+		v, err := textedit.EscapeProperty(s, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc, err := parseProperties(k + "=" + v + "\n")
+		doc, err := textedit.ParseProperties(k + "=" + v + "\n")
 		if err != nil {
 			t.Fatalf("%q: %v", s, err)
 		}
-		if got := propertyValues(doc); len(got) != 1 || got[s+"k"] != s {
+		if got := textedit.PropertyValues(doc); len(got) != 1 || got[s+"k"] != s {
 			t.Errorf("%q round-trips as %q", s, got)
 		}
 	}
-	if _, err := escapeProperty("\xff", false); err == nil {
+	if _, err := textedit.EscapeProperty("\xff", false); err == nil {
 		t.Errorf("invalid UTF-8 accepted")
 	}
 }
 
 func TestINIParse(t *testing.T) {
 	in := "top = 1\n[a]\nk = v\nk2=  spaced out  \n; c\n# c\nbare-flag\nmulti = x\n  y\n\n[ b ]\nk: w\n"
-	doc, err := parseINI(in)
+	doc, err := textedit.ParseINI(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +226,13 @@ func TestINIParse(t *testing.T) {
 		"a": {"k": "v", "k2": "spaced out", "bare-flag": "", "multi": "x\ny"},
 		"b": {"k": "w"},
 	} {
-		if got := iniValues(doc, section); !reflect.DeepEqual(got, want) {
+		if got := textedit.INIValues(doc, section); !reflect.DeepEqual(got, want) {
 			t.Errorf("[%s] = %q, want %q", section, got, want)
 		}
 	}
 	for _, bad := range []string{"[a\nk=v\n", "[a]\n= v\n"} {
-		if _, err := parseINI(bad); err == nil {
-			t.Errorf("parseINI(%q) succeeded", bad)
+		if _, err := textedit.ParseINI(bad); err == nil {
+			t.Errorf("ParseINI(%q) succeeded", bad)
 		}
 	}
 }

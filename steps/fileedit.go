@@ -13,14 +13,15 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 // This file holds what the kinds that edit a text file in place share
 // (ovirt_db_conf, config_set, line): reading the file, rendering the edit as
 // a diff with secrets masked, and writing it safely: a backup copy first,
 // then an atomic replace with the old mode and owner, then a re-read that
-// checks the file says what was meant. The key-value edit and its formats
-// are in kvedit.go and kv{shell,properties,ini}.go.
+// checks the file says what was meant. The key-value edit, its formats and
+// the diff are in steps/internal/textedit.
 
 const (
 	// backupInfix and backupStamp name the copy of a file taken before an
@@ -182,7 +183,7 @@ func (e *textEdit) describe(ctx context.Context, rt *Runtime) ([]Action, error) 
 	}
 	// The kinds mask what they know to be secret; Redact is the net under
 	// them, for a secret value that turns up anywhere else in the file.
-	diff := unifiedDiff(e.path, res.oldShow, res.newShow)
+	diff := textedit.UnifiedDiff(e.path, res.oldShow, res.newShow)
 	return []Action{{
 		Host:    rt.Host,
 		Summary: rt.Secrets.Redact(secret.Mask(sum)),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 // MIGRUN_UPDATE_GOLDEN=1 go test ./steps/ -run TestX rewrites the golden
@@ -55,7 +56,7 @@ func assertGolden(t *testing.T, kind, name, got string) {
 		t.Fatalf("%v (run with %s=1 to create it)", err, updateGoldenEnv)
 	}
 	if got != string(want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, unifiedDiff(p, string(want), got))
+		t.Errorf("%s differs from the golden file:\n%s", name, textedit.UnifiedDiff(p, string(want), got))
 	}
 }
 
@@ -116,7 +117,7 @@ func applyAndConverge(t *testing.T, spec editSpec, rt *Runtime, p string) {
 	}
 	// The dry run showed the change Apply made: its diff is the file's,
 	// before and after, line for line (secrets masked alike).
-	changed := diffBody(rt.Secrets.Redact(unifiedDiff(p, before, readString(t, p))))
+	changed := diffBody(rt.Secrets.Redact(textedit.UnifiedDiff(p, before, readString(t, p))))
 	var shown []string
 	for _, a := range acts {
 		shown = append(shown, diffBody(a.Diff))
@@ -293,9 +294,9 @@ func TestRawLines(t *testing.T) {
 		{"a\r\nb", []string{"a\r\n", "b"}},
 		{"\n\n", []string{"\n", "\n"}},
 	} {
-		got := rawLines(tt.in)
+		got := textedit.RawLines(tt.in)
 		if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
-			t.Errorf("rawLines(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("RawLines(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/migrun/migrun/internal/secret"
 	"github.com/migrun/migrun/steps/internal/hostcmd"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 var lineKind = Kind{
@@ -153,8 +154,8 @@ func (l *Line) textEdit(rt *Runtime) (*textEdit, error) {
 		e.missingDone = true
 		e.edit = func(old string) (editResult, error) { return l.remove(old, want.value, res.match), nil }
 		e.verify = func(written string) error {
-			for i, raw := range rawLines(written) {
-				if body, _ := lineBody(raw); l.removes(body, want.value, res.match) {
+			for i, raw := range textedit.RawLines(written) {
+				if body, _ := textedit.LineBody(raw); l.removes(body, want.value, res.match) {
 					return fmt.Errorf("line %d is still there", i+1)
 				}
 			}
@@ -164,8 +165,8 @@ func (l *Line) textEdit(rt *Runtime) (*textEdit, error) {
 	}
 	e.edit = func(old string) (editResult, error) { return l.ensure(old, want, res), nil }
 	e.verify = func(written string) error {
-		for _, raw := range rawLines(written) {
-			if body, _ := lineBody(raw); body == want.value {
+		for _, raw := range textedit.RawLines(written) {
+			if body, _ := textedit.LineBody(raw); body == want.value {
 				return nil
 			}
 		}
@@ -176,32 +177,32 @@ func (l *Line) textEdit(rt *Runtime) (*textEdit, error) {
 
 // ensure works out the edit for state present.
 func (l *Line) ensure(old string, want revealed, re lineRegexps) editResult {
-	raw := rawLines(old)
-	lines := plainLines(old)
+	raw := textedit.RawLines(old)
+	lines := textedit.PlainLines(old)
 	res := editResult{text: old, oldShow: old, newShow: old}
-	eol := fileEOL(raw)
-	newLine := textLine{want.value + eol, want.show + eol}
+	eol := textedit.FileEOL(raw)
+	newLine := textedit.Line{Text: want.value + eol, Show: want.show + eol}
 
 	if re.match != nil {
 		last := -1
 		for i, r := range raw {
-			if body, _ := lineBody(r); re.match.MatchString(body) {
+			if body, _ := textedit.LineBody(r); re.match.MatchString(body) {
 				last = i
 			}
 		}
 		if last >= 0 {
-			body, end := lineBody(raw[last])
+			body, end := textedit.LineBody(raw[last])
 			if body == want.value {
 				return res
 			}
-			lines[last] = textLine{want.value + end, want.show + end}
-			res.text, res.newShow = joinText(lines), joinShow(lines)
+			lines[last] = textedit.Line{Text: want.value + end, Show: want.show + end}
+			res.text, res.newShow = textedit.JoinText(lines), textedit.JoinShow(lines)
 			res.what = []string{fmt.Sprintf("replace line %d (it matches regexp)", last+1)}
 			return res
 		}
 	}
 	for _, r := range raw {
-		if body, _ := lineBody(r); body == want.value {
+		if body, _ := textedit.LineBody(r); body == want.value {
 			return res
 		}
 	}
@@ -211,7 +212,7 @@ func (l *Line) ensure(old string, want revealed, re lineRegexps) editResult {
 	case re.after != nil:
 		found := -1
 		for i, r := range raw {
-			if body, _ := lineBody(r); re.after.MatchString(body) {
+			if body, _ := textedit.LineBody(r); re.after.MatchString(body) {
 				found = i
 			}
 		}
@@ -223,7 +224,7 @@ func (l *Line) ensure(old string, want revealed, re lineRegexps) editResult {
 	case re.before != nil:
 		found := -1
 		for i, r := range raw {
-			if body, _ := lineBody(r); re.before.MatchString(body) {
+			if body, _ := textedit.LineBody(r); re.before.MatchString(body) {
 				found = i
 				break
 			}
@@ -235,14 +236,14 @@ func (l *Line) ensure(old string, want revealed, re lineRegexps) editResult {
 			res.notes = append(res.notes, "no line matches before: adding the line at the start")
 		}
 	}
-	var out []textLine
+	var out []textedit.Line
 	if at == len(raw) {
-		out = appendLines(lines, eol, newLine)
+		out = textedit.AppendLines(lines, eol, newLine)
 	} else {
 		// Only the last line can lack a terminator, and at is before it.
 		out = append(append(append(out, lines[:at]...), newLine), lines[at:]...)
 	}
-	res.text, res.newShow = joinText(out), joinShow(out)
+	res.text, res.newShow = textedit.JoinText(out), textedit.JoinShow(out)
 	res.what = []string{where}
 	return res
 }
@@ -257,16 +258,16 @@ func (l *Line) removes(body, want string, match *regexp.Regexp) bool {
 
 // remove works out the edit for state absent.
 func (l *Line) remove(old, want string, match *regexp.Regexp) editResult {
-	var out []textLine
+	var out []textedit.Line
 	var gone []string
-	for i, tl := range plainLines(old) {
-		if body, _ := lineBody(tl.text); l.removes(body, want, match) {
+	for i, tl := range textedit.PlainLines(old) {
+		if body, _ := textedit.LineBody(tl.Text); l.removes(body, want, match) {
 			gone = append(gone, fmt.Sprint(i+1))
 			continue
 		}
 		out = append(out, tl)
 	}
-	res := editResult{text: joinText(out), oldShow: old, newShow: joinShow(out)}
+	res := editResult{text: textedit.JoinText(out), oldShow: old, newShow: textedit.JoinShow(out)}
 	if len(gone) > 0 {
 		res.what = []string{"remove " + hostcmd.Plural(len(gone), "line", "lines") + " (" + strings.Join(gone, ", ") + ")"}
 	}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/migrun/migrun/internal/ovirtconf"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 var ovirtDbConfKind = Kind{
@@ -156,18 +157,18 @@ func (c *OvirtDbConf) textEdit(rt *Runtime) (*textEdit, error) {
 	e := &textEdit{path: c.File}
 	// The wanted keys depend on the file (the host, port and database it
 	// keeps), so edit and verify share what edit worked out.
-	var want []wantedKey
+	var want []textedit.WantedKey
 	if c.format() == ovirtFormatProperties {
 		e.edit = func(old string) (res editResult, err error) {
 			res, want, err = c.editProperties(old, pw)
 			return res, err
 		}
 		e.verify = func(written string) error {
-			doc, err := parseProperties(written)
+			doc, err := textedit.ParseProperties(written)
 			if err != nil {
 				return err
 			}
-			return checkKeys(propertyValues(doc), want)
+			return textedit.CheckKeys(textedit.PropertyValues(doc), want)
 		}
 		return e, nil
 	}
@@ -176,21 +177,21 @@ func (c *OvirtDbConf) textEdit(rt *Runtime) (*textEdit, error) {
 		return res, err
 	}
 	e.verify = func(written string) error {
-		conf, err := parseShellConf(written)
+		conf, err := textedit.ParseShellConf(written)
 		if err != nil {
 			return err
 		}
-		if err := conf.resolved(want); err != nil {
+		if err := conf.Resolved(want); err != nil {
 			return err
 		}
-		return checkKeys(conf.values, want)
+		return textedit.CheckKeys(conf.Values, want)
 	}
 	return e, nil
 }
 
 // editShell works out the edit of a shell-like file and the keys it sets.
-func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []wantedKey, error) {
-	conf, err := parseShellConf(old)
+func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []textedit.WantedKey, error) {
+	conf, err := textedit.ParseShellConf(old)
 	if err != nil {
 		return editResult{}, nil, err
 	}
@@ -200,10 +201,10 @@ func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []wantedKe
 		if given != "" {
 			return given, nil
 		}
-		if names := conf.unresolved[p+key]; len(names) > 0 {
+		if names := conf.Unresolved[p+key]; len(names) > 0 {
 			return "", fmt.Errorf("%s%s refers to ${%s}, which is not set earlier in the file, so its value is not known here; give %s", p, key, names[0], field)
 		}
-		v, ok := conf.values[p+key]
+		v, ok := conf.Values[p+key]
 		if !ok || v == "" {
 			return "", fmt.Errorf("the file does not set %s%s, which the URL needs; give %s", p, key, field)
 		}
@@ -221,8 +222,8 @@ func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []wantedKe
 
 	// The order engine-setup writes them in (OvirtUtils.getDBConfig), which
 	// is where keys the file lacks are appended.
-	plain := func(k, v string) wantedKey { return wantedKey{key: p + k, value: v, show: v} }
-	var want []wantedKey
+	plain := func(k, v string) textedit.WantedKey { return textedit.WantedKey{Key: p + k, Value: v, Show: v} }
+	var want []textedit.WantedKey
 	if c.Host != "" {
 		want = append(want, plain("HOST", c.Host))
 	}
@@ -231,33 +232,33 @@ func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []wantedKe
 		want = append(want, plain("USER", c.User))
 	}
 	if c.Password != "" {
-		want = append(want, wantedKey{key: p + "PASSWORD", value: pw.value, show: pw.show, secret: true})
+		want = append(want, textedit.WantedKey{Key: p + "PASSWORD", Value: pw.value, Show: pw.show, Secret: true})
 	}
 	if c.Database != "" {
 		want = append(want, plain("DATABASE", c.Database))
 	}
 	want = append(want, ovirtBool(p+"SECURED", c.Secured), ovirtBool(p+"SECURED_VALIDATION", c.SecuredValidation))
 	// Only a file that lacks the driver gets it: there is one to choose.
-	if _, ok := conf.values[p+"DRIVER"]; !ok {
+	if _, ok := conf.Values[p+"DRIVER"]; !ok {
 		want = append(want, plain("DRIVER", ovirtDriver))
 	}
 	want = append(want, plain("URL", jdbcURL(host, port, db, c.Secured, c.SecuredValidation)))
 
-	cur := conf.effective()
-	ed, err := setKeys(conf.doc, "", want, cur, shellCodec, looksSecret)
+	cur := conf.Effective()
+	ed, err := textedit.SetKeys(conf.Doc, "", want, cur, textedit.ShellCodec, looksSecret)
 	if err != nil {
 		return editResult{}, nil, err
 	}
-	add, err := newKeyLines(ed.missing, shellCodec, fileEOL(conf.doc.lines))
+	add, err := textedit.NewKeyLines(ed.Missing, textedit.ShellCodec, textedit.FileEOL(conf.Doc.Lines))
 	if err != nil {
 		return editResult{}, nil, err
 	}
-	lines := appendLines(compact(ed.lines), fileEOL(conf.doc.lines), add...)
+	lines := textedit.AppendLines(textedit.Compact(ed.Lines), textedit.FileEOL(conf.Doc.Lines), add...)
 	return editResult{
-		text:    joinText(lines),
-		oldShow: ed.oldShow,
-		newShow: joinShow(lines),
-		what:    ed.what,
+		text:    textedit.JoinText(lines),
+		oldShow: ed.OldShow,
+		newShow: textedit.JoinShow(lines),
+		what:    ed.What,
 	}, want, nil
 }
 
@@ -271,12 +272,12 @@ func (c *OvirtDbConf) editShell(old string, pw revealed) (editResult, []wantedKe
 //	config.datasource.schemaname=aaa_jdbc
 //
 // Host and database live in the URL only; those not given come from it.
-func (c *OvirtDbConf) editProperties(old string, pw revealed) (editResult, []wantedKey, error) {
-	doc, err := parseProperties(old)
+func (c *OvirtDbConf) editProperties(old string, pw revealed) (editResult, []textedit.WantedKey, error) {
+	doc, err := textedit.ParseProperties(old)
 	if err != nil {
 		return editResult{}, nil, err
 	}
-	cur := propertyValues(doc)
+	cur := textedit.PropertyValues(doc)
 	host, db := c.Host, c.Database
 	if host == "" || db == "" {
 		u, ok := cur[propsPrefix+"jdbcurl"]
@@ -295,42 +296,42 @@ func (c *OvirtDbConf) editProperties(old string, pw revealed) (editResult, []wan
 		}
 	}
 	url := jdbcURL(host, strconv.Itoa(c.port()), db, c.Secured, c.SecuredValidation)
-	want := []wantedKey{{key: propsPrefix + "jdbcurl", value: url, show: url}}
+	want := []textedit.WantedKey{{Key: propsPrefix + "jdbcurl", Value: url, Show: url}}
 	if c.User != "" {
-		want = append(want, wantedKey{key: propsPrefix + "dbuser", value: c.User, show: c.User})
+		want = append(want, textedit.WantedKey{Key: propsPrefix + "dbuser", Value: c.User, Show: c.User})
 	}
 	if c.Password != "" {
-		want = append(want, wantedKey{key: propsPrefix + "dbpassword", value: pw.value, show: pw.show, secret: true})
+		want = append(want, textedit.WantedKey{Key: propsPrefix + "dbpassword", Value: pw.value, Show: pw.show, Secret: true})
 	}
 	if _, ok := cur[propsPrefix+"jdbcdriver"]; !ok {
-		want = append(want, wantedKey{key: propsPrefix + "jdbcdriver", value: ovirtDriver, show: ovirtDriver})
+		want = append(want, textedit.WantedKey{Key: propsPrefix + "jdbcdriver", Value: ovirtDriver, Show: ovirtDriver})
 	}
-	ed, err := setKeys(doc, "", want, cur, propertiesCodec, looksSecret)
+	ed, err := textedit.SetKeys(doc, "", want, cur, textedit.PropertiesCodec, looksSecret)
 	if err != nil {
 		return editResult{}, nil, err
 	}
-	add, err := newKeyLines(ed.missing, propertiesCodec, fileEOL(doc.lines))
+	add, err := textedit.NewKeyLines(ed.Missing, textedit.PropertiesCodec, textedit.FileEOL(doc.Lines))
 	if err != nil {
 		return editResult{}, nil, err
 	}
-	lines := appendLines(compact(ed.lines), fileEOL(doc.lines), add...)
+	lines := textedit.AppendLines(textedit.Compact(ed.Lines), textedit.FileEOL(doc.Lines), add...)
 	return editResult{
-		text:    joinText(lines),
-		oldShow: ed.oldShow,
-		newShow: joinShow(lines),
-		what:    ed.what,
+		text:    textedit.JoinText(lines),
+		oldShow: ed.OldShow,
+		newShow: textedit.JoinShow(lines),
+		what:    ed.What,
 	}, want, nil
 }
 
 // ovirtBool wants a boolean key spelled as engine-setup spells it (Python's
 // str(bool): "True", "False"), accepting any spelling the engine reads the
 // same way.
-func ovirtBool(key string, v bool) wantedKey {
+func ovirtBool(key string, v bool) textedit.WantedKey {
 	s := "False"
 	if v {
 		s = "True"
 	}
-	return wantedKey{key: key, value: s, show: s, equal: func(cur string) bool {
+	return textedit.WantedKey{Key: key, Value: s, Show: s, Equal: func(cur string) bool {
 		b, ok := engineBool(cur)
 		return ok && b == v
 	}}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/internal/secret"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 // trickyPasswords are values that break naive quoting.
@@ -16,7 +17,7 @@ var trickyPasswords = []string{
 	`'single'`, "tab\tin", `ünïcødé`, `\"$\`, ``, `a=b`, `}{`,
 }
 
-// TestShellConfParse holds parseShellConf to every rule of the engine's
+// TestShellConfParse holds textedit.ParseShellConf to every rule of the engine's
 // reader (ShellLikeConfd / ovirt_engine.configfile.ConfigFile).
 func TestShellConfParse(t *testing.T) {
 	tests := []struct {
@@ -61,7 +62,7 @@ func TestShellConfParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conf, err := parseShellConf(tt.in)
+			conf, err := textedit.ParseShellConf(tt.in)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -71,36 +72,36 @@ func TestShellConfParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(conf.values, tt.want) {
-				t.Errorf("values = %q, want %q", conf.values, tt.want)
+			if !reflect.DeepEqual(conf.Values, tt.want) {
+				t.Errorf("values = %q, want %q", conf.Values, tt.want)
 			}
 			want := tt.unresolved
 			if want == nil {
 				want = map[string][]string{}
 			}
-			if !reflect.DeepEqual(conf.unresolved, want) {
-				t.Errorf("unresolved = %q, want %q", conf.unresolved, want)
+			if !reflect.DeepEqual(conf.Unresolved, want) {
+				t.Errorf("unresolved = %q, want %q", conf.Unresolved, want)
 			}
 		})
 	}
 }
 
-// TestShellQuoteRoundTrip: whatever quoteShellValue writes, the engine's
+// TestShellQuoteRoundTrip: whatever textedit.QuoteShellValue writes, the engine's
 // rules read back unchanged, with a comment after it or not.
 func TestShellQuoteRoundTrip(t *testing.T) {
 	for _, pw := range trickyPasswords {
-		q, err := quoteShellValue("K", pw)
+		q, err := textedit.QuoteShellValue("K", pw)
 		if err != nil {
 			t.Errorf("quote %q: %v", pw, err)
 			continue
 		}
 		for _, line := range []string{"K=" + q, "K=" + q + " # comment", "K=" + q + "#c"} {
-			conf, err := parseShellConf(line + "\n")
+			conf, err := textedit.ParseShellConf(line + "\n")
 			if err != nil {
 				t.Errorf("%s: %v", line, err)
 				continue
 			}
-			if got := conf.values["K"]; got != pw {
+			if got := conf.Values["K"]; got != pw {
 				t.Errorf("%s reads back as %q, want %q", line, got, pw)
 			}
 		}
@@ -109,9 +110,9 @@ func TestShellQuoteRoundTrip(t *testing.T) {
 
 func TestShellQuoteRefuses(t *testing.T) {
 	for _, v := range []string{"a\nb", "a\rb", "\xff\xfe"} {
-		_, err := quoteShellValue("ENGINE_DB_PASSWORD", v)
+		_, err := textedit.QuoteShellValue("ENGINE_DB_PASSWORD", v)
 		if err == nil {
-			t.Errorf("quoteShellValue(%q) succeeded; want refused", v)
+			t.Errorf("QuoteShellValue(%q) succeeded; want refused", v)
 			continue
 		}
 		if !strings.Contains(err.Error(), "ENGINE_DB_PASSWORD") || strings.Contains(err.Error(), v) {
@@ -240,19 +241,19 @@ func TestOvirtDbConfVerifiesEngineView(t *testing.T) {
 		if _, err := spec.Apply(context.Background(), rt); err != nil {
 			t.Fatalf("Apply with %q: %v", pw, err)
 		}
-		conf, err := parseShellConf(readString(t, p))
+		conf, err := textedit.ParseShellConf(readString(t, p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := conf.values["ENGINE_DB_PASSWORD"]; got != pw {
+		if got := conf.Values["ENGINE_DB_PASSWORD"]; got != pw {
 			t.Errorf("password reads back as %q, want %q", got, pw)
 		}
 		want := "jdbc:postgresql://db.example.com:5432/engine?sslfactory=org.postgresql.ssl.NonValidatingFactory"
-		if got := conf.values["ENGINE_DB_URL"]; got != want {
+		if got := conf.Values["ENGINE_DB_URL"]; got != want {
 			t.Errorf("URL = %s, want %s", got, want)
 		}
-		if conf.values["ENGINE_DB_MAX_CONNECTIONS"] != "150" {
-			t.Errorf("an unrelated key changed: %q", conf.values)
+		if conf.Values["ENGINE_DB_MAX_CONNECTIONS"] != "150" {
+			t.Errorf("an unrelated key changed: %q", conf.Values)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/migrun/migrun/steps/internal/hostcmd"
 	"github.com/migrun/migrun/steps/internal/pg"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 // pg_conf's file: postgresql.conf's lines read and rewritten in place,
@@ -47,8 +48,8 @@ func parseConfLine(body string) (confLine, bool) {
 // name, unquoted.
 func confValues(text string) map[string]string {
 	out := map[string]string{}
-	for _, raw := range rawLines(text) {
-		body, _ := lineBody(raw)
+	for _, raw := range textedit.RawLines(text) {
+		body, _ := textedit.LineBody(raw)
 		if l, ok := parseConfLine(body); ok && !l.commented {
 			out[strings.ToLower(l.name)] = pg.Unquote(l.value)
 		}
@@ -61,14 +62,14 @@ func confValues(text string) map[string]string {
 // the end. Trailing comments and indentation stay. what names the
 // parameters changed, notes what the user should know.
 func setConfParams(text string, settings map[string]string) (out string, what, notes []string) {
-	lines := rawLines(text)
-	eol := fileEOL(lines)
+	lines := textedit.RawLines(text)
+	eol := textedit.FileEOL(lines)
 	var appended []string
 	for _, name := range hostcmd.SortedKeys(settings) {
 		want := settings[name]
 		active, commented := -1, -1
 		for i, raw := range lines {
-			body, _ := lineBody(raw)
+			body, _ := textedit.LineBody(raw)
 			l, ok := parseConfLine(body)
 			if !ok || !strings.EqualFold(l.name, name) {
 				continue
@@ -89,7 +90,7 @@ func setConfParams(text string, settings map[string]string) (out string, what, n
 			notes = append(notes, "no line for "+name+": appending it at the end")
 			continue
 		}
-		body, lineEOL := lineBody(lines[at])
+		body, lineEOL := textedit.LineBody(lines[at])
 		l, _ := parseConfLine(body)
 		if !l.commented && pg.Unquote(l.value) == pg.Unquote(want) {
 			continue
@@ -107,7 +108,7 @@ func setConfParams(text string, settings map[string]string) (out string, what, n
 		what = append(what, "set "+name)
 	}
 	if len(appended) > 0 && len(lines) > 0 {
-		if _, e := lineBody(lines[len(lines)-1]); e == "" {
+		if _, e := textedit.LineBody(lines[len(lines)-1]); e == "" {
 			lines[len(lines)-1] += eol
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/migrun/migrun/executors"
 	"github.com/migrun/migrun/steps/internal/pg"
+	"github.com/migrun/migrun/steps/internal/textedit"
 )
 
 var pgHbaKind = Kind{
@@ -152,11 +153,11 @@ func hbaSameRule(a, b []string) bool {
 // insertHbaRule adds line to text unless an equivalent rule is there
 // (see PgHba for where). changed is false when the rule exists.
 func insertHbaRule(text, line string, want []string) (out string, changed bool) {
-	lines := rawLines(text)
-	eol := fileEOL(lines)
+	lines := textedit.RawLines(text)
+	eol := textedit.FileEOL(lines)
 	firstLocal, lastLocal, firstRule, firstHost := -1, -1, -1, -1
 	for i, raw := range lines {
-		body, _ := lineBody(raw)
+		body, _ := textedit.LineBody(raw)
 		f := hbaFields(body)
 		if len(f) == 0 {
 			continue
@@ -195,7 +196,7 @@ func insertHbaRule(text, line string, want []string) (out string, changed bool) 
 		at = len(lines) // no rules at all: the end is the top of the rules
 	}
 	if at == len(lines) && at > 0 {
-		if _, e := lineBody(lines[at-1]); e == "" {
+		if _, e := textedit.LineBody(lines[at-1]); e == "" {
 			lines[at-1] += eol
 		}
 	}

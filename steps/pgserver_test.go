@@ -1,202 +1,37 @@
 package steps
 
 import (
-	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
+	"github.com/migrun/migrun/internal/pgtest"
 	"github.com/migrun/migrun/steps/internal/pg"
 )
 
 // pgBinDir holds the PostgreSQL 15 server binaries the tests start.
-const pgBinDir = "/usr/lib/postgresql/15/bin"
+const pgBinDir = pgtest.BinDir
 
-// testPG is a throwaway PostgreSQL cluster owned by one test. It listens
-// only on a unix socket in a private directory, so clusters of parallel
-// tests never meet, and it is stopped and removed when the test ends.
-type testPG struct {
-	SocketDir string // unix_socket_directories: use as psql -h
-	Port      int    // names the socket file (.s.PGSQL.PORT)
-	DataDir   string
-	ConfFile  string // DataDir/postgresql.conf
-	HbaFile   string // DataDir/pg_hba.conf
-	Locale    string // the locale initdb used: en_US.UTF-8, or C.UTF-8 where that is missing
-	LogFile   string // server log, printed when the start fails
-}
+// testPG is a throwaway PostgreSQL cluster owned by one test (see
+// pgtest.Server), with the short names these tests use.
+type testPG struct{ *pgtest.Server }
+
+// startPostgres starts a cluster for t (see pgtest.Start).
+func startPostgres(t *testing.T) *testPG { t.Helper(); return &testPG{pgtest.Start(t)} }
 
 // target is how psql reaches this cluster, as the postgres OS user.
 func (p *testPG) target() pg.Target {
 	return pg.Target{Host: p.SocketDir, Port: p.Port}
 }
 
-// skipOrFail skips a test that cannot run here, except in CI, where a
-// skipped database test would hide a regression: there it fails.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true but: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
+func (p *testPG) restart(t *testing.T) { t.Helper(); p.Restart(t) }
 
-// startPostgres initialises and starts a cluster for t. It needs root (to
-// run the server as the postgres OS user, as on a real database host) and
-// the PostgreSQL 15 binaries; without them the test is skipped.
-func startPostgres(t *testing.T) *testPG {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "startPostgres needs root to run the server as the postgres user")
-	}
-	for _, bin := range []string{"initdb", "pg_ctl", "postgres"} {
-		if _, err := os.Stat(filepath.Join(pgBinDir, bin)); err != nil {
-			skipOrFail(t, "PostgreSQL 15 binaries missing: %v", err)
-		}
-	}
-	pgUser, err := user.Lookup("postgres")
-	if err != nil {
-		skipOrFail(t, "no postgres OS user: %v", err)
-	}
-	uid, _ := strconv.Atoi(pgUser.Uid)
-	gid, _ := strconv.Atoi(pgUser.Gid)
-
-	// t.TempDir() lives under a 0700 root directory the postgres user
-	// cannot traverse, so the cluster gets its own directory under the
-	// system temp dir, owned by postgres and private to it.
-	root, err := os.MkdirTemp("", "migrun-srv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	if err := os.Chown(root, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	srv := &testPG{
-		SocketDir: filepath.Join(root, "sock"),
-		DataDir:   filepath.Join(root, "data"),
-		LogFile:   filepath.Join(root, "server.log"),
-		// Any port will do: with listen_addresses='' it only names the
-		// socket file in the private socket directory.
-		Port:   20000 + rand.IntN(40000),
-		Locale: testLocale(t),
-	}
-	srv.ConfFile = filepath.Join(srv.DataDir, "postgresql.conf")
-	srv.HbaFile = filepath.Join(srv.DataDir, "pg_hba.conf")
-	for _, dir := range []string{srv.SocketDir, srv.DataDir} {
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// Peer for local connections, like a RHEL host after
-	// `postgresql-setup --initdb`; -N skips fsyncing the new cluster.
-	runAsPostgres(t, filepath.Join(pgBinDir, "initdb"), "-N", "-D", srv.DataDir,
-		"--locale="+srv.Locale, "--encoding=UTF8", "--auth-local=peer", "--auth-host=scram-sha-256")
-
-	// Connection settings go on the server's command line, not into
-	// postgresql.conf, so tests editing that file start from initdb's
-	// stock version. The rest only makes start-up and tests faster.
-	opts := strings.Join([]string{
-		"-c listen_addresses=''",
-		"-c unix_socket_directories=" + srv.SocketDir,
-		"-c port=" + strconv.Itoa(srv.Port),
-		"-c shared_buffers=1MB",
-		"-c max_wal_size=64MB",
-		"-c fsync=off",
-		"-c synchronous_commit=off",
-		"-c full_page_writes=off",
-	}, " ")
-	start := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "pg_ctl"),
-		"start", "-w", "-t", "60", "-D", srv.DataDir, "-l", srv.LogFile, "-o", opts)
-	if out, err := start.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(srv.LogFile)
-		t.Fatalf("pg_ctl start: %v\n%s\nserver log:\n%s", err, out, log)
-	}
-	t.Cleanup(func() {
-		// Immediate: the cluster is thrown away, nothing needs flushing.
-		stop := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "pg_ctl"),
-			"stop", "-w", "-m", "immediate", "-D", srv.DataDir)
-		if out, err := stop.CombinedOutput(); err != nil {
-			t.Errorf("pg_ctl stop: %v\n%s", err, out)
-		}
-	})
-	return srv
-}
-
-// restart restarts the cluster with its original options, for tests of
-// parameters that only take effect at server start.
-func (p *testPG) restart(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "pg_ctl"),
-		"restart", "-w", "-t", "60", "-m", "fast", "-D", p.DataDir, "-l", p.LogFile)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(p.LogFile)
-		t.Fatalf("pg_ctl restart: %v\n%s\nserver log:\n%s", err, out, log)
-	}
-}
-
-// psql runs sql as the postgres superuser (in database "postgres" unless
-// db is given) and returns the trimmed unaligned output, failing the test
-// on error. Tests use it to set up and inspect state independently of the
-// code under test.
 func (p *testPG) psql(t *testing.T, sql string, db ...string) string {
 	t.Helper()
-	database := "postgres"
-	if len(db) > 0 {
-		database = db[0]
-	}
-	cmd := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(pgBinDir, "psql"),
-		"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", p.SocketDir, "-p", strconv.Itoa(p.Port), "-d", database)
-	cmd.Stdin = strings.NewReader(sql)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("psql %q: %v: %s", sql, err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	return p.Psql(t, sql, db...)
 }
 
-func runAsPostgres(t *testing.T, argv ...string) {
-	t.Helper()
-	cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--"}, argv...)...)
-	begin := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-	t.Logf("%s took %v", filepath.Base(argv[0]), time.Since(begin).Round(time.Millisecond))
-}
-
-// testLocale picks en_US.UTF-8, what the oVirt engine database wants, or
-// C.UTF-8 on hosts without it (minimal containers).
-func testLocale(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("locale", "-a").Output()
-	if err != nil {
-		t.Logf("locale -a: %v; using C.UTF-8", err)
-		return "C.UTF-8"
-	}
-	for _, l := range strings.Fields(string(out)) {
-		if pg.NormLocale(l) == pg.NormLocale("en_US.UTF-8") {
-			return "en_US.UTF-8"
-		}
-	}
-	return "C.UTF-8"
-}
+func (p *testPG) hold(t *testing.T, db string) (release func()) { t.Helper(); return p.Hold(t, db) }
 
 // TestStartPostgres checks the helper itself: the cluster runs, is reached
 // through target(), and uses the advertised locale.
@@ -207,33 +42,12 @@ func TestStartPostgres(t *testing.T) {
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
+	if pg.NormLocale(srv.Locale) != pg.NormLocale("en_US.UTF-8") && pg.NormLocale(srv.Locale) != pg.NormLocale("C.UTF-8") {
+		t.Errorf("locale %q is neither en_US.UTF-8 nor C.UTF-8", srv.Locale)
+	}
 	for _, f := range []string{srv.ConfFile, srv.HbaFile} {
 		if _, err := os.Stat(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-}
-
-// hold keeps a client (application_name still-writing) connected to db
-// until the returned function ends it.
-func (p *testPG) hold(t *testing.T, db string) (release func()) {
-	t.Helper()
-	cmd := exec.Command("runuser", "-u", "postgres", "--", "psql", "-X", "-h", p.SocketDir, "-p", strconv.Itoa(p.Port), "-d", db, "-c", "SELECT pg_sleep(60)")
-	cmd.Env = append(os.Environ(), "PGAPPNAME=still-writing")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	release = func() {
-		p.psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'still-writing'")
-		_ = cmd.Wait()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for p.psql(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'still-writing'") == "0" {
-		if time.Now().After(deadline) {
-			release()
-			t.Fatal("the sleeping client never connected")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return release
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // The rules themselves are held by steps' TestShellConfParse through
-// steps.parseShellConf; these cover what the engine stand-in adds.
+// textedit.ParseShellConf; these cover what the engine stand-in adds.
 
 func TestParseAssignments(t *testing.T) {
 	f, err := Parse("# c\r\n  A=\"x y\" # tail\r\nB=${A}z\n")

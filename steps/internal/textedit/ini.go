@@ -1,4 +1,4 @@
-package steps
+package textedit
 
 import (
 	"fmt"
@@ -8,14 +8,14 @@ import (
 
 // The INI format (sections of key = value): config_set with format: ini.
 
-// parseINI parses s; section headers go into entries with an empty key
-// and first = the header's line, so insertINI can find them.
-func parseINI(s string) (kvDoc, error) {
-	doc := kvDoc{lines: rawLines(s)}
+// ParseINI parses s; section headers go into entries with an empty key
+// and first = the header's line, so InsertINI can find them.
+func ParseINI(s string) (Doc, error) {
+	doc := Doc{Lines: RawLines(s)}
 	section := ""
-	var last *kvEntry // the entry an indented line would continue
-	for i, l := range doc.lines {
-		body, _ := lineBody(l)
+	var last *Entry // the entry an indented line would continue
+	for i, l := range doc.Lines {
+		body, _ := LineBody(l)
 		trimmed := strings.TrimSpace(body)
 		switch {
 		case trimmed == "":
@@ -29,14 +29,14 @@ func parseINI(s string) (kvDoc, error) {
 			continue
 		case trimmed[0] == '[':
 			if !strings.HasSuffix(trimmed, "]") {
-				return kvDoc{}, fmt.Errorf("line %d: a section header must end in ]", i+1)
+				return Doc{}, fmt.Errorf("line %d: a section header must end in ]", i+1)
 			}
 			section = strings.TrimSpace(trimmed[1 : len(trimmed)-1])
-			doc.entries = append(doc.entries, kvEntry{section: section, first: i, end: i + 1})
+			doc.entries = append(doc.entries, Entry{section: section, first: i, end: i + 1})
 			last = nil
 			continue
 		}
-		e := kvEntry{section: section, first: i, end: i + 1}
+		e := Entry{section: section, first: i, end: i + 1}
 		if at := strings.IndexAny(body, "=:"); at >= 0 {
 			e.key = strings.TrimSpace(body[:at])
 			rest := body[at+1:]
@@ -49,7 +49,7 @@ func parseINI(s string) (kvDoc, error) {
 			e.key = trimmed // bare key: rewritten whole as key = value
 		}
 		if e.key == "" {
-			return kvDoc{}, fmt.Errorf("line %d: an entry without a key", i+1)
+			return Doc{}, fmt.Errorf("line %d: an entry without a key", i+1)
 		}
 		doc.entries = append(doc.entries, e)
 		last = &doc.entries[len(doc.entries)-1]
@@ -57,8 +57,8 @@ func parseINI(s string) (kvDoc, error) {
 	return doc, nil
 }
 
-// iniValues maps the keys of section to their final values.
-func iniValues(doc kvDoc, section string) map[string]string {
+// INIValues maps the keys of section to their final values.
+func INIValues(doc Doc, section string) map[string]string {
 	m := map[string]string{}
 	for _, e := range doc.entries {
 		if e.key != "" && e.section == section {
@@ -68,15 +68,15 @@ func iniValues(doc kvDoc, section string) map[string]string {
 	return m
 }
 
-// insertINI puts new lines (add) into section and drops the lines setKeys
+// InsertINI puts new lines (add) into section and drops the lines SetKeys
 // emptied. They go after the section's last entry (in the last header of
 // that name), right after its header when it has none, or into a new
 // [section] at the end of the file. Keys of no section go after the last
 // such key, or before the first header. aligned are the file's lines after
-// setKeys, one for one with doc.lines.
-func insertINI(doc kvDoc, aligned []textLine, section string, add []textLine, eol string) []textLine {
+// SetKeys, one for one with doc.lines.
+func InsertINI(doc Doc, aligned []Line, section string, add []Line, eol string) []Line {
 	if len(add) == 0 {
-		return compact(aligned)
+		return Compact(aligned)
 	}
 	at := -1
 	for _, e := range doc.entries {
@@ -85,7 +85,7 @@ func insertINI(doc kvDoc, aligned []textLine, section string, add []textLine, eo
 		}
 	}
 	if section == "" && at < 0 {
-		at = len(doc.lines)
+		at = len(doc.Lines)
 		for _, e := range doc.entries {
 			if e.key == "" {
 				at = e.first
@@ -95,27 +95,27 @@ func insertINI(doc kvDoc, aligned []textLine, section string, add []textLine, eo
 	}
 	if at < 0 {
 		// A new section at the end, set apart by a blank line.
-		out := compact(aligned)
+		out := Compact(aligned)
 		if n := len(out); n > 0 {
-			if last, _ := lineBody(out[n-1].text); strings.TrimSpace(last) != "" {
-				out = appendLines(out, eol, textLine{eol, eol})
+			if last, _ := LineBody(out[n-1].Text); strings.TrimSpace(last) != "" {
+				out = AppendLines(out, eol, Line{eol, eol})
 			}
 		}
 		h := "[" + section + "]" + eol
-		return appendLines(out, eol, append([]textLine{{h, h}}, add...)...)
+		return AppendLines(out, eol, append([]Line{{h, h}}, add...)...)
 	}
-	if at == len(doc.lines) {
-		return appendLines(compact(aligned), eol, add...)
+	if at == len(doc.Lines) {
+		return AppendLines(Compact(aligned), eol, add...)
 	}
 	// Every line before at has a terminator: only the last line may lack one.
-	out := make([]textLine, 0, len(aligned)+len(add))
+	out := make([]Line, 0, len(aligned)+len(add))
 	out = append(out, aligned[:at]...)
 	out = append(out, add...)
-	return compact(append(out, aligned[at:]...))
+	return Compact(append(out, aligned[at:]...))
 }
 
-var iniCodec = kvCodec{
-	encode: func(key, v string) (string, error) {
+var INICodec = Codec{
+	Encode: func(key, v string) (string, error) {
 		switch {
 		case strings.ContainsAny(v, "\r\n"):
 			return "", fmt.Errorf("the value of %s holds a line break, which this ini writer does not fold into continuation lines", key)

@@ -1,4 +1,4 @@
-package steps
+package textedit
 
 import (
 	"strings"
@@ -6,10 +6,10 @@ import (
 	"github.com/pmezard/go-difflib/difflib"
 )
 
-// unifiedDiff renders the change from old to new as a unified diff with
+// UnifiedDiff renders the change from old to new as a unified diff with
 // three lines of context, or "" when they are equal. An empty old is a new
 // file and is labelled /dev/null, as diff -N does.
-func unifiedDiff(name, old, new string) string {
+func UnifiedDiff(name, old, new string) string {
 	if old == new {
 		return ""
 	}

@@ -1,4 +1,4 @@
-package steps
+package textedit
 
 import "testing"
 
@@ -13,8 +13,8 @@ func TestUnifiedDiff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := unifiedDiff("f", tt.old, tt.new); got != tt.want {
-				t.Errorf("unifiedDiff =\n%q\nwant\n%q", got, tt.want)
+			if got := UnifiedDiff("f", tt.old, tt.new); got != tt.want {
+				t.Errorf("UnifiedDiff =\n%q\nwant\n%q", got, tt.want)
 			}
 		})
 	}

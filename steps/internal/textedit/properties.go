@@ -1,4 +1,4 @@
-package steps
+package textedit
 
 import (
 	"errors"
@@ -12,12 +12,12 @@ import (
 // The Java properties format (the engine's aaa/*.properties):
 // ovirt_db_conf edits it, config_set with format: properties.
 
-// parseProperties parses s. An entry's head is its first line up to the
+// ParseProperties parses s. An entry's head is its first line up to the
 // value, so a rewrite keeps the key's spelling and separator style.
-func parseProperties(s string) (kvDoc, error) {
-	doc := kvDoc{lines: rawLines(s)}
-	for i := 0; i < len(doc.lines); i++ {
-		body, _ := lineBody(doc.lines[i])
+func ParseProperties(s string) (Doc, error) {
+	doc := Doc{Lines: RawLines(s)}
+	for i := 0; i < len(doc.Lines); i++ {
+		body, _ := LineBody(doc.Lines[i])
 		indent := len(body) - len(strings.TrimLeft(body, " \t\f"))
 		first := body[indent:]
 		if first == "" || first[0] == '#' || first[0] == '!' {
@@ -31,23 +31,23 @@ func parseProperties(s string) (kvDoc, error) {
 			if start == i {
 				firstLen--
 			}
-			if i+1 >= len(doc.lines) {
+			if i+1 >= len(doc.Lines) {
 				break
 			}
 			i++
-			next, _ := lineBody(doc.lines[i])
+			next, _ := LineBody(doc.Lines[i])
 			logical += strings.TrimLeft(next, " \t\f")
 		}
 		rawKey, valueAt := splitProperty(logical)
 		key, err := unescapeProperty(rawKey)
 		if err != nil {
-			return kvDoc{}, fmt.Errorf("line %d: key: %w", start+1, err)
+			return Doc{}, fmt.Errorf("line %d: key: %w", start+1, err)
 		}
 		value, err := unescapeProperty(logical[valueAt:])
 		if err != nil {
-			return kvDoc{}, fmt.Errorf("line %d: %s: %w", start+1, key, err)
+			return Doc{}, fmt.Errorf("line %d: %s: %w", start+1, key, err)
 		}
-		e := kvEntry{key: key, value: value, first: start, end: i + 1}
+		e := Entry{key: key, value: value, first: start, end: i + 1}
 		if valueAt <= firstLen {
 			e.head = body[:indent] + logical[:valueAt]
 		}
@@ -150,14 +150,14 @@ func unescapeProperty(s string) (string, error) {
 	return b.String(), nil
 }
 
-// escapeProperty writes s for a properties file. Everything can be
+// EscapeProperty writes s for a properties file. Everything can be
 // written: line breaks and other controls as escapes, and anything beyond
 // ASCII as \uXXXX, which reads the same whether the reader takes the file
 // as ISO-8859-1 (Properties.load(InputStream)) or as UTF-8. In a key, the
 // separators (=, :, blanks) and comment starters are escaped too; in a
 // value only a leading blank is, since only the first separator counts and
 // engine-setup writes URLs with bare : and = (config.datasource.jdbcurl).
-func escapeProperty(s string, isKey bool) (string, error) {
+func EscapeProperty(s string, isKey bool) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", errors.New("not valid UTF-8")
 	}
@@ -190,8 +190,8 @@ func escapeProperty(s string, isKey bool) (string, error) {
 	return b.String(), nil
 }
 
-// propertyValues maps keys to their final values.
-func propertyValues(doc kvDoc) map[string]string {
+// PropertyValues maps keys to their final values.
+func PropertyValues(doc Doc) map[string]string {
 	m := make(map[string]string, len(doc.entries))
 	for _, e := range doc.entries {
 		m[e.key] = e.value
@@ -199,16 +199,16 @@ func propertyValues(doc kvDoc) map[string]string {
 	return m
 }
 
-var propertiesCodec = kvCodec{
-	encode: func(key, v string) (string, error) {
-		enc, err := escapeProperty(v, false)
+var PropertiesCodec = Codec{
+	Encode: func(key, v string) (string, error) {
+		enc, err := EscapeProperty(v, false)
 		if err != nil {
 			return "", fmt.Errorf("the value of %s is %w", key, err)
 		}
 		return enc, nil
 	},
 	newLine: func(key, enc string) string {
-		k, err := escapeProperty(key, true)
+		k, err := EscapeProperty(key, true)
 		if err != nil { // Validate refuses such keys; keep them readable anyway
 			k = strconv.Quote(key)
 		}
