@@ -29,21 +29,36 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	if err := r.checkSelection(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(r.opts.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
 	trace := newTracer(r.opts.Trace, r.clean)
 	begin := time.Now()
-	lk, err := acquireLock(lockPath(r.opts.StateDir, r.plan.Name), r.opts.Now())
+	who, ws := whoAmI()
+	lk, err := r.opts.State.Lock(ctx, r.plan.Name, Holder{PID: os.Getpid(), User: who, Workstation: ws, Since: r.opts.Now()})
 	trace.since("", "", "lock", begin, err)
 	if err != nil {
 		return nil, err
 	}
-	defer lk.release()
+	released := false
+	defer func() {
+		if !released {
+			lk.Release(false)
+		}
+	}()
+	// A lock the store can lose (its database session ended) stops the
+	// run: another workstation may take the plan over from then on.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if lost := lk.Lost(); lost != nil {
+		go func() {
+			select {
+			case <-lost:
+				stop(ErrLockLost)
+			case <-ctx.Done():
+			}
+		}()
+	}
 
-	path := JournalPath(r.opts.StateDir, r.plan.Name)
 	begin = time.Now()
-	old, err := ReadJournal(path)
+	old, err := lk.Read(ctx)
 	trace.since("", "", "journal read", begin, err)
 	if err != nil {
 		return nil, err
@@ -70,17 +85,14 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 		return old, err
 	}
 	begin = time.Now()
-	err = j.save(path, r.opts.Now())
+	j.Updated = r.opts.Now()
+	err = lk.Save(ctx, j)
 	trace.since("", "", "journal save", begin, err)
 	if err != nil {
 		return j, err
 	}
-	lg, err := openLog(path)
-	if err != nil {
-		return j, err
-	}
 
-	a := &applier{Runner: r, j: j, path: path, hosts: hosts, log: lg, trace: trace, invocation: j.History[len(j.History)-1].RunID,
+	a := &applier{Runner: r, j: j, hosts: hosts, lock: lk, trace: trace, invocation: j.History[len(j.History)-1].RunID,
 		prepared: steps.NewPrepared()}
 	runErr := a.run(ctx)
 	a.prepared.Close()
@@ -91,6 +103,9 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	case runErr == nil:
 		j.Status = StatusCompleted
 		j.Ended = now
+	case errors.Is(context.Cause(ctx), ErrLockLost):
+		j.Status = StatusInterrupted
+		runErr = fmt.Errorf("interrupted: %w (resume with --resume once the state store is reachable)", ErrLockLost)
 	case ctx.Err() != nil:
 		j.Status = StatusInterrupted
 		runErr = fmt.Errorf("interrupted: %w (resume with --resume)", ctx.Err())
@@ -100,9 +115,13 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	}
 	hist.Status, hist.Ended = j.Status, now
 	begin = time.Now()
-	saveErr := j.save(path, now)
+	j.Updated = now
+	// The final save is made even when ctx is done: it records how the
+	// run ended.
+	saveErr := lk.Save(context.WithoutCancel(ctx), j)
 	trace.since("", "", "journal save", begin, saveErr)
-	if err := lg.close(saveErr == nil); err != nil && saveErr == nil {
+	released = true
+	if err := lk.Release(saveErr == nil); err != nil && saveErr == nil {
 		saveErr = err
 	}
 	if saveErr != nil && runErr == nil {
@@ -227,9 +246,8 @@ func newRunID(now time.Time) string {
 type applier struct {
 	*Runner
 	j          *Journal
-	path       string
 	hosts      *pool
-	log        *journalLog
+	lock       Lock
 	trace      *tracer
 	invocation string // this apply's own RunID, tagging its log entries
 	// prepared holds what the next step opened ahead (steps.Preparer);
@@ -244,7 +262,7 @@ type applier struct {
 func (a *applier) note(rec *StepRecord, sync bool) error {
 	now := a.opts.Now()
 	a.j.Updated = now
-	e := logEntry{Run: a.invocation, Step: rec, Status: a.j.Status, FailedStep: a.j.FailedStep, Error: a.j.Error,
+	e := LogEntry{Run: a.invocation, Step: rec, Status: a.j.Status, FailedStep: a.j.FailedStep, Error: a.j.Error,
 		PointOfNoReturn: a.j.PointOfNoReturn, Updated: now}
 	if rec != nil {
 		e.List, e.Index = "steps", slices.Index(a.j.Steps, rec)
@@ -253,7 +271,7 @@ func (a *applier) note(rec *StepRecord, sync bool) error {
 		}
 	}
 	begin := time.Now()
-	err := a.log.append(e, sync)
+	err := a.lock.Append(context.Background(), e, sync)
 	what := "journal append"
 	if sync {
 		what = "journal append, synced"

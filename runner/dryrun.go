@@ -111,7 +111,7 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 
 	var errs []error
 	pv := &Preview{}
-	runID, recorded := r.dryRunID()
+	runID, recorded := r.dryRunID(ctx)
 	if r.opts.Offline {
 		for _, d := range r.plan.Detect {
 			r.emit(Event{Type: EventDetect, Step: d.Name, Host: d.Host, Status: "unknown",
@@ -198,11 +198,11 @@ func (r *Runner) Plan(ctx context.Context) (*Preview, error) {
 // apply would start a fresh run (no journal, a completed or rolled-back
 // run, --restart), for which nothing left on a host is its own. The
 // detections that run recorded come with it: its steps go on with them.
-func (r *Runner) dryRunID() (string, map[string]bool) {
+func (r *Runner) dryRunID(ctx context.Context) (string, map[string]bool) {
 	if r.opts.Restart {
 		return "", nil
 	}
-	j, err := ReadJournal(JournalPath(r.opts.StateDir, r.plan.Name))
+	j, err := r.opts.State.Read(ctx, r.plan.Name)
 	if err != nil || resumeRefusal(j) != nil {
 		// An unreadable journal makes apply refuse: show a fresh run.
 		return "", nil

@@ -34,7 +34,11 @@ var (
 
 // Options tune a run. The zero value is a fresh apply with no output.
 type Options struct {
-	// StateDir holds the journal and the lock; default ".migrun" beside the plan.
+	// State keeps the journal and the lock; nil means a FileStore in
+	// StateDir.
+	State Store
+	// StateDir is the FileStore's directory when State is nil; default
+	// ".migrun" beside the plan.
 	StateDir string
 	// Resume continues an interrupted or failed run; Restart discards its
 	// journal and starts over. At most one may be set.
@@ -81,6 +85,9 @@ func New(p *plan.Plan, connect Connector, secrets secret.Values, opts Options) *
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir(p.File)
 	}
+	if opts.State == nil {
+		opts.State = FileStore{Dir: opts.StateDir}
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -106,15 +113,6 @@ func New(p *plan.Plan, connect Connector, secrets secret.Values, opts Options) *
 // DefaultStateDir is ".migrun" in the plan file's directory.
 func DefaultStateDir(planFile string) string {
 	return filepath.Join(filepath.Dir(planFile), ".migrun")
-}
-
-// JournalPath is where the journal of the plan called name lives.
-func JournalPath(stateDir, name string) string {
-	return filepath.Join(stateDir, name+".journal.json")
-}
-
-func lockPath(stateDir, name string) string {
-	return filepath.Join(stateDir, name+".lock")
 }
 
 // StepError is a step that failed; it names the step and its host.

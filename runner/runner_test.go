@@ -329,9 +329,7 @@ func TestFailureRunsOnFailureAndResumeContinues(t *testing.T) {
 	}
 	// Without a rollback that did anything, resume continues the run.
 	j.OnFailure = nil
-	if err := j.save(JournalPath(filepath.Join(f.dir, "state"), f.plan.Name), time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	saveJournal(t, FileStore{Dir: filepath.Join(f.dir, "state")}, f.plan.Name, j)
 	if _, err := f.apply(Options{Resume: true}); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
@@ -459,9 +457,7 @@ func TestResumeRechecksStepLeftRunning(t *testing.T) {
 	j.Steps[1].Status = StatusRunning
 	j.Steps[2].Status = StatusPending
 	delete(f.w.files, "a:/three")
-	if err := j.save(JournalPath(filepath.Join(f.dir, "state"), f.plan.Name), time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	saveJournal(t, FileStore{Dir: filepath.Join(f.dir, "state")}, f.plan.Name, j)
 	f.w.applied = nil
 	if _, err := f.apply(Options{Resume: true}); err != nil {
 		t.Fatal(err)
@@ -837,5 +833,22 @@ func TestPrepareNextStep(t *testing.T) {
 	}
 	if want := []string{"four after [one] prepared=true", "five after [one three] prepared=true"}; !slices.Equal(calls, want) {
 		t.Fatalf("resumed, prepared:\n%q\nwant\n%q", calls, want)
+	}
+}
+
+// saveJournal writes j as the journal of name in store, as an apply that
+// ended would have left it.
+func saveJournal(t *testing.T, store Store, name string, j *Journal) {
+	t.Helper()
+	ctx := context.Background()
+	lk, err := store.Lock(ctx, name, Holder{PID: os.Getpid(), Since: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lk.Save(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if err := lk.Release(true); err != nil {
+		t.Fatal(err)
 	}
 }
