@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -31,8 +30,7 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	}
 	trace := newTracer(r.opts.Trace, r.clean)
 	begin := time.Now()
-	who, ws := whoAmI()
-	lk, err := r.opts.State.Lock(ctx, r.plan.Name, Holder{PID: os.Getpid(), User: who, Workstation: ws, Since: r.opts.Now()})
+	lk, err := r.opts.State.Lock(ctx, r.plan.Name, ThisProcess(r.opts.Now))
 	trace.since("", "", "lock", begin, err)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,7 @@ func runReport(ctx context.Context, args []string, e env) error {
 	} else if p, err = loadPlan(files[0], &c, e); err != nil {
 		return err
 	}
-	path, j, err := readJournalOf(p, &c)
+	path, j, err := readJournalOf(ctx, p, &c, e)
 	if err != nil {
 		return err
 	}

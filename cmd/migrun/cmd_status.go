@@ -37,7 +37,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	path, j, err := readJournalOf(p, &c)
+	path, j, err := readJournalOf(ctx, p, &c, e)
 	if err != nil {
 		return err
 	}
@@ -128,14 +128,19 @@ func detectedLine(j *runner.Journal) string {
 	return "Detected when the run started (a resume goes on with these): " + strings.Join(parts, ", ")
 }
 
-// readJournalOf reads the journal of plan p from --state-dir, or the
-// plan's default state directory; j is nil when the plan never ran.
-func readJournalOf(p *plan.Plan, c *commonFlags) (path string, j *runner.Journal, err error) {
-	dir := c.stateDir
-	if dir == "" {
-		dir = runner.DefaultStateDir(p.File)
+// readJournalOf reads the journal of plan p from its store (see
+// commonFlags.store); where names it for messages, and j is nil when the
+// plan never ran.
+func readJournalOf(ctx context.Context, p *plan.Plan, c *commonFlags, e env) (where string, j *runner.Journal, err error) {
+	store, err := c.store(ctx, p, e)
+	if err != nil {
+		return "", nil, err
 	}
-	path = runner.JournalPath(dir, p.Name)
-	j, err = runner.ReadJournal(path)
-	return path, j, err
+	if fs, ok := store.(runner.FileStore); ok {
+		where = runner.JournalPath(fs.Dir, p.Name)
+	} else {
+		where = store.String() + " (" + p.Name + ")"
+	}
+	j, err = store.Read(ctx, p.Name)
+	return where, j, err
 }

@@ -34,6 +34,8 @@ func commands() []command {
 			flags: func() *flag.FlagSet { return statusFlagSet(new(commonFlags)) }, hidden: sshFlags, args: "plan"},
 		{name: "report", synopsis: "report [flags] PLAN|FILE", summary: "write the last run's report: one HTML page with its timeline, verdicts and commands",
 			flags: func() *flag.FlagSet { return reportFlagSet(new(commonFlags), new(string)) }, hidden: sshFlags, args: "plan"},
+		{name: "state", synopsis: "state migrate --from DIR|DB --to DIR|DB [PLAN_NAME...]", summary: "copy journals between a state directory and a state database",
+			flags: func() *flag.FlagSet { return new(stateOptions).flagSet() }},
 		{name: "steps", synopsis: "steps", summary: "list the step kinds"},
 		{name: "doc", synopsis: "doc KIND", summary: "document a step kind's fields", args: "kind"},
 		{name: "schema", synopsis: "schema", summary: "print the JSON Schema of plans (for editors)",

@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/migrun/migrun/runner"
 )
 
 // commonFlags are the flags every plan-reading command takes.
 type commonFlags struct {
 	vars     varFlag
 	stateDir string
-	output   string
-	verbose  bool
+	state    string
+	// opened is the store of --state or --state-dir, once opened.
+	opened  runner.Store
+	output  string
+	verbose bool
 	// SSH
 	knownHosts  string
 	acceptNew   bool
@@ -27,6 +32,7 @@ func (c *commonFlags) add(fs *flag.FlagSet) {
 	c.vars = varFlag{}
 	fs.Var(&c.vars, "var", "set a plan variable: `key=value` (repeatable)")
 	fs.StringVar(&c.stateDir, "state-dir", "", "journal and lock `directory` (default .migrun/ beside the plan)")
+	fs.StringVar(&c.state, "state", "", "keep journals and locks in a PostgreSQL `database` instead: postgres://USER@HOST/DB, the password from PGPASSWORD or ~/.pgpass (default $"+stateEnv+")")
 	fs.StringVar(&c.output, "output", "text", "output `format`: text or json (JSON lines events)")
 	fs.BoolVar(&c.verbose, "v", false, "verbose: stream command output")
 	fs.StringVar(&c.knownHosts, "known-hosts", "", "known_hosts `file` to check and record host keys in (default: ssh_config's UserKnownHostsFile, ~/.ssh/known_hosts; the global files are read too)")
@@ -39,6 +45,9 @@ func (c *commonFlags) add(fs *flag.FlagSet) {
 func (c *commonFlags) validate() error {
 	if c.output != "text" && c.output != "json" {
 		return usagef("--output must be text or json, not %q", c.output)
+	}
+	if c.state != "" && c.stateDir != "" {
+		return usagef("--state and --state-dir name two places for the journal: give one")
 	}
 	return nil
 }

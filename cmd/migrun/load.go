@@ -83,7 +83,9 @@ func newRunner(p *plan.Plan, c *commonFlags, sec secret.Values, e env, opts runn
 		pr.progress = &termProgress{w: e.stderr, now: time.Now}
 		opts.Progress = pr.progress
 	}
-	opts.StateDir = c.stateDir
+	if opts.State, err = c.store(context.Background(), p, e); err != nil {
+		return nil, nil, err
+	}
 	opts.Events = pr.event
 	if c.verbose && c.output == "text" {
 		opts.Output = sec.Writer(prefixWriter{w: e.stderr, prefix: "      | "})

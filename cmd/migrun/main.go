@@ -72,7 +72,7 @@ func exitCode(err error) int {
 		errors.Is(err, runner.ErrNothingToResume), errors.Is(err, runner.ErrRolledBack),
 		errors.Is(err, runner.ErrOtherReview), errors.Is(err, errDrift),
 		errors.Is(err, errReviewMismatch), errors.Is(err, errNotConfirmed),
-		errors.Is(err, runner.ErrRefused):
+		errors.Is(err, runner.ErrRefused), errors.Is(err, runner.ErrOtherJournal):
 		return exitRefused
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -143,6 +143,8 @@ func run(ctx context.Context, args []string, e env) error {
 		err = runStatus(ctx, rest, e)
 	case "report":
 		err = runReport(ctx, rest, e)
+	case "state":
+		err = runState(ctx, rest, e)
 	case "steps":
 		err = runSteps(ctx, rest, e)
 	case "doc":

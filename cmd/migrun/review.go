@@ -60,7 +60,11 @@ func applyReviewed(ctx context.Context, path string, data []byte, o reviewedAppl
 		if err != nil {
 			return err
 		}
-		check := runner.New(p, conn.connect, sec, runner.Options{StateDir: o.flags.stateDir, From: rv.From, Only: rv.Only})
+		store, err := o.flags.store(ctx, p, e)
+		if err != nil {
+			return err
+		}
+		check := runner.New(p, conn.connect, sec, runner.Options{State: store, From: rv.From, Only: rv.Only})
 		hostDrift, err := check.HostDrift(ctx, rv, version)
 		if err != nil {
 			return fmt.Errorf("dry run before applying %s: %w", path, err)

@@ -84,6 +84,9 @@ type Store struct {
 	opts  Options
 }
 
+// ErrPasswordInConn refuses a connection string that holds a password.
+var ErrPasswordInConn = errors.New("state: the connection string holds a password; give it in PGPASSWORD or ~/.pgpass instead (a command line is visible to every user of this machine)")
+
 // passwordRE finds a password given in a keyword/value connection string.
 var passwordRE = regexp.MustCompile(`(^|\s)password\s*=`)
 
@@ -95,7 +98,7 @@ var passwordRE = regexp.MustCompile(`(^|\s)password\s*=`)
 // password file keep it out of them.
 func Open(ctx context.Context, conn string, opts Options) (*Store, error) {
 	if hasPassword(conn) {
-		return nil, errors.New("state: the connection string holds a password; give it in PGPASSWORD or ~/.pgpass instead (a command line is visible to every user of this machine)")
+		return nil, ErrPasswordInConn
 	}
 	cfg, err := pgx.ParseConfig(conn)
 	if err != nil {
