@@ -187,6 +187,12 @@ type runResult struct {
 // come first (the subcommand and its flags), the plan last.
 func runMigrun(t *testing.T, knownHosts, planFile string, args ...string) runResult {
 	t.Helper()
+	return runMigrunAs(t, nil, knownHosts, planFile, args...)
+}
+
+// runMigrunAs is runMigrun through a command prefix (see asWorkstation).
+func runMigrunAs(t *testing.T, prefix []string, knownHosts, planFile string, args ...string) runResult {
+	t.Helper()
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -198,7 +204,8 @@ func runMigrun(t *testing.T, knownHosts, planFile string, args ...string) runRes
 		"--ssh-config", "none",
 		"--connect-timeout", "10s",
 		planFile)
-	cmd := exec.CommandContext(ctx, migrun, argv...)
+	full := append(append(append([]string{}, prefix...), migrun), argv...)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=") // the agent plays no part
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

@@ -286,11 +286,17 @@ func watchSecrets(secretValue string, skip func(pid int) bool, stop <-chan struc
 // channel.
 func startMigrun(t *testing.T, args ...string) (*exec.Cmd, <-chan map[string]any, *bytes.Buffer) {
 	t.Helper()
-	argv := append(append([]string{}, args...),
+	return startMigrunAs(t, nil, args...)
+}
+
+// startMigrunAs is startMigrun through a command prefix (see asWorkstation).
+func startMigrunAs(t *testing.T, prefix []string, args ...string) (*exec.Cmd, <-chan map[string]any, *bytes.Buffer) {
+	t.Helper()
+	argv := append(append(append(append([]string{}, prefix...), migrun), args...),
 		"--output", "json",
 		"--known-hosts", env["MIGRUN_E2E_KNOWN_HOSTS"], "--identity", env["MIGRUN_E2E_IDENTITY"],
 		"--ssh-config", "none", headlinePlan())
-	cmd := exec.Command(migrun, argv...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -28,6 +28,8 @@ down() {
 	if [ "${MIGRUN_E2E_HOSTS_UP:-}" != 1 ] && [ "${MIGRUN_E2E_KEEP:-}" != 1 ]; then
 		e2e/hosts/down.sh || rc=1
 	fi
+	# The state databases some tests start on this machine (internal/pgtest).
+	scripts/stop-test-clusters.sh || rc=1
 	exit "$rc"
 }
 if [ "${MIGRUN_E2E_HOSTS_UP:-}" != 1 ]; then

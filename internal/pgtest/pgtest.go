@@ -70,6 +70,11 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
+	// Whose cluster it is: scripts/stop-test-clusters.sh stops those whose
+	// test process is gone (killed, timed out) and left them running.
+	if err := os.WriteFile(filepath.Join(root, "owner"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chown(root, uid, gid); err != nil {
 		t.Fatal(err)
 	}
