@@ -30,7 +30,7 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	}
 	trace := newTracer(r.opts.Trace, r.clean)
 	begin := time.Now()
-	lk, err := r.opts.State.Lock(ctx, r.plan.Name, ThisProcess(r.opts.Now))
+	lk, err := r.opts.State.Lock(ctx, r.journalName(), ThisProcess(r.opts.Now))
 	trace.since("", "", "lock", begin, err)
 	if err != nil {
 		return nil, err

@@ -202,7 +202,7 @@ func (r *Runner) dryRunID(ctx context.Context) (string, map[string]bool) {
 	if r.opts.Restart {
 		return "", nil
 	}
-	j, err := r.opts.State.Read(ctx, r.plan.Name)
+	j, err := r.opts.State.Read(ctx, r.journalName())
 	if err != nil || resumeRefusal(j) != nil {
 		// An unreadable journal makes apply refuse: show a fresh run.
 		return "", nil

@@ -37,6 +37,10 @@ type Options struct {
 	// State keeps the journal and the lock; nil means a FileStore in
 	// StateDir.
 	State Store
+	// Set names the inventory set this run is, when a plan runs across a
+	// fleet: the run's journal and lock are then PLAN@SET, and its events
+	// carry the set.
+	Set string
 	// StateDir is the FileStore's directory when State is nil; default
 	// ".migrun" beside the plan.
 	StateDir string
@@ -114,6 +118,18 @@ func New(p *plan.Plan, connect Connector, secrets secret.Values, opts Options) *
 func DefaultStateDir(planFile string) string {
 	return filepath.Join(filepath.Dir(planFile), ".migrun")
 }
+
+// JournalName is the name of a run's journal and lock in a state store:
+// the plan's name, or PLAN@SET for one set of an inventory.
+func JournalName(plan, set string) string {
+	if set == "" {
+		return plan
+	}
+	return plan + "@" + set
+}
+
+// journalName is this run's JournalName.
+func (r *Runner) journalName() string { return JournalName(r.plan.Name, r.opts.Set) }
 
 // StepError is a step that failed; it names the step and its host.
 type StepError struct {
@@ -275,6 +291,7 @@ func (r *Runner) emit(e Event) {
 	e.Version = EventSchemaVersion
 	e.Time = r.opts.Now()
 	e.Plan = r.plan.Name
+	e.Set = r.opts.Set
 	e.Error = r.clean(e.Error)
 	e.Reason = r.clean(e.Reason)
 	r.opts.Events(e)

@@ -359,3 +359,72 @@ steps:
 func local(_ context.Context, h plan.Host) (executors.Executor, error) {
 	return executors.NewLocal(h.Name), nil
 }
+
+// TestFleetSplitBetweenWorkers: two migruns ("workers", each its own
+// client of the state database) are given the same six sets, two at a
+// time each. Every set runs exactly once in all, the one made to fail
+// fails once, and each worker reports the sets it did not run as taken,
+// done before or unfinished.
+func TestFleetSplitBetweenWorkers(t *testing.T) {
+	_, conn := stateDB(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := fmt.Sprintf(`version: 1
+name: fleet
+vars: {set: none}
+hosts:
+  here: {local: true}
+steps:
+  - id: work
+    host: here
+    command: {script: "echo ran >> %[1]s/${set}.count; sleep 0.2; test ${set} != s4"}
+`, dir)
+	sets := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
+	worker := func() []runner.SetResult {
+		store := open(t, conn, pgstate.Options{})
+		return runner.RunFleet(ctx, sets, 2, func(ctx context.Context, set string) (*runner.Journal, error) {
+			p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(src), nil, map[string]string{"set": set})
+			if err != nil {
+				return nil, err
+			}
+			return runner.New(p, local, nil, runner.Options{State: store, Set: set}).Apply(ctx)
+		})
+	}
+	var a, b []runner.SetResult
+	done := make(chan struct{})
+	go func() { a = worker(); close(done) }()
+	b = worker()
+	<-done
+
+	ranBy := map[string]int{}
+	for _, results := range [][]runner.SetResult{a, b} {
+		for _, r := range results {
+			switch r.Outcome {
+			case runner.SetCompleted, runner.SetFailed:
+				ranBy[r.Set]++
+			case runner.SetTaken, runner.SetDoneBefore, runner.SetUnfinished:
+			default:
+				t.Errorf("%s: %s (%v)", r.Set, r.Outcome, r.Err)
+			}
+			if r.Set == "s4" && r.Outcome == runner.SetCompleted {
+				t.Errorf("s4 completed; it was made to fail")
+			}
+		}
+	}
+	for _, set := range sets {
+		count, _ := os.ReadFile(filepath.Join(dir, set+".count"))
+		if ranBy[set] != 1 || string(count) != "ran\n" {
+			t.Errorf("set %s: run by %d workers, its step ran %q; want once", set, ranBy[set], count)
+		}
+	}
+	t.Logf("worker a: %v", summary(a))
+	t.Logf("worker b: %v", summary(b))
+}
+
+func summary(results []runner.SetResult) string {
+	var out []string
+	for _, r := range results {
+		out = append(out, r.Set+"="+r.Outcome)
+	}
+	return strings.Join(out, " ")
+}
