@@ -44,7 +44,7 @@ type Event struct {
 	Time     time.Time      `json:"time"`
 	Type     string         `json:"type"`
 	Plan     string         `json:"plan"`
-	Set      string         `json:"set,omitempty"` // the inventory set, in a fleet
+	Set      string         `json:"set,omitempty"`  // the inventory set, in a fleet
 	Mode     string         `json:"mode,omitempty"` // plan, fresh, resume, restart
 	Step     string         `json:"step,omitempty"`
 	Kind     string         `json:"kind,omitempty"`
