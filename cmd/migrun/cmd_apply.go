@@ -22,6 +22,8 @@ type applyOptions struct {
 	resume, restart bool
 	expect          string
 	trace           string
+	fleet           fleetFlags
+	parallel        int
 }
 
 func (o *applyOptions) flagSet() *flag.FlagSet {
@@ -33,6 +35,8 @@ func (o *applyOptions) flagSet() *flag.FlagSet {
 	fs.BoolVar(&o.restart, "restart", false, "start over even though the journal records an earlier run")
 	fs.StringVar(&o.expect, "expect-sha256", "", "apply the reviewed plan FILE only if its sha256 is `SHA` (the one an approval quotes)")
 	fs.StringVar(&o.trace, "trace", "", "write every lock, journal write, connection and host operation, timed, to `FILE` (tab-separated; no secrets)")
+	o.fleet.add(fs)
+	fs.IntVar(&o.parallel, "parallel", 1, "with --inventory: run at most `K` sets at once")
 	return fs
 }
 
@@ -55,6 +59,23 @@ func runApply(ctx context.Context, args []string, e env) error {
 	data, err := os.ReadFile(files[0])
 	if err != nil {
 		return err
+	}
+	if o.fleet.inventory != "" || o.fleet.limit != "" || o.fleet.hostVar != "" || o.parallel != 1 {
+		switch {
+		case runner.IsReviewed(data):
+			return usagef("--inventory applies a plan to many sets; a reviewed plan was reviewed for one")
+		case o.parallel < 1:
+			return usagef("--parallel: want at least 1, got %d", o.parallel)
+		case o.fleet.inventory == "" && o.parallel != 1:
+			return usagef("--parallel runs the sets of an --inventory at once")
+		case o.trace != "":
+			return usagef("--trace follows one run; it cannot be given with --inventory")
+		}
+		fl, err := loadFleet(files[0], o.fleet, &c, e)
+		if err != nil {
+			return err
+		}
+		return applyFleet(ctx, fl, &o, e)
 	}
 	if runner.IsReviewed(data) {
 		if sel.from != "" || sel.only() != nil {

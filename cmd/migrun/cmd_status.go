@@ -15,15 +15,19 @@ import (
 )
 
 // statusFlagSet is status's flags.
-func statusFlagSet(c *commonFlags) *flag.FlagSet {
+func statusFlagSet(c *commonFlags, f *fleetFlags) *flag.FlagSet {
 	fs := newFlagSet("status", "status [flags] PLAN")
 	c.add(fs)
+	f.add(fs)
 	return fs
 }
 
 func runStatus(ctx context.Context, args []string, e env) error {
-	var c commonFlags
-	files, err := parseFlags(statusFlagSet(&c), args, e)
+	var (
+		c commonFlags
+		f fleetFlags
+	)
+	files, err := parseFlags(statusFlagSet(&c, &f), args, e)
 	if err != nil {
 		return err
 	}
@@ -32,6 +36,13 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	}
 	if err := c.validate(); err != nil {
 		return err
+	}
+	if f.inventory != "" || f.limit != "" || f.hostVar != "" {
+		fl, err := loadFleet(files[0], f, &c, e)
+		if err != nil {
+			return err
+		}
+		return statusFleet(ctx, fl, &c, e)
 	}
 	p, err := loadPlan(files[0], &c, e)
 	if err != nil {

@@ -31,7 +31,7 @@ func commands() []command {
 		{name: "apply", synopsis: "apply [flags] PLAN|FILE", summary: "run a plan, or exactly a reviewed plan, refusing hosts that drifted",
 			flags: func() *flag.FlagSet { return new(applyOptions).flagSet() }, args: "plan"},
 		{name: "status", synopsis: "status [flags] PLAN", summary: "show the journal of the last run",
-			flags: func() *flag.FlagSet { return statusFlagSet(new(commonFlags)) }, hidden: sshFlags, args: "plan"},
+			flags: func() *flag.FlagSet { return statusFlagSet(new(commonFlags), new(fleetFlags)) }, hidden: sshFlags, args: "plan"},
 		{name: "report", synopsis: "report [flags] PLAN|FILE", summary: "write the last run's report: one HTML page with its timeline, verdicts and commands",
 			flags: func() *flag.FlagSet { return reportFlagSet(new(commonFlags), new(string)) }, hidden: sshFlags, args: "plan"},
 		{name: "state", synopsis: "state migrate --from DIR|DB --to DIR|DB [PLAN_NAME...]", summary: "copy journals between a state directory and a state database",
