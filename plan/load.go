@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -121,4 +122,25 @@ func expandedSize(root *yaml.Node) int {
 		return total
 	}
 	return size(root)
+}
+
+// DeclaredVars lists the vars the plan at path declares, without loading
+// it: what an inventory's sets may set. A plan that is not even YAML is
+// left for Load to report.
+func DeclaredVars(path string) (map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Vars map[string]yaml.Node `yaml:"vars"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	names := make(map[string]bool, len(doc.Vars))
+	for k := range doc.Vars {
+		names[k] = true
+	}
+	return names, nil
 }

@@ -65,7 +65,9 @@ func loadFleet(planFile string, f fleetFlags, c *commonFlags, e env) (*fleet, er
 			return nil, usagef("--limit and --host-var select from an --inventory")
 		}
 	}
-	base, err := loadPlan(planFile, c, e)
+	// The plan is checked once per set, with the set's vars: its defaults
+	// may be placeholders that only a set makes valid.
+	declared, err := plan.DeclaredVars(planFile)
 	if err != nil {
 		return nil, err
 	}
@@ -77,16 +79,16 @@ func loadFleet(planFile string, f fleetFlags, c *commonFlags, e env) (*fleet, er
 		if !inv.Ansible {
 			return nil, usagef("--host-var: %s is a migrun inventory, whose sets name their vars", f.inventory)
 		}
-		if _, ok := base.Vars[f.hostVar]; !ok {
+		if !declared[f.hostVar] {
 			return nil, usagef("--host-var %s: the plan has no var %q", f.hostVar, f.hostVar)
 		}
 	}
-	fl := &fleet{planFile: planFile, inv: inv, plans: map[string]*plan.Plan{}, name: base.Name}
+	fl := &fleet{planFile: planFile, inv: inv, plans: map[string]*plan.Plan{}}
 	var problems []string
 	for _, set := range inv.Sets {
 		vars := map[string]string{}
 		for k, v := range set.Vars {
-			if _, declared := base.Vars[k]; declared {
+			if declared[k] {
 				vars[k] = v
 			} else if !inv.Ansible {
 				// An Ansible host carries every var the team keeps; a
@@ -103,7 +105,7 @@ func loadFleet(planFile string, f fleetFlags, c *commonFlags, e env) (*fleet, er
 			problems = append(problems, fmt.Sprintf("set %s:\n%v", set.Name, err))
 			continue
 		}
-		fl.plans[set.Name] = p
+		fl.plans[set.Name], fl.name = p, p.Name
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {

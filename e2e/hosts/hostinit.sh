@@ -26,6 +26,9 @@ printf '%s\n' "$E2E_HOST" >/etc/hostname
 	printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n'
 	printf '%s\t%s.e2e.test %s\n' "$E2E_ENGINE_IP" engine engine "$E2E_DB_IP" db db \
 		"$E2E_GATEWAY_IP" workstation workstation
+	# Its own name (a fleet pair's host), which sudo looks up: unresolved,
+	# every sudo would wait on DNS.
+	case $E2E_HOST in engine | db) ;; *) printf '%s\t%s.e2e.test %s\n' "$E2E_HOST_IP" "$E2E_HOST" "$E2E_HOST" ;; esac
 } >/etc/hosts
 for d in $E2E_PRIVATE_DIRS; do
 	mkdir -p "$d" # under /etc: in the overlay; elsewhere up.sh made it

@@ -39,8 +39,24 @@ require_root() {
 	[ "$(id -u)" = 0 ] || die "must run as root (network and mount namespaces, iptables, apt-get): try sudo $0"
 }
 
-host_ip() { case $1 in engine) echo "$MIGRUN_E2E_ENGINE_IP" ;; db) echo "$MIGRUN_E2E_DB_IP" ;; *) die "no host $1" ;; esac; }
-host_ns() { case $1 in engine) echo "$MIGRUN_E2E_ENGINE_NS" ;; db) echo "$MIGRUN_E2E_DB_NS" ;; *) die "no host $1" ;; esac; }
+# A fleet pair's hosts (MIGRUN_E2E_FLEET_PAIRS): mN at .100+N, dN at .150+N.
+host_ip() {
+	case $1 in
+	engine) echo "$MIGRUN_E2E_ENGINE_IP" ;;
+	db) echo "$MIGRUN_E2E_DB_IP" ;;
+	m[1-9] | m[1-4][0-9]) echo "$MIGRUN_E2E_NET_PREFIX.$((100 + ${1#m}))" ;;
+	d[1-9] | d[1-4][0-9]) echo "$MIGRUN_E2E_NET_PREFIX.$((150 + ${1#d}))" ;;
+	*) die "no host $1" ;;
+	esac
+}
+host_ns() {
+	case $1 in
+	engine) echo "$MIGRUN_E2E_ENGINE_NS" ;;
+	db) echo "$MIGRUN_E2E_DB_NS" ;;
+	m[1-9] | m[1-4][0-9] | d[1-9] | d[1-4][0-9]) echo "$MIGRUN_E2E_ENGINE_NS-$1" ;;
+	*) die "no host $1" ;;
+	esac
+}
 host_dir() { echo "$MIGRUN_E2E_ROOT/$1"; }
 # The root-namespace end of a host's veth pair (<= 15 characters), named
 # after the host's namespace so that two sets of hosts never share one:

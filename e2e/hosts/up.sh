@@ -12,6 +12,7 @@ set -euo pipefail
 # What the caller asked for, before env.sh reads what is up now.
 user_subnet=${MIGRUN_E2E_SUBNET:-} user_bridge=${MIGRUN_E2E_BRIDGE:-}
 user_engine_ns=${MIGRUN_E2E_ENGINE_NS:-} user_db_ns=${MIGRUN_E2E_DB_NS:-}
+user_fleet_pairs=${MIGRUN_E2E_FLEET_PAIRS:-}
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root
@@ -46,13 +47,15 @@ if [ -e "$MIGRUN_E2E_ROOT" ] ||
 	log "a partial set-up is there: taking it down first"
 	"$E2E_HOSTS_DIR/down.sh"
 	MIGRUN_E2E_UP_RETRY=1 MIGRUN_E2E_SUBNET=$user_subnet MIGRUN_E2E_BRIDGE=$user_bridge \
-		MIGRUN_E2E_ENGINE_NS=$user_engine_ns MIGRUN_E2E_DB_NS=$user_db_ns exec "$E2E_HOSTS_DIR/up.sh"
+		MIGRUN_E2E_ENGINE_NS=$user_engine_ns MIGRUN_E2E_DB_NS=$user_db_ns \
+		MIGRUN_E2E_FLEET_PAIRS=$user_fleet_pairs exec "$E2E_HOSTS_DIR/up.sh"
 fi
 for v in MIGRUN_E2E_ENGINE_NS MIGRUN_E2E_DB_NS MIGRUN_E2E_BRIDGE; do
 	[[ ${!v} =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "$v=${!v}: use letters, digits, . _ - only"
 done
 [ ${#MIGRUN_E2E_BRIDGE} -le 15 ] || die "MIGRUN_E2E_BRIDGE=$MIGRUN_E2E_BRIDGE: an interface name has 15 characters at most"
 [ "$MIGRUN_E2E_ENGINE_NS" != "$MIGRUN_E2E_DB_NS" ] || die "MIGRUN_E2E_ENGINE_NS and MIGRUN_E2E_DB_NS must differ"
+[[ $MIGRUN_E2E_FLEET_PAIRS =~ ^[0-9]+$ ]] && [ "$MIGRUN_E2E_FLEET_PAIRS" -le 49 ] || die "MIGRUN_E2E_FLEET_PAIRS=$MIGRUN_E2E_FLEET_PAIRS: want 0 to 49"
 t0=$(date +%s)
 
 # --- packages -----------------------------------------------------------------
@@ -133,6 +136,7 @@ install -d -m 0700 "$MIGRUN_E2E_CLIENT_DIR"
 	echo "MIGRUN_E2E_ENGINE_NS=$MIGRUN_E2E_ENGINE_NS"
 	echo "MIGRUN_E2E_DB_NS=$MIGRUN_E2E_DB_NS"
 	echo "MIGRUN_E2E_ENGINE_VERSION=$MIGRUN_E2E_ENGINE_VERSION"
+	echo "MIGRUN_E2E_FLEET_PAIRS=$MIGRUN_E2E_FLEET_PAIRS"
 } >"$MIGRUN_E2E_ROOT/hosts.env"
 # Mount points and dirs this machine lacked, for down.sh to remove.
 created=$MIGRUN_E2E_ROOT/created-paths
@@ -245,8 +249,9 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 	CONF
 
 	# The host's environment for hostinit.sh and the stand-in init.
+	# A fleet pair's hosts have PostgreSQL only.
 	local svcs en
-	eval "svcs=\$E2E_SERVICES_$h en=\$E2E_ENABLED_$h"
+	eval "svcs=\${E2E_SERVICES_$h:-postgresql} en=\${E2E_ENABLED_$h:-postgresql}"
 	cat >"$hd/host.env" <<-ENV
 		E2E_HOST=$h
 		E2E_HOST_IP=$ip
@@ -293,7 +298,7 @@ setup_host() { # HOST: files, keys, sshd config, PostgreSQL cluster
 	if [ "$h" = engine ]; then
 		engine_setup_hba "$pgdata/pg_hba.conf"
 		engine_files "$hd"
-	else
+	elif [ "$h" = db ]; then
 		he_host_files "$hd"
 	fi
 }
