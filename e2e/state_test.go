@@ -62,8 +62,9 @@ func TestStateDatabaseResumeFromAnotherWorkstation(t *testing.T) {
 	known := env["MIGRUN_E2E_KNOWN_HOSTS"]
 	status := runMigrunAs(t, asWorkstation("ws-b"), known, headlinePlan(), append([]string{"status", "--state", state}, vars...)...)
 	if status.code != 0 || !strings.Contains(status.out, "running (run") || !strings.Contains(status.out, "@ws-a") ||
-		!strings.Contains(status.out, "stop-engine") || !strings.Contains(status.out, "--resume") {
-		t.Fatalf("status from B does not show A's run where it ended (running, stop-engine done, by ws-a, resume advised):\n%s", status.out)
+		!strings.Contains(status.out, "stop-engine") || !strings.Contains(status.out, "--resume") ||
+		!strings.Contains(status.out, "Lock: free: the apply that wrote this journal is gone") {
+		t.Fatalf("status from B does not show A's run where it ended (running, stop-engine done, by ws-a, its lock free, resume advised):\n%s", status.out)
 	}
 	// A died in the downtime: the engine stopped, not started again.
 	for _, line := range strings.Split(status.out, "\n") {

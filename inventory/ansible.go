@@ -269,20 +269,32 @@ func readVarFiles(stem string) (map[string]string, error) {
 	return vars, nil
 }
 
-// yamlVars reads a YAML mapping of variables. Scalars are taken as their
-// text; lists and mappings as JSON (a plan var is a string).
-func yamlVars(file string, n *yaml.Node) (map[string]string, error) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+// mapping is n's key and value nodes, none for an empty value (null), or
+// an error naming what was wanted.
+func mapping(file string, n *yaml.Node, want string) ([]*yaml.Node, error) {
+	if isNull(n) {
 		return nil, nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: want a mapping of variables", file, n.Line)
+		return nil, fmt.Errorf("%s:%d: want %s", file, n.Line, want)
+	}
+	return n.Content, nil
+}
+
+// yamlVars reads a YAML mapping of variables. Scalars are taken as their
+// text; lists and mappings as JSON (a plan var is a string).
+func yamlVars(file string, n *yaml.Node) (map[string]string, error) {
+	kv, err := mapping(file, n, "a mapping of variables")
+	if err != nil {
+		return nil, err
 	}
 	vars := map[string]string{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i].Value, n.Content[i+1]
+	for i := 0; i+1 < len(kv); i += 2 {
+		k, v := kv[i].Value, kv[i+1]
 		if v.Kind == yaml.ScalarNode {
-			if v.Tag != "!!null" {
+			if !isNull(v) {
 				vars[k] = v.Value
 			}
 			continue
@@ -307,30 +319,26 @@ func parseAnsibleYAML(file string, root *yaml.Node) (*graph, error) {
 	var walk func(name string, n *yaml.Node) error
 	walk = func(name string, n *yaml.Node) error {
 		g.group(name)
-		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-			return nil
+		keys, err := mapping(file, n, "group "+name+"'s hosts, vars or children")
+		if err != nil {
+			return err
 		}
-		if n.Kind != yaml.MappingNode {
-			return fmt.Errorf("%s:%d: group %s: want hosts, vars or children", file, n.Line, name)
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, v := n.Content[i], n.Content[i+1]
+		for i := 0; i+1 < len(keys); i += 2 {
+			key, v := keys[i], keys[i+1]
 			switch key.Value {
 			case "hosts":
-				if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-					continue
+				hosts, err := mapping(file, v, name+".hosts as a mapping of host names")
+				if err != nil {
+					return err
 				}
-				if v.Kind != yaml.MappingNode {
-					return fmt.Errorf("%s:%d: %s.hosts: want a mapping of host names", file, v.Line, name)
-				}
-				for j := 0; j+1 < len(v.Content); j += 2 {
-					vars, err := yamlVars(file, v.Content[j+1])
+				for j := 0; j+1 < len(hosts); j += 2 {
+					vars, err := yamlVars(file, hosts[j+1])
 					if err != nil {
 						return err
 					}
-					names, err := expandHostPattern(v.Content[j].Value)
+					names, err := expandHostPattern(hosts[j].Value)
 					if err != nil {
-						return fmt.Errorf("%s:%d: %v", file, v.Content[j].Line, err)
+						return fmt.Errorf("%s:%d: %v", file, hosts[j].Line, err)
 					}
 					for _, h := range names {
 						g.addHost(name, h, vars)
@@ -345,16 +353,14 @@ func parseAnsibleYAML(file string, root *yaml.Node) (*graph, error) {
 					g.groups[name].vars[k] = val
 				}
 			case "children":
-				if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-					continue
+				children, err := mapping(file, v, name+".children as a mapping of groups")
+				if err != nil {
+					return err
 				}
-				if v.Kind != yaml.MappingNode {
-					return fmt.Errorf("%s:%d: %s.children: want a mapping of groups", file, v.Line, name)
-				}
-				for j := 0; j+1 < len(v.Content); j += 2 {
-					child := v.Content[j].Value
+				for j := 0; j+1 < len(children); j += 2 {
+					child := children[j].Value
 					g.addChild(name, child)
-					if err := walk(child, v.Content[j+1]); err != nil {
+					if err := walk(child, children[j+1]); err != nil {
 						return err
 					}
 				}

@@ -43,8 +43,8 @@ var setNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Load reads the inventory at path: migrun's format when its YAML has
 // `sets:` at the top, else an Ansible inventory (YAML, or INI when the file
-// is not a YAML mapping). limit, for an Ansible inventory, keeps the hosts
-// of these groups or names ("" keeps every host).
+// is not a YAML mapping). limit keeps the sets of these names and, in an
+// Ansible inventory, the hosts of these groups (none: every set).
 func Load(path string, limit []string) (*Inventory, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -53,10 +53,11 @@ func Load(path string, limit []string) (*Inventory, error) {
 	var root yaml.Node
 	yamlErr := yaml.Unmarshal(data, &root)
 	if yamlErr == nil && len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode && hasKey(root.Content[0], "sets") {
-		if len(limit) > 0 {
-			return nil, fmt.Errorf("%s: --limit selects the hosts of an Ansible inventory; this is a migrun inventory (sets:)", path)
+		inv, err := loadMigrun(path, root.Content[0])
+		if err != nil || len(limit) == 0 {
+			return inv, err
 		}
-		return loadMigrun(path, root.Content[0])
+		return inv.limited(limit)
 	}
 	var g *graph
 	if yamlErr == nil && len(root.Content) == 1 && root.Content[0].Kind == yaml.MappingNode {
@@ -75,6 +76,28 @@ func Load(path string, limit []string) (*Inventory, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &Inventory{File: path, Ansible: true, Sets: sets}, nil
+}
+
+// limited keeps the sets named in limit, in the inventory's order.
+func (inv *Inventory) limited(limit []string) (*Inventory, error) {
+	keep := map[string]bool{}
+	for _, l := range limit {
+		keep[l] = true
+	}
+	var sets []Set
+	for _, s := range inv.Sets {
+		if keep[s.Name] {
+			sets = append(sets, s)
+			delete(keep, s.Name)
+		}
+	}
+	for _, l := range limit {
+		if keep[l] {
+			return nil, fmt.Errorf("%s: --limit %s: no such set", inv.File, l)
+		}
+	}
+	inv.Sets = sets
+	return inv, nil
 }
 
 func hasKey(m *yaml.Node, key string) bool {

@@ -72,6 +72,12 @@ sets:
 				"site-b db_host=10.0.1.12,db_port=5433,engine_host=10.0.1.11,pg_data=/var/lib/pgsql/data\n",
 		},
 		{
+			name:  "migrun format, limited",
+			files: map[string]string{"inv": "version: 1\nsets:\n  - {name: a, vars: {x: '1'}}\n  - {name: b}\n  - {name: c, vars: {x: '3'}}\n"},
+			limit: []string{"c", "a"},
+			want:  "a x=1\nc x=3\n",
+		},
+		{
 			name: "Ansible INI: groups, children, ranges, precedence of all < parent < child < host",
 			files: map[string]string{"inv": `# the team's inventory
 [managers]
@@ -165,7 +171,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"unknown key", "version: 1\nsets:\n  - name: a\n    varz: {}\n", nil, `field varz not found`},
 		{"no version", "sets:\n  - name: a\n", nil, "version: want 1"},
 		{"no sets", "version: 1\nsets: []\n", nil, "no set to run"},
-		{"limit on a migrun inventory", "version: 1\nsets:\n  - name: a\n", []string{"g"}, "--limit selects the hosts of an Ansible inventory"},
+		{"unknown set in --limit", "version: 1\nsets:\n  - name: a\n", []string{"g"}, "inv: --limit g: no such set"},
 		{"unknown limit", "[g]\nh1\n", []string{"nope"}, "--limit nope: no such group or host"},
 		{"bad section", "[g:hosts]\nh1\n", nil, "inv:1: [g:hosts]: a section is"},
 		{"bad host var", "[g]\nh1 novalue\n", nil, `inv:2: host h1: want key=value, got "novalue"`},

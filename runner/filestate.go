@@ -147,6 +147,31 @@ func (s FileStore) Lock(_ context.Context, name string, h Holder) (Lock, error) 
 	return &fileLock{f: f, journal: JournalPath(s.Dir, name)}, nil
 }
 
+// HeldBy tries a shared flock on NAME.lock, which fails while an apply
+// holds it; it changes nothing (a missing lock file is a free lock).
+func (s FileStore) HeldBy(_ context.Context, name string) (string, error) {
+	path := filepath.Join(s.Dir, name+".lock")
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			holder, _ := os.ReadFile(path)
+			if h := strings.TrimSpace(string(holder)); h != "" {
+				return h, nil
+			}
+			return "another process", nil
+		}
+		return "", fmt.Errorf("lock %s: %w", path, err)
+	}
+	return "", syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
 // fileLock is a held FileStore lock and the journal it guards.
 type fileLock struct {
 	f       *os.File

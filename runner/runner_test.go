@@ -852,3 +852,25 @@ func saveJournal(t *testing.T, store Store, name string, j *Journal) {
 		t.Fatal(err)
 	}
 }
+
+func TestFileStoreHeldBy(t *testing.T) {
+	ctx := context.Background()
+	store := FileStore{Dir: filepath.Join(t.TempDir(), "state")}
+	if h, err := store.HeldBy(ctx, "p"); h != "" || err != nil {
+		t.Fatalf("HeldBy before any lock = %q, %v; want free", h, err)
+	}
+	lk, err := store.Lock(ctx, "p", Holder{PID: 4242, Workstation: "ws-a", Since: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := store.HeldBy(ctx, "p"); !strings.Contains(h, "pid 4242 on ws-a") || err != nil {
+		t.Fatalf("HeldBy while locked = %q, %v; want the holder", h, err)
+	}
+	if h, _ := store.HeldBy(ctx, "other"); h != "" {
+		t.Fatalf("another plan's lock is held by %q", h)
+	}
+	lk.Release(true)
+	if h, err := store.HeldBy(ctx, "p"); h != "" || err != nil {
+		t.Fatalf("HeldBy after the release = %q, %v; want free", h, err)
+	}
+}

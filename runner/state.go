@@ -60,6 +60,13 @@ var ErrLocked = errors.New("another migrun is running this plan")
 // ErrLockLost: the run lost its lock while it ran and stopped.
 var ErrLockLost = errors.New("the run lost its lock on the state store")
 
+// LockProber is a Store that can tell who holds a plan's lock without
+// taking it: status says whether the run its journal shows running is
+// alive.
+type LockProber interface {
+	HeldBy(ctx context.Context, name string) (string, error) // "" when free
+}
+
 // Lister is a Store that can list the plans it holds journals of (for
 // `migrun state migrate`).
 type Lister interface {

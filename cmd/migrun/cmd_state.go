@@ -42,11 +42,11 @@ func runState(ctx context.Context, args []string, e env) error {
 	if o.from == o.to {
 		return usagef("state migrate: --from and --to are the same place")
 	}
-	from, err := openStateAt(ctx, o.from)
+	from, err := openStateAt(o.from)
 	if err != nil {
 		return err
 	}
-	to, err := openStateAt(ctx, o.to)
+	to, err := openStateAt(o.to)
 	if err != nil {
 		return err
 	}
@@ -83,9 +83,9 @@ func runState(ctx context.Context, args []string, e env) error {
 
 // openStateAt opens a store named on the command line: a PostgreSQL
 // connection string, or else a state directory.
-func openStateAt(ctx context.Context, where string) (runner.Store, error) {
+func openStateAt(where string) (runner.Store, error) {
 	if isDatabaseState(where) {
-		s, err := pgstate.Open(ctx, where, pgstate.Options{})
+		s, err := pgstate.Open(where, pgstate.Options{})
 		if errors.Is(err, pgstate.ErrPasswordInConn) {
 			return nil, usageError{err.Error()}
 		}

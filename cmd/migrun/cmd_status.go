@@ -82,6 +82,9 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	if j.FailedStep != "" {
 		fmt.Fprintf(e.stdout, "Failed step: %s: %s\n", j.FailedStep, j.Error)
 	}
+	if line := lockLine(ctx, p, j, &c, e); line != "" {
+		fmt.Fprintln(e.stdout, line)
+	}
 	if next := runner.NextAction(j); next != "" {
 		fmt.Fprintln(e.stdout, next)
 	}
@@ -154,4 +157,29 @@ func readJournalOf(ctx context.Context, p *plan.Plan, c *commonFlags, e env) (wh
 	}
 	j, err = store.Read(ctx, p.Name)
 	return where, j, err
+}
+
+// lockLine says, for a journal that shows a run in progress, whether an
+// apply holds the plan's lock now (it runs) or nobody does (the run was
+// killed, or its workstation died: --resume continues it).
+func lockLine(ctx context.Context, p *plan.Plan, j *runner.Journal, c *commonFlags, e env) string {
+	if j.Status != runner.StatusRunning {
+		return ""
+	}
+	store, err := c.store(ctx, p, e)
+	if err != nil {
+		return ""
+	}
+	prober, ok := store.(runner.LockProber)
+	if !ok {
+		return ""
+	}
+	held, err := prober.HeldBy(ctx, p.Name)
+	switch {
+	case err != nil:
+		return "Lock: unknown (" + err.Error() + ")"
+	case held != "":
+		return "Lock: held by " + held + ": that apply is running."
+	}
+	return "Lock: free: the apply that wrote this journal is gone (killed, or its workstation died)."
 }

@@ -30,7 +30,7 @@ type fleetFlags struct {
 
 func (f *fleetFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.inventory, "inventory", "", "run the plan once per set of vars in `FILE`: migrun's inventory (sets:) or an Ansible inventory (INI or YAML; each host a set)")
-	fs.StringVar(&f.limit, "limit", "", "with an Ansible inventory: only the hosts of these `GROUP,HOST,...`")
+	fs.StringVar(&f.limit, "limit", "", "only these sets of the --inventory: `SET,...` (with an Ansible inventory: hosts or groups)")
 	fs.StringVar(&f.hostVar, "host-var", "", "with an Ansible inventory: the plan var that gets each host's address (ansible_host, else its name), e.g. engine_host")
 }
 
@@ -140,15 +140,19 @@ func applyFleet(ctx context.Context, fl *fleet, o *applyOptions, e env) error {
 	if _, err := o.c.store(ctx, fl.plans[fl.inv.Sets[0].Name], e); err != nil {
 		return err
 	}
-	out := &lockedWriter{w: e.stdout}
+	var sink sync.Mutex
 	results := runner.RunFleet(ctx, fl.setNames(), o.parallel, func(ctx context.Context, set string) (*runner.Journal, error) {
-		setOut := newLinePrefixer(out, "["+set+"] ")
-		defer setOut.Flush()
 		setEnv := e
 		if o.c.output == "text" {
-			setEnv.stdout, setEnv.stderr = setOut, setOut
+			out := newLinePrefixer(e.stdout, &sink, "["+set+"] ")
+			defer out.Flush()
+			setEnv.stdout, setEnv.stderr = out, out
 		} else {
-			setEnv.stdout = out // JSON events carry the set
+			// JSON events carry the set; messages go to stderr.
+			out, errOut := newLinePrefixer(e.stdout, &sink, ""), newLinePrefixer(e.stderr, &sink, "["+set+"] ")
+			defer out.Flush()
+			defer errOut.Flush()
+			setEnv.stdout, setEnv.stderr = out, errOut
 		}
 		p := fl.plans[set]
 		sec, err := resolveSecrets(p, setEnv)
@@ -169,7 +173,7 @@ func applyFleet(ctx context.Context, fl *fleet, o *applyOptions, e env) error {
 		}
 		return j, err
 	})
-	printFleetSummary(out, fl, results, o.c.output == "json")
+	printFleetSummary(e.stdout, fl, results, o.c.output == "json")
 	return fleetError(ctx, results)
 }
 
@@ -304,29 +308,26 @@ func statusFleet(ctx context.Context, fl *fleet, c *commonFlags, e env) error {
 	return tw.Flush()
 }
 
-// lockedWriter serialises the writes of concurrent sets.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
 // linePrefixer writes whole lines, each with a prefix, so that the output
-// of sets running at once interleaves line by line, never within one.
+// of sets running at once interleaves line by line, never within one: the
+// prefixers of one output share sink, the lock of its writes.
 type linePrefixer struct {
-	mu     sync.Mutex
+	mu     sync.Mutex // buf: a set's events and its commands' output
+	sink   *sync.Mutex
 	w      io.Writer
 	prefix string
 	buf    []byte
 }
 
-func newLinePrefixer(w io.Writer, prefix string) *linePrefixer {
-	return &linePrefixer{w: w, prefix: prefix}
+func newLinePrefixer(w io.Writer, sink *sync.Mutex, prefix string) *linePrefixer {
+	return &linePrefixer{w: w, sink: sink, prefix: prefix}
+}
+
+func (l *linePrefixer) write(b []byte) error {
+	l.sink.Lock()
+	defer l.sink.Unlock()
+	_, err := l.w.Write(b)
+	return err
 }
 
 func (l *linePrefixer) Write(b []byte) (int, error) {
@@ -344,7 +345,7 @@ func (l *linePrefixer) Write(b []byte) (int, error) {
 		l.buf = l.buf[i+1:]
 	}
 	if out.Len() > 0 {
-		if _, err := l.w.Write(out.Bytes()); err != nil {
+		if err := l.write(out.Bytes()); err != nil {
 			return 0, err
 		}
 	}
@@ -356,7 +357,7 @@ func (l *linePrefixer) Flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.buf) > 0 {
-		l.w.Write([]byte(l.prefix + string(l.buf) + "\n"))
+		l.write([]byte(l.prefix + string(l.buf) + "\n"))
 		l.buf = nil
 	}
 }

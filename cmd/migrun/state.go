@@ -19,18 +19,25 @@ func isDatabaseState(s string) bool {
 }
 
 // store opens where the journals and locks of plan p are kept: the
-// PostgreSQL database of --state (or $MIGRUN_STATE), else the files of
-// --state-dir (default .migrun beside the plan). Opened once per command.
+// PostgreSQL database of --state, else the directory of --state-dir, else
+// $MIGRUN_STATE, else the workstation config file's state: block, else
+// .migrun beside the plan. Opened once per command.
 func (c *commonFlags) store(ctx context.Context, p *plan.Plan, e env) (runner.Store, error) {
 	if c.opened != nil {
 		return c.opened, nil
 	}
-	conn := c.state
-	if conn == "" && c.stateDir == "" {
+	conn, dir := c.state, c.stateDir
+	if conn == "" && dir == "" {
 		conn = e.getenv(stateEnv)
 	}
+	if conn == "" && dir == "" {
+		cfg, err := readConfig(e)
+		if err != nil {
+			return nil, err
+		}
+		conn, dir = cfg.State.Postgres, cfg.State.Dir
+	}
 	if conn == "" {
-		dir := c.stateDir
 		if dir == "" {
 			dir = runner.DefaultStateDir(p.File)
 		}
@@ -40,7 +47,7 @@ func (c *commonFlags) store(ctx context.Context, p *plan.Plan, e env) (runner.St
 	if !isDatabaseState(conn) {
 		return nil, usagef("--state: want a PostgreSQL connection string (postgres://USER@HOST/DB), got %q; for a directory use --state-dir", conn)
 	}
-	s, err := openStateAt(ctx, conn)
+	s, err := openStateAt(conn)
 	if err != nil {
 		return nil, err
 	}

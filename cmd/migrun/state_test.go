@@ -20,6 +20,17 @@ func TestCLIDatabaseState(t *testing.T) {
 	planFile, dir := writePlan(t, localPlan)
 	vars := []string{"--var", "dir=" + dir}
 
+	// Reading writes nothing, not even migrun's tables.
+	for _, cmd := range []string{"status", "plan"} {
+		code, out, errOut := cli(t, secretEnv, append([]string{cmd, "--state", conn, planFile}, vars...)...)
+		if code != 0 {
+			t.Fatalf("%s --state on a new database: exit %d\n%s\n%s", cmd, code, out, errOut)
+		}
+	}
+	if got := srv.Psql(t, "SELECT to_regnamespace('migrun') IS NULL", "state"); got != "t" {
+		t.Fatal("status or plan created migrun's schema in the state database")
+	}
+
 	code, out, errOut := cli(t, secretEnv, append([]string{"apply", "--yes", "--state", conn, planFile}, vars...)...)
 	if code != 0 {
 		t.Fatalf("apply --state: exit %d\n%s\n%s", code, out, errOut)
@@ -41,6 +52,20 @@ func TestCLIDatabaseState(t *testing.T) {
 	code, _, errOut = cli(t, withState, append([]string{"apply", "--yes", planFile}, vars...)...)
 	if code != 3 || !strings.Contains(errOut, "already completed") {
 		t.Fatalf("second apply against the database: exit %d, %q", code, errOut)
+	}
+	// So does the workstation's config file.
+	cfgHome := t.TempDir()
+	os.MkdirAll(filepath.Join(cfgHome, "migrun"), 0o755)
+	os.WriteFile(filepath.Join(cfgHome, "migrun", "config.yaml"), []byte("state:\n  postgres: \""+conn+"\"\n"), 0o644)
+	withConfig := func(k string) string {
+		if k == "XDG_CONFIG_HOME" {
+			return cfgHome
+		}
+		return secretEnv(k)
+	}
+	code, out, _ = cli(t, withConfig, append([]string{"status", planFile}, vars...)...)
+	if code != 0 || !strings.Contains(out, "completed") {
+		t.Fatalf("status with the config file's state: %d\n%s", code, out)
 	}
 	if got := srv.Psql(t, "SELECT count(*) FROM migrun.journals WHERE snapshot::text LIKE '%very-secret-value%'", "state"); got != "0" {
 		t.Fatal("the state database holds the secret")
@@ -74,6 +99,18 @@ func TestCLIDatabaseState(t *testing.T) {
 
 func TestCLIStateUsage(t *testing.T) {
 	planFile, _ := writePlan(t, localPlan)
+	badConfig := t.TempDir()
+	os.MkdirAll(filepath.Join(badConfig, "migrun"), 0o755)
+	os.WriteFile(filepath.Join(badConfig, "migrun", "config.yaml"), []byte("state:\n  postgress: x\n"), 0o644)
+	code, _, errOut := cli(t, func(k string) string {
+		if k == "XDG_CONFIG_HOME" {
+			return badConfig
+		}
+		return ""
+	}, "status", planFile)
+	if code != exitInvalid || !strings.Contains(errOut, "migrun/config.yaml: line 2: field postgress not found") {
+		t.Errorf("a config file with an unknown key: exit %d, %q", code, errOut)
+	}
 	for _, tt := range []struct {
 		args []string
 		want string

@@ -44,8 +44,22 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 
 // Start initialises and starts a cluster for t. It needs root (to run the
 // server as the postgres OS user) and the PostgreSQL 15 binaries; without
-// them the test is skipped (failed in CI).
+// them the test is skipped (failed in CI). It does not flush to disk
+// (fsync=off): tests want speed, not durability.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, false)
+}
+
+// StartDurable is Start with PostgreSQL's default durability (fsync,
+// synchronous_commit and full_page_writes on), for benchmarks whose
+// figures depend on commits reaching the disk.
+func StartDurable(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, durable bool) *Server {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		SkipOrFail(t, "pgtest.Start needs root to run the server as the postgres user")
@@ -109,16 +123,17 @@ func Start(t testing.TB) *Server {
 	// Connection settings go on the server's command line, not into
 	// postgresql.conf, so tests editing that file start from initdb's
 	// stock version. The rest only makes start-up and tests faster.
-	opts := strings.Join([]string{
+	settings := []string{
 		"-c listen_addresses=''",
 		"-c unix_socket_directories=" + srv.SocketDir,
 		"-c port=" + strconv.Itoa(srv.Port),
 		"-c shared_buffers=1MB",
 		"-c max_wal_size=64MB",
-		"-c fsync=off",
-		"-c synchronous_commit=off",
-		"-c full_page_writes=off",
-	}, " ")
+	}
+	if !durable {
+		settings = append(settings, "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+	}
+	opts := strings.Join(settings, " ")
 	start := exec.Command("runuser", "-u", "postgres", "--", filepath.Join(BinDir, "pg_ctl"),
 		"start", "-w", "-t", "60", "-D", srv.DataDir, "-l", srv.LogFile, "-o", opts)
 	if out, err := start.CombinedOutput(); err != nil {

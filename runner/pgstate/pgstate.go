@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/migrun/migrun/runner"
 )
@@ -82,6 +83,9 @@ type Store struct {
 	cfg   *pgx.ConnConfig
 	where string
 	opts  Options
+
+	schemaMu sync.Mutex
+	schemaOK bool // migrate succeeded
 }
 
 // ErrPasswordInConn refuses a connection string that holds a password.
@@ -90,13 +94,14 @@ var ErrPasswordInConn = errors.New("state: the connection string holds a passwor
 // passwordRE finds a password given in a keyword/value connection string.
 var passwordRE = regexp.MustCompile(`(^|\s)password\s*=`)
 
-// Open connects to the state database named by conn (a postgres:// URL
-// or keyword/value string, with the PG* environment and ~/.pgpass as
-// libpq reads them), creates migrun's tables if they are missing, and
-// returns the store. A password written into conn is refused: command
-// lines are visible to every user of the machine; PGPASSWORD or a
-// password file keep it out of them.
-func Open(ctx context.Context, conn string, opts Options) (*Store, error) {
+// Open returns the store in the state database named by conn (a
+// postgres:// URL or keyword/value string, with the PG* environment and
+// ~/.pgpass as libpq reads them). It connects only when used; migrun's
+// tables are created by the first Lock, so that reading (status, a dry
+// run) writes nothing, not even them. A password written into conn is
+// refused: command lines are visible to every user of the machine;
+// PGPASSWORD or a password file keep it out of them.
+func Open(conn string, opts Options) (*Store, error) {
 	if hasPassword(conn) {
 		return nil, ErrPasswordInConn
 	}
@@ -114,11 +119,7 @@ func Open(ctx context.Context, conn string, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	s := &Store{cfg: cfg, opts: opts, where: fmt.Sprintf("postgres %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)}
-	if err := s.migrate(ctx); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return &Store{cfg: cfg, opts: opts, where: fmt.Sprintf("postgres %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)}, nil
 }
 
 func hasPassword(conn string) bool {
@@ -146,7 +147,13 @@ func (s *Store) connect(ctx context.Context, appName string) (*pgx.Conn, error) 
 	return c, nil
 }
 
+// migrate creates migrun's tables if they are missing, once per Store.
 func (s *Store) migrate(ctx context.Context) error {
+	s.schemaMu.Lock()
+	defer s.schemaMu.Unlock()
+	if s.schemaOK {
+		return nil
+	}
 	c, err := s.connect(ctx, "migrun state")
 	if err != nil {
 		return err
@@ -175,7 +182,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %w", s.where, err)
 	}
+	s.schemaOK = true
 	return nil
+}
+
+// noTables tells the error of a database migrun never wrote to: its
+// schema or tables are not there, so it holds no journal.
+func noTables(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") // undefined_table, invalid_schema_name
 }
 
 // lockKey is the advisory lock key of the plan called name: 64 bits of
@@ -227,6 +242,9 @@ func (s *Store) read(ctx context.Context, c *pgx.Conn, name string) (*runner.Jou
 		}
 		return j.Replay(entries)
 	})
+	if noTables(err) {
+		return nil, nil // no Lock ever made migrun's tables: no journal
+	}
 	if err != nil {
 		return nil, fmt.Errorf("state %s: read journal %s: %w", s.where, name, err)
 	}
@@ -244,7 +262,11 @@ func (s *Store) Names(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", s.where, err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if noTables(err) {
+		return nil, nil
+	}
+	return names, err
 }
 
 // holderName is the session's application_name: what another migrun
@@ -260,6 +282,9 @@ func holderName(h runner.Holder) string {
 // Lock takes the plan's advisory lock on a connection of its own, kept
 // for the run.
 func (s *Store) Lock(ctx context.Context, name string, h runner.Holder) (runner.Lock, error) {
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
 	cfg := s.cfg.Copy()
 	cfg.RuntimeParams["application_name"] = holderName(h)
 	// The server, not migrun, ends a session whose workstation vanished:
@@ -281,7 +306,11 @@ func (s *Store) Lock(ctx context.Context, name string, h runner.Holder) (runner.
 		return nil, fmt.Errorf("state %s: lock %s: %w", s.where, name, err)
 	}
 	if !got {
-		holder := s.holder(ctx, c, key)
+		holder, err := s.holder(ctx, c, key)
+		if holder == "" || err != nil {
+			// Released in between, or not readable: say what is known.
+			holder = "another session"
+		}
 		c.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("%w (lock of %s in %s held by %s)", runner.ErrLocked, name, s.where, holder)
 	}
@@ -294,20 +323,38 @@ func (s *Store) Lock(ctx context.Context, name string, h runner.Holder) (runner.
 // holder says which session holds the advisory lock key: its
 // application_name (migrun's names its pid, user and workstation), client
 // address and since when.
-func (s *Store) holder(ctx context.Context, c *pgx.Conn, key int64) string {
+// "" when no session holds it. Another role's session may hide its
+// address and start from this role.
+func (s *Store) holder(ctx context.Context, c *pgx.Conn, key int64) (string, error) {
 	// A bigint advisory lock shows as classid = high 32 bits, objid = low
 	// 32 bits, objsubid = 1.
 	u := uint64(key)
-	var app, addr string
-	var since time.Time
-	err := c.QueryRow(ctx, `SELECT a.application_name, coalesce(host(a.client_addr), 'local socket'), a.backend_start
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	var app, addr *string
+	var since *time.Time
+	err := c.QueryRow(ctx, `SELECT a.application_name, coalesce(host(a.client_addr), 'a local socket'), a.backend_start
+FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`,
 		int64(u>>32), int64(u&0xffffffff)).Scan(&app, &addr, &since)
-	if err != nil {
-		return "another session (not visible to this role)"
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", err
+	case app == nil || addr == nil || since == nil:
+		return "another session (this role may not see whose)", nil
 	}
-	return fmt.Sprintf("%q from %s since %s", app, addr, since.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("%q from %s since %s", *app, *addr, since.UTC().Format(time.RFC3339)), nil
+}
+
+// HeldBy says who holds the lock of the plan called name now, without
+// taking it; "" when nobody does.
+func (s *Store) HeldBy(ctx context.Context, name string) (string, error) {
+	c, err := s.connect(ctx, "migrun state")
+	if err != nil {
+		return "", err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	return s.holder(ctx, c, lockKey(name))
 }
 
 // lock is a held plan lock: its session, the only one that writes the
@@ -456,6 +503,7 @@ func (l *lock) Release(final bool) error {
 }
 
 var (
-	_ runner.Store  = (*Store)(nil)
-	_ runner.Lister = (*Store)(nil)
+	_ runner.Store      = (*Store)(nil)
+	_ runner.Lister     = (*Store)(nil)
+	_ runner.LockProber = (*Store)(nil)
 )

@@ -29,7 +29,7 @@ const holdEnv = "MIGRUN_PGSTATE_TEST_HOLD"
 func TestMain(m *testing.M) {
 	if conn := os.Getenv(holdEnv); conn != "" {
 		ctx := context.Background()
-		s, err := pgstate.Open(ctx, conn, pgstate.Options{})
+		s, err := pgstate.Open(conn, pgstate.Options{})
 		if err != nil {
 			fmt.Println(err)
 			os.Exit(1)
@@ -56,7 +56,7 @@ func stateDB(t *testing.T) (*pgtest.Server, string) {
 
 func open(t *testing.T, conn string, opts pgstate.Options) *pgstate.Store {
 	t.Helper()
-	s, err := pgstate.Open(context.Background(), conn, opts)
+	s, err := pgstate.Open(conn, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestOpenRefusesPasswords(t *testing.T) {
 		"host=db.example.com dbname=state password=s3cret",
 		"host=db.example.com password =s3cret dbname=state",
 	} {
-		_, err := pgstate.Open(context.Background(), conn, pgstate.Options{})
+		_, err := pgstate.Open(conn, pgstate.Options{})
 		if err == nil || !strings.Contains(err.Error(), "PGPASSWORD") || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("Open(%q) = %v; want a refusal pointing at PGPASSWORD, without the password", conn, err)
 		}
@@ -182,6 +182,9 @@ func TestLockSurvivesKill(t *testing.T) {
 		t.Fatalf("holder: %q", line)
 	}
 
+	if h, err := s.HeldBy(ctx, "held"); !strings.Contains(h, "migrun pid "+strconv.Itoa(cmd.Process.Pid)) || err != nil {
+		t.Fatalf("HeldBy while held = %q, %v; want the holder", h, err)
+	}
 	_, err = s.Lock(ctx, "held", holder("ws-b"))
 	if !errors.Is(err, runner.ErrLocked) || !strings.Contains(err.Error(), "migrun pid "+strconv.Itoa(cmd.Process.Pid)+" holder@ws-a") {
 		t.Fatalf("Lock while held = %v; want ErrLocked naming the holder's pid, user and workstation", err)
@@ -202,6 +205,9 @@ func TestLockSurvivesKill(t *testing.T) {
 		lk, err := s.Lock(ctx, "held", holder("ws-b"))
 		if err == nil {
 			lk.Release(true)
+			if h, err := s.HeldBy(ctx, "held"); h != "" || err != nil {
+				t.Fatalf("HeldBy after the release = %q, %v; want free", h, err)
+			}
 			return
 		}
 		if !errors.Is(err, runner.ErrLocked) || time.Now().After(deadline) {
@@ -263,13 +269,10 @@ steps:
     host: here
     command: {script: "test -e %[1]s/fixed && echo ran >> %[1]s/second.count"}
 `, dir)
-	p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(src), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := parsePlan(t, dir, src, nil)
 
 	a := open(t, conn, pgstate.Options{})
-	_, err = runner.New(p, local, nil, runner.Options{State: a, StateDir: filepath.Join(dir, "ws-a")}).Apply(ctx)
+	_, err := runner.New(p, local, nil, runner.Options{State: a, StateDir: filepath.Join(dir, "ws-a")}).Apply(ctx)
 	var runErr *runner.RunError
 	if !errors.As(err, &runErr) {
 		t.Fatalf("A's apply = %v, want the second step's failure", err)
@@ -316,10 +319,7 @@ steps:
     host: here
     command: {script: "sleep 30; touch %s/finished"}
 `, dir)
-	p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(src), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := parsePlan(t, dir, src, nil)
 	s := open(t, conn, pgstate.Options{PingEvery: 50 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() {
@@ -327,7 +327,12 @@ steps:
 		done <- err
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for srv.Psql(t, "SELECT count(*) FROM migrun.transitions WHERE entry->'step'->>'status' = 'running'", "state") == "0" {
+	running := func() bool {
+		// The run's Lock makes the tables.
+		return srv.Psql(t, "SELECT to_regclass('migrun.transitions') IS NOT NULL", "state") == "t" &&
+			srv.Psql(t, "SELECT count(*) FROM migrun.transitions WHERE entry->'step'->>'status' = 'running'", "state") != "0"
+	}
+	for !running() {
 		if time.Now().After(deadline) {
 			t.Fatal("the step never started")
 		}
@@ -383,10 +388,7 @@ steps:
 	worker := func() []runner.SetResult {
 		store := open(t, conn, pgstate.Options{})
 		return runner.RunFleet(ctx, sets, 2, func(ctx context.Context, set string) (*runner.Journal, error) {
-			p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(src), nil, map[string]string{"set": set})
-			if err != nil {
-				return nil, err
-			}
+			p := parsePlan(t, dir, src, map[string]string{"set": set})
 			return runner.New(p, local, nil, runner.Options{State: store, Set: set}).Apply(ctx)
 		})
 	}
@@ -427,4 +429,14 @@ func summary(results []runner.SetResult) string {
 		out = append(out, r.Set+"="+r.Outcome)
 	}
 	return strings.Join(out, " ")
+}
+
+// parsePlan loads the plan text src as dir/plan.yaml with vars.
+func parsePlan(t *testing.T, dir, src string, vars map[string]string) *plan.Plan {
+	t.Helper()
+	p, err := plan.Parse(filepath.Join(dir, "plan.yaml"), []byte(src), nil, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
