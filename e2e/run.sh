@@ -6,14 +6,14 @@
 # SIGINT/SIGTERM/SIGHUP (CI cancelling the job). Only SIGKILL escapes the
 # trap; the next up.sh clears what it left.
 #
-#   MIGRUN_E2E_TIMEOUT   go test -timeout for the suite [35m]
+#   MIGRUN_E2E_TIMEOUT   go test -timeout for the suite [37m]
 #   MIGRUN_E2E_RUN       go test -run pattern []
 #   MIGRUN_E2E_HOSTS_UP=1  the hosts are up already: leave them up
 #   MIGRUN_E2E_KEEP=1      leave the hosts up after the tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-timeout=${MIGRUN_E2E_TIMEOUT:-35m}
+timeout=${MIGRUN_E2E_TIMEOUT:-37m}
 
 tests=
 down() {
