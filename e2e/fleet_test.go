@@ -111,8 +111,7 @@ func TestFleetTwoWorkstations(t *testing.T) {
 	t.Setenv("FLEET_APP_PW", "fleet-"+uniq(t))
 
 	srv := pgtest.Start(t)
-	srv.Psql(t, "CREATE ROLE root LOGIN; CREATE DATABASE migrun_state OWNER root;")
-	state := fmt.Sprintf("postgresql:///migrun_state?host=%s&port=%d&user=root", srv.SocketDir, srv.Port)
+	state := srv.OwnDatabase(t, "migrun_state")
 
 	type worker struct {
 		cmd *exec.Cmd

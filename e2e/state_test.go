@@ -32,7 +32,8 @@ func TestStateDatabaseResumeFromAnotherWorkstation(t *testing.T) {
 	resetHosts(t)
 	enginePassword(t)
 	srv := pgtest.Start(t)
-	srv.Psql(t, "CREATE ROLE root LOGIN; CREATE DATABASE migrun_state OWNER root;")
+	// A URL, as users write it; the other tests use keyword/value strings.
+	srv.OwnDatabase(t, "migrun_state")
 	state := fmt.Sprintf("postgresql:///migrun_state?host=%s&port=%d&user=root", srv.SocketDir, srv.Port)
 	vars := append(append([]string{}, engineDBOnly...), headlineVars()...)
 

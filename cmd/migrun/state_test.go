@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +14,7 @@ import (
 // back with state migrate, and finds the secret in neither.
 func TestCLIDatabaseState(t *testing.T) {
 	srv := pgtest.Start(t)
-	srv.Psql(t, "CREATE ROLE root LOGIN; CREATE DATABASE state OWNER root;")
-	conn := fmt.Sprintf("host=%s port=%d dbname=state user=root", srv.SocketDir, srv.Port)
+	conn := srv.OwnDatabase(t, "state")
 	planFile, dir := writePlan(t, localPlan)
 	vars := []string{"--var", "dir=" + dir}
 

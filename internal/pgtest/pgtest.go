@@ -7,6 +7,7 @@ package pgtest
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -237,4 +238,14 @@ func locale(t testing.TB) string {
 		}
 	}
 	return "C.UTF-8"
+}
+
+// OwnDatabase makes a database called name owned by a login role of the
+// OS user the tests run as (root), who reaches it by peer authentication
+// as an ordinary, not superuser, role; it returns a keyword/value
+// connection string for it.
+func (s *Server) OwnDatabase(t testing.TB, name string) string {
+	t.Helper()
+	s.Psql(t, "CREATE ROLE root LOGIN; CREATE DATABASE "+name+" OWNER root;")
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=root", s.SocketDir, s.Port, name)
 }

@@ -20,8 +20,7 @@ import (
 // changes its hosts) and one that does not.
 func BenchmarkAppend(b *testing.B) {
 	srv := pgtest.StartDurable(b)
-	srv.Psql(b, "CREATE ROLE root LOGIN; CREATE DATABASE state OWNER root;")
-	db, err := pgstate.Open(fmt.Sprintf("host=%s port=%d dbname=state user=root", srv.SocketDir, srv.Port), pgstate.Options{})
+	db, err := pgstate.Open(srv.OwnDatabase(b, "state"), pgstate.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

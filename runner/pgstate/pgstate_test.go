@@ -50,8 +50,7 @@ func TestMain(m *testing.M) {
 func stateDB(t *testing.T) (*pgtest.Server, string) {
 	t.Helper()
 	srv := pgtest.Start(t)
-	srv.Psql(t, "CREATE ROLE root LOGIN; CREATE DATABASE state OWNER root;")
-	return srv, fmt.Sprintf("host=%s port=%d dbname=state user=root", srv.SocketDir, srv.Port)
+	return srv, srv.OwnDatabase(t, "state")
 }
 
 func open(t *testing.T, conn string, opts pgstate.Options) *pgstate.Store {
