@@ -35,12 +35,9 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	if err != nil {
 		return nil, err
 	}
-	released := false
-	defer func() {
-		if !released {
-			lk.Release(false)
-		}
-	}()
+	// Released at the end once the final snapshot is saved; this one is
+	// for the returns before that, and then does nothing.
+	defer lk.Release(false)
 	// A lock the store can lose (its database session ended) stops the
 	// run: another workstation may take the plan over from then on.
 	ctx, stop := context.WithCancelCause(ctx)
@@ -118,7 +115,6 @@ func (r *Runner) Apply(ctx context.Context) (j *Journal, err error) {
 	// run ended.
 	saveErr := lk.Save(context.WithoutCancel(ctx), j)
 	trace.since("", "", "journal save", begin, saveErr)
-	released = true
 	if err := lk.Release(saveErr == nil); err != nil && saveErr == nil {
 		saveErr = err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"time"
 )
 
 // ErrOtherJournal: the destination of a journal copy holds another run's
@@ -52,10 +50,4 @@ func CopyJournal(ctx context.Context, from, to Store, name string, h Holder) (co
 	}
 	final = true
 	return true, nil
-}
-
-// ThisProcess is the Holder for a lock this process takes now.
-func ThisProcess(now func() time.Time) Holder {
-	who, ws := whoAmI()
-	return Holder{PID: os.Getpid(), User: who, Workstation: ws, Since: now()}
 }

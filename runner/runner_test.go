@@ -870,6 +870,9 @@ func TestFileStoreHeldBy(t *testing.T) {
 		t.Fatalf("another plan's lock is held by %q", h)
 	}
 	lk.Release(true)
+	if err := lk.Release(false); err != nil {
+		t.Fatalf("a second Release = %v, want nothing done", err)
+	}
 	if h, err := store.HeldBy(ctx, "p"); h != "" || err != nil {
 		t.Fatalf("HeldBy after the release = %q, %v; want free", h, err)
 	}

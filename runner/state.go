@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -33,6 +34,12 @@ type Holder struct {
 	Since       time.Time
 }
 
+// ThisProcess is the Holder for a lock this process takes now.
+func ThisProcess(now func() time.Time) Holder {
+	who, ws := whoAmI()
+	return Holder{PID: os.Getpid(), User: who, Workstation: ws, Since: now()}
+}
+
 // A Lock is a plan's lock, held, and the only way to write its journal.
 // Its methods are called from one goroutine at a time.
 type Lock interface {
@@ -50,7 +57,7 @@ type Lock interface {
 	// must stop. nil for a lock that cannot be lost.
 	Lost() <-chan struct{}
 	// Release ends the log (final: the last Save holds everything) and
-	// releases the lock.
+	// releases the lock. A second Release does nothing.
 	Release(final bool) error
 }
 
